@@ -1,0 +1,118 @@
+"""Settings classes, chosen by LTI_TOOL_ENV and read from the environment once.
+
+`load(env)` returns a plain dict so that create_app never reads os.environ itself
+and tests can hand in any configuration they like.
+"""
+import os
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a safe configuration."""
+
+
+def normalise_database_url(url: str) -> str:
+    # Heroku-style URLs and plain postgresql:// would pick psycopg2; we ship psycopg 3.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    NAME = "base"
+    TOOL_TITLE = "Pharmacy Tech Pathways"
+    SECRET_KEY = None
+    SQLALCHEMY_DATABASE_URI = None
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    DEV_LMS_ENABLED = False
+    # Every outbound HTTP call (JWKS, registration, later AGS/NRPS) uses this timeout.
+    LTI_HTTP_TIMEOUT = 5.0
+    # Clock skew allowed on exp/iat between the LMS and us.
+    LTI_JWT_LEEWAY = 60
+    # How long a login's state/nonce waits for the launch.
+    LTI_STATE_TTL = 600
+    # Validated launch data kept for later Advantage calls.
+    LTI_LAUNCH_DATA_TTL = 86400
+    # Platform JWKS cache lifetime.
+    LTI_JWKS_CACHE_SECONDS = 3600
+    # The tool's own session token (carried in links and forms, not a third-party cookie).
+    SESSION_TOKEN_MAX_AGE = 8 * 3600
+    # Trust X-Forwarded-Proto/Host from this many proxies.
+    PROXY_FIX_HOPS = 1
+    MAX_CONTENT_LENGTH = 16 * 1024 * 1024
+    # The tool's public address, for CLI output (show-config) where there is no request.
+    TOOL_BASE_URL = "http://127.0.0.1:5000"
+
+
+class DevelopmentConfig(Config):
+    NAME = "development"
+    SECRET_KEY = "dev-only-not-secret"
+    DEV_LMS_ENABLED = True
+
+
+class TestingConfig(Config):
+    NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-only-not-secret"
+    DEV_LMS_ENABLED = True
+
+
+class ProductionConfig(Config):
+    NAME = "production"
+
+
+CONFIGS = {c.NAME: c for c in (DevelopmentConfig, TestingConfig, ProductionConfig)}
+
+
+def _as_bool(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load(environ=None) -> dict:
+    """Build the settings dict from an environment mapping (os.environ by default)."""
+    environ = os.environ if environ is None else environ
+    name = environ.get("LTI_TOOL_ENV", "development")
+    if name not in CONFIGS:
+        raise ConfigError(f"LTI_TOOL_ENV must be one of {', '.join(CONFIGS)}, not {name!r}")
+    cls = CONFIGS[name]
+    settings = {k: getattr(cls, k) for k in dir(cls) if k.isupper()}
+
+    if environ.get("SECRET_KEY"):
+        settings["SECRET_KEY"] = environ["SECRET_KEY"]
+    if environ.get("DATABASE_URL"):
+        settings["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(environ["DATABASE_URL"])
+    elif name != "production":
+        settings["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{INSTANCE_DIR / (name + '.sqlite3')}"
+    dev_lms = _as_bool(environ.get("DEV_LMS_ENABLED"))
+    if dev_lms is not None:
+        settings["DEV_LMS_ENABLED"] = dev_lms
+    if environ.get("TOOL_BASE_URL"):
+        settings["TOOL_BASE_URL"] = environ["TOOL_BASE_URL"].rstrip("/")
+    if environ.get("PROXY_FIX_HOPS"):
+        settings["PROXY_FIX_HOPS"] = int(environ["PROXY_FIX_HOPS"])
+    for key in ("LTI_HTTP_TIMEOUT",):
+        if environ.get(key):
+            settings[key] = float(environ[key])
+    return settings
+
+
+def check(settings: dict) -> dict:
+    """Refuse settings that are unsafe for their environment."""
+    if settings.get("NAME") == "production":
+        missing = [k for k in ("SECRET_KEY", "SQLALCHEMY_DATABASE_URI") if not settings.get(k)]
+        if missing:
+            names = {"SQLALCHEMY_DATABASE_URI": "DATABASE_URL"}
+            raise ConfigError(
+                "Production needs " + " and ".join(names.get(k, k) for k in missing) + " in the environment."
+            )
+        if settings.get("DEV_LMS_ENABLED"):
+            raise ConfigError("The development LMS cannot be switched on in production.")
+    if not settings.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY is not set.")
+    return settings

@@ -1,0 +1,68 @@
+"""Pharmacy Tech Pathways: an LTI 1.3 tool for pharmacy technicians' competency evidence and sign-off."""
+import secrets
+from pathlib import Path
+
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config as settings_module
+
+from .extensions import db, migrate
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Wire the app. `config` overrides the environment's settings (tests pass one in)."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = settings_module.load()
+    if config:
+        settings.update(config)
+    app.config.update(settings_module.check(settings))
+
+    if app.config.get("PROXY_FIX_HOPS"):
+        hops = app.config["PROXY_FIX_HOPS"]
+        # Behind a TLS-terminating proxy request.is_secure must be true, or cookies lose SameSite=None; Secure.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        # The development default lives under instance/ (the flaskr pattern).
+        Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_migrations_dir()))
+    from . import models  # noqa: F401  (register every table)
+
+    from .blueprints import home, lti
+
+    app.register_blueprint(lti.bp)
+    app.register_blueprint(home.bp)
+    if app.config["DEV_LMS_ENABLED"]:
+        if app.config.get("NAME") == "production":
+            raise settings_module.ConfigError("The development LMS cannot be switched on in production.")
+        from .blueprints import dev
+
+        app.register_blueprint(dev.bp)
+
+    from . import cli, errors, web
+
+    errors.register(app)
+    web.register(app)
+    cli.register(app)
+
+    @app.before_request
+    def csp_nonce():
+        g.csp_nonce = secrets.token_urlsafe(16)
+
+    @app.after_request
+    def commit_or_rollback(response):
+        # One commit per request: services only flush, so a refused request writes nothing.
+        if response.status_code < 400 and not getattr(g, "rollback_only", False):
+            db.session.commit()
+        else:
+            db.session.rollback()
+        return response
+
+    app.jinja_env.globals["request"] = request
+    return app
+
+
+def _migrations_dir():
+    return Path(__file__).resolve().parent.parent / "migrations"

@@ -1,0 +1,106 @@
+"""The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
+from urllib.parse import urlsplit
+
+from .. import tool_session
+from ..extensions import db
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+
+from ..lti import keys
+from ..lti.canvas_config import canvas_configuration
+from ..lti.dynamic_registration import RegistrationError, ToolDynamicRegistration
+from ..lti.launch import (
+    ToolMessageLaunch,
+    ToolOIDCLogin,
+    hold_for_client_check,
+    lti_request,
+    release_after_client_check,
+)
+from ..models import Deployment, Registration
+from ..services.launches import record_launch
+
+bp = Blueprint("lti", __name__, url_prefix="/lti")
+
+
+def launch_url() -> str:
+    return url_for("lti.launch", _external=True)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    oidc = ToolOIDCLogin(lti_request())
+    auth_url, state, nonce = oidc.build_redirect(launch_url())
+    storage_target = request.values.get("lti_storage_target")
+    if storage_target:
+        # Platform storage (postMessage) in case the browser drops our cookie; the page falls back to a plain
+        # redirect when the platform does not answer lti.capabilities.
+        response = current_app.make_response(render_template(
+            "lti/login_storage.html", auth_url=auth_url, state=state, nonce=nonce, target=storage_target,
+            platform_origin=_origin(oidc.registration_row.auth_login_url),
+        ))
+    else:
+        response = redirect(auth_url, code=302)
+    return oidc.apply_cookies(response)
+
+
+@bp.route("/launch", methods=["POST"])
+def launch():
+    message = ToolMessageLaunch(lti_request())
+    message.validate()
+    if not message.browser_bound:
+        token = hold_for_client_check(message, request.form["state"])
+        return render_template(
+            "lti/launch_storage.html", pending=token, state=request.form["state"],
+            target=request.form.get("lti_storage_target"),
+            platform_origin=_origin(message.registration_row.auth_login_url),
+        )
+    return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
+
+
+@bp.route("/launch/complete", methods=["POST"])
+def launch_complete():
+    entry, claims = release_after_client_check(request.form.get("pending", ""), request.form.get("state", ""))
+    registration = db.session.get(Registration, entry["registration_id"])
+    deployment = db.session.get(Deployment, entry["deployment_id"])
+    return _finish(registration, deployment, claims, entry["launch_id"])
+
+
+def _finish(registration, deployment, claims, launch_id):
+    person, course, membership = record_launch(registration, deployment, claims)
+    token = tool_session.issue(person, membership, launch_id)
+    # 303: the browser follows with GET, so a refresh never re-posts the id_token.
+    return redirect(url_for("home.index", **{tool_session.PARAM: token}), code=303)
+
+
+@bp.route("/jwks")
+def jwks():
+    response = jsonify(keys.jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.route("/config.json")
+def config_json():
+    return jsonify(canvas_configuration())
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    dynreg = ToolDynamicRegistration(
+        request.values.get("openid_configuration", ""), request.values.get("registration_token")
+    )
+    try:
+        if request.method == "GET":
+            platform = dynreg.read_platform()
+            return render_template("lti/register_confirm.html", platform=platform,
+                                   openid_configuration=dynreg.openid_configuration_url,
+                                   registration_token=dynreg.registration_token or "")
+        registration = dynreg.register_and_store()
+    except RegistrationError as exc:
+        return render_template("lti/register_failed.html", reason=str(exc)), exc.status
+    return render_template("lti/register_done.html", registration=registration)
+
+
+def _origin(url):
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme else "*"
+

@@ -1,0 +1,66 @@
+"""One error format: a readable page inside the LMS frame, or JSON for API and JSON clients."""
+from flask import jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from .lti.errors import LaunchError
+from .services import DomainError
+from .tool_session import SessionError
+
+MESSAGES = {
+    400: ("The request could not be understood", "Something in the request was missing or malformed."),
+    401: ("Please open the tool from your course",
+          "Your session with the tool has ended or was never started. Open the tool again from your course in "
+          "Canvas or Moodle."),
+    403: ("You do not have access to this page", "Your role in this course does not allow this."),
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Not allowed", "This address does not accept that kind of request."),
+    413: ("Too large", "The upload is larger than the tool accepts."),
+    500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
+}
+
+
+def wants_json() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+
+
+def error_response(status: int, title: str, detail: str, advice: str | None = None, code: str | None = None,
+                   fields=None):
+    if wants_json():
+        body = {"error": {"status": status, "code": code or str(status), "title": title, "message": detail}}
+        if fields:
+            body["error"]["fields"] = fields
+        return jsonify(body), status
+    return render_template("errors/error.html", status=status, title=title, detail=detail, advice=advice), status
+
+
+def register(app):
+    @app.errorhandler(LaunchError)
+    def launch_error(exc: LaunchError):
+        app.logger.info("LTI launch refused (%s): %s", exc.code, exc.detail)
+        return error_response(exc.status, exc.title, exc.detail, exc.advice, exc.code)
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc: DomainError):
+        title = MESSAGES.get(exc.status, MESSAGES[400])[0]
+        return error_response(exc.status, title, exc.message, code=exc.code, fields=exc.fields)
+
+    @app.errorhandler(SessionError)
+    def session_error(exc: SessionError):
+        title, detail = MESSAGES[401]
+        if exc.reason == "expired":
+            title = "Your session has timed out"
+        return error_response(401, title, detail, code=f"session_{exc.reason}")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        title, detail = MESSAGES.get(exc.code, (exc.name, exc.description))
+        return error_response(exc.code, title, detail, code=str(exc.code))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        app.logger.exception("Unhandled error")
+        title, detail = MESSAGES[500]
+        return error_response(500, title, detail, code="server_error")

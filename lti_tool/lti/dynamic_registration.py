@@ -1,0 +1,139 @@
+"""LTI Dynamic Registration, as Moodle 4.x and Canvas perform it.
+
+The LMS opens /lti/register?openid_configuration=...&registration_token=... in a window; the tool reads the
+platform's configuration, shows what it is about to register, POSTs its own configuration, stores the result
+and closes the window with the org.imsglobal.lti.close postMessage.
+"""
+from urllib.parse import urlsplit
+
+from flask import current_app
+from pylti1p3.dynamic_registration import DynamicRegistration
+
+from ..extensions import db
+from ..models import Deployment, Registration
+from .http import http_session
+from .tool_conf import find_registration_row
+from .urls import SCOPES, tool_urls
+
+PLATFORM_CONF = "https://purl.imsglobal.org/spec/lti-platform-configuration"
+TOOL_CONF = "https://purl.imsglobal.org/spec/lti-tool-configuration"
+REQUIRED = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "registration_endpoint")
+
+
+class RegistrationError(Exception):
+    status = 400
+
+
+class ToolDynamicRegistration(DynamicRegistration):
+    description = "Competency evidence, sign-off and transcripts for pharmacy technicians."
+
+    def __init__(self, openid_configuration_url: str, registration_token: str | None):
+        self.openid_configuration_url = openid_configuration_url
+        self.registration_token = registration_token or None
+        self.client_name = current_app.config["TOOL_TITLE"]
+        self.urls = tool_urls()
+        self._platform = None
+
+    # pylti1p3's hooks ------------------------------------------------------------------------
+    def get_request_session(self):
+        return http_session()
+
+    def get_initiate_login_uri(self):
+        return self.urls["login"]
+
+    def get_jwks_uri(self):
+        return self.urls["jwks"]
+
+    def get_redirect_uris(self):
+        return [self.urls["launch"]]
+
+    def get_target_link_uri(self):
+        return self.urls["launch"]
+
+    def get_domain(self):
+        return urlsplit(self.urls["launch"]).netloc
+
+    def get_scopes(self):
+        return SCOPES
+
+    def get_claims(self):
+        return ["iss", "sub", "name", "given_name", "family_name", "email"]
+
+    def get_logo_uri(self):
+        return self.urls["launch"].rsplit("/lti/", 1)[0] + "/static/img/logo.svg"
+
+    def get_messages(self):
+        return [
+            {"type": "LtiResourceLinkRequest", "target_link_uri": self.urls["launch"], "label": self.client_name},
+            {"type": "LtiDeepLinkingRequest", "target_link_uri": self.urls["deep_linking"],
+             "label": f"Add {self.client_name} content"},
+        ]
+
+    def get_openid_configuration_endpoint(self):
+        return self.openid_configuration_url
+
+    def get_registration_token(self):
+        return self.registration_token
+
+    # our flow ----------------------------------------------------------------------------------
+    def read_platform(self) -> dict:
+        url = self.openid_configuration_url
+        if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise RegistrationError("The LMS did not give an openid_configuration address. Start the "
+                                    "registration from the LMS's tool administration page.")
+        try:
+            resp = http_session().get(url)
+            resp.raise_for_status()
+            platform = resp.json()
+        except Exception as exc:
+            raise RegistrationError(f"The LMS's configuration at {url} could not be read ({exc}).") from exc
+        if not isinstance(platform, dict):
+            raise RegistrationError("The LMS's configuration is not a JSON object.")
+        missing = [k for k in REQUIRED if not platform.get(k)]
+        if missing:
+            raise RegistrationError("The LMS's configuration lacks " + ", ".join(missing) + ".")
+        if not isinstance(platform.get(PLATFORM_CONF), dict):
+            raise RegistrationError("The configuration is not an LTI platform configuration.")
+        self._platform = platform
+        return platform
+
+    def register_and_store(self) -> Registration:
+        platform = self._platform or self.read_platform()
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if self.registration_token:
+            headers["Authorization"] = "Bearer " + self.registration_token
+        try:
+            resp = http_session().post(platform["registration_endpoint"], json=self.lti_registration_data(),
+                                       headers=headers)
+        except Exception as exc:
+            raise RegistrationError(f"The LMS's registration endpoint could not be reached ({exc}).") from exc
+        if not resp.ok:
+            raise RegistrationError(f"The LMS refused the registration (HTTP {resp.status_code}): "
+                                    f"{resp.text[:300]}")
+        try:
+            answer = resp.json()
+            client_id = str(answer["client_id"])
+        except Exception as exc:
+            raise RegistrationError("The LMS's answer to the registration has no client_id.") from exc
+        tool_conf = answer.get(TOOL_CONF) or {}
+        issuer = platform["issuer"]
+        row = find_registration_row(issuer, client_id)
+        if row is None:
+            row = Registration(issuer=issuer, client_id=client_id)
+            db.session.add(row)
+        conf = platform[PLATFORM_CONF]
+        row.name = conf.get("product_family_code", "LMS").title() + " " + urlsplit(issuer).netloc
+        row.auth_login_url = platform["authorization_endpoint"]
+        row.auth_token_url = platform["token_endpoint"]
+        row.jwks_url = platform["jwks_uri"]
+        row.auth_audience = platform.get("authorization_server")
+        row.product_family = conf.get("product_family_code")
+        deployment_id = tool_conf.get("deployment_id")
+        # Canvas creates deployments only when the tool is installed in an account or course; trust new
+        # deployment ids that arrive in launches signed by this registration.
+        row.auto_deployments = not deployment_id
+        db.session.flush()
+        if deployment_id and not any(d.deployment_id == str(deployment_id) for d in row.deployments):
+            db.session.add(Deployment(registration_id=row.id, deployment_id=str(deployment_id)))
+        db.session.flush()
+        return row

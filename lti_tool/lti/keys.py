@@ -1,0 +1,67 @@
+"""The tool's RSA signing keys: the newest unretired key signs, every unretired key is published."""
+import json
+import uuid
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwcrypto.jwk import JWK
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import ToolKey
+from ..models.base import utcnow
+
+
+def generate_rsa_pem(bits: int = 2048) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def public_jwk_from_pem(private_pem: str, kid: str) -> dict:
+    jwk = json.loads(JWK.from_pem(private_pem.encode()).export_public())
+    jwk.update({"kid": kid, "alg": "RS256", "use": "sig"})
+    return jwk
+
+
+def create_key() -> ToolKey:
+    kid = uuid.uuid4().hex
+    pem = generate_rsa_pem()
+    key = ToolKey(kid=kid, private_pem=pem, public_jwk=public_jwk_from_pem(pem, kid))
+    db.session.add(key)
+    db.session.flush()
+    return key
+
+
+def published_keys() -> list[ToolKey]:
+    return list(db.session.scalars(select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.id)))
+
+
+def signing_key() -> ToolKey:
+    """The newest unretired key, created on first use so a fresh install needs no extra step."""
+    key = db.session.scalars(
+        select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.id.desc()).limit(1)
+    ).first()
+    return key or create_key()
+
+
+def jwks() -> dict:
+    return {"keys": [k.public_jwk for k in published_keys()]}
+
+
+def rotate() -> ToolKey:
+    """Add a new signing key; older keys stay published until retired, so tokens in flight still verify."""
+    return create_key()
+
+
+def retire(kid: str) -> ToolKey:
+    key = db.session.scalars(select(ToolKey).where(ToolKey.kid == kid)).first()
+    if key is None:
+        raise LookupError(f"No key with kid {kid}")
+    if key.retired_at is None:
+        if len(published_keys()) == 1:
+            raise ValueError("Refusing to retire the only published key; rotate first.")
+        key.retired_at = utcnow()
+        db.session.flush()
+    return key

@@ -1,0 +1,385 @@
+"""OIDC login and message launch on top of pylti1p3, hardened.
+
+pylti1p3 2.0 leaves several gaps that matter in production (see shared REFERENCE): no timeouts, no JWKS
+re-fetch on an unknown kid, aud/azp/iss not checked, nonces never consumed, state only in a cookie. The
+subclasses below close them and turn every refusal into a LaunchError a person can read.
+"""
+import json
+import secrets
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+import jwt
+from flask import current_app, request
+from jwcrypto.jwk import JWK
+from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
+from pylti1p3.exception import LtiException
+
+from ..extensions import db
+from ..models import Deployment
+from ..models.base import utcnow
+from . import storage
+from .errors import ADMIN_REGISTRATION_ADVICE, LaunchError
+from .http import http_session
+from .tool_conf import DbToolConf, find_deployment_row, find_registration_row
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+ALLOWED_ALGS = ("RS256", "RS384", "RS512")
+SUPPORTED_MESSAGES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
+
+
+def lti_request(**data) -> FlaskRequest:
+    merged = request.form.to_dict() if request.method == "POST" else {}
+    merged.update(request.args.to_dict())
+    if request.method == "POST":
+        merged.update(request.form.to_dict())
+    merged.update(data)
+    return FlaskRequest(request_data=merged or None)
+
+
+def state_key(state: str) -> str:
+    return f"state-{state}"
+
+
+class ToolOIDCLogin(FlaskOIDCLogin):
+    """Third-party-initiated login: records state and nonce in the shared store, sets the state cookie."""
+
+    def __init__(self, lti_req):
+        super().__init__(lti_req, DbToolConf(), cookie_service=FlaskCookieService(lti_req))
+        self.registration_row = None
+
+    def build_redirect(self, launch_url: str):
+        issuer = self._get_request_param("iss")
+        login_hint = self._get_request_param("login_hint")
+        target = self._get_request_param("target_link_uri")
+        if not issuer:
+            raise LaunchError("The LMS did not say who it is",
+                              "The login request has no issuer (iss).", status=400, code="missing_iss")
+        if not login_hint:
+            raise LaunchError("The LMS did not say who you are",
+                              "The login request has no login_hint.", status=400, code="missing_login_hint")
+        client_id = self._get_request_param("client_id")
+        row = find_registration_row(issuer, client_id)
+        if row is None:
+            raise LaunchError(
+                "This LMS is not registered with the tool",
+                f"No registration matches issuer {issuer}" + (f" and client id {client_id}." if client_id else "."),
+                ADMIN_REGISTRATION_ADVICE, status=400, code="unknown_registration",
+            )
+        if target and urlsplit(target).netloc not in ("", urlsplit(launch_url).netloc):
+            raise LaunchError("The link points elsewhere",
+                              "The target_link_uri is not an address of this tool.", status=400,
+                              code="foreign_target")
+        self.registration_row = row
+        state = "state-" + secrets.token_urlsafe(24)
+        nonce = secrets.token_urlsafe(24)
+        ttl = current_app.config["LTI_STATE_TTL"]
+        storage.put(state_key(state), {"nonce": nonce, "registration_id": row.id, "target": target}, ttl)
+        storage.put(f"lti1p3-nonce-{nonce}", True, ttl)
+        self._cookie_service.set_cookie(state, state, ttl)
+        params = {
+            "scope": "openid",
+            "response_type": "id_token",
+            "response_mode": "form_post",
+            "prompt": "none",
+            "client_id": row.client_id,
+            "redirect_uri": launch_url,
+            "state": state,
+            "nonce": nonce,
+            "login_hint": login_hint,
+        }
+        hint = self._get_request_param("lti_message_hint")
+        if hint:
+            params["lti_message_hint"] = hint
+        sep = "&" if "?" in row.auth_login_url else "?"
+        return row.auth_login_url + sep + urlencode(params), state, nonce
+
+    def apply_cookies(self, response):
+        self._cookie_service.update_response(response)
+        return response
+
+
+class ToolMessageLaunch(FlaskMessageLaunch):
+    """Validates an id_token POST completely; sets .browser_bound when the state cookie matched."""
+
+    def __init__(self, lti_req):
+        session = storage.DbSessionService(lti_req, current_app.config["LTI_LAUNCH_DATA_TTL"])
+        super().__init__(lti_req, DbToolConf(), session_service=session,
+                         cookie_service=FlaskCookieService(lti_req), requests_session=http_session())
+        self.registration_row = None
+        self.deployment_row = None
+        self.browser_bound = False
+        self.state_entry = None
+
+    # -- the order matters: nothing is consumed before the signature and claims check out ----------
+    def validate(self):
+        self._validated = True
+        try:
+            self.validate_jwt_format()
+            self.validate_registration()
+            self.validate_jwt_signature()
+            self.validate_state()
+            self.validate_nonce()
+            self.validate_deployment()
+            self.validate_message()
+            self.save_launch_data()
+        except LtiException as exc:
+            self._validated = False
+            raise LaunchError("The launch could not be checked", str(exc), status=400) from exc
+        except Exception:
+            self._validated = False
+            raise
+        return self
+
+    def validate_jwt_format(self):
+        token = self._get_request_param("id_token")
+        if not token:
+            raise LaunchError("No launch token", "The LMS sent no id_token.", status=400, code="missing_id_token")
+        try:
+            super().validate_jwt_format()
+        except LtiException as exc:
+            raise LaunchError("The launch token is damaged", "The id_token is not a readable JWT.",
+                              status=400, code="malformed_token") from exc
+        if not isinstance(self._jwt.get("body"), dict) or not isinstance(self._jwt.get("header"), dict):
+            raise LaunchError("The launch token is damaged", "The id_token is not a JWT object.", status=400,
+                              code="malformed_token")
+        return self
+
+    def validate_registration(self):
+        body = self._jwt["body"]
+        iss = body.get("iss")
+        aud = body.get("aud")
+        client_id = aud[0] if isinstance(aud, list) and aud else aud
+        if isinstance(aud, list) and len(aud) > 1:
+            azp = body.get("azp")
+            client_id = azp if azp in aud else None
+        if not iss or not isinstance(iss, str):
+            raise LaunchError("The LMS did not say who it is", "The id_token has no issuer (iss).",
+                              status=400, code="missing_iss")
+        row = find_registration_row(iss, client_id) if isinstance(client_id, str) else None
+        if row is None:
+            raise LaunchError("This LMS is not registered with the tool",
+                              f"No registration matches issuer {iss} and client id {client_id}.",
+                              ADMIN_REGISTRATION_ADVICE, status=401, code="unknown_registration")
+        self.registration_row = row
+        self._registration = DbToolConf().find_registration_by_params(iss, row.client_id)
+        return self
+
+    # -- keys -----------------------------------------------------------------------------------
+    def _fetch_jwks(self):
+        row = self.registration_row
+        try:
+            resp = self._requests_session.get(row.jwks_url)
+            resp.raise_for_status()
+            data = resp.json()
+            if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
+                raise ValueError("no keys")
+        except Exception as exc:
+            current_app.logger.warning("JWKS fetch from %s failed: %s", row.jwks_url, exc)
+            raise LaunchError("The LMS's keys could not be read",
+                              f"Fetching the platform's public keys from {row.jwks_url} failed.",
+                              "An administrator should check the registration's JWKS URL and that the LMS is up.",
+                              status=400, code="jwks_unavailable") from exc
+        row.jwks_cache = data
+        row.jwks_fetched_at = utcnow()
+        return data
+
+    def get_public_key(self):
+        header = self._jwt.get("header", {})
+        kid, alg = header.get("kid"), header.get("alg")
+        if alg not in ALLOWED_ALGS:
+            raise LaunchError("The launch token is not signed the way LTI requires",
+                              f"Signature algorithm {alg!r} is not accepted; LTI requires RS256.",
+                              status=401, code="bad_alg")
+        if not kid:
+            raise LaunchError("The launch token names no key", "The id_token header has no kid.",
+                              status=401, code="missing_kid")
+        row = self.registration_row
+        max_age = timedelta(seconds=current_app.config["LTI_JWKS_CACHE_SECONDS"])
+        keyset = row.jwks_cache
+        fresh = False
+        if not keyset or not row.jwks_fetched_at or utcnow() - row.jwks_fetched_at > max_age:
+            keyset, fresh = self._fetch_jwks(), True
+        key = _find_key(keyset, kid, alg)
+        if key is None and not fresh:
+            # The platform may have rotated its keys since we cached them: fetch again, once.
+            key = _find_key(self._fetch_jwks(), kid, alg)
+        if key is None:
+            raise LaunchError("The launch token was signed with an unknown key",
+                              f"The platform's key set has no key {kid!r} for {alg}.",
+                              "If the LMS rotated its keys recently, an administrator should check its JWKS URL.",
+                              status=401, code="unknown_kid")
+        return JWK.from_json(json.dumps(key)).export_to_pem(), alg
+
+    def validate_jwt_signature(self):
+        public_key, alg = self.get_public_key()
+        row = self.registration_row
+        try:
+            claims = jwt.decode(
+                self._get_id_token(), public_key, algorithms=[alg], audience=row.client_id,
+                issuer=row.issuer, leeway=current_app.config["LTI_JWT_LEEWAY"],
+                options={"require": ["exp", "iat", "iss", "aud", "nonce"], "verify_sub": False},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise LaunchError("The launch has expired", "The id_token's expiry time has passed.",
+                              "Open the tool again from your course. If it keeps happening, the LMS server's "
+                              "clock may be wrong.", status=401, code="expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise LaunchError("The launch comes from the future", "The id_token was issued after the current "
+                              "time (iat in the future).", "An administrator should check the LMS server's clock.",
+                              status=401, code="iat_future") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise LaunchError("The launch was meant for another tool", "The id_token's audience is not this "
+                              "registration's client id.", status=401, code="wrong_aud") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise LaunchError("The launch names the wrong LMS", "The id_token's issuer does not match.",
+                              status=401, code="wrong_iss") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise LaunchError("The launch token's signature is not valid", "The id_token was not signed by the "
+                              "registered platform, or was changed after signing.", status=401,
+                              code="bad_signature") from exc
+        except jwt.InvalidTokenError as exc:
+            raise LaunchError("The launch token could not be verified", str(exc), status=401,
+                              code="invalid_token") from exc
+        azp = claims.get("azp")
+        if azp is not None and azp != row.client_id:
+            raise LaunchError("The launch was meant for another tool", "The id_token's azp is not this "
+                              "registration's client id.", status=401, code="azp_mismatch")
+        if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and azp is None:
+            raise LaunchError("The launch was meant for another tool", "The id_token has several audiences "
+                              "and no azp.", status=401, code="azp_missing")
+        # Canvas and Moodle send string subs; a numeric sub is accepted as its string form.
+        if isinstance(claims.get("sub"), int | float) and not isinstance(claims.get("sub"), bool):
+            claims["sub"] = str(claims["sub"])
+        self._jwt["body"] = claims
+        return self
+
+    # -- state and nonce --------------------------------------------------------------------------
+    def validate_state(self):
+        state = self._get_request_param("state")
+        if not state:
+            raise LaunchError("The launch is incomplete", "The launch has no state parameter.",
+                              status=400, code="missing_state")
+        entry = storage.take(state_key(state))
+        if entry is None:
+            raise LaunchError("This launch was already used or has expired",
+                              "The state of this launch is unknown: it was used before, it is more than a few "
+                              "minutes old, or it did not start from this tool's login.",
+                              "Open the tool again from your course.", status=400, code="unknown_state")
+        if entry.get("registration_id") != self.registration_row.id:
+            raise LaunchError("The launch does not match its login", "The state belongs to another registration.",
+                              status=400, code="state_mismatch")
+        if self._jwt["body"].get("nonce") != entry.get("nonce"):
+            raise LaunchError("The launch does not match its login", "The id_token's nonce is not the one this "
+                              "login issued (a replayed or swapped token).", status=400, code="nonce_mismatch")
+        self.state_entry = entry
+        if self._cookie_service.get_cookie(state) == state:
+            self.browser_bound = True
+        elif self._get_request_param("lti_storage_target"):
+            # The browser blocked our cookie; the page will check the state against platform storage.
+            self.browser_bound = False
+        else:
+            raise LaunchError("Your browser did not keep the launch's cookie",
+                              "The state cookie set at login is missing or different, so this launch cannot be "
+                              "tied to your browser.",
+                              "Allow cookies for this site, or open the tool in a new window.", status=400,
+                              code="state_cookie_mismatch")
+        return self
+
+    def validate_nonce(self):
+        nonce = self._jwt["body"].get("nonce")
+        if not nonce or not self._session_service.check_nonce(nonce):
+            raise LaunchError("This launch was already used", "The id_token's nonce was used before (replay).",
+                              "Open the tool again from your course.", status=400, code="nonce_replayed")
+        return self
+
+    def validate_deployment(self):
+        deployment_id = self._jwt["body"].get(CLAIM + "deployment_id")
+        if not deployment_id or not isinstance(deployment_id, str):
+            raise LaunchError("The launch names no deployment", "The id_token has no deployment_id.",
+                              status=400, code="missing_deployment")
+        row = find_deployment_row(self.registration_row, deployment_id)
+        if row is None and self.registration_row.auto_deployments:
+            row = Deployment(registration_id=self.registration_row.id, deployment_id=deployment_id)
+            db.session.add(row)
+            db.session.flush()
+        if row is None:
+            raise LaunchError("This deployment of the tool is not registered",
+                              f"Deployment {deployment_id!r} is not registered for this LMS.",
+                              "An LMS administrator should add the deployment id: "
+                              "`flask --app lti_tool lti add-deployment ...`.", status=403,
+                              code="unknown_deployment")
+        self.deployment_row = row
+        return self
+
+    def validate_message(self):
+        body = self._jwt["body"]
+        message_type = body.get(CLAIM + "message_type")
+        if not message_type:
+            raise LaunchError("The launch has no message type", "The id_token has no message_type claim.",
+                              status=400, code="missing_message_type")
+        if body.get(CLAIM + "version") is None:
+            raise LaunchError("The launch has no LTI version", "The id_token has no version claim.",
+                              status=400, code="missing_version")
+        if body.get(CLAIM + "version") != "1.3.0":
+            raise LaunchError("Unsupported LTI version", f"Version {body.get(CLAIM + 'version')!r} is not "
+                              "supported; this tool speaks LTI 1.3.0.", status=400, code="wrong_version")
+        if message_type not in SUPPORTED_MESSAGES:
+            raise LaunchError("This kind of launch is not supported", f"Message type {message_type!r} is not "
+                              "supported.", status=400, code="unsupported_message_type")
+        if not body.get("sub") or not isinstance(body.get("sub"), str):
+            raise LaunchError("The launch does not say who you are", "The id_token has no user (sub); "
+                              "anonymous launches are not supported.", status=400, code="missing_sub")
+        if not isinstance(body.get(CLAIM + "roles"), list):
+            raise LaunchError("The launch does not say your role", "The id_token has no roles claim.",
+                              status=400, code="missing_roles")
+        try:
+            super().validate_message()
+        except LtiException as exc:
+            raise LaunchError("The launch message is incomplete", str(exc), status=400,
+                              code="invalid_message") from exc
+        return self
+
+    def save_launch_data(self):
+        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        return self
+
+    @property
+    def claims(self) -> dict:
+        return self._jwt["body"]
+
+
+def _find_key(keyset, kid, alg):
+    for key in (keyset or {}).get("keys", []):
+        if key.get("kid") == kid and key.get("alg", "RS256") == alg and key.get("kty") == "RSA":
+            return key
+    return None
+
+
+def pending_key(token: str) -> str:
+    return f"pending-{token}"
+
+
+def hold_for_client_check(launch: ToolMessageLaunch, state: str) -> str:
+    """Keep a validated launch until the page confirms the state from platform storage."""
+    token = secrets.token_urlsafe(24)
+    storage.put(pending_key(token), {"launch_id": launch.get_launch_id(), "state": state,
+                                     "registration_id": launch.registration_row.id,
+                                     "deployment_id": launch.deployment_row.id},
+                current_app.config["LTI_STATE_TTL"])
+    return token
+
+
+def release_after_client_check(token: str, state_seen: str):
+    entry = storage.take(pending_key(token)) if token else None
+    if entry is None or not state_seen or not secrets.compare_digest(entry["state"], state_seen):
+        raise LaunchError("The launch could not be tied to your browser",
+                          "The state kept by the LMS for this launch did not match.",
+                          "Open the tool again from your course, or open it in a new window.",
+                          status=400, code="client_state_mismatch")
+    claims = storage.get(entry["launch_id"])
+    if claims is None:
+        raise LaunchError("This launch has expired", "The launch waited too long to be confirmed.",
+                          status=400, code="pending_expired")
+    return entry, claims
+

@@ -1,0 +1,83 @@
+"""Map LTI roles to the tool's roles: course (membership) roles first, never institution roles.
+
+Canvas sends `system/person#User` and institution roles (`institution/person#Student`, `#Instructor`) with
+every launch; a person who teaches elsewhere in the institution must still be a technician in a course where
+they are a Learner, and the other way round. Only institution/system Administrator is read, as the tool-admin
+flag.
+"""
+TECHNICIAN = "technician"
+MANAGER = "manager"
+DESIGNER = "designer"
+OBSERVER = "observer"
+ADMIN = "admin"
+
+TOOL_ROLES = (TECHNICIAN, MANAGER, DESIGNER, OBSERVER, ADMIN)
+# Roles that review and sign off evidence (Issue 3 adds named preceptors on top of these).
+MANAGER_SIDE = frozenset({MANAGER, DESIGNER, ADMIN})
+ROLE_LABELS = {
+    TECHNICIAN: "Technician",
+    MANAGER: "Manager",
+    DESIGNER: "Course designer",
+    OBSERVER: "Observer",
+    ADMIN: "Administrator",
+}
+
+LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
+MEMBERSHIP = LIS + "membership#"
+
+# Default mapping of context roles. Sub-roles (membership/instructor#TeachingAssistant) are keyed by their
+# full name; Canvas sends them together with membership#Instructor.
+DEFAULT_CONTEXT_MAP = {
+    "Instructor": MANAGER,
+    "Instructor#TeachingAssistant": MANAGER,
+    "TeachingAssistant": MANAGER,
+    "Administrator": MANAGER,
+    "ContentDeveloper": DESIGNER,
+    # Canvas observers and Moodle mentors follow someone's progress; they may look, never sign off.
+    "Mentor": OBSERVER,
+    "Learner": TECHNICIAN,
+}
+# When a launch carries several context roles, the strongest one wins.
+PRECEDENCE = (MANAGER, DESIGNER, TECHNICIAN, OBSERVER)
+
+ADMIN_ROLES = {
+    LIS + "institution/person#Administrator",
+    LIS + "system/person#Administrator",
+    LIS + "system/person#SysAdmin",
+}
+
+
+def context_role_name(uri: str) -> str | None:
+    """'...membership#Instructor' -> 'Instructor'; '...membership/Instructor#TeachingAssistant' ->
+    'Instructor#TeachingAssistant'; short names ('Learner') are context roles too (LTI 1.3 allows them).
+    Institution and system roles give None."""
+    if uri.startswith(MEMBERSHIP):
+        return uri[len(MEMBERSHIP):]
+    if uri.startswith(LIS + "membership/"):
+        rest = uri[len(LIS + "membership/"):]
+        parent, _, sub = rest.partition("#")
+        return f"{parent[:1].upper()}{parent[1:]}#{sub}" if sub else None
+    if "://" not in uri and "/" not in uri:
+        return uri
+    return None
+
+
+def map_roles(lti_roles: list[str], overrides: dict | None = None) -> tuple[str | None, bool]:
+    """Return (course role or None, is_admin). Overrides may be keyed by full URI or context role name."""
+    overrides = overrides or {}
+    mapped = set()
+    for uri in lti_roles or []:
+        if uri in overrides:
+            mapped.add(overrides[uri])
+            continue
+        name = context_role_name(uri)
+        if name is None:
+            continue
+        role = overrides.get(name, DEFAULT_CONTEXT_MAP.get(name))
+        if role:
+            mapped.add(role)
+    is_admin = any(uri in ADMIN_ROLES for uri in lti_roles or [])
+    course_role = next((r for r in (ADMIN,) + PRECEDENCE if r in mapped), None)
+    if course_role is None and is_admin:
+        course_role = ADMIN
+    return course_role, is_admin

@@ -1,0 +1,21 @@
+"""The tool's public URLs, as an LMS administrator needs them."""
+from flask import url_for
+
+NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
+AGS_SCOPES = [
+    "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+    "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+]
+SCOPES = AGS_SCOPES + [NRPS_SCOPE]
+
+
+def tool_urls() -> dict:
+    return {
+        "login": url_for("lti.login", _external=True),
+        "launch": url_for("lti.launch", _external=True),
+        "deep_linking": url_for("lti.launch", _external=True),
+        "jwks": url_for("lti.jwks", _external=True),
+        "canvas_config": url_for("lti.config_json", _external=True),
+        "registration": url_for("lti.register", _external=True),
+    }

@@ -1,0 +1,75 @@
+"""People, courses and memberships as the LMS describes them at launch."""
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class Person(db.Model):
+    """A user of one registration (tenant), identified by the platform's `sub`."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("registration_id", "sub"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True)
+    sub: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(300))
+    given_name: Mapped[str | None] = mapped_column(String(150))
+    family_name: Mapped[str | None] = mapped_column(String(150))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    # Institution or system Administrator on the platform at the last launch.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    last_launch_at = mapped_column(UTCDateTime)
+
+    registration = relationship("Registration")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or " ".join(p for p in (self.given_name, self.family_name) if p) or self.email or self.sub
+
+
+class Course(db.Model):
+    """An LMS course (LTI context) of one registration."""
+
+    __tablename__ = "courses"
+    __table_args__ = (UniqueConstraint("registration_id", "context_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True)
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("deployments.id"))
+    context_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(String(500))
+    label: Mapped[str | None] = mapped_column(String(255))
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    registration = relationship("Registration")
+    deployment = relationship("Deployment")
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.label or self.context_id
+
+
+class Membership(db.Model):
+    """A person's place in a course, with the tool role mapped from the LTI roles."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("person_id", "course_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), index=True)
+    role: Mapped[str] = mapped_column(String(30))
+    lti_roles: Mapped[list] = mapped_column(JSON, default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    last_launch_at = mapped_column(UTCDateTime)
+
+    person: Mapped[Person] = relationship()
+    course: Mapped[Course] = relationship()

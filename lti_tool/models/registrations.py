@@ -1,0 +1,67 @@
+"""LTI platform registrations, their deployments and the tool's signing keys."""
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+
+class Registration(db.Model):
+    """One (issuer, client_id) pair: a Canvas developer key or a Moodle tool registration."""
+
+    __tablename__ = "registrations"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(255))
+    auth_login_url: Mapped[str] = mapped_column(String(1000))
+    auth_token_url: Mapped[str] = mapped_column(String(1000))
+    auth_audience: Mapped[str | None] = mapped_column(String(1000))
+    jwks_url: Mapped[str] = mapped_column(String(1000))
+    # Last JWKS fetched from jwks_url; refreshed when stale or when a launch names an unknown kid.
+    jwks_cache: Mapped[dict | None] = mapped_column(JSON)
+    jwks_fetched_at = mapped_column(UTCDateTime)
+    # Overrides of the default LTI role -> tool role mapping, {"<role URI or short name>": "<tool role>"}.
+    role_mapping: Mapped[dict | None] = mapped_column(JSON)
+    # Set by dynamic registration: the platform's product (canvas, moodle, ...).
+    product_family: Mapped[str | None] = mapped_column(String(100))
+    # Record new deployment ids from launches this registration signed (Canvas installs after registering).
+    auto_deployments: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_dev_lms: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    deployments: Mapped[list["Deployment"]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="Deployment.id"
+    )
+
+    def __repr__(self):
+        return f"<Registration {self.id} {self.issuer} {self.client_id}>"
+
+
+class Deployment(db.Model):
+    __tablename__ = "deployments"
+    __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id", ondelete="CASCADE"), index=True)
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    registration: Mapped[Registration] = relationship(back_populates="deployments")
+
+
+class ToolKey(db.Model):
+    """An RSA key the tool signs with. The newest unretired key signs; every unretired key is published."""
+
+    __tablename__ = "tool_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(100), unique=True)
+    private_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict] = mapped_column(JSON)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    retired_at = mapped_column(UTCDateTime)

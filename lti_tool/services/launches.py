@@ -1,0 +1,68 @@
+"""Turn a validated launch into people, courses and memberships."""
+from sqlalchemy import select
+
+from ..extensions import db
+from ..lti.errors import LaunchError
+from ..lti.roles import map_roles
+from ..models import Course, Deployment, Membership, Person, Registration
+from ..models.base import utcnow
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+def record_launch(registration: Registration, deployment: Deployment, claims: dict):
+    """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
+
+    Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
+    this tool understands, before anything is written.
+    """
+    roles = list(claims.get(CLAIM + "roles") or [])
+    role, is_admin = map_roles(roles, registration.role_mapping)
+    context = claims.get(CLAIM + "context") or {}
+    if role is None:
+        raise LaunchError(
+            "Your role in this course has no place in this tool",
+            "The LMS sent roles this tool does not map to technician, manager or administrator: "
+            + (", ".join(r.rsplit("#", 1)[-1] for r in roles) or "none") + ".",
+            "Ask your LMS administrator to check your enrolment, or to adjust the tool's role mapping.",
+            status=403, code="no_role",
+        )
+    now = utcnow()
+    person = db.session.scalars(
+        select(Person).where(Person.registration_id == registration.id, Person.sub == claims["sub"])
+    ).first()
+    if person is None:
+        person = Person(registration_id=registration.id, sub=claims["sub"])
+        db.session.add(person)
+    # Names and email change in the LMS; the latest launch wins.
+    person.name = claims.get("name") or person.name
+    person.given_name = claims.get("given_name") or person.given_name
+    person.family_name = claims.get("family_name") or person.family_name
+    person.email = claims.get("email") or person.email
+    person.is_admin = is_admin
+    person.last_launch_at = now
+
+    course = membership = None
+    if context.get("id"):
+        course = db.session.scalars(
+            select(Course).where(Course.registration_id == registration.id, Course.context_id == str(context["id"]))
+        ).first()
+        if course is None:
+            course = Course(registration_id=registration.id, context_id=str(context["id"]))
+            db.session.add(course)
+        course.title = context.get("title") or course.title
+        course.label = context.get("label") or course.label
+        course.deployment_id = deployment.id
+        db.session.flush()
+        membership = db.session.scalars(
+            select(Membership).where(Membership.person_id == person.id, Membership.course_id == course.id)
+        ).first()
+        if membership is None:
+            membership = Membership(person_id=person.id, course_id=course.id)
+            db.session.add(membership)
+        membership.role = role
+        membership.lti_roles = roles
+        membership.active = True
+        membership.last_launch_at = now
+    db.session.flush()
+    return person, course, membership
