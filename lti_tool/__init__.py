@@ -29,7 +29,6 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     from . import models  # noqa: F401  (register every table)
-
     from .blueprints import home, lti
 
     app.register_blueprint(lti.bp)

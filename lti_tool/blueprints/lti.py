@@ -1,10 +1,10 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
 from urllib.parse import urlsplit
 
-from .. import tool_session
-from ..extensions import db
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
+from .. import tool_session
+from ..extensions import db
 from ..lti import keys
 from ..lti.canvas_config import canvas_configuration
 from ..lti.dynamic_registration import RegistrationError, ToolDynamicRegistration

@@ -1,0 +1,43 @@
+"""Complete login -> launch flows over real HTTP against the test platform."""
+from urllib.parse import parse_qs, urlsplit
+
+from tests.support.platform import CANVAS_ROLES
+
+
+def test_login_redirects_to_platform_with_state_and_nonce(live_server, platform, registered, http):
+    resp, auth = platform.login(http, live_server)
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith(platform.base + "/auth?")
+    assert auth["client_id"] == platform.client_id
+    assert auth["redirect_uri"] == live_server + "/lti/launch"
+    assert auth["response_mode"] == "form_post" and auth["prompt"] == "none"
+    assert auth["state"] and auth["nonce"]
+    assert http.cookies.get("lti1p3-" + auth["state"]) == auth["state"]
+
+
+def test_login_accepts_post(live_server, platform, registered, http):
+    resp, auth = platform.login(http, live_server, method="POST")
+    assert resp.status_code == 302 and auth["state"]
+
+
+def test_complete_launch_lands_person_course_and_role(live_server, platform, registered, http, count_rows):
+    resp, auth, body = platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="t-1")
+    assert resp.status_code == 303, resp.text
+    page = http.get(live_server + resp.headers["Location"])
+    assert page.status_code == 200
+    assert "Tess Nguyen" in page.text
+    assert ">Manager<" in page.text
+    assert "IV Room Cross-Training" in page.text
+    assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+    token = parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
+    assert token
+
+
+def test_second_launch_refreshes_name_and_email(live_server, platform, registered, http, count_rows, app):
+    platform.launch(http, live_server, sub="s-1")
+    resp, _, _ = platform.launch(http, live_server, sub="s-1", name="Tess Nguyen-Ramos",
+                                 email="tess.nr@example.org")
+    assert resp.status_code == 303
+    page = http.get(live_server + resp.headers["Location"])
+    assert "Tess Nguyen-Ramos" in page.text and "tess.nr@example.org" in page.text
+    assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
