@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def test_settings(**extra) -> dict:
+def settings_for_tests(**extra) -> dict:
     settings = config.load({"LTI_TOOL_ENV": "testing", "DATABASE_URL": DATABASE_URL})
     settings["PROXY_FIX_HOPS"] = 0
     settings.update(extra)
@@ -41,7 +41,7 @@ def test_settings(**extra) -> dict:
 
 @pytest.fixture(scope="session")
 def app():
-    app = create_app(test_settings())
+    app = create_app(settings_for_tests())
     with app.app_context():
         if IS_POSTGRES:
             db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
@@ -122,3 +122,72 @@ def count_rows(app):
                     for t in ("people", "courses", "memberships")}
 
     return count
+
+
+class Factory:
+    """make.person(...), make.course(...), make.member(...): rows for service tests (inside app_ctx)."""
+
+    def __init__(self):
+        self._n = 0
+
+    def _next(self):
+        self._n += 1
+        return self._n
+
+    def registration(self, **kw):
+        from lti_tool.models import Deployment, Registration
+
+        n = self._next()
+        row = Registration(name=kw.pop("name", f"LMS {n}"), issuer=kw.pop("issuer", f"https://lms{n}.example.org"),
+                           client_id=kw.pop("client_id", f"client-{n}"), auth_login_url="https://lms.example.org/auth",
+                           auth_token_url="https://lms.example.org/token",
+                           jwks_url="https://lms.example.org/jwks", **kw)
+        db.session.add(row)
+        db.session.flush()
+        db.session.add(Deployment(registration_id=row.id, deployment_id=f"dep-{n}"))
+        db.session.flush()
+        return row
+
+    def person(self, registration=None, **kw):
+        from lti_tool.models import Person
+
+        registration = registration or self.registration()
+        n = self._next()
+        row = Person(registration_id=registration.id, sub=kw.pop("sub", f"sub-{n}"),
+                     name=kw.pop("name", f"Person {n}"), email=kw.pop("email", f"person{n}@example.org"), **kw)
+        db.session.add(row)
+        db.session.flush()
+        return row
+
+    def course(self, registration=None, **kw):
+        from lti_tool.models import Course
+
+        registration = registration or self.registration()
+        n = self._next()
+        row = Course(registration_id=registration.id, context_id=kw.pop("context_id", f"ctx-{n}"),
+                     title=kw.pop("title", f"Course {n}"), **kw)
+        db.session.add(row)
+        db.session.flush()
+        return row
+
+    def member(self, course, person=None, role="technician", **kw):
+        """A Membership (creating the person in the course's tenant if not given)."""
+        from lti_tool.models import Membership
+
+        person = person or self.person(course.registration)
+        row = Membership(person_id=person.id, course_id=course.id, role=role, lti_roles=[], **kw)
+        db.session.add(row)
+        db.session.flush()
+        return row
+
+    def actor(self, course, role="technician", person=None):
+        """An Actor (services' acting user) with a fresh membership in `course`."""
+        from lti_tool.services.actors import Actor
+
+        membership = self.member(course, person, role)
+        return Actor(person=membership.person, course=course, membership=membership)
+
+
+@pytest.fixture
+def make(app_ctx):
+    return Factory()

@@ -1,6 +1,14 @@
 """All models, imported here so that Alembic and create_all see every table."""
+from .audit import AuditEntry
+from .evidence import Attachment, Evidence, EvidenceCompetency
+from .frameworks import Competency, CourseFramework, Framework
 from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, ToolKey
+from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 
-__all__ = ["Course", "Deployment", "LtiStoreEntry", "Membership", "Person", "Registration", "ToolKey"]
+__all__ = [
+    "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
+    "EvidenceCompetency", "Framework", "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration",
+    "ReviewRequest", "SignOff", "SignOffRevocation", "ToolKey",
+]

@@ -30,6 +30,8 @@ class Registration(db.Model):
     # Record new deployment ids from launches this registration signed (Canvas installs after registering).
     auto_deployments: Mapped[bool] = mapped_column(Boolean, default=False)
     is_dev_lms: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Tenant settings, e.g. {"revalidation_warning_days": 30}; see services.settings for defaults.
+    settings: Mapped[dict | None] = mapped_column(JSON)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     deployments: Mapped[list["Deployment"]] = relationship(

@@ -1,0 +1,72 @@
+"""Competency frameworks: a tree of competencies with a rating scale, used by courses."""
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .base import UTCDateTime, utcnow
+
+EVIDENCE_KINDS = ("cross_training", "responsibility", "qi_project", "certification", "continuing_education")
+
+
+class Framework(db.Model):
+    """A framework. registration_id NULL means shipped with the tool and visible to every tenant.
+
+    `scale` is the rating scale, ordered lowest first: [{"code", "label", "proficient": bool}, ...].
+    """
+
+    __tablename__ = "frameworks"
+    __table_args__ = (UniqueConstraint("registration_id", "code", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(300))
+    version: Mapped[str] = mapped_column(String(50))
+    source: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    # A stable identifier (CASE CFDocument identifier, a UUID) kept across export/import.
+    identifier: Mapped[str | None] = mapped_column(String(100))
+    scale: Mapped[list] = mapped_column(JSON, default=list)
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    competencies: Mapped[list["Competency"]] = relationship(
+        back_populates="framework", cascade="all, delete-orphan", order_by="Competency.position"
+    )
+
+    def level(self, code: str) -> dict | None:
+        return next((lvl for lvl in self.scale or [] if lvl.get("code") == code), None)
+
+
+class Competency(db.Model):
+    __tablename__ = "competencies"
+    __table_args__ = (UniqueConstraint("framework_id", "code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    framework_id: Mapped[int] = mapped_column(ForeignKey("frameworks.id", ondelete="CASCADE"), index=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("competencies.id", ondelete="CASCADE"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str | None] = mapped_column(Text)
+    identifier: Mapped[str | None] = mapped_column(String(100))
+    # Department / practice-setting tags, e.g. ["iv_room", "hospital"].
+    departments: Mapped[list] = mapped_column(JSON, default=list)
+    # Which evidence kinds count toward this competency (subset of EVIDENCE_KINDS); empty = any.
+    evidence_kinds: Mapped[list] = mapped_column(JSON, default=list)
+    # Observable steps a signer ticks, e.g. ["Hand hygiene", "Garbing order", ...].
+    checklist: Mapped[list] = mapped_column(JSON, default=list)
+    revalidation_months: Mapped[int | None] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+    framework: Mapped[Framework] = relationship(back_populates="competencies")
+    parent: Mapped["Competency | None"] = relationship(remote_side="Competency.id", back_populates="children")
+    children: Mapped[list["Competency"]] = relationship(back_populates="parent", order_by="Competency.position")
+
+
+class CourseFramework(db.Model):
+    """A course uses one or more frameworks."""
+
+    __tablename__ = "course_frameworks"
+
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    framework_id: Mapped[int] = mapped_column(ForeignKey("frameworks.id", ondelete="CASCADE"), primary_key=True)
+    added_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
