@@ -1,12 +1,22 @@
-"""Page helpers: session-carrying URLs and security headers for pages inside the LMS frame."""
+"""Page helpers for pages inside the LMS frame: session-carrying URLs, CSRF tokens, notices after redirects
+(none of which may rely on a cookie) and security headers."""
+import hashlib
+import hmac
 from urllib.parse import urlsplit
 
-from flask import g, url_for
+from flask import abort, current_app, g, redirect, request, url_for
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 
+from . import tool_session
 from .extensions import db
 from .models import Registration
 from .tool_session import PARAM
+
+NOTICE_PARAM = "n"
+CSRF_FIELD = "csrf_token"
+# Endpoints that receive cross-site POSTs by design (the LMS posts them) or carry their own proof.
+CSRF_EXEMPT = {"lti.login", "lti.launch", "lti.launch_complete", "lti.register", "static"}
 
 
 def app_url(endpoint: str, **values) -> str:
@@ -15,6 +25,84 @@ def app_url(endpoint: str, **values) -> str:
     if token:
         values.setdefault(PARAM, token)
     return url_for(endpoint, **values)
+
+
+def csrf_token() -> str:
+    """Bound to the person, membership and launch of the session; the session token itself never sits in a
+    cookie, so a cross-site form cannot know either."""
+    session = tool_session.current()
+    if session is None:
+        return ""
+    ident = f"{session.person.id}:{session.membership.id if session.membership else ''}:{session.launch_id or ''}"
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, ident.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def check_csrf():
+    if request.method not in ("POST", "PUT", "PATCH", "DELETE") or request.endpoint in CSRF_EXEMPT:
+        return
+    if request.endpoint and request.endpoint.startswith("dev."):
+        return
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return  # API calls: a header no cross-site form can set
+    if tool_session.current() is None:
+        return  # the view answers 401
+    sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token", "")
+    if not hmac.compare_digest(sent, csrf_token()):
+        abort(400, "The form has expired or did not come from this tool. Reload the page and try again.")
+
+
+def _notice_serializer():
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="notice-v1")
+
+
+def redirect_with_notice(endpoint: str, message: str, category: str = "success", **values):
+    """Post/redirect/get with a message shown on the next page (signed, so nobody can forge one)."""
+    values[NOTICE_PARAM] = _notice_serializer().dumps({"m": message, "c": category})
+    return redirect(app_url(endpoint, **values), code=303)
+
+
+def notices() -> list[dict]:
+    raw = request.args.get(NOTICE_PARAM)
+    if not raw:
+        return []
+    try:
+        data = _notice_serializer().loads(raw, max_age=600)
+    except BadSignature:
+        return []
+    return [{"message": data["m"], "category": data.get("c", "success")}]
+
+
+# (label, endpoint, who sees it). Entries whose endpoint is not registered yet are left out.
+NAV = [
+    ("Home", "home.index", "all"),
+    ("My portfolio", "technician.dashboard", "technician"),
+    ("Record evidence", "technician.new_evidence", "technician"),
+    ("Review queue", "manager.queue", "manager"),
+    ("Team matrix", "manager.matrix", "manager"),
+    ("Transcripts", "transcripts.index", "all"),
+    ("Administration", "admin.index", "admin"),
+]
+
+
+def nav_items() -> list[dict]:
+    from .permissions import is_manager_side, is_tool_admin
+
+    session = tool_session.current()
+    if session is None:
+        return []
+    allowed = {"all"}
+    if session.role == "technician":
+        allowed.add("technician")
+    if is_manager_side(session):
+        allowed.add("manager")
+    if is_tool_admin(session):
+        allowed.add("admin")
+    items = []
+    for label, endpoint, who in NAV:
+        if who in allowed and endpoint in current_app.view_functions:
+            items.append({"label": label, "url": app_url(endpoint), "active": request.endpoint == endpoint})
+    return items
 
 
 def _origin(url: str | None) -> str | None:
@@ -33,6 +121,12 @@ def frame_ancestors() -> list[str]:
 
 def register(app):
     app.jinja_env.globals["app_url"] = app_url
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["notices"] = notices
+    app.jinja_env.globals["nav_items"] = nav_items
+    app.jinja_env.globals["current_session"] = tool_session.current
+    app.jinja_env.globals["session_param"] = PARAM
+    app.before_request(check_csrf)
     app.jinja_env.globals["tool_title"] = app.config["TOOL_TITLE"]
 
     @app.after_request
