@@ -65,3 +65,10 @@ def retire(kid: str) -> ToolKey:
         key.retired_at = utcnow()
         db.session.flush()
     return key
+
+
+def ensure_published() -> None:
+    """Create and commit a first key if there is none, so other processes (and platforms) can see it."""
+    if not published_keys():
+        create_key()
+        db.session.commit()

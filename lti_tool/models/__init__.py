@@ -1,4 +1,5 @@
 """All models, imported here so that Alembic and create_all see every table."""
+from .advantage import ResourceLink, ScoreOutbox
 from .audit import AuditEntry
 from .evidence import Attachment, Evidence, EvidenceCompetency
 from .frameworks import Competency, CourseFramework, Framework
@@ -10,5 +11,5 @@ from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "Framework", "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration",
-    "ReviewRequest", "SignOff", "SignOffRevocation", "ToolKey",
+    "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "ToolKey",
 ]

@@ -44,6 +44,11 @@ class Course(db.Model):
     context_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str | None] = mapped_column(String(500))
     label: Mapped[str | None] = mapped_column(String(255))
+    # Advantage service endpoints from the latest launch (NRPS memberships, AGS line items).
+    nrps_url: Mapped[str | None] = mapped_column(String(1000))
+    ags_lineitems_url: Mapped[str | None] = mapped_column(String(1000))
+    ags_scopes: Mapped[list | None] = mapped_column(JSON)
+    roster_synced_at = mapped_column(UTCDateTime)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 
@@ -70,6 +75,8 @@ class Membership(db.Model):
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     last_launch_at = mapped_column(UTCDateTime)
+    # "launch" (the person opened the tool here) or "roster" (known only from the course roster).
+    source: Mapped[str] = mapped_column(String(20), default="launch")
 
     person: Mapped[Person] = relationship()
     course: Mapped[Course] = relationship()

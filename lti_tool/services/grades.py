@@ -1,0 +1,111 @@
+"""Scores to the LMS gradebook (LTI Assignment and Grade Services) through an outbox.
+
+Score rows are written in the transaction of the change that caused them; `deliver_due` posts them later with
+retries and exponential back-off. Timestamps only ever increase per line item and person (Moodle answers 409
+otherwise), and scores for one person and line item are delivered in order.
+"""
+import logging
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..lti.advantage import DbServiceConnector, PlatformError, post_score
+from ..models import Registration, ResourceLink, ScoreOutbox
+from ..models.advantage import FAILED, PENDING, SENT
+from ..models.base import utcnow
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 12
+BASE_DELAY = timedelta(seconds=30)
+MAX_DELAY = timedelta(hours=6)
+
+
+def graded_links(course_id: int, competency) -> list[ResourceLink]:
+    """Links with a gradebook column that this competency counts toward."""
+    links = db.session.scalars(select(ResourceLink).where(
+        ResourceLink.course_id == course_id, ResourceLink.lineitem_url.is_not(None))).all()
+    found = []
+    for link in links:
+        target = link.target or {}
+        kind, value = target.get("type"), target.get("id")
+        if kind == "competency" and value == competency.id:
+            found.append(link)
+        elif kind == "department" and value in (competency.departments or []):
+            found.append(link)
+    return found
+
+
+def _timestamp_after(lineitem_url: str, person_id: int, now):
+    last = db.session.scalar(select(func.max(ScoreOutbox.score_timestamp)).where(
+        ScoreOutbox.lineitem_url == lineitem_url, ScoreOutbox.person_id == person_id))
+    if last is not None and last >= now:
+        return last + timedelta(milliseconds=1)
+    return now
+
+
+def queue_score(course, person, link: ResourceLink, *, activity: str, grading: str, score_given=None,
+                score_maximum=None, comment: str | None = None, now=None) -> ScoreOutbox:
+    now = now or utcnow()
+    ts = _timestamp_after(link.lineitem_url, person.id, now)
+    payload = {"userId": person.sub, "activityProgress": activity, "gradingProgress": grading,
+               "timestamp": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    if score_given is not None:
+        payload["scoreGiven"] = score_given
+        payload["scoreMaximum"] = score_maximum
+    if comment:
+        payload["comment"] = comment
+    row = ScoreOutbox(registration_id=course.registration_id, course_id=course.id, person_id=person.id,
+                      lineitem_url=link.lineitem_url, payload=payload, score_timestamp=ts, next_attempt_at=now)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def deliver_due(now=None, limit: int = 100) -> dict:
+    """Post due scores, one row per transaction (locked with SKIP LOCKED so several workers never send the same
+    row twice). Returns counts {sent, retried, failed, waiting}."""
+    now = now or utcnow()
+    counts = {"sent": 0, "retried": 0, "failed": 0, "waiting": 0}
+    skipped: set[int] = set()
+    connectors = {}
+    for _ in range(limit):
+        query = select(ScoreOutbox).where(ScoreOutbox.status == PENDING, ScoreOutbox.next_attempt_at <= now)
+        if skipped:
+            query = query.where(ScoreOutbox.id.not_in(skipped))
+        row = db.session.scalars(query.order_by(ScoreOutbox.id).limit(1).with_for_update(skip_locked=True)).first()
+        if row is None:
+            break
+        earlier = db.session.scalar(select(func.count()).select_from(ScoreOutbox).where(
+            ScoreOutbox.lineitem_url == row.lineitem_url, ScoreOutbox.person_id == row.person_id,
+            ScoreOutbox.status == PENDING, ScoreOutbox.id < row.id))
+        if earlier:
+            # An older score for the same person and column is still waiting: keep the order.
+            skipped.add(row.id)
+            counts["waiting"] += 1
+            db.session.commit()
+            continue
+        if row.registration_id not in connectors:
+            connectors[row.registration_id] = DbServiceConnector(db.session.get(Registration, row.registration_id))
+        row.attempts += 1
+        try:
+            post_score(connectors[row.registration_id], row.lineitem_url, row.payload)
+        except PlatformError as exc:
+            if exc.status == 409:
+                # The LMS already holds a newer score for this person: nothing left to deliver.
+                row.status, row.sent_at, row.last_error = SENT, now, "superseded (409)"
+                counts["sent"] += 1
+            elif row.attempts >= MAX_ATTEMPTS or (exc.status and 400 <= exc.status < 500 and exc.status != 429):
+                row.status, row.last_error = FAILED, exc.message
+                counts["failed"] += 1
+            else:
+                row.last_error = exc.message
+                row.next_attempt_at = now + min(BASE_DELAY * (2 ** (row.attempts - 1)), MAX_DELAY)
+                counts["retried"] += 1
+                log.warning("Score %s not delivered (attempt %s): %s", row.id, row.attempts, exc.message)
+            skipped.add(row.id)
+        else:
+            row.status, row.sent_at, row.last_error = SENT, now, None
+            counts["sent"] += 1
+        db.session.commit()
+    return counts

@@ -1,0 +1,140 @@
+"""AGS score outbox and NRPS roster sync against the Advantage test platform over real HTTP."""
+import pytest
+from sqlalchemy import select
+
+from lti_tool.extensions import db
+from lti_tool.models import Course, Membership, Person, Registration, ResourceLink, ScoreOutbox
+from lti_tool.models.base import utcnow
+from lti_tool.services import DomainError, grades, roster
+from tests.support.advantage import AdvantagePlatform
+
+
+@pytest.fixture(scope="session")
+def advantage_platform(live_server):
+    p = AdvantagePlatform(live_server + "/lti/jwks")
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def adv(app, advantage_platform):
+    """(platform, course) with the platform registered and a course that offers NRPS."""
+    advantage_platform.reset()
+    with app.app_context():
+        reg = advantage_platform.register_in(db)
+        course = Course(registration_id=reg.id, context_id="course-1", title="IV room",
+                        nrps_url=advantage_platform.nrps_url)
+        db.session.add(course)
+        db.session.commit()
+        course_id = course.id
+    with app.app_context():
+        yield advantage_platform, db.session.get(Course, course_id)
+        db.session.rollback()
+
+
+def _technician(course, sub="tech-1"):
+    person = Person(registration_id=course.registration_id, sub=sub, name="Tess")
+    db.session.add(person)
+    db.session.flush()
+    db.session.add(Membership(person_id=person.id, course_id=course.id, role="technician", lti_roles=[]))
+    db.session.flush()
+    return person
+
+
+def _link(course, lineitem_url):
+    link = ResourceLink(course_id=course.id, resource_link_id="rl-1", title="Garbing",
+                        target={"type": "competency", "id": 1}, lineitem_url=lineitem_url)
+    db.session.add(link)
+    db.session.flush()
+    return link
+
+
+def test_scores_are_delivered_in_order_with_increasing_timestamps(adv):
+    platform, course = adv
+    person = _technician(course)
+    link = _link(course, platform.add_lineitem())
+    now = utcnow()
+    grades.queue_score(course, person, link, activity="Submitted", grading="PendingManual", now=now)
+    # Same instant: the second score must still carry a newer timestamp.
+    grades.queue_score(course, person, link, activity="Completed", grading="FullyGraded", score_given=3,
+                       score_maximum=4, comment="Signed off by Morgan Ellis (Manager): Competent", now=now)
+    db.session.commit()
+    counts = grades.deliver_due()
+    assert counts["sent"] == 2
+    accepted = platform.scores["1"]
+    assert [s["activityProgress"] for s in accepted] == ["Submitted", "Completed"]
+    assert accepted[1]["scoreGiven"] == 3 and accepted[1]["gradingProgress"] == "FullyGraded"
+    assert accepted[0]["timestamp"] < accepted[1]["timestamp"]
+    assert platform.token_requests == 1, "the access token is cached between calls"
+
+
+def test_outbox_retries_after_platform_failure_and_loses_nothing(adv):
+    platform, course = adv
+    person = _technician(course)
+    link = _link(course, platform.add_lineitem())
+    grades.queue_score(course, person, link, activity="Submitted", grading="PendingManual")
+    grades.queue_score(course, person, link, activity="Completed", grading="FullyGraded", score_given=4,
+                       score_maximum=4)
+    db.session.commit()
+    platform.fail_scores = 1
+    first = grades.deliver_due()
+    assert first == {"sent": 0, "retried": 1, "failed": 0, "waiting": 1}
+    row = db.session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id)).first()
+    assert row.attempts == 1 and "503" in row.last_error and row.next_attempt_at > utcnow()
+    assert grades.deliver_due() == {"sent": 0, "retried": 0, "failed": 0, "waiting": 1}, "backing off, in order"
+    later = grades.deliver_due(now=row.next_attempt_at)
+    assert later["sent"] == 2
+    assert [s["activityProgress"] for s in platform.scores["1"]] == ["Submitted", "Completed"]
+
+
+def test_conflict_409_marks_score_superseded(adv):
+    platform, course = adv
+    person = _technician(course)
+    link = _link(course, platform.add_lineitem())
+    grades.queue_score(course, person, link, activity="Submitted", grading="PendingManual")
+    db.session.commit()
+    grades.deliver_due()
+    row = db.session.scalars(select(ScoreOutbox)).first()
+    # Replay the same timestamp as a new row: the platform answers 409.
+    db.session.add(ScoreOutbox(registration_id=row.registration_id, course_id=row.course_id,
+                               person_id=row.person_id, lineitem_url=row.lineitem_url, payload=row.payload,
+                               score_timestamp=row.score_timestamp, next_attempt_at=utcnow()))
+    db.session.commit()
+    assert grades.deliver_due()["sent"] == 1
+    rows = db.session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id)).all()
+    assert rows[1].last_error == "superseded (409)"
+
+
+def test_roster_follows_every_page_and_marks_leavers_inactive(adv):
+    platform, course = adv
+    for i in range(5):
+        platform.member(f"m-{i}")
+    platform.member("teacher-1", role="teacher")
+    result = roster.sync_roster(course)
+    assert result.pages == 3 and result.added == 6
+    people = db.session.scalars(select(Person).where(Person.registration_id == course.registration_id)).all()
+    assert len(people) == 6
+    assert all(p.last_launch_at is None for p in people), "known from the roster, not launched yet"
+    roles = {m.person.sub: m.role for m in db.session.scalars(select(Membership))}
+    assert roles["teacher-1"] == "manager" and roles["m-0"] == "technician"
+
+    # m-1 leaves the course, m-2 is suspended: both kept, both inactive.
+    platform.members = [m for m in platform.members if m["user_id"] != "m-1"]
+    platform.members[1]["status"] = "Inactive"
+    result = roster.sync_roster(course)
+    assert result.deactivated == 1 and result.updated == 1
+    memberships = {m.person.sub: m for m in db.session.scalars(select(Membership))}
+    assert len(memberships) == 6
+    assert memberships["m-1"].active is False and memberships["m-2"].active is False
+    assert memberships["m-0"].active is True
+
+
+def test_roster_failure_is_a_plain_domain_error(adv):
+    platform, course = adv
+    reg = db.session.get(Registration, course.registration_id)
+    reg.auth_token_url = platform.base + "/no-such-token-endpoint"
+    db.session.flush()
+    with pytest.raises(DomainError) as err:
+        roster.sync_roster(course)
+    assert "could not be read from the LMS" in err.value.message
+    assert db.session.scalars(select(Membership)).all() == []
