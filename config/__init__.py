@@ -4,6 +4,7 @@
 and tests can hand in any configuration they like.
 """
 import os
+import tempfile
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
@@ -46,6 +47,9 @@ class Config:
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     # The tool's public address, for CLI output (show-config) where there is no request.
     TOOL_BASE_URL = "http://127.0.0.1:5000"
+    # Evidence attachments: where local-disk storage keeps the files, and the largest file accepted.
+    ATTACHMENT_DIR = str(INSTANCE_DIR / "attachments")
+    ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 
 
 class DevelopmentConfig(Config):
@@ -59,6 +63,8 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "testing-only-not-secret"
     DEV_LMS_ENABLED = True
+    # A directory per test process under the system temp dir (created on first upload, not at import).
+    ATTACHMENT_DIR = os.path.join(tempfile.gettempdir(), f"lti-tool-test-attachments-{os.getpid()}")
 
 
 class ProductionConfig(Config):
@@ -96,6 +102,10 @@ def load(environ=None) -> dict:
         settings["TOOL_BASE_URL"] = environ["TOOL_BASE_URL"].rstrip("/")
     if environ.get("PROXY_FIX_HOPS"):
         settings["PROXY_FIX_HOPS"] = int(environ["PROXY_FIX_HOPS"])
+    if environ.get("ATTACHMENT_DIR"):
+        settings["ATTACHMENT_DIR"] = environ["ATTACHMENT_DIR"]
+    if environ.get("ATTACHMENT_MAX_BYTES"):
+        settings["ATTACHMENT_MAX_BYTES"] = int(environ["ATTACHMENT_MAX_BYTES"])
     for key in ("LTI_HTTP_TIMEOUT",):
         if environ.get(key):
             settings[key] = float(environ[key])
