@@ -330,9 +330,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not body.get("sub") or not isinstance(body.get("sub"), str):
             raise LaunchError("The launch does not say who you are", "The id_token has no user (sub); "
                               "anonymous launches are not supported.", status=400, code="missing_sub")
-        if not isinstance(body.get(CLAIM + "roles"), list):
+        roles = body.get(CLAIM + "roles")
+        if not isinstance(roles, list):
             raise LaunchError("The launch does not say your role", "The id_token has no roles claim.",
                               status=400, code="missing_roles")
+        if not all(isinstance(r, str) for r in roles):
+            # Role mapping and storage expect URIs; anything else is a malformed token, not a server error.
+            raise LaunchError("The launch does not say your role", "The id_token's roles claim is not a list "
+                              "of role names.", status=400, code="malformed_roles")
         try:
             super().validate_message()
         except LtiException as exc:

@@ -1,13 +1,19 @@
 """A test LTI platform: signs real RS256 id_tokens and serves its JWKS, OpenID configuration and a dynamic
-registration endpoint over real HTTP, from a thread in the test process."""
+registration endpoint over real HTTP, from a thread in the test process.
+
+For browser tests it also serves a course page (/page) that frames the tool and answers the LTI client-side
+storage postMessages like Canvas, an /auth endpoint that signs the id_token and auto-posts it into the frame,
+and a /token endpoint that checks the tool's client assertion against the tool's published JWKS."""
+import html
 import json
 import secrets
 import threading
 import time
 import uuid
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
+import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwcrypto.jwk import JWK
@@ -54,7 +60,7 @@ def new_rsa_key(kid: str | None = None):
 class TestPlatform:
     __test__ = False
 
-    def __init__(self, issuer_path="/platform"):
+    def __init__(self, issuer_path="/platform", host="127.0.0.1"):
         self.key = new_rsa_key("platform-key-1")
         self.published = [self.key]
         self.client_id = "test-client-" + secrets.token_hex(3)
@@ -63,8 +69,12 @@ class TestPlatform:
         self.registration_requests = []
         self.registration_response = None
         self.registration_token = "reg-token-" + secrets.token_hex(4)
-        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.base = f"http://127.0.0.1:{self._server.server_port}"
+        # The tool's JWKS URL, for /token to check client assertions against (set by the test).
+        self.tool_jwks_url = None
+        self.token_requests = []
+        self.auth_requests = []
+        self._server = make_server(host, 0, self._wsgi, threaded=True)
+        self.base = f"http://{host}:{self._server.server_port}"
         self.issuer = self.base + issuer_path
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -80,6 +90,12 @@ class TestPlatform:
             return self._json({"keys": [k["jwk"] for k in self.published]})
         if request.path == "/.well-known/openid-configuration":
             return self._json(self.openid_configuration())
+        if request.path == "/auth":
+            return self._auth(request)
+        if request.path == "/page":
+            return self._page(request)
+        if request.path == "/token" and request.method == "POST":
+            return self._token(request)
         if request.path == "/register" and request.method == "POST":
             if request.headers.get("Authorization") != "Bearer " + self.registration_token:
                 return self._json({"error": "invalid_token"}, 401)
@@ -92,6 +108,78 @@ class TestPlatform:
             }
             return self._json({**body, **answer})
         return Response("not found", 404)
+
+    def _auth(self, request: Request):
+        """The OIDC authorization endpoint, as a browser meets it: sign the id_token, auto-post it to the tool."""
+        args = request.args
+        self.auth_requests.append(args.to_dict())
+        if args.get("client_id") != self.client_id or not args.get("nonce") or not args.get("state") \
+                or not args.get("redirect_uri", "").endswith("/lti/launch"):
+            return Response("bad authorization request", 400)
+        body = self.claims(args["nonce"], sub=args.get("login_hint") or "user-1")
+        body[CLAIM + "target_link_uri"] = args["redirect_uri"]
+        fields = {"id_token": self.sign(body), "state": args["state"], "lti_storage_target": "_parent"}
+        inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
+        page = (f'<!doctype html><html><body><form method="post" action="{html.escape(args["redirect_uri"])}">'
+                f'{inputs}<button>Continue</button></form><script>document.forms[0].submit()</script>'
+                '</body></html>')
+        return Response(page, mimetype="text/html")
+
+    def _page(self, request: Request):
+        """A course page that frames the tool and starts the login there with lti_storage_target=_parent.
+        With ?storage=1 it answers lti.capabilities / lti.put_data / lti.get_data like Canvas (data kept per
+        tool origin); otherwise it stays silent, like Canvas's mobile apps."""
+        tool = request.args["tool"].rstrip("/")
+        params = {"iss": self.issuer, "login_hint": request.args.get("user", "browser-user"),
+                  "target_link_uri": tool + "/lti/launch", "client_id": self.client_id,
+                  "lti_deployment_id": self.deployment_id, "lti_storage_target": "_parent"}
+        src = html.escape(tool + "/lti/login?" + urlencode(params))
+        answer = "true" if request.args.get("storage") == "1" else "false"
+        page = f"""<!doctype html><html><head><title>Test LMS course</title></head><body>
+<h1>IV Room Cross-Training</h1>
+<iframe name="tool" id="tool" title="Tool" src="{src}" width="1000" height="700"></iframe>
+<script>
+window.ltiMessages = [];
+var answer = {answer}, store = {{}};
+window.addEventListener("message", function (event) {{
+  var data = event.data || {{}};
+  if (typeof data.subject !== "string" || data.subject.indexOf("lti.") !== 0) return;
+  window.ltiMessages.push({{subject: data.subject, key: data.key || null, origin: event.origin}});
+  if (!answer) return;
+  var reply = null;
+  if (data.subject === "lti.capabilities") {{
+    reply = {{subject: "lti.capabilities.response", message_id: data.message_id, supported_messages: [
+      {{subject: "lti.capabilities"}}, {{subject: "lti.put_data"}}, {{subject: "lti.get_data"}}]}};
+  }} else if (data.subject === "lti.put_data") {{
+    store[event.origin + " " + data.key] = data.value;
+    reply = {{subject: "lti.put_data.response", message_id: data.message_id, key: data.key, value: data.value}};
+  }} else if (data.subject === "lti.get_data") {{
+    var k = event.origin + " " + data.key;
+    reply = k in store
+      ? {{subject: "lti.get_data.response", message_id: data.message_id, key: data.key, value: store[k]}}
+      : {{subject: "lti.get_data.response", message_id: data.message_id, key: data.key,
+         error: {{code: "bad_request", message: "no such key"}}}};
+  }}
+  if (reply) event.source.postMessage(reply, event.origin);
+}});
+</script></body></html>"""
+        return Response(page, mimetype="text/html")
+
+    def _token(self, request: Request):
+        """OAuth2 client_credentials with a private_key_jwt assertion, checked against the tool's JWKS."""
+        assertion = request.form.get("client_assertion", "")
+        try:
+            kid = jwt.get_unverified_header(assertion).get("kid")
+            keys = requests.get(self.tool_jwks_url, timeout=5).json()["keys"]
+            jwk = next(k for k in keys if k.get("kid") == kid)
+            claims = jwt.decode(assertion, jwt.PyJWK(jwk).key, algorithms=["RS256"],
+                                audience=self.base + "/token")
+        except Exception as exc:  # noqa: BLE001 - any failure is the client's fault here
+            self.token_requests.append({"ok": False, "error": repr(exc)})
+            return self._json({"error": "invalid_client"}, 401)
+        self.token_requests.append({"ok": True, "kid": kid, "sub": claims.get("sub")})
+        return self._json({"access_token": "at-" + secrets.token_hex(8), "token_type": "Bearer",
+                           "expires_in": 3600, "scope": request.form.get("scope", "")})
 
     @staticmethod
     def _json(data, status=200):
@@ -129,14 +217,16 @@ class TestPlatform:
         return row
 
     # -- tokens ---------------------------------------------------------------------------------
-    def claims(self, nonce, *, sub="user-1", roles=None, context_id="course-1", **extra):
+    def claims(self, nonce, *, sub="user-1", roles=None, context_id="course-1", client_id=None, deployment_id=None,
+               **extra):
         now = int(time.time())
+        client_id = client_id or self.client_id
         claims = {
-            "iss": self.issuer, "aud": self.client_id, "azp": self.client_id, "sub": sub,
+            "iss": self.issuer, "aud": client_id, "azp": client_id, "sub": sub,
             "iat": now, "exp": now + 300, "nonce": nonce,
             "name": "Tess Nguyen", "given_name": "Tess", "family_name": "Nguyen", "email": "tess@example.org",
             CLAIM + "message_type": "LtiResourceLinkRequest", CLAIM + "version": "1.3.0",
-            CLAIM + "deployment_id": self.deployment_id,
+            CLAIM + "deployment_id": deployment_id or self.deployment_id,
             CLAIM + "target_link_uri": "", CLAIM + "resource_link": {"id": "link-1"},
             CLAIM + "roles": roles if roles is not None else CANVAS_ROLES["student"],
             CLAIM + "context": {"id": context_id, "label": "RX101", "title": "IV Room Cross-Training"},
@@ -166,15 +256,24 @@ class TestPlatform:
             auth = {k: v[0] for k, v in parse_qs(urlsplit(resp.headers["Location"]).query).items()}
         return resp, auth
 
-    def launch(self, http, tool_base, *, claims=None, token=None, state=None, extra_form=None, **claim_kw):
-        """Login then launch. `claims` is a function (claims dict -> claims dict) to tamper with them."""
-        resp, auth = self.login(http, tool_base)
+    def launch(self, http, tool_base, *, claims=None, token=None, state=None, extra_form=None, sign=None,
+               login_params=None, **claim_kw):
+        """Login then launch. `claims` is a function (claims dict -> claims dict) to tamper with them; `sign` a
+        function (claims dict -> id_token) to sign them some other way; `token` replaces the id_token."""
+        login_params = dict(login_params or {})
+        if claim_kw.get("client_id"):
+            login_params.setdefault("client_id", claim_kw["client_id"])
+        if claim_kw.get("deployment_id"):
+            login_params.setdefault("lti_deployment_id", claim_kw["deployment_id"])
+        resp, auth = self.login(http, tool_base, **login_params)
         assert resp.status_code == 302, resp.text
         body = self.claims(auth["nonce"], **claim_kw)
         body[CLAIM + "target_link_uri"] = tool_base + "/lti/launch"
         if claims:
             body = claims(body)
-        form = {"id_token": token if token is not None else self.sign(body),
+        if token is None:
+            token = sign(body) if sign else self.sign(body)
+        form = {"id_token": token,
                 "state": auth["state"] if state is None else state}
         form.update(extra_form or {})
         form = {k: v for k, v in form.items() if v is not None}
