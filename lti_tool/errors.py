@@ -57,6 +57,8 @@ def register(app):
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         title, detail = MESSAGES.get(exc.code, (exc.name, exc.description))
+        if exc.description and exc.description != type(exc).description:
+            detail = exc.description  # a view's own words (abort(400, "...")) beat the generic ones
         return error_response(exc.code, title, detail, code=str(exc.code))
 
     @app.errorhandler(Exception)

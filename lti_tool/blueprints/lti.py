@@ -8,6 +8,7 @@ from ..extensions import db
 from ..lti import keys
 from ..lti.canvas_config import canvas_configuration
 from ..lti.dynamic_registration import RegistrationError, ToolDynamicRegistration
+from ..lti.errors import LaunchError
 from ..lti.launch import (
     ToolMessageLaunch,
     ToolOIDCLogin,
@@ -15,10 +16,12 @@ from ..lti.launch import (
     lti_request,
     release_after_client_check,
 )
+from ..lti.roles import MANAGER_SIDE
 from ..models import Deployment, Registration
 from ..services.launches import record_launch
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
+MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
 
 
 def launch_url() -> str:
@@ -67,6 +70,12 @@ def launch_complete():
 def _finish(registration, deployment, claims, launch_id):
     person, course, membership = record_launch(registration, deployment, claims)
     token = tool_session.issue(person, membership, launch_id)
+    if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
+        if membership is None or membership.role not in MANAGER_SIDE:
+            raise LaunchError("Only course managers can add this tool's content",
+                              "Adding content to the course is for instructors and course designers.", status=403,
+                              code="deep_link_role")
+        return redirect(url_for("deep_linking.picker", **{tool_session.PARAM: token}), code=303)
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
     return redirect(url_for("home.index", **{tool_session.PARAM: token}), code=303)
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
-from ..models import Course, Deployment, Membership, Person, Registration
+from ..models import Course, Deployment, Membership, Person, Registration, ResourceLink
 from ..models.base import utcnow
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -54,6 +54,7 @@ def record_launch(registration: Registration, deployment: Deployment, claims: di
         course.label = context.get("label") or course.label
         course.deployment_id = deployment.id
         db.session.flush()
+        record_services(course, claims)
         membership = db.session.scalars(
             select(Membership).where(Membership.person_id == person.id, Membership.course_id == course.id)
         ).first()
@@ -61,8 +62,54 @@ def record_launch(registration: Registration, deployment: Deployment, claims: di
             membership = Membership(person_id=person.id, course_id=course.id)
             db.session.add(membership)
         membership.role = role
+        membership.source = "launch"
         membership.lti_roles = roles
         membership.active = True
         membership.last_launch_at = now
     db.session.flush()
     return person, course, membership
+
+
+AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+
+
+def record_services(course: Course, claims: dict) -> None:
+    """Keep the course's Advantage endpoints and the launched resource link (with its line item) current."""
+    nrps = claims.get(NRPS) or {}
+    if nrps.get("context_memberships_url"):
+        course.nrps_url = nrps["context_memberships_url"]
+    ags = claims.get(AGS) or {}
+    if ags.get("lineitems"):
+        course.ags_lineitems_url = ags["lineitems"]
+    if ags.get("scope"):
+        course.ags_scopes = list(ags["scope"])
+    link_claim = claims.get(CLAIM + "resource_link") or {}
+    if not link_claim.get("id"):
+        return
+    link = db.session.scalars(select(ResourceLink).where(
+        ResourceLink.course_id == course.id, ResourceLink.resource_link_id == str(link_claim["id"]))).first()
+    if link is None:
+        link = ResourceLink(course_id=course.id, resource_link_id=str(link_claim["id"]))
+        db.session.add(link)
+    link.title = link_claim.get("title") or link.title
+    target = parse_target((claims.get(CLAIM + "custom") or {}).get("target"))
+    if target:
+        link.target = target
+    if ags.get("lineitem"):
+        link.lineitem_url = ags["lineitem"]
+
+
+TARGET_TYPES = ("competency", "department", "pathway", "portfolio", "matrix")
+
+
+def parse_target(value) -> dict | None:
+    """Deep-linked items carry custom target=<type>[:<id>], e.g. "competency:12" or "department:iv_room"."""
+    if not value or not isinstance(value, str):
+        return None
+    kind, _, ident = value.partition(":")
+    if kind not in TARGET_TYPES:
+        return None
+    if kind == "competency":
+        return {"type": kind, "id": int(ident)} if ident.isdigit() else None
+    return {"type": kind, "id": ident or None}

@@ -1,0 +1,71 @@
+"""What a manager can place in the LMS course with deep linking, and what a placed link opens."""
+import json
+from importlib import resources
+
+from sqlalchemy import or_, select
+
+from ..extensions import db
+from ..models import Competency, CourseFramework, Framework
+
+DEPARTMENT_LABELS = {
+    "community": "Community / retail", "central": "Hospital central pharmacy",
+    "iv_room": "IV room / sterile compounding",
+    "nonsterile": "Non-sterile compounding", "hazardous": "Hazardous drugs", "ltc": "Long-term care",
+    "specialty": "Specialty / mail order", "nuclear": "Nuclear pharmacy",
+}
+
+
+def course_frameworks(course) -> list[Framework]:
+    """The frameworks a course uses; every framework visible to its tenant when none was chosen yet."""
+    chosen = db.session.scalars(select(Framework).join(CourseFramework).where(
+        CourseFramework.course_id == course.id).order_by(Framework.name)).all()
+    if chosen:
+        return list(chosen)
+    return list(db.session.scalars(select(Framework).where(or_(
+        Framework.registration_id.is_(None), Framework.registration_id == course.registration_id))
+        .order_by(Framework.name)))
+
+
+def pathways() -> list[dict]:
+    try:
+        data = json.loads(resources.files("lti_tool.data").joinpath("career_pathways.json").read_text())
+    except (FileNotFoundError, ModuleNotFoundError, json.JSONDecodeError):
+        return []
+    items = data.get("pathways", data) if isinstance(data, dict) else data
+    return [{"code": p.get("code"), "title": p.get("name") or p.get("title") or p.get("code")}
+            for p in items if isinstance(p, dict) and p.get("code")]
+
+
+def targets(course) -> dict:
+    """{"pages": [...], "pathways": [...], "departments": [...], "competencies": [(framework, [competency])]}"""
+    frameworks = course_frameworks(course)
+    ids = [f.id for f in frameworks]
+    competencies = db.session.scalars(select(Competency).where(Competency.framework_id.in_(ids))
+                                      .order_by(Competency.framework_id, Competency.position, Competency.id)).all()
+    has_children = {c.parent_id for c in competencies if c.parent_id}
+    leaves = [c for c in competencies if c.id not in has_children]
+    departments = sorted({d for c in leaves for d in (c.departments or []) if d in DEPARTMENT_LABELS})
+    return {
+        "pages": [{"target": "portfolio", "title": "Technician portfolio"},
+                  {"target": "matrix", "title": "Team competency matrix"}],
+        "pathways": [{"target": f"pathway:{p['code']}", "title": p["title"]} for p in pathways()],
+        "departments": [{"target": f"department:{d}", "title": f"{DEPARTMENT_LABELS[d]} cross-training checklist"}
+                        for d in departments],
+        "competencies": [(f, [c for c in leaves if c.framework_id == f.id]) for f in frameworks],
+    }
+
+
+def describe(target: str, course) -> dict | None:
+    """Title and gradebook maximum of one target string, or None when it is not offered in this course."""
+    for group in ("pages", "pathways", "departments"):
+        for item in targets(course)[group]:
+            if item["target"] == target:
+                return {"title": item["title"], "gradable": False, "maximum": None}
+    kind, _, ident = target.partition(":")
+    if kind == "competency" and ident.isdigit():
+        for framework, comps in targets(course)["competencies"]:
+            for c in comps:
+                if c.id == int(ident):
+                    maximum = len(framework.scale or []) or 1
+                    return {"title": f"{c.code} {c.title}", "gradable": True, "maximum": maximum}
+    return None
