@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..lti.advantage import DbServiceConnector, PlatformError, post_score
-from ..models import Registration, ResourceLink, ScoreOutbox
+from ..models import Course, Person, Registration, ResourceLink, ScoreOutbox
 from ..models.advantage import FAILED, PENDING, SENT
 from ..models.base import utcnow
 
@@ -109,3 +109,42 @@ def deliver_due(now=None, limit: int = 100) -> dict:
             counts["sent"] += 1
         db.session.commit()
     return counts
+
+
+# -- what the workflow sends ---------------------------------------------------------------------------------------
+def _level_score(framework, rating_code):
+    levels = [lvl.get("code") for lvl in framework.scale or []]
+    if rating_code in levels:
+        return levels.index(rating_code) + 1, len(levels)
+    return None, len(levels) or 1
+
+
+def on_review_requested(review_request, now=None) -> list[ScoreOutbox]:
+    """A technician asked for review: Submitted / PendingManual on every graded link for the competency."""
+    course, person = review_request.course, review_request.person
+    return [queue_score(course, person, link, activity="Submitted", grading="PendingManual", now=now)
+            for link in graded_links(course.id, review_request.competency)]
+
+
+def on_signed_off(sign_off, now=None) -> list[ScoreOutbox]:
+    """Completed / FullyGraded, the rating's position on the scale as the score, a comment naming the signer."""
+    competency = sign_off.competency
+    given, maximum = _level_score(competency.framework, sign_off.rating_code)
+    comment = f"{sign_off.rating_label}. Signed off by {sign_off.signer_name} ({sign_off.signer_role})"
+    if sign_off.expires_at:
+        comment += f"; due for revalidation by {sign_off.expires_at.date().isoformat()}"
+    course = sign_off.review_request.course if sign_off.review_request else None
+    course = course or db.session.get(Course, sign_off.course_id)
+    person = db.session.get(Person, sign_off.person_id)
+    return [queue_score(course, person, link, activity="Completed", grading="FullyGraded", score_given=given,
+                        score_maximum=maximum, comment=comment + ".", now=now)
+            for link in graded_links(course.id, competency)]
+
+
+def on_lapsed(sign_off, reason: str, now=None) -> list[ScoreOutbox]:
+    """A sign-off was revoked or expired: the column goes back to pending, with the reason."""
+    course = db.session.get(Course, sign_off.course_id)
+    person = db.session.get(Person, sign_off.person_id)
+    return [queue_score(course, person, link, activity="InProgress", grading="Pending", score_given=0,
+                        score_maximum=_level_score(sign_off.competency.framework, None)[1], comment=reason, now=now)
+            for link in graded_links(course.id, sign_off.competency)]
