@@ -3,6 +3,7 @@ import json
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from .extensions import db
@@ -11,7 +12,9 @@ from .lti.roles import TOOL_ROLES
 from .lti.urls import tool_urls
 from .models import Deployment, Registration
 
-lti_cli = click.Group("lti", help="LTI registrations, deployments and keys.")
+# AppGroup runs each command inside the app context, also under app.test_cli_runner() and other embedders
+# (a plain click.Group only got one from `flask`'s own group).
+lti_cli = AppGroup("lti", help="LTI registrations, deployments and keys.")
 demo_cli = click.Group("demo", help="Demo data for the development LMS.")
 
 

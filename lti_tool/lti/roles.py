@@ -63,20 +63,34 @@ def context_role_name(uri: str) -> str | None:
 
 
 def map_roles(lti_roles: list[str], overrides: dict | None = None) -> tuple[str | None, bool]:
-    """Return (course role or None, is_admin). Overrides may be keyed by full URI or context role name."""
+    """Return (course role or None, is_admin). Overrides may be keyed by full URI or context role name; a
+    sub-role's override may also use its short name ('TeachingAssistant')."""
     overrides = overrides or {}
+    roles = [uri for uri in lti_roles or [] if isinstance(uri, str)]
+    names = {uri: context_role_name(uri) for uri in roles}
+    # A sub-role implies its parent, and Canvas sends the parent too (a TA arrives as
+    # membership/Instructor#TeachingAssistant plus membership#Instructor). The sub-role is the more specific
+    # statement, so the parent it implies is not mapped on its own: otherwise an override for TAs could never
+    # take effect, the implied Instructor would always win.
+    implied = {name.partition("#")[0] for name in names.values() if name and "#" in name}
     mapped = set()
-    for uri in lti_roles or []:
+    for uri in roles:
         if uri in overrides:
             mapped.add(overrides[uri])
             continue
-        name = context_role_name(uri)
-        if name is None:
+        name = names[uri]
+        if name is None or name in implied:
             continue
-        role = overrides.get(name, DEFAULT_CONTEXT_MAP.get(name))
+        sub = name.partition("#")[2]
+        if name in overrides:
+            role = overrides[name]
+        elif sub and sub in overrides:
+            role = overrides[sub]
+        else:
+            role = DEFAULT_CONTEXT_MAP.get(name)
         if role:
             mapped.add(role)
-    is_admin = any(uri in ADMIN_ROLES for uri in lti_roles or [])
+    is_admin = any(uri in ADMIN_ROLES for uri in roles)
     course_role = next((r for r in (ADMIN,) + PRECEDENCE if r in mapped), None)
     if course_role is None and is_admin:
         course_role = ADMIN
