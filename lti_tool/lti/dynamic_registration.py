@@ -112,10 +112,14 @@ class ToolDynamicRegistration(DynamicRegistration):
                                     f"{resp.text[:300]}")
         try:
             answer = resp.json()
-            client_id = str(answer["client_id"])
-        except Exception as exc:
-            raise RegistrationError("The LMS's answer to the registration has no client_id.") from exc
-        tool_conf = answer.get(TOOL_CONF) or {}
+        except ValueError as exc:
+            raise RegistrationError("The LMS's answer to the registration is not JSON.") from exc
+        client_id = answer.get("client_id") if isinstance(answer, dict) else None
+        # str() of a missing or null client_id would register a client called "None".
+        if not isinstance(client_id, str | int) or isinstance(client_id, bool) or not str(client_id).strip():
+            raise RegistrationError("The LMS's answer to the registration has no client_id.")
+        client_id = str(client_id)
+        tool_conf = answer.get(TOOL_CONF) if isinstance(answer.get(TOOL_CONF), dict) else {}
         issuer = platform["issuer"]
         row = find_registration_row(issuer, client_id)
         if row is None:
