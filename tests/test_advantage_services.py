@@ -138,3 +138,14 @@ def test_roster_failure_is_a_plain_domain_error(adv):
         roster.sync_roster(course)
     assert "could not be read from the LMS" in err.value.message
     assert db.session.scalars(select(Membership)).all() == []
+
+
+def test_timestamps_differ_on_the_wire_within_one_millisecond(adv):
+    platform, course = adv
+    person = _technician(course)
+    link = _link(course, platform.add_lineitem())
+    base = utcnow().replace(microsecond=123456)
+    first = grades.queue_score(course, person, link, activity="Submitted", grading="PendingManual", now=base)
+    second = grades.queue_score(course, person, link, activity="Completed", grading="FullyGraded",
+                                now=base.replace(microsecond=123789))
+    assert first.payload["timestamp"] < second.payload["timestamp"]

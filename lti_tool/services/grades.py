@@ -37,6 +37,8 @@ def graded_links(course_id: int, competency) -> list[ResourceLink]:
 
 
 def _timestamp_after(lineitem_url: str, person_id: int, now):
+    """Millisecond precision (what goes on the wire), strictly after the last score for this person and column."""
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
     last = db.session.scalar(select(func.max(ScoreOutbox.score_timestamp)).where(
         ScoreOutbox.lineitem_url == lineitem_url, ScoreOutbox.person_id == person_id))
     if last is not None and last >= now:
