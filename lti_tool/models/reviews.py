@@ -64,7 +64,9 @@ class SignOff(db.Model):
     evidence_snapshot: Mapped[dict] = mapped_column(JSON)
     signed_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
     expires_at = mapped_column(UTCDateTime, index=True)
-    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("sign_offs.id"))
+    # Unique: a sign-off is corrected at most once, so corrections form a chain and two concurrent
+    # corrections cannot both land.
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("sign_offs.id"), unique=True)
     correction_reason: Mapped[str | None] = mapped_column(Text)
 
     person = relationship("Person", foreign_keys=[person_id])

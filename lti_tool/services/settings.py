@@ -1,0 +1,63 @@
+"""Tenant settings: `Registration.settings` over the tool's defaults.
+
+A tenant (registration) stores only what it changed; reads always see a full set, so code never needs to
+know which keys a tenant has overridden. Every key has a validator, so a bad value is refused at write time
+rather than surprising the status computation later.
+"""
+from ..extensions import db
+from ..models import Registration
+from . import DomainError, Forbidden, audit
+
+
+def _int_between(low: int, high: int):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise DomainError(f"Must be a whole number from {low} to {high}.", code="invalid_setting")
+        return value
+
+    return check
+
+
+DEFAULTS = {
+    # Days before a sign-off expires when its competency shows as "due for revalidation".
+    "revalidation_warning_days": 30,
+}
+VALIDATORS = {
+    "revalidation_warning_days": _int_between(0, 366),
+}
+
+
+def effective(registration: Registration | None) -> dict:
+    """The tenant's settings with defaults filled in (unknown stored keys are ignored)."""
+    stored = (registration.settings or {}) if registration is not None else {}
+    return {key: stored.get(key, default) for key, default in DEFAULTS.items()}
+
+
+def get(registration: Registration | None, key: str):
+    if key not in DEFAULTS:
+        raise KeyError(key)
+    return effective(registration)[key]
+
+
+def update(actor, changes: dict) -> dict:
+    """Change the acting user's tenant settings. Tool administrators only; audited."""
+    if not actor.is_admin:
+        raise Forbidden("Only an administrator can change the tool's settings.")
+    errors = {}
+    clean = {}
+    for key, value in (changes or {}).items():
+        if key not in VALIDATORS:
+            errors[key] = "Unknown setting."
+            continue
+        try:
+            clean[key] = VALIDATORS[key](value)
+        except DomainError as exc:
+            errors[key] = exc.message
+    if errors:
+        raise DomainError("Some settings are not valid.", code="invalid_setting", fields=errors)
+    registration = db.session.get(Registration, actor.registration_id)
+    before = dict(registration.settings or {})
+    registration.settings = {**before, **clean}
+    db.session.flush()
+    audit.record(actor, "settings.update", registration, before=before, after=dict(registration.settings))
+    return effective(registration)
