@@ -56,9 +56,13 @@ def _notice_serializer():
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="notice-v1")
 
 
+def notice_token(message: str, category: str = "success") -> str:
+    return _notice_serializer().dumps({"m": message, "c": category})
+
+
 def redirect_with_notice(endpoint: str, message: str, category: str = "success", **values):
     """Post/redirect/get with a message shown on the next page (signed, so nobody can forge one)."""
-    values[NOTICE_PARAM] = _notice_serializer().dumps({"m": message, "c": category})
+    values[NOTICE_PARAM] = notice_token(message, category)
     return redirect(app_url(endpoint, **values), code=303)
 
 

@@ -18,7 +18,10 @@ from ..lti.launch import (
 )
 from ..lti.roles import MANAGER_SIDE
 from ..models import Deployment, Registration
+from ..services import roster
+from ..services.actors import Actor
 from ..services.launches import record_launch
+from ..web import NOTICE_PARAM, notice_token
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
@@ -76,12 +79,22 @@ def _finish(registration, deployment, claims, launch_id):
                               "Adding content to the course is for instructors and course designers.", status=403,
                               code="deep_link_role")
         return redirect(url_for("deep_linking.picker", **{tool_session.PARAM: token}), code=303)
+    values = {tool_session.PARAM: token}
+    if course is not None and membership is not None and membership.role in MANAGER_SIDE:
+        # The launch is complete and committed first: a slow or failing roster never costs the manager the launch.
+        db.session.commit()
+        problem = roster.sync_if_stale(course, Actor(person=person, course=course, membership=membership))
+        if problem:
+            values[NOTICE_PARAM] = notice_token(f"The course roster could not be updated: {problem}", "warning")
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
-    return redirect(url_for("home.index", **{tool_session.PARAM: token}), code=303)
+    return redirect(url_for("home.index", **values), code=303)
 
 
 @bp.route("/jwks")
 def jwks():
+    # A fresh install has no key until something signs; platforms read the key set before that (Moodle right
+    # after registering), so make sure there is one to publish.
+    keys.signing_key()
     response = jsonify(keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -1,5 +1,5 @@
 """People, courses and memberships as the LMS describes them at launch."""
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -49,6 +49,8 @@ class Course(db.Model):
     ags_lineitems_url: Mapped[str | None] = mapped_column(String(1000))
     ags_scopes: Mapped[list | None] = mapped_column(JSON)
     roster_synced_at = mapped_column(UTCDateTime)
+    # The last roster failure in plain words, shown to managers until a sync succeeds.
+    roster_error: Mapped[str | None] = mapped_column(Text)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
 

@@ -3,7 +3,9 @@
 Technicians who never launched the tool still appear (as "not launched yet"); members who leave the course are
 marked inactive, never deleted, so their records stay.
 """
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -13,6 +15,8 @@ from ..lti.roles import map_roles
 from ..models import Course, Membership, Person
 from ..models.base import utcnow
 from . import DomainError, audit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +81,31 @@ def sync_roster(course: Course, actor=None) -> RosterResult:
             membership.active = False
             result.deactivated += 1
     course.roster_synced_at = now
+    course.roster_error = None
     db.session.flush()
     audit.record(actor, "roster.synced", course, after=result.__dict__, course_id=course.id)
     return result
+
+
+STALE_AFTER = timedelta(hours=1)
+
+
+def sync_if_stale(course: Course, actor=None, now=None) -> str | None:
+    """On a manager's launch: refresh a roster older than an hour. The launch has already been committed; a
+    failure is rolled back, remembered on the course and returned in plain words, never raised."""
+    now = now or utcnow()
+    if not course.nrps_url or (course.roster_synced_at and now - course.roster_synced_at < STALE_AFTER):
+        return None
+    course_id = course.id
+    try:
+        sync_roster(course, actor)
+        db.session.commit()
+        return None
+    except DomainError as exc:
+        db.session.rollback()
+        log.warning("Roster sync for course %s failed: %s", course_id, exc.message)
+        course = db.session.get(Course, course_id)
+        course.roster_error = exc.message
+        course.roster_synced_at = None
+        db.session.commit()
+        return exc.message
