@@ -149,3 +149,53 @@ def test_timestamps_differ_on_the_wire_within_one_millisecond(adv):
     second = grades.queue_score(course, person, link, activity="Completed", grading="FullyGraded",
                                 now=base.replace(microsecond=123789))
     assert first.payload["timestamp"] < second.payload["timestamp"]
+
+
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+
+
+def _nrps(platform):
+    return lambda body: {**body, NRPS_CLAIM: {"context_memberships_url": platform.nrps_url,
+                                              "service_versions": ["2.0"]}}
+
+
+def test_manager_launch_reads_the_roster(app, live_server, advantage_platform, http):
+    from tests.support.platform import CANVAS_ROLES
+
+    advantage_platform.reset()
+    with app.app_context():
+        advantage_platform.register_in(db)
+    for i in range(3):
+        advantage_platform.member(f"never-launched-{i}")
+    resp, _, _ = advantage_platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss",
+                                           context_id="course-1", claims=_nrps(advantage_platform))
+    assert resp.status_code == 303
+    assert advantage_platform.nrps_requests == 2
+    with app.app_context():
+        subs = {m.person.sub: (m.role, m.source) for m in db.session.scalars(select(Membership))}
+    assert subs["never-launched-0"] == ("technician", "roster")
+    assert subs["boss"] == ("manager", "launch"), "the launching manager was not in the roster and stays"
+    # A second launch within the hour does not call the LMS again.
+    advantage_platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss",
+                              context_id="course-1", claims=_nrps(advantage_platform))
+    assert advantage_platform.nrps_requests == 2
+
+
+def test_roster_failure_on_launch_is_shown_not_fatal(app, live_server, advantage_platform, http):
+    from tests.support.platform import CANVAS_ROLES
+
+    advantage_platform.reset()
+    with app.app_context():
+        reg = advantage_platform.register_in(db)
+        reg.auth_token_url = advantage_platform.base + "/broken"
+        db.session.commit()
+    resp, _, _ = advantage_platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss",
+                                           context_id="course-1", claims=_nrps(advantage_platform))
+    assert resp.status_code == 303
+    page = http.get(live_server + resp.headers["Location"])
+    assert page.status_code == 200
+    assert "The course roster could not be updated" in page.text
+    with app.app_context():
+        course = db.session.scalars(select(Course)).one()
+        assert "access token" in course.roster_error
+        assert len(db.session.scalars(select(Membership)).all()) == 1
