@@ -6,6 +6,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwcrypto.jwk import JWK
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import ToolKey
@@ -25,10 +26,14 @@ def public_jwk_from_pem(private_pem: str, kid: str) -> dict:
     return jwk
 
 
-def create_key() -> ToolKey:
+def _new_key() -> ToolKey:
     kid = uuid.uuid4().hex
     pem = generate_rsa_pem()
-    key = ToolKey(kid=kid, private_pem=pem, public_jwk=public_jwk_from_pem(pem, kid))
+    return ToolKey(kid=kid, private_pem=pem, public_jwk=public_jwk_from_pem(pem, kid))
+
+
+def create_key() -> ToolKey:
+    key = _new_key()
     db.session.add(key)
     db.session.flush()
     return key
@@ -38,12 +43,22 @@ def published_keys() -> list[ToolKey]:
     return list(db.session.scalars(select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.id)))
 
 
-def signing_key() -> ToolKey:
-    """The newest unretired key, created on first use so a fresh install needs no extra step."""
-    key = db.session.scalars(
+def _newest_key() -> ToolKey | None:
+    return db.session.scalars(
         select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.id.desc()).limit(1)
     ).first()
-    return key or create_key()
+
+
+def signing_key() -> ToolKey:
+    """The newest unretired key. On a fresh install one is created on first use and committed at once, in its
+    own transaction: the platform checks a client assertion by fetching /lti/jwks while the request that signed
+    it is still running (Moodle does so inside its token endpoint), so the key must already be published."""
+    key = _newest_key()
+    if key is None:
+        with Session(db.engine) as session, session.begin():
+            session.add(_new_key())
+        key = _newest_key()
+    return key
 
 
 def jwks() -> dict:

@@ -10,25 +10,32 @@ from . import keys
 
 
 class ToolRegistration(LtiRegistration):
-    """pylti1p3's registration, carrying our row and our signing key's kid."""
+    """pylti1p3's registration, carrying our row. The tool's signing key is read only when something signs
+    (Advantage service calls, deep-linking responses): a launch does not need it, and must not create one."""
 
     def __init__(self, row: Registration):
         self.row = row
-        key = keys.signing_key()
-        self._kid = key.kid
+        self._key = None
         (
             self.set_issuer(row.issuer)
             .set_client_id(row.client_id)
             .set_auth_login_url(row.auth_login_url)
             .set_auth_token_url(row.auth_token_url)
             .set_key_set_url(row.jwks_url)
-            .set_tool_private_key(key.private_pem)
         )
         if row.auth_audience:
             self.set_auth_audience(row.auth_audience)
 
+    def _signing_key(self):
+        if self._key is None:
+            self._key = keys.signing_key()
+        return self._key
+
+    def get_tool_private_key(self):
+        return self._signing_key().private_pem
+
     def get_kid(self):
-        return self._kid
+        return self._signing_key().kid
 
     def get_jwks(self):
         return keys.jwks()["keys"]
