@@ -16,8 +16,10 @@ Rules (issue 3, item 6):
   another course that uses the same competency. The course chooses which competencies are listed.
 
 Time travel: every function takes `as_of` (aware UTC datetime, default now). Sign-offs, revocations and
-corrections are judged as they stood at `as_of`; open requests and draft evidence are today's, limited to
-those created by `as_of`.
+corrections are judged exactly as they stood at `as_of`. Requests are open at `as_of` if requested by then and
+resolved after (or never); evidence counts as being drafted at `as_of` if created by then and, today, a draft,
+returned, or first submitted after `as_of` (a resubmission moves submitted_at, so the past of evidence that
+went back and forth is approximate).
 
 The computation runs a fixed number of queries whatever the number of people and competencies.
 """
@@ -182,24 +184,27 @@ def compute(registration: Registration, person_ids, competency_ids, as_of=None) 
     for sign_off, revocation in rows:
         sign_offs.setdefault((sign_off.person_id, sign_off.competency_id), []).append((sign_off, revocation))
 
-    # 2. Open review requests.
+    # 2. Review requests open at as_of.
     open_requests = {}
     for request_id, person_id, competency_id in db.session.execute(
         select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
             ReviewRequest.person_id.in_(person_ids), ReviewRequest.competency_id.in_(competency_ids),
-            ReviewRequest.status == OPEN, ReviewRequest.requested_at <= as_of,
+            ReviewRequest.requested_at <= as_of,
+            (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of),
         )
     ):
         open_requests.setdefault((person_id, competency_id), []).append(request_id)
 
-    # 3. Evidence being drafted or revised.
-    drafting = set(db.session.execute(
+    # 3. Evidence being drafted or revised at as_of.
+    drafting = {tuple(row) for row in db.session.execute(
         select(Evidence.person_id, EvidenceCompetency.competency_id)
         .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
         .where(Evidence.person_id.in_(person_ids), EvidenceCompetency.competency_id.in_(competency_ids),
-               Evidence.status.in_((DRAFT, RETURNED)), Evidence.created_at <= as_of)
+               Evidence.created_at <= as_of,
+               Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
+               | (Evidence.submitted_at > as_of))
         .distinct()
-    ).tuples())
+    )}
 
     for p in person_ids:
         result[p] = {

@@ -2,7 +2,7 @@
 framework, a manager, technicians, and helpers to add evidence and sign it off. Rows are built directly with the
 models (the evidence service is tested on its own)."""
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import event, select
 
@@ -61,9 +61,10 @@ class World:
         self.tech2 = make.actor(self.course, "technician")
 
     def evidence(self, person, competencies, kind="cross_training", status="draft", data=None, course=None,
-                 title="Evidence"):
+                 title="Evidence", created_at=T0 - timedelta(days=30)):
         person = getattr(person, "person", person)
         row = Evidence(person_id=person.id, course_id=(course or self.course).id, kind=kind, title=title,
+                       created_at=created_at,
                        data=data if data is not None else {"department": "iv_room", "hours": 8}, status=status,
                        revision=1)
         row.competency_links = [EvidenceCompetency(competency_id=c.id) for c in competencies]
