@@ -165,11 +165,20 @@ def _competency_id_list():
     )
 
 
+class OptionalList(fields.List):
+    """A list that may be left out or sent as null, both meaning empty."""
+
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        if value is None:
+            return []
+        return super().deserialize(value, attr, data, **kwargs)
+
+
 def _text_list(item_max: int, *, minimum: int, maximum: int, what: str, required: bool = True):
     error = f"Give between {minimum} and {maximum} {what}." if minimum else f"At most {maximum} {what}."
-    kw = {"required": True} if required else {"load_default": list}
-    return fields.List(Text(item_max), validate=validate.Length(min=minimum, max=maximum, error=error),
-                       error_messages={"required": REQUIRED, "null": REQUIRED}, **kw)
+    cls, kw = (fields.List, {"required": True}) if required else (OptionalList, {"load_default": list})
+    return cls(Text(item_max), validate=validate.Length(min=minimum, max=maximum, error=error),
+               error_messages={"required": REQUIRED, "null": REQUIRED}, **kw)
 
 
 class _EvidenceSchema(Schema):
