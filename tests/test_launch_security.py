@@ -9,11 +9,15 @@ import hmac
 import json
 import re
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
+from lti_tool import create_app
+from lti_tool.extensions import db
+from tests.conftest import settings_for_tests
 from tests.support.platform import CLAIM, new_rsa_key
 
 NOTHING = {"people": 0, "courses": 0, "memberships": 0}
@@ -350,3 +354,103 @@ def test_jwks_is_cached_and_fetched_again_once_when_the_platform_rotates(live_se
     resp, _, _ = platform.launch(http, live_server, sign=lambda body: platform.sign(body, key=new_key))
     assert resp.status_code == 303
     assert platform.jwks_requests == start + 2, "the refreshed key set should be cached"
+
+
+# -- cookies, proxies, no JavaScript, slow platforms ---------------------------------------------------------
+
+@pytest.fixture
+def other_app(app):
+    """A second app on the test database with its own settings (and a test client, not the live server)."""
+    made = []
+
+    def make(**settings):
+        new = create_app(settings_for_tests(**settings))
+        made.append(new)
+        return new
+
+    yield make
+    for new in made:
+        with new.app_context():
+            db.engine.dispose()
+
+
+def _login_query(platform, target):
+    return {"iss": platform.issuer, "login_hint": "hint-1", "target_link_uri": target,
+            "client_id": platform.client_id, "lti_deployment_id": platform.deployment_id}
+
+
+def _auth_params(resp):
+    return {k: v[0] for k, v in parse_qs(urlsplit(resp.headers["Location"]).query).items()}
+
+
+def test_state_cookie_over_https_behind_a_proxy(other_app, platform, registered, count_rows):
+    behind_proxy = other_app(PROXY_FIX_HOPS=1)
+    client = behind_proxy.test_client()
+    # The TLS-terminating proxy talks plain HTTP to the app and says what the browser used.
+    via_proxy = {"headers": {"X-Forwarded-Proto": "https"}, "base_url": "http://tool.example.org"}
+    resp = client.get("/lti/login", query_string=_login_query(platform, "https://tool.example.org/lti/launch"),
+                      **via_proxy)
+    assert resp.status_code == 302, resp.text
+    auth = _auth_params(resp)
+    assert auth["redirect_uri"] == "https://tool.example.org/lti/launch"
+    cookies = [c for c in resp.headers.getlist("Set-Cookie") if c.startswith("lti1p3-")]
+    assert len(cookies) == 1
+    attrs = {part.strip().split("=")[0] for part in cookies[0].split(";")}
+    assert {"Secure", "HttpOnly", "Partitioned"} <= attrs
+    assert "SameSite=None" in cookies[0]
+
+    # The launch completes over the same proxy with the cookie the browser kept.
+    token = platform.sign(dict(platform.claims(auth["nonce"]),
+                               **{CLAIM + "target_link_uri": "https://tool.example.org/lti/launch"}))
+    resp = client.post("/lti/launch", data={"id_token": token, "state": auth["state"]}, **via_proxy)
+    assert resp.status_code == 303, resp.text
+    assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+
+
+def test_state_cookie_over_plain_http_is_not_marked_secure(other_app, platform, registered):
+    client = other_app(PROXY_FIX_HOPS=1).test_client()
+    resp = client.get("/lti/login", query_string=_login_query(platform, "http://localhost/lti/launch"))
+    assert resp.status_code == 302
+    cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("lti1p3-"))
+    assert "Secure" not in cookie and "SameSite=None" not in cookie
+
+
+def test_x_forwarded_proto_is_ignored_without_a_trusted_proxy(other_app, platform, registered):
+    client = other_app(PROXY_FIX_HOPS=0).test_client()
+    resp = client.get("/lti/login", query_string=_login_query(platform, "http://localhost/lti/launch"),
+                      headers={"X-Forwarded-Proto": "https"})
+    assert resp.status_code == 302
+    assert _auth_params(resp)["redirect_uri"] == "http://localhost/lti/launch"
+
+
+def test_plain_form_post_flow_needs_no_javascript_and_no_cookie_afterwards(live_server, platform, registered,
+                                                                           http):
+    login, auth = platform.login(http, live_server)
+    # The login is a bare redirect (no page, no script) ...
+    assert login.status_code == 302 and "<script" not in login.text
+    token = platform.sign(dict(platform.claims(auth["nonce"]), **{CLAIM + "target_link_uri": auth["redirect_uri"]}))
+    launch = http.post(auth["redirect_uri"], data={"id_token": token, "state": auth["state"]}, allow_redirects=False)
+    # ... and so is the launch: 303 to the tool's page, which needs no cookie.
+    assert launch.status_code == 303, launch.text
+    assert "<script" not in launch.text
+    assert "Set-Cookie" not in launch.headers
+    with requests.Session() as no_cookies:
+        page = no_cookies.get(live_server + launch.headers["Location"])
+    assert page.status_code == 200 and "Tess Nguyen" in page.text
+
+
+def test_a_slow_platform_key_set_times_out_quickly(other_app, platform, registered, count_rows):
+    impatient = other_app(LTI_HTTP_TIMEOUT=0.3)
+    client = impatient.test_client()
+    resp = client.get("/lti/login", query_string=_login_query(platform, "http://localhost/lti/launch"))
+    auth = _auth_params(resp)
+    platform.jwks_delay = 2
+    try:
+        started = time.monotonic()
+        resp = client.post("/lti/launch", data={"id_token": platform.sign(platform.claims(auth["nonce"])),
+                                                "state": auth["state"]})
+        elapsed = time.monotonic() - started
+    finally:
+        platform.jwks_delay = 0
+    assert elapsed < 1.5
+    assert_refused(resp, 400, "The LMS&#39;s keys could not be read", count_rows)

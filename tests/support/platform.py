@@ -66,6 +66,8 @@ class TestPlatform:
         self.client_id = "test-client-" + secrets.token_hex(3)
         self.deployment_id = "1:test-deployment"
         self.jwks_requests = 0
+        # Seconds the JWKS endpoint waits before answering (a slow LMS).
+        self.jwks_delay = 0
         self.registration_requests = []
         self.registration_response = None
         self.registration_token = "reg-token-" + secrets.token_hex(4)
@@ -87,6 +89,8 @@ class TestPlatform:
     def _wsgi(self, request: Request):
         if request.path == "/jwks":
             self.jwks_requests += 1
+            if self.jwks_delay:
+                time.sleep(self.jwks_delay)
             return self._json({"keys": [k["jwk"] for k in self.published]})
         if request.path == "/.well-known/openid-configuration":
             return self._json(self.openid_configuration())
