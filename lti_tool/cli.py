@@ -6,11 +6,13 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from .cli_frameworks import frameworks_cli
 from .extensions import db
 from .lti import keys
 from .lti.roles import TOOL_ROLES
 from .lti.urls import tool_urls
 from .models import Deployment, Registration
+from .services.frameworks import ensure_default_framework
 
 # AppGroup runs each command inside the app context, also under app.test_cli_runner() and other embedders
 # (a plain click.Group only got one from `flask`'s own group).
@@ -173,6 +175,7 @@ def demo_load(base_url):
         dev_platform.ensure_registered(host + "/dev", url_for("dev.authorize", _external=True),
                                        url_for("dev.token", _external=True), url_for("dev.jwks", _external=True))
         keys.signing_key()
+    ensure_default_framework()
     db.session.commit()
     click.echo(f"Demo data loaded. Open {host}/dev/ to launch as a demo technician or manager.")
 
@@ -180,3 +183,4 @@ def demo_load(base_url):
 def register(app):
     app.cli.add_command(lti_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(frameworks_cli)
