@@ -98,6 +98,8 @@ class TestPlatform:
             return self._auth(request)
         if request.path == "/page":
             return self._page(request)
+        if request.path == "/forwarder":
+            return self._forwarder()
         if request.path == "/token" and request.method == "POST":
             return self._token(request)
         if request.path == "/register" and request.method == "POST":
@@ -114,7 +116,8 @@ class TestPlatform:
         return Response("not found", 404)
 
     def _auth(self, request: Request):
-        """The OIDC authorization endpoint, as a browser meets it: sign the id_token, auto-post it to the tool."""
+        """The OIDC authorization endpoint, as a browser meets it: sign the id_token, auto-post it to the tool.
+        The course page passes the storage target through lti_message_hint (opaque to the tool, as in Canvas)."""
         args = request.args
         self.auth_requests.append(args.to_dict())
         if args.get("client_id") != self.client_id or not args.get("nonce") or not args.get("state") \
@@ -122,50 +125,86 @@ class TestPlatform:
             return Response("bad authorization request", 400)
         body = self.claims(args["nonce"], sub=args.get("login_hint") or "user-1")
         body[CLAIM + "target_link_uri"] = args["redirect_uri"]
-        fields = {"id_token": self.sign(body), "state": args["state"], "lti_storage_target": "_parent"}
+        fields = {"id_token": self.sign(body), "state": args["state"],
+                  "lti_storage_target": args.get("lti_message_hint") or "_parent"}
         inputs = "".join(f'<input type="hidden" name="{k}" value="{html.escape(v)}">' for k, v in fields.items())
         page = (f'<!doctype html><html><body><form method="post" action="{html.escape(args["redirect_uri"])}">'
                 f'{inputs}<button>Continue</button></form><script>document.forms[0].submit()</script>'
                 '</body></html>')
         return Response(page, mimetype="text/html")
 
+    # The storage half of the course page: answers lti.put_data / lti.get_data, keeping data per tool origin.
+    # `record` is where the page notes each message for the test to read.
+    _STORAGE_JS = """
+var store = {};
+function answerStorage(event, data) {
+  var reply = null;
+  if (data.subject === "lti.put_data") {
+    store[event.origin + " " + data.key] = data.value;
+    reply = {subject: "lti.put_data.response", message_id: data.message_id, key: data.key, value: data.value};
+  } else if (data.subject === "lti.get_data") {
+    var k = event.origin + " " + data.key;
+    reply = k in store
+      ? {subject: "lti.get_data.response", message_id: data.message_id, key: data.key, value: store[k]}
+      : {subject: "lti.get_data.response", message_id: data.message_id, key: data.key,
+         error: {code: "bad_request", message: "no such key"}};
+  }
+  if (reply) event.source.postMessage(reply, event.origin);
+}
+function listen(record, answerCapabilities, answerData) {
+  window.addEventListener("message", function (event) {
+    var data = event.data || {};
+    if (typeof data.subject !== "string" || data.subject.indexOf("lti.") !== 0) return;
+    if (data.subject === "lti.frameResize") return;
+    record.push({subject: data.subject, key: data.key || null, origin: event.origin, at: window.name || "page"});
+    if (data.subject === "lti.capabilities" && answerCapabilities) {
+      event.source.postMessage({subject: "lti.capabilities.response", message_id: data.message_id,
+                                supported_messages: answerCapabilities}, event.origin);
+    } else if (answerData) {
+      answerStorage(event, data);
+    }
+  });
+}
+"""
+
     def _page(self, request: Request):
-        """A course page that frames the tool and starts the login there with lti_storage_target=_parent.
-        With ?storage=1 it answers lti.capabilities / lti.put_data / lti.get_data like Canvas (data kept per
-        tool origin); otherwise it stays silent, like Canvas's mobile apps."""
+        """A course page that frames the tool and starts the login there with lti_storage_target.
+
+        ?storage=1: the page itself answers lti.capabilities, lti.put_data and lti.get_data (target _parent);
+        ?storage=canvas: like Canvas, the page answers lti.capabilities and names a sibling frame,
+        post_message_forwarding, that answers the storage messages;
+        ?storage=0: nobody answers (like Canvas's mobile apps)."""
         tool = request.args["tool"].rstrip("/")
+        mode = request.args.get("storage", "0")
+        target = "post_message_forwarding" if mode == "canvas" else "_parent"
         params = {"iss": self.issuer, "login_hint": request.args.get("user", "browser-user"),
                   "target_link_uri": tool + "/lti/launch", "client_id": self.client_id,
-                  "lti_deployment_id": self.deployment_id, "lti_storage_target": "_parent"}
+                  "lti_deployment_id": self.deployment_id, "lti_storage_target": target,
+                  "lti_message_hint": target}
         src = html.escape(tool + "/lti/login?" + urlencode(params))
-        answer = "true" if request.args.get("storage") == "1" else "false"
+        storage_subjects = [{"subject": "lti.capabilities"}, {"subject": "lti.put_data"}, {"subject": "lti.get_data"}]
+        if mode == "canvas":
+            for m in storage_subjects[1:]:
+                m["frame"] = "post_message_forwarding"
+        capabilities = json.dumps(storage_subjects) if mode in ("1", "canvas") else "null"
+        answer_data = "true" if mode == "1" else "false"
+        forwarder = ('<iframe name="post_message_forwarding" src="/forwarder" title="forwarder" hidden></iframe>'
+                     if mode == "canvas" else "")
         page = f"""<!doctype html><html><head><title>Test LMS course</title></head><body>
 <h1>IV Room Cross-Training</h1>
+{forwarder}
 <iframe name="tool" id="tool" title="Tool" src="{src}" width="1000" height="700"></iframe>
 <script>
 window.ltiMessages = [];
-var answer = {answer}, store = {{}};
-window.addEventListener("message", function (event) {{
-  var data = event.data || {{}};
-  if (typeof data.subject !== "string" || data.subject.indexOf("lti.") !== 0) return;
-  window.ltiMessages.push({{subject: data.subject, key: data.key || null, origin: event.origin}});
-  if (!answer) return;
-  var reply = null;
-  if (data.subject === "lti.capabilities") {{
-    reply = {{subject: "lti.capabilities.response", message_id: data.message_id, supported_messages: [
-      {{subject: "lti.capabilities"}}, {{subject: "lti.put_data"}}, {{subject: "lti.get_data"}}]}};
-  }} else if (data.subject === "lti.put_data") {{
-    store[event.origin + " " + data.key] = data.value;
-    reply = {{subject: "lti.put_data.response", message_id: data.message_id, key: data.key, value: data.value}};
-  }} else if (data.subject === "lti.get_data") {{
-    var k = event.origin + " " + data.key;
-    reply = k in store
-      ? {{subject: "lti.get_data.response", message_id: data.message_id, key: data.key, value: store[k]}}
-      : {{subject: "lti.get_data.response", message_id: data.message_id, key: data.key,
-         error: {{code: "bad_request", message: "no such key"}}}};
-  }}
-  if (reply) event.source.postMessage(reply, event.origin);
-}});
+{self._STORAGE_JS}
+listen(window.ltiMessages, {capabilities}, {answer_data});
+</script></body></html>"""
+        return Response(page, mimetype="text/html")
+
+    def _forwarder(self):
+        page = f"""<!doctype html><html><body><script>
+{self._STORAGE_JS}
+listen({{push: function (m) {{ window.parent.ltiMessages.push(m); }}}}, null, true);
 </script></body></html>"""
         return Response(page, mimetype="text/html")
 

@@ -1,0 +1,65 @@
+"""Debian's chromium driven by Playwright, for browser tests.
+
+Playwright's own browser download is never used (`playwright install` must not run here): we point it at
+/usr/bin/chromium. Typical use in a test module:
+
+    @pytest.fixture(scope="module")
+    def browser():
+        with chromium() as b:
+            yield b
+
+and `screenshot(page, "name")` to keep a picture under $ARTIFACTS_DIR (default test-artifacts/).
+"""
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--headless=new", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync",
+]
+
+
+def chromium_available() -> bool:
+    return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
+
+
+def launch_chromium(playwright, **kwargs):
+    """A Browser on Debian's chromium from an already started Playwright (`sync_playwright().start()`)."""
+    if not chromium_available():
+        pytest.skip(f"{CHROMIUM} is not installed (make test installs Debian's chromium)")
+    # headless=False: the headless mode comes from --headless=new in the arguments, so Playwright does not add
+    # its own (old-style) --headless switch on top.
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=False, **kwargs)
+
+
+@contextmanager
+def chromium(**kwargs):
+    """Start Playwright and chromium; yields the Browser and closes both afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright, **kwargs)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def artifacts_dir() -> Path:
+    path = Path(os.environ.get("ARTIFACTS_DIR", "test-artifacts"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a full-page PNG under the artifacts directory; returns its path."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+    path = artifacts_dir() / f"{safe}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
