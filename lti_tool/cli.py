@@ -170,11 +170,13 @@ def demo_load(base_url):
 
     from .lti import dev_platform
 
+    # The first signing key is committed in its own transaction: create it before this session writes, or
+    # SQLite refuses the second writer ("database is locked").
+    keys.signing_key()
     with _base_url_context(base_url) as ctx:
         host = ctx.request.host_url.rstrip("/")
         dev_platform.ensure_registered(host + "/dev", url_for("dev.authorize", _external=True),
                                        url_for("dev.token", _external=True), url_for("dev.jwks", _external=True))
-        keys.signing_key()
     ensure_default_framework()
     db.session.commit()
     click.echo(f"Demo data loaded. Open {host}/dev/ to launch as a demo technician or manager.")

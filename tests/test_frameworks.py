@@ -280,3 +280,14 @@ def test_cli_import_for_one_tenant(app, tmp_path):
         fw = db.session.scalars(select(Framework)).one()
         assert fw.registration_id == reg_id
         assert db.session.scalars(select(AuditEntry.registration_id)).one() == reg_id
+
+
+def test_demo_load_installs_the_default_framework(app):
+    runner = app.test_cli_runner()
+    with app.app_context():  # the demo group is a plain click group: it runs in the caller's app context
+        res = runner.invoke(args=["demo", "load", "--base-url", "http://127.0.0.1:5000"])
+        assert res.exit_code == 0, res.output
+        assert service.default_framework() is not None
+        res = runner.invoke(args=["demo", "load", "--base-url", "http://127.0.0.1:5000"])
+        assert res.exit_code == 0, res.output
+        assert db.session.scalar(select(func.count()).select_from(Framework)) == 1
