@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lti_tool.extensions import db
 from lti_tool.models import Attachment, SignOff, SignOffRevocation
-from lti_tool.services import DomainError, Forbidden, NotFound, reviews
+from lti_tool.services import DomainError, Forbidden, NotFound, attestation, reviews
 from lti_tool.services.reviews import SIGN_OFF_FIELDS
 from tests.support.competency_world import T0, World, audit_rows
 
@@ -235,24 +235,24 @@ def test_hash_is_sha256_of_the_canonical_evidence_json(world):
     assert so.evidence_hash == expected
     assert [f["filename"] for f in so.evidence_snapshot["attachment_files"]] == ["b.pdf", "a.jpg"]
     assert so.evidence_snapshot["evidence_id"] == ev.id
-    assert reviews.verify(so) == {"snapshot_intact": True, "evidence_unchanged": True}
+    assert attestation.verify(so) == {"snapshot_intact": True, "evidence_unchanged": True}
 
     # Someone edits the evidence row behind the service layer: the sign-off shows it.
     ev.data = {**ev.data, "hours": 80}
     db.session.flush()
-    assert reviews.verify(so) == {"snapshot_intact": True, "evidence_unchanged": False}
+    assert attestation.verify(so) == {"snapshot_intact": True, "evidence_unchanged": False}
 
 
 def test_hash_changes_with_any_attested_field(world):
     ev = world.evidence(world.tech, [world.garb])
-    base = reviews.evidence_hash(reviews.evidence_document(ev))
+    base = attestation.evidence_hash(attestation.evidence_document(ev))
     for change in (lambda: setattr(ev, "title", "Other"), lambda: setattr(ev, "revision", 2),
                    lambda: setattr(ev, "data", {"hours": 9}), lambda: setattr(ev, "kind", "responsibility")):
         snapshot = (ev.title, ev.revision, ev.data, ev.kind)
         change()
-        assert reviews.evidence_hash(reviews.evidence_document(ev)) != base
+        assert attestation.evidence_hash(attestation.evidence_document(ev)) != base
         ev.title, ev.revision, ev.data, ev.kind = snapshot
-    assert reviews.evidence_hash(reviews.evidence_document(ev)) == base
+    assert attestation.evidence_hash(attestation.evidence_document(ev)) == base
 
 
 # --- The audit trail --------------------------------------------------------------------------------------

@@ -378,3 +378,28 @@ def test_review_queue_has_no_n_plus_one(world, make):
     with count_queries() as many:
         assert len(run()) == 13
     assert many[0] == few[0]
+
+
+# --- With the evidence service ----------------------------------------------------------------------------
+
+def test_end_to_end_with_the_evidence_service(world):
+    """Draft with services.evidence, submit, return, revise (the service bumps the revision), resubmit, sign."""
+    from lti_tool.services import evidence as evidence_service
+
+    payload = {"title": "IV room garbing week", "competency_ids": [world.garb.id], "department": "iv_room",
+               "skills": ["Garbing"], "trainer_name": "A. Pharmacist", "hours": 8, "start_date": "2024-12-02",
+               "end_date": "2024-12-02"}
+    ev = evidence_service.create_draft(world.tech, "cross_training", payload)
+    [request] = reviews.request_review(world.tech, ev.id, now=T0)
+    with pytest.raises(DomainError) as exc:
+        evidence_service.update_draft(world.tech, ev.id, {"hours": 9})
+    assert exc.value.status == 409  # submitted evidence is frozen
+    reviews.return_for_revision(world.manager, request.id, "Give the exact hours.")
+    evidence_service.update_draft(world.tech, ev.id, {"hours": 7.5})
+    assert ev.revision == 2
+    [again] = reviews.request_review(world.tech, ev.id)
+    so = reviews.sign_off(world.manager, again.id, "competent", "observed", ["Hand hygiene"])
+    assert so.evidence_revision == 2 and so.evidence_snapshot["data"]["hours"] == 7.5
+    with pytest.raises(DomainError):
+        evidence_service.update_draft(world.tech, ev.id, {"hours": 9})
+    assert [a.action for a in audit_rows(entity=ev)][:2] == ["evidence.create", "evidence.submit"]

@@ -19,8 +19,6 @@ Integrity rules (issue 3, items 5, 7, 10, 11):
 - After any DomainError the caller rolls the transaction back (the request boundary does): bulk_sign_off is
   all-or-nothing on that basis and checks every item before writing anything.
 """
-import hashlib
-import json
 from datetime import datetime
 
 from sqlalchemy import exists, func, select, update
@@ -28,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from ..lti.roles import MANAGER_SIDE, TECHNICIAN
+from ..lti.roles import MANAGER_SIDE
 from ..models import (
     Competency,
     Course,
@@ -43,7 +41,13 @@ from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED
 from ..models.reviews import METHODS, OPEN, SIGNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from . import DomainError, Forbidden, NotFound, audit, scope
+from .attestation import evidence_document, evidence_hash, snapshot
+from .preceptors import course_preceptors, is_preceptor, membership, name_preceptor, remove_preceptor
 from .status import _aware, course_competencies, expiry_for
+
+# The workflow's API; naming preceptors lives in services.preceptors and is part of it.
+__all__ = ["bulk_sign_off", "correct", "course_preceptors", "name_preceptor", "remove_preceptor",
+           "request_review", "return_for_revision", "review_queue", "revoke", "sign_off", "withdraw_request"]
 
 CROSS_TRAINING = "cross_training"
 PRECEPTOR = "preceptor"
@@ -55,67 +59,7 @@ SIGN_OFF_FIELDS = ("id", "review_request_id", "person_id", "competency_id", "cou
                    "corrects_id", "correction_reason")
 
 
-# --- Evidence fingerprint ---------------------------------------------------------------------------------
-
-def evidence_document(evidence: Evidence) -> dict:
-    """What a sign-off attests to: kind, title, data, the attachments' SHA-256s (upload order), revision."""
-    return {
-        "kind": evidence.kind,
-        "title": evidence.title,
-        "data": evidence.data or {},
-        "attachments": [a.sha256 for a in sorted(evidence.attachments, key=lambda a: a.id)],
-        "revision": evidence.revision,
-    }
-
-
-def canonical_json(document: dict) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8: the same document always gives the same bytes."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
-
-
-def evidence_hash(document: dict) -> str:
-    return hashlib.sha256(canonical_json(document)).hexdigest()
-
-
-def _snapshot(evidence: Evidence, document: dict) -> dict:
-    return {
-        **document,
-        "evidence_id": evidence.id,
-        "course_id": evidence.course_id,
-        "person_id": evidence.person_id,
-        "submitted_at": evidence.submitted_at.isoformat() if evidence.submitted_at else None,
-        "attachment_files": [
-            {"filename": a.filename, "content_type": a.content_type, "size": a.size, "sha256": a.sha256}
-            for a in sorted(evidence.attachments, key=lambda a: a.id)
-        ],
-    }
-
-
-def verify(sign_off: SignOff) -> dict:
-    """Check a sign-off: does its stored snapshot still give its stored hash, and is the evidence today the
-    evidence it attested?"""
-    document = {key: sign_off.evidence_snapshot.get(key) for key in ("kind", "title", "data", "attachments",
-                                                                      "revision")}
-    current = evidence_hash(evidence_document(sign_off.evidence))
-    return {
-        "snapshot_intact": evidence_hash(document) == sign_off.evidence_hash,
-        "evidence_unchanged": current == sign_off.evidence_hash,
-    }
-
-
 # --- Permissions ------------------------------------------------------------------------------------------
-
-def _membership(person_id: int, course_id: int) -> Membership | None:
-    return db.session.scalar(select(Membership).where(
-        Membership.person_id == person_id, Membership.course_id == course_id, Membership.active.is_(True)))
-
-
-def _is_preceptor(person_id: int, course_id: int, competency_id: int) -> bool:
-    return bool(db.session.scalar(select(exists().where(
-        Preceptor.person_id == person_id, Preceptor.course_id == course_id,
-        Preceptor.competency_id == competency_id, Preceptor.active.is_(True)))))
-
 
 def _signing_role(actor, course, competency_id: int, evidence: Evidence, what: str) -> str:
     """The role in which the actor may sign off (or return, or correct) this competency on this evidence."""
@@ -123,10 +67,10 @@ def _signing_role(actor, course, competency_id: int, evidence: Evidence, what: s
         raise NotFound(f"No such {what}.")
     if evidence.person_id == actor.person.id:
         raise Forbidden("Nobody can sign off their own evidence.", code="own_evidence")
-    membership = _membership(actor.person.id, course.id)
-    if membership is not None and membership.role in MANAGER_SIDE:
-        role = membership.role
-    elif membership is not None and _is_preceptor(actor.person.id, course.id, competency_id):
+    member = membership(actor.person.id, course.id)
+    if member is not None and member.role in MANAGER_SIDE:
+        role = member.role
+    elif member is not None and is_preceptor(actor.person.id, course.id, competency_id):
         if evidence.kind != CROSS_TRAINING:
             raise Forbidden("Preceptors sign off cross-training only; ask a manager to review this evidence.",
                             code="preceptor_scope")
@@ -318,7 +262,7 @@ def _write_sign_off(actor, row: ReviewRequest, plan: dict, comment, now: datetim
         rating_label=level.get("label") or level["code"], proficient=bool(level.get("proficient")),
         method=plan["method"], checklist_seen=plan["steps"], comment=(comment or "").strip() or None,
         evidence_revision=evidence.revision, evidence_hash=evidence_hash(document),
-        evidence_snapshot=_snapshot(evidence, document), signed_at=now,
+        evidence_snapshot=snapshot(evidence, document), signed_at=now,
         expires_at=expiry_for(competency, now, bool(level.get("proficient"))),
     )
     db.session.add(sign_off)
@@ -423,7 +367,7 @@ def revoke(actor, sign_off_id: int, reason: str, now: datetime | None = None) ->
     if row.person_id == actor.person.id:
         raise Forbidden("Nobody can revoke a sign-off of their own evidence.", code="own_evidence")
     if not scope.manages(actor.person.id, row.course_id):
-        if _is_preceptor(actor.person.id, row.course_id, row.competency_id):
+        if is_preceptor(actor.person.id, row.course_id, row.competency_id):
             raise Forbidden("Only the course's managers can revoke a sign-off.")
         raise NotFound("No such sign-off.")
     reason = _text(reason, "a reason for the revocation", "reason_required")
@@ -503,84 +447,6 @@ def _assessed_at(sign_off: SignOff) -> datetime:
     while sign_off.corrects_id is not None:
         sign_off = db.session.get(SignOff, sign_off.corrects_id)
     return sign_off.signed_at
-
-
-# --- Preceptors -------------------------------------------------------------------------------------------
-
-def _managed_course(actor, course_id: int):
-    course = scope.course(actor, course_id)
-    if not scope.manages(actor.person.id, course.id):
-        if scope.is_member(actor.person.id, course.id):
-            raise Forbidden("Only the course's managers can name preceptors.")
-        raise NotFound("No such course.")
-    return course
-
-
-def name_preceptor(actor, course_id: int, person_id: int, competency_ids, now: datetime | None = None):
-    """Name an active technician of the course as preceptor/trainer for some of its competencies."""
-    now = _aware(now)
-    course = _managed_course(actor, course_id)
-    person = scope.person(actor, person_id)
-    membership = _membership(person.id, course.id)
-    if membership is None:
-        raise NotFound("No such technician in this course.")
-    if membership.role != TECHNICIAN:
-        raise DomainError("Only technicians are named preceptors; managers already sign off.",
-                          code="not_a_technician")
-    ids = list(dict.fromkeys(competency_ids or []))
-    if not ids:
-        raise DomainError("Choose at least one competency.", code="nothing_selected")
-    found = {c.id for c in course_competencies(course, ids)}
-    if set(ids) != found:
-        raise DomainError("Some competencies are not in this course's frameworks.",
-                          code="competency_not_in_course", fields={"competency_ids": sorted(set(ids) - found)})
-    existing = {p.competency_id: p for p in db.session.scalars(select(Preceptor).where(
-        Preceptor.course_id == course.id, Preceptor.person_id == person.id, Preceptor.competency_id.in_(ids)))}
-    named = []
-    for competency_id in ids:
-        row = existing.get(competency_id)
-        if row is not None and row.active:
-            named.append(row)
-            continue
-        before = audit.snapshot(row, ("active", "named_by_id", "named_at")) if row is not None else None
-        if row is None:
-            row = Preceptor(course_id=course.id, person_id=person.id, competency_id=competency_id)
-            db.session.add(row)
-        row.active, row.named_by_id, row.named_at = True, actor.person.id, now
-        db.session.flush()
-        audit.record(actor, "preceptor.name", row, before=before,
-                     after=audit.snapshot(row, ("person_id", "competency_id", "active", "named_by_id", "named_at")),
-                     course_id=course.id)
-        named.append(row)
-    return named
-
-
-def remove_preceptor(actor, course_id: int, person_id: int, competency_ids=None) -> int:
-    """Stop someone being preceptor for the given competencies (all of them when None). Returns how many."""
-    course = _managed_course(actor, course_id)
-    person = scope.person(actor, person_id)
-    query = select(Preceptor).where(Preceptor.course_id == course.id, Preceptor.person_id == person.id,
-                                    Preceptor.active.is_(True))
-    if competency_ids is not None:
-        query = query.where(Preceptor.competency_id.in_(list(competency_ids)))
-    rows = db.session.scalars(query.order_by(Preceptor.id)).all()
-    for row in rows:
-        row.active = False
-        db.session.flush()
-        audit.record(actor, "preceptor.remove", row, before={"active": True}, after={"active": False},
-                     course_id=course.id)
-    return len(rows)
-
-
-def course_preceptors(actor, course_id: int) -> list[Preceptor]:
-    """The course's active preceptors, for its members to see who may sign off what."""
-    course = scope.course(actor, course_id)
-    if not scope.is_member(actor.person.id, course.id):
-        raise NotFound("No such course.")
-    return list(db.session.scalars(
-        select(Preceptor).where(Preceptor.course_id == course.id, Preceptor.active.is_(True))
-        .options(joinedload(Preceptor.person), joinedload(Preceptor.competency))
-        .order_by(Preceptor.person_id, Preceptor.competency_id)))
 
 
 # --- Review queue -----------------------------------------------------------------------------------------

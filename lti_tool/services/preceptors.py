@@ -1,0 +1,100 @@
+"""Named preceptors: a course manager names an active technician as preceptor/trainer for some of the course's
+competencies; they may then sign off other technicians' cross-training there (services.reviews enforces that).
+Moodle sends non-editing teachers as learners, so this is how trainers who are not LMS teachers sign off."""
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import joinedload
+
+from ..extensions import db
+from ..lti.roles import TECHNICIAN
+from ..models import Membership, Preceptor
+from . import DomainError, Forbidden, NotFound, audit, scope
+from .status import _aware, course_competencies
+
+
+def membership(person_id: int, course_id: int) -> Membership | None:
+    return db.session.scalar(select(Membership).where(
+        Membership.person_id == person_id, Membership.course_id == course_id, Membership.active.is_(True)))
+
+
+def is_preceptor(person_id: int, course_id: int, competency_id: int) -> bool:
+    return bool(db.session.scalar(select(exists().where(
+        Preceptor.person_id == person_id, Preceptor.course_id == course_id,
+        Preceptor.competency_id == competency_id, Preceptor.active.is_(True)))))
+
+
+def _managed_course(actor, course_id: int):
+    course = scope.course(actor, course_id)
+    if not scope.manages(actor.person.id, course.id):
+        if scope.is_member(actor.person.id, course.id):
+            raise Forbidden("Only the course's managers can name preceptors.")
+        raise NotFound("No such course.")
+    return course
+
+
+def name_preceptor(actor, course_id: int, person_id: int, competency_ids, now: datetime | None = None):
+    """Name an active technician of the course as preceptor/trainer for some of its competencies."""
+    now = _aware(now)
+    course = _managed_course(actor, course_id)
+    person = scope.person(actor, person_id)
+    member = membership(person.id, course.id)
+    if member is None:
+        raise NotFound("No such technician in this course.")
+    if member.role != TECHNICIAN:
+        raise DomainError("Only technicians are named preceptors; managers already sign off.",
+                          code="not_a_technician")
+    ids = list(dict.fromkeys(competency_ids or []))
+    if not ids:
+        raise DomainError("Choose at least one competency.", code="nothing_selected")
+    found = {c.id for c in course_competencies(course, ids)}
+    if set(ids) != found:
+        raise DomainError("Some competencies are not in this course's frameworks.",
+                          code="competency_not_in_course", fields={"competency_ids": sorted(set(ids) - found)})
+    existing = {p.competency_id: p for p in db.session.scalars(select(Preceptor).where(
+        Preceptor.course_id == course.id, Preceptor.person_id == person.id, Preceptor.competency_id.in_(ids)))}
+    named = []
+    for competency_id in ids:
+        row = existing.get(competency_id)
+        if row is not None and row.active:
+            named.append(row)
+            continue
+        before = audit.snapshot(row, ("active", "named_by_id", "named_at")) if row is not None else None
+        if row is None:
+            row = Preceptor(course_id=course.id, person_id=person.id, competency_id=competency_id)
+            db.session.add(row)
+        row.active, row.named_by_id, row.named_at = True, actor.person.id, now
+        db.session.flush()
+        audit.record(actor, "preceptor.name", row, before=before,
+                     after=audit.snapshot(row, ("person_id", "competency_id", "active", "named_by_id", "named_at")),
+                     course_id=course.id)
+        named.append(row)
+    return named
+
+
+def remove_preceptor(actor, course_id: int, person_id: int, competency_ids=None) -> int:
+    """Stop someone being preceptor for the given competencies (all of them when None). Returns how many."""
+    course = _managed_course(actor, course_id)
+    person = scope.person(actor, person_id)
+    query = select(Preceptor).where(Preceptor.course_id == course.id, Preceptor.person_id == person.id,
+                                    Preceptor.active.is_(True))
+    if competency_ids is not None:
+        query = query.where(Preceptor.competency_id.in_(list(competency_ids)))
+    rows = db.session.scalars(query.order_by(Preceptor.id)).all()
+    for row in rows:
+        row.active = False
+        db.session.flush()
+        audit.record(actor, "preceptor.remove", row, before={"active": True}, after={"active": False},
+                     course_id=course.id)
+    return len(rows)
+
+
+def course_preceptors(actor, course_id: int) -> list[Preceptor]:
+    """The course's active preceptors, for its members to see who may sign off what."""
+    course = scope.course(actor, course_id)
+    if not scope.is_member(actor.person.id, course.id):
+        raise NotFound("No such course.")
+    return list(db.session.scalars(
+        select(Preceptor).where(Preceptor.course_id == course.id, Preceptor.active.is_(True))
+        .options(joinedload(Preceptor.person), joinedload(Preceptor.competency))
+        .order_by(Preceptor.person_id, Preceptor.competency_id)))
