@@ -24,6 +24,8 @@ from ..services.launches import record_launch
 from ..web import NOTICE_PARAM, notice_token
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
+# pylti1p3's cookie names: "lti1p3-" + the state.
+STATE_COOKIE_PREFIX = "lti1p3-"
 MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
 
 
@@ -53,13 +55,25 @@ def launch():
     message = ToolMessageLaunch(lti_request())
     message.validate()
     if not message.browser_bound:
-        token = hold_for_client_check(message, request.form["state"])
+        token = hold_for_client_check(message, message.state)
         return render_template(
-            "lti/launch_storage.html", pending=token, state=request.form["state"],
-            target=request.form.get("lti_storage_target"),
+            "lti/launch_storage.html", pending=token, state=message.state,
+            target=request.values.get("lti_storage_target"),
             platform_origin=_origin(message.registration_row.auth_login_url),
         )
-    return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
+    response = _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
+    _forget_state_cookie(response, message.state)
+    return response
+
+
+def _forget_state_cookie(response, state):
+    """The state cookie has done its job. Left to expire, one more piles up per launch: a few dozen launches
+    within its lifetime make the Cookie header larger than servers accept (gunicorn and nginx stop at 8 KB) and
+    every request to the tool fails. The attributes must match the ones it was set with (a Partitioned cookie
+    is only deleted by a Partitioned Set-Cookie)."""
+    secure = request.is_secure
+    response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/", secure=secure, httponly=True,
+                           samesite="None" if secure else None, partitioned=secure)
 
 
 @bp.route("/launch/complete", methods=["POST"])

@@ -110,6 +110,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.deployment_row = None
         self.browser_bound = False
         self.state_entry = None
+        self.state = None
 
     # -- the order matters: nothing is consumed before the signature and claims check out ----------
     def validate(self):
@@ -273,6 +274,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LaunchError("The launch does not match its login", "The id_token's nonce is not the one this "
                               "login issued (a replayed or swapped token).", status=400, code="nonce_mismatch")
         self.state_entry = entry
+        self.state = state
         if self._cookie_service.get_cookie(state) == state:
             self.browser_bound = True
         elif self._get_request_param("lti_storage_target"):
