@@ -199,3 +199,43 @@ def test_roster_failure_on_launch_is_shown_not_fatal(app, live_server, advantage
         course = db.session.scalars(select(Course)).one()
         assert "access token" in course.roster_error
         assert len(db.session.scalars(select(Membership)).all()) == 1
+
+
+def test_workflow_sends_scores_on_request_sign_off_and_revocation(adv):
+    """The gradebook follows the review workflow: Submitted/PendingManual on request, Completed/FullyGraded with
+    the rating and signer on sign-off, back to Pending on revocation, all delivered to the platform in order."""
+    from lti_tool.services import reviews
+    from tests.conftest import Factory
+    from tests.support.competency_world import World
+
+    platform, course = adv
+    world = World(Factory(), registration=db.session.get(Registration, course.registration_id))
+    lineitem = platform.add_lineitem("Garbing", maximum=4)
+    db.session.add(ResourceLink(course_id=world.course.id, resource_link_id="rl-garb", title="Garbing",
+                                target={"type": "competency", "id": world.garb.id}, lineitem_url=lineitem))
+    db.session.flush()
+    request = world.submitted()[0]
+    sign_off = reviews.sign_off(world.manager, request.id, "competent", "observed", [], comment="Well done")
+    reviews.revoke(world.manager, sign_off.id, "Wrong technician selected")
+    db.session.commit()
+    rows = db.session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id)).all()
+    assert [(r.payload["activityProgress"], r.payload["gradingProgress"]) for r in rows] == [
+        ("Submitted", "PendingManual"), ("Completed", "FullyGraded"), ("InProgress", "Pending")]
+    assert grades.deliver_due()["sent"] == 3
+    sent = platform.scores["1"]
+    assert sent[1]["scoreGiven"] == 3 and sent[1]["scoreMaximum"] == 4
+    assert world.manager.person.display_name in sent[1]["comment"] and "Competent" in sent[1]["comment"]
+    assert "due for revalidation by" in sent[1]["comment"], "the garbing competency revalidates every 6 months"
+    assert sent[2]["comment"] == "Sign-off revoked: Wrong technician selected"
+    assert all(s["userId"] == world.tech.person.sub for s in sent)
+    assert sent[0]["timestamp"] < sent[1]["timestamp"] < sent[2]["timestamp"]
+
+
+def test_competencies_without_a_graded_link_send_nothing(adv):
+    from tests.conftest import Factory
+    from tests.support.competency_world import World
+
+    _, course = adv
+    world = World(Factory(), registration=db.session.get(Registration, course.registration_id))
+    world.submitted()
+    assert db.session.scalars(select(ScoreOutbox)).all() == []

@@ -40,7 +40,7 @@ from ..models import (
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED
 from ..models.reviews import METHODS, OPEN, SIGNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
-from . import DomainError, Forbidden, NotFound, audit, scope
+from . import DomainError, Forbidden, NotFound, audit, grades, scope
 from .attestation import evidence_document, evidence_hash, snapshot
 from .preceptors import course_preceptors, is_preceptor, membership, name_preceptor, remove_preceptor
 from .status import _aware, course_competencies, expiry_for
@@ -189,6 +189,7 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
         db.session.flush()
         audit.record(actor, "review_request.create", row, after=audit.snapshot(row, REQUEST_FIELDS),
                      course_id=row.course_id)
+        grades.on_review_requested(row, now)
         created.append(row)
     return created
 
@@ -274,6 +275,7 @@ def _write_sign_off(actor, row: ReviewRequest, plan: dict, comment, now: datetim
     audit.record(actor, "sign_off.create", sign_off, after=audit.snapshot(sign_off, SIGN_OFF_FIELDS),
                  course_id=row.course_id)
     _settle_evidence(actor, evidence, SIGNED_OFF)
+    grades.on_signed_off(sign_off, now)
     return sign_off
 
 
@@ -386,6 +388,7 @@ def revoke(actor, sign_off_id: int, reason: str, now: datetime | None = None) ->
     audit.record(actor, "sign_off.revoke", revocation, before=audit.snapshot(row, SIGN_OFF_FIELDS),
                  after={"sign_off_id": row.id, "reason": reason, "revoked_at": now,
                         "revoked_by_id": actor.person.id}, course_id=row.course_id)
+    grades.on_lapsed(row, f"Sign-off revoked: {reason}", now)
     return revocation
 
 
@@ -439,6 +442,10 @@ def correct(actor, sign_off_id: int, reason: str, *, rating=_UNSET, method=_UNSE
                           code="already_corrected") from exc
     audit.record(actor, "sign_off.correct", correction, before=audit.snapshot(original, SIGN_OFF_FIELDS),
                  after=audit.snapshot(correction, SIGN_OFF_FIELDS), course_id=original.course_id)
+    if correction.proficient:
+        grades.on_signed_off(correction, now)
+    else:
+        grades.on_lapsed(correction, f"Sign-off corrected: {reason}", now)
     return correction
 
 
