@@ -2,15 +2,17 @@
 (none of which may rely on a cookie) and security headers."""
 import hashlib
 import hmac
+import logging
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, g, redirect, request, url_for
+from flask import abort, current_app, g, has_request_context, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from . import tool_session
 from .extensions import db
-from .models import Registration
+from .models import Registration, ScoreOutbox
+from .services import grades
 from .tool_session import PARAM
 
 NOTICE_PARAM = "n"
@@ -123,6 +125,26 @@ def frame_ancestors() -> list[str]:
     return sorted(origins)
 
 
+log = logging.getLogger(__name__)
+
+
+@event.listens_for(ScoreOutbox, "after_insert")
+def _score_queued(mapper, connection, target):
+    if has_request_context():
+        g.scores_queued = True
+
+
+def _deliver_soon(app):
+    """After the response is sent: try the outbox at once, so the gradebook usually updates within seconds.
+    The worker (`flask lti worker`) retries whatever this does not deliver."""
+    with app.app_context():
+        try:
+            grades.deliver_due(limit=25)
+        except Exception:  # noqa: BLE001 - never let a delivery problem surface in a finished request
+            log.exception("Immediate score delivery failed; the worker will retry")
+            db.session.rollback()
+
+
 def register(app):
     app.jinja_env.globals["app_url"] = app_url
     app.jinja_env.globals["csrf_token"] = csrf_token
@@ -132,6 +154,12 @@ def register(app):
     app.jinja_env.globals["session_param"] = PARAM
     app.before_request(check_csrf)
     app.jinja_env.globals["tool_title"] = app.config["TOOL_TITLE"]
+
+    @app.after_request
+    def deliver_scores_after_response(response):
+        if g.get("scores_queued") and response.status_code < 400:
+            response.call_on_close(lambda: _deliver_soon(app))
+        return response
 
     @app.after_request
     def security_headers(response):

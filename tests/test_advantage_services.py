@@ -1,6 +1,6 @@
 """AGS score outbox and NRPS roster sync against the Advantage test platform over real HTTP."""
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lti_tool.extensions import db
 from lti_tool.models import Course, Membership, Person, Registration, ResourceLink, ScoreOutbox
@@ -239,3 +239,32 @@ def test_competencies_without_a_graded_link_send_nothing(adv):
     world = World(Factory(), registration=db.session.get(Registration, course.registration_id))
     world.submitted()
     assert db.session.scalars(select(ScoreOutbox)).all() == []
+
+
+def test_expiry_is_noted_once_and_sends_the_column_back_to_pending(adv):
+    from datetime import timedelta
+
+    from lti_tool.models import AuditEntry
+    from tests.conftest import Factory
+    from tests.support.competency_world import T0, World
+
+    platform, course = adv
+    world = World(Factory(), registration=db.session.get(Registration, course.registration_id))
+    db.session.add(ResourceLink(course_id=world.course.id, resource_link_id="rl-garb", title="Garbing",
+                                target={"type": "competency", "id": world.garb.id},
+                                lineitem_url=platform.add_lineitem()))
+    db.session.flush()
+    sign_off = world.signed(now=T0)  # garbing revalidates every 6 months
+    renewed_ok = world.signed(competency=world.audit_comp, now=T0)  # 12 months; renewed below
+    world.signed(competency=world.audit_comp, now=T0 + timedelta(days=300))
+    db.session.commit()
+    before = db.session.scalar(select(func.count()).select_from(ScoreOutbox))
+    assert grades.queue_expiries(now=T0 + timedelta(days=200)) == 1
+    assert grades.queue_expiries(now=T0 + timedelta(days=200)) == 0, "noted once"
+    assert grades.queue_expiries(now=T0 + timedelta(days=400)) == 1, "the renewed one expires later, renewed"
+    notes = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "sign_off.expired")
+                               .order_by(AuditEntry.id)).all()
+    assert [(n.entity_id, n.after["renewed"]) for n in notes] == [(sign_off.id, False), (renewed_ok.id, True)]
+    new_rows = db.session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id).offset(before)).all()
+    assert len(new_rows) == 1 and new_rows[0].payload["gradingProgress"] == "Pending"
+    assert "revalidation is due" in new_rows[0].payload["comment"]

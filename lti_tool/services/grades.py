@@ -7,15 +7,17 @@ otherwise), and scores for one person and line item are delivered in order.
 import logging
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..lti.advantage import DbServiceConnector, PlatformError, post_score
-from ..models import Course, Person, Registration, ResourceLink, ScoreOutbox
+from ..models import AuditEntry, Course, Person, Registration, ResourceLink, ScoreOutbox, SignOff, SignOffRevocation
 from ..models.advantage import FAILED, PENDING, SENT
 from ..models.base import utcnow
 
 log = logging.getLogger(__name__)
+Correction = aliased(SignOff)  # another sign-off: a correction, or a renewal
 MAX_ATTEMPTS = 12
 BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=6)
@@ -150,3 +152,28 @@ def on_lapsed(sign_off, reason: str, now=None) -> list[ScoreOutbox]:
     return [queue_score(course, person, link, activity="InProgress", grading="Pending", score_given=0,
                         score_maximum=_level_score(sign_off.competency.framework, None)[1], comment=reason, now=now)
             for link in graded_links(course.id, sign_off.competency)]
+
+
+def queue_expiries(now=None) -> int:
+    """Find sign-offs that expired since the last run: note each in the audit log and, unless a newer sign-off
+    renewed the competency, send the gradebook back to pending. Returns how many expiries were noted."""
+    now = now or utcnow()
+    already = select(AuditEntry.id).where(AuditEntry.action == "sign_off.expired",
+                                          AuditEntry.entity_type == "sign_offs", AuditEntry.entity_id == SignOff.id)
+    revoked = select(SignOffRevocation.id).where(SignOffRevocation.sign_off_id == SignOff.id)
+    corrected = select(Correction.id).where(Correction.corrects_id == SignOff.id)
+    expired = db.session.scalars(select(SignOff).where(
+        SignOff.expires_at.is_not(None), SignOff.expires_at <= now, SignOff.proficient.is_(True),
+        ~exists(already), ~exists(revoked), ~exists(corrected)).order_by(SignOff.id)).all()
+    for row in expired:
+        renewed = db.session.scalar(select(exists().where(
+            Correction.person_id == row.person_id, Correction.competency_id == row.competency_id,
+            Correction.signed_at > row.signed_at)))
+        db.session.add(AuditEntry(registration_id=row.person.registration_id, course_id=row.course_id,
+                                  actor_role="system", action="sign_off.expired", entity_type="sign_offs",
+                                  entity_id=row.id, after={"expires_at": row.expires_at.isoformat(),
+                                                           "renewed": bool(renewed)}))
+        if not renewed:
+            on_lapsed(row, f"Expired on {row.expires_at.date().isoformat()}: revalidation is due.", now)
+    db.session.flush()
+    return len(expired)
