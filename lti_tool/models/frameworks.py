@@ -1,5 +1,5 @@
 """Competency frameworks: a tree of competencies with a rating scale, used by courses."""
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -15,7 +15,13 @@ class Framework(db.Model):
     """
 
     __tablename__ = "frameworks"
-    __table_args__ = (UniqueConstraint("registration_id", "code", "version"),)
+    __table_args__ = (
+        UniqueConstraint("registration_id", "code", "version"),
+        # NULL registration_id escapes the constraint above: shipped frameworks need their own, so two processes
+        # installing the default framework at once cannot both succeed.
+        Index("uq_frameworks_global_code_version", "code", "version", unique=True,
+              postgresql_where=text("registration_id IS NULL"), sqlite_where=text("registration_id IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id"), index=True)
