@@ -11,6 +11,7 @@ The PostgreSQL database (default lti_bench, created when missing) and the SQLite
 recreated: never point --postgres-url at a database you care about.
 """
 import argparse
+import logging
 import os
 import socket
 import statistics
@@ -141,6 +142,7 @@ class Werkzeug:
 
         app = create_app(dict(config.load({"LTI_TOOL_ENV": "testing", "DATABASE_URL": url}), PROXY_FIX_HOPS=0))
         app.logger.disabled = True
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.app = app
         self.timing = TimingMiddleware(app.wsgi_app)
         app.wsgi_app = self.timing
@@ -204,6 +206,7 @@ def main(argv=None):
     parser.add_argument("--concurrency", type=int, default=1, help="launches in flight at once (default 1)")
     args = parser.parse_args(argv)
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the test platform's request log
     platform = TestPlatform()
     rows = []
     tmp = tempfile.mkdtemp(prefix="lti-bench-")
