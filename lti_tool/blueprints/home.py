@@ -1,12 +1,41 @@
-"""The landing page and the page people see after a launch."""
-from flask import Blueprint, render_template
+"""The landing page, and the page people reach after a launch (which forwards deep-linked links to their item)."""
+from flask import Blueprint, current_app, redirect, render_template, request
 
 from .. import tool_session
 from ..lti.roles import ROLE_LABELS
 from ..lti.urls import tool_urls
-from ..permissions import login_required
+from ..permissions import is_manager_side, login_required
+from ..services.launches import parse_target
+from ..web import app_url
 
 bp = Blueprint("home", __name__)
+
+# Where a deep-linked item opens, by who opens it: (endpoint, query parameter that receives the item's id).
+TECHNICIAN_TARGETS = {
+    "portfolio": ("technician.dashboard", None),
+    "matrix": ("technician.dashboard", None),
+    "competency": ("technician.new_evidence", "competency"),
+    "department": ("technician.dashboard", "department"),
+    "pathway": ("technician.dashboard", "pathway"),
+}
+MANAGER_TARGETS = {
+    "portfolio": ("manager.matrix", None),
+    "matrix": ("manager.matrix", None),
+    "competency": ("manager.queue", "competency"),
+    "department": ("manager.matrix", "department"),
+    "pathway": ("manager.matrix", None),
+}
+
+
+def target_url(session, target: dict | None) -> str | None:
+    if not target:
+        return None
+    table = MANAGER_TARGETS if is_manager_side(session) else TECHNICIAN_TARGETS
+    endpoint, param = table.get(target["type"], (None, None))
+    if endpoint not in current_app.view_functions:
+        return None
+    values = {param: target["id"]} if param and target.get("id") is not None else {}
+    return app_url(endpoint, **values)
 
 
 @bp.route("/")
@@ -18,4 +47,7 @@ def landing():
 @login_required
 def index():
     session = tool_session.current()
+    forward = target_url(session, parse_target(request.args.get("to")))
+    if forward:
+        return redirect(forward, code=303)
     return render_template("home.html", session=session, role_label=ROLE_LABELS.get(session.role, "—"))

@@ -20,13 +20,14 @@ from ..lti.roles import MANAGER_SIDE
 from ..models import Deployment, Registration
 from ..services import roster
 from ..services.actors import Actor
-from ..services.launches import record_launch
+from ..services.launches import parse_target, record_launch
 from ..web import NOTICE_PARAM, notice_token
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 # pylti1p3's cookie names: "lti1p3-" + the state.
 STATE_COOKIE_PREFIX = "lti1p3-"
 MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
+CLAIM_CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 
 def launch_url() -> str:
@@ -94,6 +95,9 @@ def _finish(registration, deployment, claims, launch_id):
                               code="deep_link_role")
         return redirect(url_for("deep_linking.picker", **{tool_session.PARAM: token}), code=303)
     values = {tool_session.PARAM: token}
+    target = (claims.get(CLAIM_CUSTOM) or {}).get("target")
+    if target and parse_target(target):
+        values["to"] = target  # a deep-linked item: /app/ forwards to it
     if course is not None and membership is not None and membership.role in MANAGER_SIDE:
         # The launch is complete and committed first: a slow or failing roster never costs the manager the launch.
         db.session.commit()
