@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from .cli_frameworks import frameworks_cli
+from .cli_transcripts import transcripts_cli
 from .extensions import db
 from .lti import keys
 from .lti.roles import TOOL_ROLES
@@ -186,3 +187,4 @@ def register(app):
     app.cli.add_command(lti_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(frameworks_cli)
+    app.cli.add_command(transcripts_cli)

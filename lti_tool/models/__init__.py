@@ -2,6 +2,7 @@
 from .advantage import ResourceLink, ScoreOutbox
 from .audit import AuditEntry
 from .evidence import Attachment, Evidence, EvidenceCompetency
+from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
 from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
@@ -10,6 +11,7 @@ from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
-    "EvidenceCompetency", "Framework", "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration",
-    "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "ToolKey",
+    "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
+    "Preceptor", "Registration", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation",
+    "ToolKey",
 ]

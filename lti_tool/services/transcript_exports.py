@@ -1,0 +1,250 @@
+"""Transcript exports: CSV and JSON of one technician, a course matrix CSV, and the ZIP of every technician's PDF
+built as an export job.
+
+The ZIP job runs in a background thread of the web process (start_zip_job). Trade-off, chosen for a small
+deployment with no broker: nothing else to run or configure, and progress lives in the database (ExportJob), so
+any worker answers the progress page's polls. But a job dies with its process (a deploy or a crash): a running
+job whose heartbeat is older than STALE_AFTER is reported as interrupted and can be started again; the file sits
+on the local disk of the process that built it (several hosts need a shared EXPORT_DIR); and jobs share the web
+process's CPU, so at most MAX_RUNNING run per process. A task queue (RQ, Celery) is the way out if that
+stops being enough: build_zip() is already a plain function of (app, job id) that a queue worker could call.
+
+Memory stays flat: one technician is loaded, rendered and written at a time; each PDF goes into the ZIP entry
+and is dropped; the SQLAlchemy session is committed and emptied after each technician.
+"""
+import csv
+import io
+import json
+import os
+import threading
+import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select
+
+from ..extensions import db
+from ..lti.roles import TECHNICIAN
+from ..models import Course, ExportJob, Membership, Person
+from ..models.exports import DONE, FAILED, QUEUED, RUNNING
+from . import DomainError, Forbidden, NotFound, credentials, scope, status, transcript_pdf, transcripts
+from .actors import Actor
+
+STALE_AFTER = timedelta(minutes=5)
+MAX_RUNNING = 2
+_running = threading.BoundedSemaphore(MAX_RUNNING)
+CSV_COLUMNS = ["section", "group", "code", "title", "status", "signed_by", "signer_role", "date", "method",
+               "rating", "evidence", "evidence_kind", "expires", "state", "detail"]
+
+
+# --- one technician ----------------------------------------------------------------------------------------------
+
+def to_json(transcript: dict) -> str:
+    return json.dumps(transcript, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def to_csv(transcript: dict) -> str:
+    """One row per attestation, evidence item and CE requirement; the `section` column says which."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for entry in transcript["competencies"]:
+        for att in entry["attestations"]:
+            writer.writerow({
+                "section": "competency", "group": entry["framework"]["name"], "code": entry["code"],
+                "title": entry["title"], "status": entry["status_label"], "signed_by": att["signer_name"],
+                "signer_role": att["signer_role_label"], "date": att["signed_at"], "method": att["method_label"],
+                "rating": att["rating_label"], "evidence": att["evidence_title"],
+                "evidence_kind": att["evidence_kind_label"], "expires": att["expires_at"] or "",
+                "state": att["state_label"],
+                "detail": att["revocation_reason"] or att["correction_reason"] or att["comment"] or ""})
+    for group in transcript["cross_training"]:
+        for item in group["items"]:
+            writer.writerow({"section": "cross_training", "group": group["department"], "title": item["title"],
+                             "status": item["status_label"], "signed_by": item.get("trainer_name") or "",
+                             "date": item.get("start_date") or "", "expires": item.get("end_date") or "",
+                             "detail": "; ".join(item.get("skills") or [])
+                             + (f" ({item['hours']} h)" if item.get("hours") is not None else "")})
+    for item in transcript["responsibilities"]:
+        writer.writerow({"section": "responsibility", "group": item.get("role_label") or "", "title": item["title"],
+                         "status": item["status_label"], "signed_by": item.get("supervisor") or "",
+                         "date": item.get("start_date") or "", "expires": item.get("end_date") or "",
+                         "detail": item.get("scope") or ""})
+    for item in transcript["qi_projects"]:
+        writer.writerow({"section": "qi_project", "title": item["title"], "status": item["status_label"],
+                         "date": item.get("last_cycle_date") or "", "detail": item.get("aim") or ""})
+    for item in transcript["certifications"]:
+        writer.writerow({"section": "certification", "group": item.get("issuer") or "",
+                         "code": item.get("number") or "", "title": item.get("credential_label") or item["title"],
+                         "status": item["status_label"], "date": item.get("issued_date") or "",
+                         "expires": item.get("expiry_date") or "", "state": "Expired" if item.get("expired") else ""})
+    ce_status = transcript["continuing_education"]["status"]
+    for item in transcript["continuing_education"]["activities"]:
+        writer.writerow({"section": "continuing_education", "code": item.get("uan") or "", "title": item["title"],
+                         "status": item["status_label"], "date": item.get("completion_date") or "",
+                         "detail": f"{item.get('hours')} h"})
+    for req in ce_status["verified"]["requirements"]:
+        writer.writerow({"section": "ce_requirement", "group": ce_status["name"], "code": req["code"],
+                         "title": req["label"], "status": "Met" if req["met"] else "Not met",
+                         "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
+                         "detail": f"{req['hours']:g} of {req['min_hours']:g} h verified"})
+    writer.writerow({"section": "ce_total", "group": ce_status["name"], "title": "Total CE hours (verified)",
+                     "status": "Met" if ce_status["verified"]["met"] else "Not met",
+                     "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
+                     "detail": ce_status["verified"]["summary"]})
+    return out.getvalue()
+
+
+def _safe(text: str) -> str:
+    """Spreadsheet formula injection: a cell starting with = + - @ is read as text."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
+
+
+def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
+    """Technicians (rows) x competencies (columns) of one course, with status and expiry: managers only."""
+    course = scope.course(actor, course_id)
+    if not scope.manages(actor.person.id, course.id):
+        if scope.is_member(actor.person.id, course.id):
+            raise Forbidden("Only the course's managers can export the team matrix.")
+        raise NotFound("No such course.")
+    statuses = status.team_statuses(actor, course, as_of=as_of)
+    competencies = status.course_competencies(course)
+    people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(list(statuses))))}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["technician", "email", *(f"{c.code} {c.title}" for c in competencies), "held"])
+    for person_id in sorted(statuses, key=lambda p: people[p].display_name.lower()):
+        cells = []
+        for competency in competencies:
+            entry = statuses[person_id][competency.id]
+            cell = entry.label
+            if entry.expires_at is not None and entry.status != status.NOT_STARTED:
+                cell += f" (expires {entry.expires_at.date().isoformat()})"
+            cells.append(cell)
+        held = sum(1 for e in statuses[person_id].values() if e.held)
+        writer.writerow([_safe(people[person_id].display_name), _safe(people[person_id].email or ""), *cells,
+                         f"{held}/{len(competencies)}"])
+    return out.getvalue()
+
+
+def pdf_for(actor, person_id: int, base: str, page_size: str = "a4", as_of=None) -> tuple[dict, bytes]:
+    """(transcript, PDF bytes), registering the printed transcript so its verification link answers."""
+    transcript = transcripts.build(actor, person_id, as_of=as_of)
+    row = credentials.register_transcript(transcript, actor.registration_id)
+    return transcript, transcript_pdf.render(transcript, credentials.verify_url(base, row.public_id), page_size)
+
+
+def file_name(transcript: dict, extension: str) -> str:
+    name = "".join(ch if ch.isalnum() else "-" for ch in transcript["person"]["name"]).strip("-").lower()
+    return f"transcript-{name or 'technician'}-{transcript['person']['id']}.{extension}"
+
+
+# --- the ZIP job --------------------------------------------------------------------------------------------------
+
+def export_dir() -> str:
+    configured = current_app.config.get("EXPORT_DIR")
+    path = configured or (current_app.config["ATTACHMENT_DIR"].rstrip("/\\") + "-exports")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _technicians(course_id: int) -> list[int]:
+    return list(db.session.scalars(
+        select(Membership.person_id).where(Membership.course_id == course_id, Membership.active.is_(True),
+                                           Membership.role == TECHNICIAN).order_by(Membership.person_id)))
+
+
+def create_zip_job(actor, course_id: int, page_size: str = "a4") -> ExportJob:
+    course = scope.course(actor, course_id)
+    if not scope.manages(actor.person.id, course.id):
+        if scope.is_member(actor.person.id, course.id):
+            raise Forbidden("Only the course's managers can export every technician's transcript.")
+        raise NotFound("No such course.")
+    if page_size not in transcript_pdf.PAGE_SIZES:
+        raise DomainError("Choose A4 or Letter.", fields={"page_size": "Choose a4 or letter."})
+    job = ExportJob(public_id=str(uuid.uuid4()), registration_id=actor.registration_id, course_id=course.id,
+                    requested_by_id=actor.person.id, options={"page_size": page_size}, status=QUEUED,
+                    total=len(_technicians(course.id)))
+    db.session.add(job)
+    db.session.flush()
+    return job
+
+
+def job_for(actor, public_id: str) -> ExportJob:
+    """A job the actor may see: one they started, in their tenant. Anything else: not found."""
+    job = db.session.scalars(select(ExportJob).where(ExportJob.public_id == str(public_id))).first()
+    if job is None or job.registration_id != actor.registration_id or job.requested_by_id != actor.person.id:
+        raise NotFound("No such export.")
+    return job
+
+
+def progress(job: ExportJob, now: datetime | None = None) -> dict:
+    now = now or datetime.now(UTC)
+    state = job.status
+    if state == RUNNING and job.heartbeat_at is not None and now - job.heartbeat_at > STALE_AFTER:
+        state = "interrupted"
+    percent = 100 if state == DONE else (int(100 * job.done_count / job.total) if job.total else 0)
+    return {"id": job.public_id, "status": state, "done": job.done_count, "total": job.total, "percent": percent,
+            "error": job.error, "file_size": job.file_size,
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None}
+
+
+def build_zip(job_id: int, base: str, *, commit_every: int = 1) -> None:
+    """Build the ZIP of job `job_id` (in the current app context). Writes each technician's PDF into the archive
+    as soon as it is made, commits progress, and empties the session between technicians."""
+    job = db.session.get(ExportJob, job_id)
+    job.status, job.started_at = RUNNING, datetime.now(UTC)
+    job.heartbeat_at = job.started_at
+    course_id, requested_by_id, page_size = job.course_id, job.requested_by_id, (job.options or {}).get("page_size",
+                                                                                                      "a4")
+    path = os.path.join(export_dir(), f"{job.public_id}.zip")
+    db.session.commit()
+    try:
+        person_ids = _technicians(course_id)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+            for n, person_id in enumerate(person_ids, start=1):
+                requester = db.session.get(Person, requested_by_id)
+                course = db.session.get(Course, course_id)
+                membership = db.session.scalars(select(Membership).where(
+                    Membership.person_id == requested_by_id, Membership.course_id == course_id)).first()
+                actor = Actor(person=requester, course=course, membership=membership)
+                transcript, pdf = pdf_for(actor, person_id, base, page_size)
+                with archive.open(file_name(transcript, "pdf"), "w", force_zip64=True) as entry:
+                    entry.write(pdf)
+                del pdf, transcript
+                if n % commit_every == 0 or n == len(person_ids):
+                    row = db.session.get(ExportJob, job_id)
+                    row.done_count, row.total = n, len(person_ids)
+                    row.heartbeat_at = datetime.now(UTC)
+                    db.session.commit()
+                    db.session.expunge_all()
+        job = db.session.get(ExportJob, job_id)
+        job.status, job.file_path, job.file_size = DONE, path, os.path.getsize(path)
+        job.finished_at = datetime.now(UTC)
+        db.session.commit()
+    except Exception as exc:
+        db.session.rollback()
+        current_app.logger.exception("Transcript export %s failed", job_id)
+        job = db.session.get(ExportJob, job_id)
+        job.status, job.error, job.finished_at = FAILED, f"The export stopped: {exc}", datetime.now(UTC)
+        db.session.commit()
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def start_zip_job(job: ExportJob, base: str) -> threading.Thread:
+    """Run build_zip in a background thread (the job row must already be committed)."""
+    app = current_app._get_current_object()
+    job_id = job.id
+
+    def run():
+        with _running, app.app_context():
+            try:
+                build_zip(job_id, base)
+            finally:
+                db.session.remove()
+
+    thread = threading.Thread(target=run, name=f"export-{job_id}", daemon=True)
+    thread.start()
+    return thread

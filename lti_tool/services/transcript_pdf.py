@@ -1,0 +1,251 @@
+"""The printable transcript: a PDF made with reportlab's platypus from services.transcripts data.
+
+Made for paper: 10 pt body text with 13 pt leading, black on white, no colour needed to read a state (it is
+written out), tables that split across pages with their header row repeated, and on every page the technician's
+name, "Page n of N", the verification link and a QR code of it. A4 or US Letter.
+"""
+import io
+from datetime import date, datetime
+from xml.sax.saxutils import escape
+
+from reportlab.graphics import renderPDF
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4, LETTER
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfgen import canvas as pdfcanvas
+from reportlab.platypus import KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+
+PAGE_SIZES = {"a4": A4, "letter": LETTER}
+MARGIN = 18 * mm
+FOOTER_HEIGHT = 30 * mm
+
+
+def _styles():
+    base = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=base["Normal"], fontName="Helvetica", fontSize=10, leading=13,
+                          alignment=TA_LEFT)
+    return {
+        "title": ParagraphStyle("title", parent=base["Title"], fontName="Helvetica-Bold", fontSize=18, leading=22,
+                                alignment=TA_LEFT, spaceAfter=4),
+        "h2": ParagraphStyle("h2", parent=base["Heading2"], fontName="Helvetica-Bold", fontSize=13, leading=16,
+                             spaceBefore=10, spaceAfter=4),
+        "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName="Helvetica-Bold", fontSize=11, leading=14,
+                             spaceBefore=6, spaceAfter=2),
+        "body": body,
+        "cell": ParagraphStyle("cell", parent=body, fontSize=8.5, leading=10.5),
+        "head": ParagraphStyle("head", parent=body, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5),
+        "muted": ParagraphStyle("muted", parent=body, fontSize=9, leading=12, textColor=colors.HexColor("#333333")),
+    }
+
+
+def fmt_date(value) -> str:
+    """ISO date or datetime text -> '15 Jan 2025'; empty for None."""
+    if not value:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else \
+                date.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.strftime("%d %b %Y").lstrip("0")
+
+
+def _p(text, style) -> Paragraph:
+    return Paragraph(escape(str(text)) if text is not None else "", style)
+
+
+def _table(header, rows, widths, styles) -> LongTable:
+    data = [[_p(h, styles["head"]) for h in header]]
+    data += [[c if isinstance(c, Paragraph) else _p(c, styles["cell"]) for c in row] for row in rows]
+    table = LongTable(data, colWidths=widths, repeatRows=1, splitByRow=1)
+    table.setStyle(TableStyle([
+        ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#777777")),
+        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6e6")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+    ]))
+    return table
+
+
+def _numbered_canvas(footer):
+    """A canvas that knows the page count when it draws each page's footer (two-pass over saved page states)."""
+
+    class NumberedCanvas(pdfcanvas.Canvas):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._pages = []
+
+        def showPage(self):  # noqa: N802 (reportlab's name)
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self):
+            total = len(self._pages)
+            for state in self._pages:
+                self.__dict__.update(state)
+                footer(self, total)
+                super().showPage()
+            super().save()
+
+    return NumberedCanvas
+
+
+def _footer_drawer(transcript, verify_url, page_size):
+    width, _ = page_size
+    qr = QrCodeWidget(verify_url, barLevel="M")
+    x0, y0, x1, y1 = qr.getBounds()
+    side = 24 * mm
+    drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])
+    drawing.add(qr)
+    name = transcript["person"]["name"]
+
+    def footer(canv, total):
+        canv.saveState()
+        canv.setStrokeColor(colors.HexColor("#777777"))
+        canv.line(MARGIN, FOOTER_HEIGHT, width - MARGIN, FOOTER_HEIGHT)
+        renderPDF.draw(drawing, canv, width - MARGIN - side, 4 * mm)
+        canv.setFont("Helvetica-Bold", 9)
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 6 * mm, f"Transcript of {name}"[:90])
+        canv.setFont("Helvetica", 8.5)
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 11 * mm, "Verify this transcript (scan the code or open):")
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 15.5 * mm, verify_url)
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 21 * mm, f"Page {canv.getPageNumber()} of {total}")
+        canv.restoreState()
+
+    return footer
+
+
+def _summary(transcript, styles):
+    person = transcript["person"]
+    counts = transcript["counts"]
+    lines = [
+        f"<b>Technician:</b> {escape(person['name'])}" + (f" ({escape(person['email'])})" if person.get("email")
+                                                         else ""),
+        f"<b>Organisation:</b> {escape(transcript['organisation'])}",
+        f"<b>As of:</b> {fmt_date(transcript['as_of'])} &nbsp; <b>Records from:</b> {escape(transcript['scope'])}",
+        f"<b>Competencies held:</b> {counts['held']} of {counts['competencies']} signed off; "
+        f"{counts['attestations']} attestations; {counts['evidence']} evidence items listed.",
+    ]
+    return [Paragraph(line, styles["body"]) for line in lines]
+
+
+def _competency_section(transcript, styles, usable):
+    out = [Paragraph("Competencies and sign-offs", styles["h2"])]
+    if not transcript["competencies"]:
+        return out + [_p("No competency has been signed off yet.", styles["body"])]
+    widths = [usable * f for f in (0.17, 0.12, 0.12, 0.13, 0.20, 0.12, 0.14)]
+    for entry in transcript["competencies"]:
+        head = (f"{escape(entry['code'])} {escape(entry['title'])} — {escape(entry['status_label'])}"
+                + (f", expires {fmt_date(entry['expires_at'])}" if entry.get("expires_at") and entry["held"] else ""))
+        rows = []
+        for att in entry["attestations"]:
+            state = att["state_label"]
+            if att["state"] == "revoked":
+                state += f" {fmt_date(att['revoked_at'])}: {att['revocation_reason']}"
+            elif att["state"] == "corrected":
+                state += " by a later sign-off"
+            if att.get("corrects_id"):
+                state += f" (correction: {att.get('correction_reason') or 'no reason given'})"
+            rows.append([f"{att['signer_name']}", att["signer_role_label"], fmt_date(att["signed_at"]),
+                         att["method_label"], f"{att['evidence_title']} ({att['evidence_kind_label']})",
+                         fmt_date(att["expires_at"]) or "No expiry", f"{att['rating_label']}. {state}"])
+        out.append(KeepTogether([Paragraph(head, styles["h3"]),
+                                 _table(["Signed by", "Role", "Signed", "Method", "Evidence", "Expires",
+                                         "Rating and state"], rows[:3], widths, styles)]))
+        if len(rows) > 3:
+            out.append(_table(["Signed by", "Role", "Signed", "Method", "Evidence", "Expires", "Rating and state"],
+                              rows[3:], widths, styles))
+    return out
+
+
+def _cross_training(transcript, styles, usable):
+    out = [Paragraph("Cross-training by department", styles["h2"])]
+    if not transcript["cross_training"]:
+        return out + [_p("None recorded.", styles["body"])]
+    widths = [usable * f for f in (0.26, 0.30, 0.16, 0.08, 0.20)]
+    for group in transcript["cross_training"]:
+        rows = [[i["title"], "; ".join(i.get("skills") or []), i.get("trainer_name") or "",
+                 i.get("hours") if i.get("hours") is not None else "",
+                 f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date'))}. {i['status_label']}"]
+                for i in group["items"]]
+        out += [Paragraph(escape(group["department"]), styles["h3"]),
+                _table(["Training", "Skills", "Trainer", "Hours", "Dates and status"], rows, widths, styles)]
+    return out
+
+
+def _simple_section(title, items, header, row_of, fractions, styles, usable):
+    out = [Paragraph(title, styles["h2"])]
+    if not items:
+        return out + [_p("None recorded.", styles["body"])]
+    return out + [_table(header, [row_of(i) for i in items], [usable * f for f in fractions], styles)]
+
+
+def _ce_section(transcript, styles, usable):
+    ce = transcript["continuing_education"]
+    status = ce["status"]
+    out = [Paragraph("Continuing education", styles["h2"]),
+           Paragraph(f"<b>{escape(status['name'])}</b>, cycle {fmt_date(status['cycle_start'])} to "
+                     f"{fmt_date(status['cycle_end'])}.", styles["body"])]
+    for key, label in (("verified", "Verified (signed off)"), ("recorded", "Recorded")):
+        result = status[key]
+        out.append(Paragraph(f"<b>{label}:</b> {result['hours']:g} of {result['required_hours']:g} hours. "
+                             f"{escape(result['summary'])}", styles["body"]))
+    if status["verified"]["requirements"]:
+        rows = [[r["label"], f"{r['min_hours']:g}", f"{r['hours']:g}", "Met" if r["met"] else
+                 f"Missing {r['missing_hours']:g} h"] for r in status["verified"]["requirements"]]
+        out.append(_table(["Requirement (verified CE)", "At least", "Hours", "State"], rows,
+                          [usable * f for f in (0.55, 0.12, 0.12, 0.21)], styles))
+    out.append(Spacer(1, 4))
+    out += _simple_section("CE activities", ce["activities"], ["Activity", "UAN", "Hours", "Completed", "Status"],
+                           lambda i: [i["title"] + (f" ({i['provider_name']})" if i.get("provider_name") else ""),
+                                      i.get("uan") or "", i.get("hours") if i.get("hours") is not None else "",
+                                      fmt_date(i.get("completion_date")), i["status_label"]],
+                           (0.40, 0.24, 0.08, 0.13, 0.15), styles, usable)[1:]
+    return out
+
+
+def render(transcript: dict, verify_url: str, page_size: str = "a4", out=None) -> bytes | None:
+    """Render the PDF. Writes to `out` (a binary file object) when given and returns None; else returns bytes."""
+    size = PAGE_SIZES[page_size]
+    styles = _styles()
+    usable = size[0] - 2 * MARGIN
+    target = out if out is not None else io.BytesIO()
+    doc = SimpleDocTemplate(target, pagesize=size, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
+                            bottomMargin=FOOTER_HEIGHT + 6 * mm, title=f"Transcript of {transcript['person']['name']}",
+                            author=transcript["organisation"], subject="Pharmacy technician competency transcript",
+                            creator="Pharmacy Tech Pathways")
+    story = [Paragraph("Competency transcript", styles["title"]), *_summary(transcript, styles)]
+    story += _competency_section(transcript, styles, usable)
+    story += _cross_training(transcript, styles, usable)
+    story += _simple_section(
+        "Responsibilities", transcript["responsibilities"], ["Responsibility", "Scope", "Supervisor", "Dates"],
+        lambda i: [f"{i['title']} ({i.get('role_label') or ''})", i.get("scope") or "", i.get("supervisor") or "",
+                   f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date')) or 'ongoing'}. "
+                   f"{i['status_label']}"], (0.28, 0.38, 0.14, 0.20), styles, usable)
+    story += _simple_section(
+        "Quality-improvement projects", transcript["qi_projects"], ["Project", "Aim", "Role and results", "Cycles"],
+        lambda i: [i["title"], i.get("aim") or "", f"{i.get('role') or ''}. {i.get('results') or ''}",
+                   f"{i.get('pdsa_cycles', 0)} PDSA, last {fmt_date(i.get('last_cycle_date'))}. {i['status_label']}"],
+        (0.22, 0.28, 0.32, 0.18), styles, usable)
+    story += _simple_section(
+        "Certifications", transcript["certifications"], ["Credential", "Number", "Issued by", "Issued", "Expires",
+                                                         "Status"],
+        lambda i: [i.get("credential_label") or i["title"], i.get("number") or "", i.get("issuer") or "",
+                   fmt_date(i.get("issued_date")), fmt_date(i.get("expiry_date")) or "No expiry",
+                   ("Expired. " if i.get("expired") else "") + i["status_label"]],
+        (0.30, 0.14, 0.20, 0.11, 0.11, 0.14), styles, usable)
+    story += _ce_section(transcript, styles, usable)
+    story += [Spacer(1, 8), Paragraph(
+        "Each sign-off records who signed, their role at the time, when and how, and a SHA-256 fingerprint of the "
+        "evidence they saw. Scan the code or open the link below to check that this transcript was issued by the "
+        "tool and whether any sign-off on it has since been revoked or corrected.", styles["muted"])]
+    doc.build(story, canvasmaker=_numbered_canvas(_footer_drawer(transcript, verify_url, size)))
+    if out is None:
+        return target.getvalue()
+    return None
