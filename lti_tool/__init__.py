@@ -29,11 +29,12 @@ def create_app(config: dict | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     from . import models  # noqa: F401  (register every table)
-    from .blueprints import deep_linking, home, lti
+    from .blueprints import deep_linking, home, lti, technician
 
     app.register_blueprint(lti.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(deep_linking.bp)
+    app.register_blueprint(technician.bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")

@@ -4,7 +4,7 @@ from functools import wraps
 from flask import abort
 
 from . import tool_session
-from .lti.roles import MANAGER_SIDE
+from .lti.roles import MANAGER_SIDE, TECHNICIAN
 
 
 def is_manager_side(session) -> bool:
@@ -13,6 +13,11 @@ def is_manager_side(session) -> bool:
 
 def is_tool_admin(session) -> bool:
     return session is not None and session.person.is_admin
+
+
+def is_technician(session) -> bool:
+    """An active technician membership in the session's course (the technician's own pages)."""
+    return session is not None and session.course is not None and session.role == TECHNICIAN
 
 
 def login_required(view):
@@ -25,17 +30,25 @@ def login_required(view):
     return wrapped
 
 
-def require(rule):
+def check(rule, message: str | None = None):
+    """401 without a session, 403 (with `message` when given) when the rule says no; else the session."""
+    session = tool_session.current()
+    if session is None:
+        abort(401)
+    if not rule(session):
+        if message:
+            abort(403, message)
+        abort(403)
+    return session
+
+
+def require(rule, message: str | None = None):
     """@require(is_manager_side): 401 without a session, 403 when the rule says no."""
 
     def decorator(view):
         @wraps(view)
         def wrapped(*args, **kwargs):
-            session = tool_session.current()
-            if session is None:
-                abort(401)
-            if not rule(session):
-                abort(403)
+            check(rule, message)
             return view(*args, **kwargs)
 
         return wrapped

@@ -1,0 +1,419 @@
+"""What the technician's pages show, gathered in a fixed number of queries: the dashboard (progress by area and
+department, what needs attention, CE against the recertification rule, career pathways), the competency choices
+of a form, and an evidence item's reviews, sign-offs and history in plain words."""
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
+
+from ..extensions import db
+from ..lti.roles import ROLE_LABELS
+from ..models import AuditEntry, Evidence, Membership, Person, ReviewRequest, SignOff
+from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
+from ..models.reviews import OPEN, SIGNED
+from ..models.reviews import RETURNED as REQUEST_RETURNED
+from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
+from ..services import DomainError, ce, status
+from ..services.placements import DEPARTMENT_LABELS
+from . import technician_forms as forms
+
+try:  # career pathways arrived in their own change; the dashboard works without them
+    from ..services import pathways
+except ImportError:  # pragma: no cover
+    pathways = None
+
+EVIDENCE_LABELS = {DRAFT: "Draft", SUBMITTED: "Awaiting review", RETURNED: "Returned for revision",
+                   SIGNED_OFF: "Signed off", WITHDRAWN: "Withdrawn"}
+REQUEST_LABELS = {OPEN: "Waiting for review", SIGNED: "Signed off", REQUEST_RETURNED: "Returned with comments",
+                  REQUEST_WITHDRAWN: "Withdrawn"}
+METHOD_LABELS = {"observed": "Observed", "demonstrated": "Demonstrated", "verified_document": "Document verified",
+                 "attested": "Attested"}
+PEOPLE_ROLES = {**ROLE_LABELS, "preceptor": "Preceptor", "system": "the tool"}
+# The CE rule that applies is the one of the credential the technician holds, CPhT when none is recorded.
+RULE_PREFERENCE = ("ptcb_cpht_adv", "ptcb_cpht", "nha_excpt")
+DEFAULT_RULE = "ptcb_cpht"
+EXTRA_RULES = ("ptcb_cspt",)
+
+
+def day_text(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value[:10])
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = value.date()
+    return f"{value.day} {value:%B %Y}"
+
+
+def moment_text(value: datetime | None) -> str:
+    return f"{day_text(value)}, {value:%H:%M} UTC" if value else ""
+
+
+def hours_text(hours) -> str:
+    number = float(hours)
+    text = f"{number:g}"
+    return f"{text} hour" if number == 1 else f"{text} hours"
+
+
+# --- Competencies of the course ---------------------------------------------------------------------------
+
+@dataclass
+class Tree:
+    """The course's competencies: leaves (what is signed off), their top-level area and their group."""
+
+    competencies: list
+    by_id: dict
+    leaves: list
+    roots: list
+    area_of: dict  # leaf id -> root competency
+    group_of: dict  # leaf id -> label of the group shown in forms
+
+    @classmethod
+    def of(cls, course) -> "Tree":
+        comps = status.course_competencies(course)
+        by_id = {c.id: c for c in comps}
+        parents = {c.parent_id for c in comps if c.parent_id in by_id}
+        leaves = [c for c in comps if c.id not in parents]
+        roots = [c for c in comps if c.parent_id not in by_id]
+        area_of, group_of = {}, {}
+        for leaf in leaves:
+            chain = [leaf]
+            while chain[-1].parent_id in by_id:
+                chain.append(by_id[chain[-1].parent_id])
+            area_of[leaf.id] = chain[-1]
+            path = [c.title for c in reversed(chain[1:])]
+            group_of[leaf.id] = " › ".join(path) if path else "Other competencies"
+        return cls(comps, by_id, leaves, roots, area_of, group_of)
+
+    def choices(self, kind: str) -> list[dict]:
+        """Leaves accepting `kind`, grouped as in the framework: [{"label", "items": [competency]}]."""
+        groups: dict[str, list] = {}
+        for leaf in self.leaves:
+            if leaf.evidence_kinds and kind not in leaf.evidence_kinds:
+                continue
+            groups.setdefault(self.group_of[leaf.id], []).append(leaf)
+        return [{"label": label, "items": items} for label, items in groups.items()]
+
+
+def _counts(entries) -> dict:
+    counts = dict.fromkeys(status.STATUSES, 0)
+    for entry in entries:
+        counts[entry.status] += 1
+    return counts
+
+
+def _progress(label: str, entries: list) -> dict:
+    counts = _counts(entries)
+    total = len(entries)
+    held = counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION]
+    segments, x = [], 0.0
+    for code in (status.ACHIEVED, status.DUE_FOR_REVALIDATION, status.AWAITING_REVIEW, status.IN_PROGRESS,
+                 status.EXPIRED):
+        if counts[code] and total:
+            width = 100 * counts[code] / total
+            segments.append({"status": code, "x": round(x, 3), "width": round(width, 3)})
+            x += width
+    return {"label": label, "total": total, "held": held, "counts": counts, "segments": segments,
+            "percent": round(100 * held / total) if total else 0}
+
+
+# --- Dashboard --------------------------------------------------------------------------------------------
+
+def dashboard(actor, today: date | None = None) -> dict:
+    person, course = actor.person, actor.course
+    today = today or date.today()
+    tree = Tree.of(course)
+    statuses = status.statuses_for(person, course, [c.id for c in tree.leaves]) if tree.leaves else {}
+    entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
+    areas = []
+    for root in tree.roots:
+        under = [statuses[c.id] for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
+        if under:
+            areas.append({**_progress(f"{root.code} {root.title}" if root.code else root.title, under),
+                          "id": root.id})
+    departments = []
+    for code, label in DEPARTMENT_LABELS.items():
+        tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
+        if tagged:
+            departments.append({**_progress(label, tagged), "code": code})
+
+    def attention(state):
+        rows = [(tree.by_id[cid], entry) for cid, entry in statuses.items() if entry.status == state]
+        return [{"competency": comp, "expires": day_text(entry.expires_at), "expires_at": entry.expires_at,
+                 "days": (entry.expires_at.date() - today).days if entry.expires_at else None,
+                 "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
+                 else comp.evidence_kinds[0]}
+                for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
+
+    drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
+    return {
+        "counts": _counts(entries),
+        "total": len(entries),
+        "labels": status.LABELS,
+        "areas": areas,
+        "departments": departments,
+        "due": attention(status.DUE_FOR_REVALIDATION),
+        "expired": attention(status.EXPIRED),
+        "returned": returned_evidence(person, course),
+        "drafts": drafts,
+        "ce_charts": ce_charts(person, today),
+        "pathways": pathway_progress(actor),
+        "has_frameworks": bool(tree.leaves),
+    }
+
+
+def returned_evidence(person, course) -> list[dict]:
+    """Evidence sent back for revision, with the comments of its latest return."""
+    rows = db.session.scalars(
+        select(ReviewRequest).join(Evidence, Evidence.id == ReviewRequest.evidence_id)
+        .where(ReviewRequest.person_id == person.id, ReviewRequest.course_id == course.id,
+               ReviewRequest.status == REQUEST_RETURNED, Evidence.status == RETURNED)
+        .options(joinedload(ReviewRequest.evidence), joinedload(ReviewRequest.resolved_by),
+                 joinedload(ReviewRequest.competency))
+        .order_by(ReviewRequest.resolved_at.desc(), ReviewRequest.id)).unique().all()
+    items: dict[int, dict] = {}
+    for row in rows:
+        item = items.setdefault(row.evidence_id, {"evidence": row.evidence, "at": row.resolved_at,
+                                                  "when": day_text(row.resolved_at), "comments": [],
+                                                  "competencies": []})
+        if row.resolved_at != item["at"]:
+            continue  # an earlier round of review
+        who = row.resolved_by.display_name if row.resolved_by else "A reviewer"
+        if (who, row.return_comment) not in [(c["who"], c["text"]) for c in item["comments"]]:
+            item["comments"].append({"who": who, "text": row.return_comment})
+        item["competencies"].append(row.competency)
+    return list(items.values())
+
+
+def _cycle(rule_data: dict, evidence, today: date) -> tuple[date, bool]:
+    """The cycle start from a certification item (its expiry ends the cycle; else its issue date starts the
+    first), and whether the cycle is known or a stand-in (the last cycle-length before today)."""
+    months = rule_data["cycle_months"]
+    data = (evidence.data or {}) if evidence is not None else {}
+    for key in ("expiry_date", "issued_date"):
+        try:
+            data[key] = date.fromisoformat(data[key]) if data.get(key) else None
+        except (TypeError, ValueError):
+            data[key] = None
+    if data.get("expiry_date"):
+        return ce.add_months(data["expiry_date"] + timedelta(days=1), -months), True
+    if data.get("issued_date"):
+        start = data["issued_date"]
+        while ce.cycle_end(rule_data, start) < today:
+            start = ce.add_months(start, months)
+        return start, True
+    return ce.add_months(today, -months) + timedelta(days=1), False
+
+
+def ce_charts(person, today: date) -> list[dict]:
+    rules = ce.rules()
+    by_credential = {r.get("credential"): code for code, r in rules.items()}
+    held: dict[str, Evidence] = {}
+    for ev in db.session.scalars(select(Evidence).where(
+            Evidence.person_id == person.id, Evidence.kind == "certification", Evidence.status != WITHDRAWN)
+            .order_by(Evidence.id)):
+        code = by_credential.get((ev.data or {}).get("credential"))
+        if code:
+            held[code] = ev  # the latest record of each credential wins
+    main = next((code for code in RULE_PREFERENCE if code in held), DEFAULT_RULE)
+    codes = [main] + [code for code in EXTRA_RULES if code in held and code in rules]
+    charts = []
+    for code in codes:
+        if code not in rules:
+            continue
+        start, known = _cycle(rules[code], held.get(code), today)
+        result = ce.ce_status(person, code, start, today)
+        charts.append(_chart(code, result, known, held.get(code)))
+    return charts
+
+
+def _bar(label: str, hours: float, need: float, met: bool, note: str = "") -> dict:
+    scale = max(need, hours, 0.01)
+    return {"label": label, "hours": hours, "need": need, "met": met, "note": note,
+            "width": round(min(100.0, 100 * hours / scale), 2), "mark": round(100 * need / scale, 2),
+            "text": f"{hours_text(hours)} of {hours_text(need)}"}
+
+
+def _chart(code: str, result: dict, known: bool, evidence) -> dict:
+    recorded, verified = result["recorded"], result["verified"]
+    bars = [_bar("All CE hours", recorded["hours"], recorded["required_hours"],
+                 recorded["hours"] >= recorded["required_hours"],
+                 f"{hours_text(verified['hours'])} of these signed off")]
+    for req in recorded["requirements"]:
+        bars.append(_bar(req["label"][:1].upper() + req["label"][1:], req["hours"], req["min_hours"], req["met"]))
+    return {
+        "code": code, "name": result["name"], "bars": bars, "summary": recorded["summary"],
+        "limits": [limit["note"] for limit in recorded["limits"] if limit.get("note")],
+        "days_left": result["days_left"], "cycle_start": day_text(result["cycle_start"]),
+        "cycle_end": day_text(result["cycle_end"]), "known": known, "evidence": evidence,
+    }
+
+
+def pathway_progress(actor) -> list:
+    if pathways is None:
+        return []
+    try:
+        return pathways.progress(actor, actor.person.id)
+    except (DomainError, getattr(pathways, "DefinitionError", DomainError)):
+        return []
+
+
+# --- Forms ------------------------------------------------------------------------------------------------
+
+def trainer_options(actor) -> list[tuple[int, str]]:
+    rows = db.session.execute(
+        select(Person).join(Membership, Membership.person_id == Person.id)
+        .where(Membership.course_id == actor.course.id, Membership.active.is_(True), Person.id != actor.person.id)
+        .order_by(Person.name, Person.id)).scalars()
+    return [(p.id, p.display_name) for p in rows]
+
+
+# --- An evidence item -------------------------------------------------------------------------------------
+
+def field_rows(evidence, people: dict) -> list[dict]:
+    """The item's fields as (label, text or list) in form order."""
+    data = evidence.data or {}
+    rows = []
+    for spec in forms.FIELDS[evidence.kind]:
+        if spec.name == "title":
+            continue
+        value = data.get(spec.name)
+        if spec.type == "checkbox":
+            rows.append({"label": spec.label, "value": "Yes" if value else "No"})
+            continue
+        if value in (None, "", []):
+            continue
+        if spec.type == "select" and spec.name == "trainer_person_id":
+            value = people.get(value, "A member of this course")
+        elif spec.type == "select":
+            value = dict(spec.options).get(value, value)
+        elif spec.type == "date":
+            value = day_text(value)
+        elif spec.type == "number":
+            value = hours_text(value)
+        rows.append({"label": spec.label, "value": value})
+    if evidence.kind == "continuing_education" and data.get("uan_parts"):
+        parts = data["uan_parts"]
+        rows.insert(1, {"label": "Activity", "value": (
+            f"{str(parts.get('format_label', '')).capitalize()} activity on {parts.get('topic_label')} "
+            f"(ACPE topic {parts.get('topic')}), for {parts.get('audience_label')}s")})
+    if evidence.kind == "certification" and data.get("issuer"):
+        rows.insert(1, {"label": "Issued by", "value": data["issuer"]})
+    if evidence.kind == "qi_project":
+        for n, cycle in enumerate(data.get("pdsa_cycles") or [], start=1):
+            rows.append({"label": f"PDSA cycle {n} ({day_text(cycle.get('date'))})",
+                         "value": [f"{name}: {cycle.get(part, '')}" for part, name in forms.PDSA_PARTS]})
+    if evidence.kind == "cross_training" and data.get("checklist_steps"):
+        rows.append({"label": "Checklist steps observed", "value": list(data["checklist_steps"])})
+    return rows
+
+
+def reviews_of(evidence) -> tuple[list, list]:
+    requests = db.session.scalars(
+        select(ReviewRequest).where(ReviewRequest.evidence_id == evidence.id)
+        .options(joinedload(ReviewRequest.competency), joinedload(ReviewRequest.resolved_by))
+        .order_by(ReviewRequest.requested_at, ReviewRequest.id)).unique().all()
+    sign_offs = db.session.scalars(
+        select(SignOff).where(SignOff.evidence_id == evidence.id)
+        .options(joinedload(SignOff.competency), joinedload(SignOff.revocation))
+        .order_by(SignOff.signed_at, SignOff.id)).unique().all()
+    return list(requests), list(sign_offs)
+
+
+def sign_off_rows(sign_offs) -> list[dict]:
+    corrected = {s.corrects_id: s for s in sign_offs if s.corrects_id}
+    rows = []
+    for s in sign_offs:
+        state = "Counts"
+        if s.revocation is not None:
+            state = f"Revoked on {day_text(s.revocation.revoked_at)}: {s.revocation.reason}"
+        elif s.id in corrected:
+            state = f"Replaced by a correction on {day_text(corrected[s.id].signed_at)}"
+        elif not s.proficient:
+            state = "Not yet proficient: this rating does not achieve the competency"
+        rows.append({"sign_off": s, "role": PEOPLE_ROLES.get(s.signer_role, s.signer_role),
+                     "when": moment_text(s.signed_at), "method": METHOD_LABELS.get(s.method, s.method),
+                     "expires": day_text(s.expires_at) if s.expires_at else "Does not expire", "state": state})
+    return rows
+
+
+def history(evidence, requests, sign_offs, me_id: int) -> list[dict]:
+    """The item's audit entries (its own, its attachments', its review requests' and sign-offs') in plain
+    words, oldest first."""
+    conditions = [(AuditEntry.entity_type == "evidence") & (AuditEntry.entity_id == evidence.id),
+                  (AuditEntry.entity_type == "attachments") & (AuditEntry.course_id == evidence.course_id)
+                  & (AuditEntry.actor_id == evidence.person_id)]
+    requests_by_id = {r.id: r for r in requests}
+    sign_offs_by_id = {s.id: s for s in sign_offs}
+    revocations = {s.revocation.id: s for s in sign_offs if s.revocation is not None}
+    for table, ids in (("review_requests", requests_by_id), ("sign_offs", sign_offs_by_id),
+                       ("sign_off_revocations", revocations)):
+        if ids:
+            conditions.append((AuditEntry.entity_type == table) & AuditEntry.entity_id.in_(list(ids)))
+    rows = db.session.execute(
+        select(AuditEntry, Person).outerjoin(Person, Person.id == AuditEntry.actor_id)
+        .where(or_(*conditions)).order_by(AuditEntry.at, AuditEntry.id)).all()
+    out = []
+    for entry, person in rows:
+        before, after = entry.before or {}, entry.after or {}
+        if entry.entity_type == "attachments" and evidence.id not in (before.get("evidence_id"),
+                                                                      after.get("evidence_id")):
+            continue
+        if person is None:
+            who = "The tool"
+        elif person.id == me_id:
+            who = "You"
+        else:
+            who = f"{person.display_name} ({PEOPLE_ROLES.get(entry.actor_role, entry.actor_role or 'member')})"
+        comp = None
+        if entry.entity_type == "review_requests":
+            comp = requests_by_id[entry.entity_id].competency
+        elif entry.entity_type == "sign_offs":
+            comp = sign_offs_by_id[entry.entity_id].competency
+        elif entry.entity_type == "sign_off_revocations":
+            comp = revocations[entry.entity_id].competency
+        text = _sentence(entry.action, who, before, after, comp)
+        if text:
+            out.append({"when": moment_text(entry.at), "at": entry.at, "text": text})
+    return out
+
+
+def _sentence(action, who, before, after, comp) -> str | None:
+    name = f"{comp.code} {comp.title}" if comp is not None else "a competency"
+    if action == "evidence.create":
+        return f"{who} recorded this evidence as a draft."
+    if action == "evidence.update":
+        return f"{who} edited it (revision {after.get('revision')})."
+    if action == "evidence.submit":
+        return f"{who} sent it for review."
+    if action == "evidence.withdraw":
+        reason = f" Reason: {after['reason']}" if after.get("reason") else ""
+        return f"{who} withdrew it.{reason}"
+    if action == "evidence.status":
+        return f"Its status became “{EVIDENCE_LABELS.get(after.get('status'), after.get('status'))}”."
+    if action == "attachment.add":
+        return f"{who} attached “{after.get('filename')}”."
+    if action == "attachment.remove":
+        return f"{who} removed the attachment “{before.get('filename')}”."
+    if action == "review_request.create":
+        return f"{who} asked for review of {name}."
+    if action == "review_request.returned":
+        return f"{who} returned the request for {name} with comments: “{after.get('return_comment')}”"
+    if action == "review_request.withdrawn":
+        return f"{who} withdrew the review request for {name}."
+    if action == "review_request.signed_off":
+        return None  # the sign-off's own entry says it
+    if action == "sign_off.create":
+        return (f"{who} signed off {name}: {after.get('rating_label')}, "
+                f"{METHOD_LABELS.get(after.get('method'), after.get('method'))}.")
+    if action == "sign_off.correct":
+        return (f"{who} corrected the sign-off of {name} to {after.get('rating_label')}. "
+                f"Reason: {after.get('correction_reason')}")
+    if action == "sign_off.revoke":
+        return f"{who} revoked the sign-off of {name}. Reason: {after.get('reason')}"
+    return f"{who}: {action.replace('.', ' ').replace('_', ' ')}."
