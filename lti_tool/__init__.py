@@ -35,6 +35,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(home.bp)
     app.register_blueprint(deep_linking.bp)
     app.register_blueprint(technician.bp)
+    from .blueprints.manager import bp as manager_bp
+
+    app.register_blueprint(manager_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")

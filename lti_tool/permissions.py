@@ -11,6 +11,12 @@ def is_manager_side(session) -> bool:
     return session is not None and session.role in MANAGER_SIDE
 
 
+def is_course_manager(session) -> bool:
+    """A manager-side member (MANAGER_SIDE) of the course the session acts in: the manager's pages."""
+    return (session is not None and session.course is not None and session.membership is not None
+            and session.membership.active and session.membership.role in MANAGER_SIDE)
+
+
 def is_tool_admin(session) -> bool:
     return session is not None and session.person.is_admin
 

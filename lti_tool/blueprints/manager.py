@@ -1,0 +1,365 @@
+"""The manager's pages: review queue, review page, bulk sign-off, team matrix, a technician's detail, sign-off
+revocation and correction, and named preceptors. Managers only (manager-side members of the course)."""
+from datetime import UTC, datetime
+
+from flask import Blueprint, render_template, request, send_file
+
+from .. import tool_session
+from ..extensions import db
+from ..models.reviews import METHODS
+from ..permissions import is_course_manager, require
+from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
+from ..services import DomainError, evidence, matrix, reviews, status
+from ..services.actors import Actor
+from ..services.evidence import KIND_LABELS
+from ..services.placements import DEPARTMENT_LABELS
+from ..web import redirect_with_notice
+
+bp = Blueprint("manager", __name__, url_prefix="/team")
+only_managers = require(
+    is_course_manager,
+    "The review queue, the team matrix and the other team pages are for this course's managers. Your role in "
+    "this course does not include them.")
+
+METHOD_LABELS = {
+    "observed": "Observed",
+    "demonstrated": "Demonstrated",
+    "verified_document": "Verified document",
+    "attested": "Attested",
+}
+assert set(METHOD_LABELS) == set(METHODS)
+REQUEST_STATUS_LABELS = {"open": "Open", "signed_off": "Signed off", "returned": "Returned",
+                         "withdrawn": "Withdrawn"}
+EVIDENCE_STATUS_LABELS = {"draft": "Draft", "submitted": "Submitted for review", "returned": "Returned",
+                          "signed_off": "Signed off", "withdrawn": "Withdrawn"}
+FIELD_LABELS = {
+    "department": "Department", "department_other": "Department (other)", "skills": "Skills",
+    "trainer_name": "Trainer", "hours": "Hours", "start_date": "Start date", "end_date": "End date",
+    "checklist_steps": "Checklist steps practised", "notes": "Notes", "role": "Role", "role_other": "Role (other)",
+    "scope": "Scope", "supervisor": "Supervisor", "problem": "Problem", "aim": "Aim", "measures": "Measures",
+    "pdsa_cycles": "PDSA cycles", "results": "Results", "team": "Team", "credential": "Credential",
+    "credential_other": "Credential (other)", "number": "Number", "issuing_body": "Issuing body",
+    "state": "State", "issued_date": "Issued", "expiry_date": "Expires", "uan": "ACPE activity number (UAN)",
+    "completion_date": "Completed", "provider_name": "Provider",
+    "sterile_compounding": "Sterile-compounding content", "plan": "Plan", "do": "Do", "study": "Study",
+    "act": "Act", "date": "Date", "trainer_person_id": None, "credential_label": None, "issuer": "Issuer",
+}
+VALUE_LABELS = {"department": DEPARTMENTS, "role": RESPONSIBILITY_ROLES,
+                "credential": {k: v[0] for k, v in CREDENTIALS.items()}}
+
+
+def _actor():
+    return Actor.from_session(tool_session.current())
+
+
+def _course_id() -> int:
+    return tool_session.current().course.id
+
+
+# --- Template helpers -------------------------------------------------------------------------------------
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """"3 days ago", "2 hours ago", "just now"."""
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    future = seconds < 0
+    seconds = abs(seconds)
+    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
+                       ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            text = f"{n} {unit}{'s' if n != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "just now"
+
+
+def when(moment: datetime | None, with_time: bool = True) -> str:
+    if moment is None:
+        return ""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%-d %b %Y, %H:%M UTC") if with_time else moment.strftime("%-d %b %Y")
+
+
+def evidence_fields(item) -> list[tuple[str, object]]:
+    """(label, value) pairs of an evidence item's data, in a readable form; derived keys left out."""
+    out = []
+    for key, value in (item.data or {}).items():
+        if key in DERIVED_KEYS and key != "issuer":
+            continue
+        label = FIELD_LABELS.get(key, key.replace("_", " ").capitalize())
+        if label is None or value in (None, "", []):
+            continue
+        if key in VALUE_LABELS and isinstance(value, str):
+            value = VALUE_LABELS[key].get(value, value)
+        if isinstance(value, bool):
+            value = "Yes" if value else "No"
+        out.append((label, value))
+    return out
+
+
+def _plain_label(key: str) -> str:
+    return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+@bp.context_processor
+def helpers():
+    return {
+        "ago": ago, "when": when, "evidence_fields": evidence_fields, "plain_label": _plain_label,
+        "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
+        "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
+    }
+
+
+def _ids(values) -> list[int]:
+    out = []
+    for value in values:
+        value = (value or "").strip()
+        if value.isdigit():
+            out.append(int(value))
+    return out
+
+
+def _failed(exc: DomainError) -> int:
+    """After a refused change: undo whatever was flushed, so the page re-renders from a clean transaction."""
+    db.session.rollback()
+    return exc.status
+
+
+# --- Review queue -----------------------------------------------------------------------------------------
+
+@bp.route("/queue")
+@only_managers
+def queue():
+    actor, course_id = _actor(), _course_id()
+    chosen = {
+        "competency": _ids([request.args.get("competency", "")]),
+        "person": _ids([request.args.get("technician", "")]),
+        "department": request.args.get("department") or None,
+    }
+    if chosen["department"] not in (None, *DEPARTMENT_LABELS):
+        raise DomainError("Not a known department.", fields={"department": "Not a known department."})
+    rows = reviews.review_queue(
+        actor, course_id, competency_id=(chosen["competency"] or [None])[0],
+        department=chosen["department"], person_id=(chosen["person"] or [None])[0], limit=500)
+    options = matrix.queue_options(actor, course_id)
+    return render_template("manager/queue.html", rows=rows, options=options, chosen=chosen,
+                           now=datetime.now(UTC), limit=500)
+
+
+@bp.route("/bulk", methods=["GET", "POST"])
+@only_managers
+def bulk():
+    actor, course_id = _actor(), _course_id()
+    ids = _ids(request.values.getlist("request"))
+    if not ids:
+        return redirect_with_notice("manager.queue", "Choose at least one review request to sign off together.",
+                                    "error")
+    form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
+            "comment": request.form.get("comment", ""), "checklist": request.form.getlist("checklist_seen"),
+            "confirm": request.form.get("confirm") == "yes"}
+    errors, problems, http_status = {}, {}, 200
+    if request.method == "POST":
+        if not form["rating"]:
+            errors["rating"] = "Choose a rating."
+        if not form["method"]:
+            errors["method"] = "Choose how competence was assessed."
+        if not form["confirm"]:
+            errors["confirm"] = "Confirm that you assessed each technician listed."
+        if not errors:
+            try:
+                signed = reviews.bulk_sign_off(actor, ids, form["rating"], form["method"], form["checklist"],
+                                               form["comment"])
+            except DomainError as exc:
+                http_status = _failed(exc)
+                problems = (exc.fields or {}).get("requests") or {}
+                errors = {k: v for k, v in (exc.fields or {}).items() if k != "requests" and isinstance(v, str)}
+                errors["_form"] = exc.message
+            else:
+                return redirect_with_notice("manager.bulk_done", f"{len(signed)} of {len(ids)} review requests "
+                                            "signed off.", s=[s.id for s in signed])
+        else:
+            http_status = 400
+    rows = matrix.selected_requests(actor, course_id, ids)
+    competencies = {r.competency_id: r.competency for r in rows}
+    competency = next(iter(competencies.values())) if len(competencies) == 1 else None
+    return render_template("manager/bulk.html", rows=rows, competency=competency,
+                           competencies=list(competencies.values()), form=form, errors=errors,
+                           problems={int(k): v for k, v in problems.items()}, now=datetime.now(UTC)), http_status
+
+
+@bp.route("/bulk/done")
+@only_managers
+def bulk_done():
+    signed = matrix.sign_offs_by_id(_actor(), _course_id(), _ids(request.args.getlist("s")))
+    return render_template("manager/bulk_done.html", signed=signed)
+
+
+# --- Review page ------------------------------------------------------------------------------------------
+
+@bp.route("/review/<int:request_id>", methods=["GET", "POST"])
+@only_managers
+def review(request_id: int):
+    actor, course_id = _actor(), _course_id()
+    form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
+            "comment": request.form.get("comment", ""), "checklist": request.form.getlist("checklist_seen")}
+    errors, http_status = {}, 200
+    if request.method == "POST":
+        decision = request.form.get("decision")
+        context = matrix.review_request(actor, course_id, request_id)
+        who, what = context.request.person.display_name, context.competency.code
+        try:
+            if decision == "return":
+                if not form["comment"].strip():
+                    errors["comment"] = "Say what the technician should revise: a comment is required to return."
+                else:
+                    reviews.return_for_revision(actor, request_id, form["comment"])
+                    return redirect_with_notice("manager.queue", f"Returned to {who} with your comments ({what}).")
+            elif decision == "sign_off":
+                if not form["rating"]:
+                    errors["rating"] = "Choose a rating."
+                if not form["method"]:
+                    errors["method"] = "Choose how competence was assessed."
+                if not errors:
+                    made = reviews.sign_off(actor, request_id, form["rating"], form["method"], form["checklist"],
+                                            form["comment"])
+                    return redirect_with_notice(
+                        "manager.queue", f"Signed off {what} for {who}: {made.rating_label}.")
+            else:
+                errors["decision"] = "Choose Sign off or Return with comments."
+            http_status = 400
+        except DomainError as exc:
+            http_status = _failed(exc)
+            errors = {k: v for k, v in (exc.fields or {}).items() if isinstance(v, str)}
+            if exc.code == "invalid_checklist":
+                errors["checklist"] = exc.message
+            errors["_form"] = exc.message
+    context = matrix.review_request(actor, course_id, request_id)
+    return render_template("manager/review.html", ctx=context, form=form, errors=errors,
+                           now=datetime.now(UTC)), http_status
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@only_managers
+def attachment(attachment_id: int):
+    row, stream = evidence.open_attachment(_actor(), attachment_id)
+    download = request.args.get("download") == "1"
+    response = send_file(stream, mimetype=row.content_type, as_attachment=download, download_name=row.filename,
+                         max_age=0)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Team matrix ------------------------------------------------------------------------------------------
+
+@bp.route("/", endpoint="matrix")
+@only_managers
+def matrix_page():
+    actor, course_id = _actor(), _course_id()
+    errors, http_status = {}, 200
+    try:
+        filters = matrix.parse_filters(request.args)
+        page = matrix.team_matrix(actor, course_id, filters)
+    except DomainError as exc:
+        if exc.code != "invalid_filter":
+            raise
+        errors, http_status = dict(exc.fields), 400
+        page = matrix.team_matrix(actor, course_id, matrix.MatrixFilters())
+    return render_template("manager/matrix.html", m=page, errors=errors, args=request.args,
+                           expiring_choices=matrix.EXPIRING_CHOICES), http_status
+
+
+# --- A technician -----------------------------------------------------------------------------------------
+
+@bp.route("/technicians/<int:person_id>")
+@only_managers
+def technician(person_id: int):
+    detail = matrix.technician_detail(_actor(), _course_id(), person_id)
+    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC))
+
+
+@bp.route("/sign-offs/<int:sign_off_id>", methods=["GET", "POST"])
+@only_managers
+def sign_off(sign_off_id: int):
+    actor, course_id = _actor(), _course_id()
+    row = matrix.sign_off(actor, course_id, sign_off_id)
+    action = request.form.get("action")
+    form = {"reason": request.form.get("reason", ""), "rating": request.form.get("rating", row.rating_code),
+            "method": request.form.get("method", row.method),
+            "comment": request.form.get("comment", row.comment or ""),
+            "checklist": (request.form.getlist("checklist_seen") if request.method == "POST"
+                          else list(row.checklist_seen or []))}
+    errors, http_status = {}, 200
+    if request.method == "POST":
+        person_id = row.person_id
+        try:
+            if action == "revoke":
+                reviews.revoke(actor, sign_off_id, form["reason"])
+                return redirect_with_notice("manager.technician", "Sign-off revoked; it no longer counts.",
+                                            person_id=person_id)
+            if action == "correct":
+                reviews.correct(actor, sign_off_id, form["reason"], rating=form["rating"], method=form["method"],
+                                checklist_seen=form["checklist"], comment=form["comment"])
+                return redirect_with_notice("manager.technician", "Sign-off corrected; the correction now counts.",
+                                            person_id=person_id)
+            errors["_form"] = "Choose Revoke or Correct."
+            http_status = 400
+        except DomainError as exc:
+            http_status = _failed(exc)
+            errors = {k: v for k, v in (exc.fields or {}).items() if isinstance(v, str)}
+            errors["_form"] = exc.message
+        row = matrix.sign_off(actor, course_id, sign_off_id)
+    return render_template("manager/sign_off.html", s=row, correction=matrix.correction_of(row.id), form=form,
+                           action=action, errors=errors), http_status
+
+
+# --- Preceptors -------------------------------------------------------------------------------------------
+
+@bp.route("/preceptors", methods=["GET", "POST"])
+@only_managers
+def preceptors():
+    actor, course_id = _actor(), _course_id()
+    form = {"person": request.form.get("person", ""), "competencies": _ids(request.form.getlist("competency"))}
+    errors, http_status = {}, 200
+    if request.method == "POST":
+        if not form["person"].isdigit():
+            errors["person"] = "Choose a technician."
+        if not form["competencies"]:
+            errors["competency"] = "Choose at least one competency."
+        if not errors:
+            try:
+                named = reviews.name_preceptor(actor, course_id, int(form["person"]), form["competencies"])
+            except DomainError as exc:
+                http_status = _failed(exc)
+                errors = {("competency" if k == "competency_ids" else k): (v if isinstance(v, str) else exc.message)
+                          for k, v in (exc.fields or {}).items()}
+                errors["_form"] = exc.message
+            else:
+                who = named[0].person.display_name if named else "The technician"
+                return redirect_with_notice("manager.preceptors", f"{who} is now preceptor for "
+                                            f"{len(named)} competenc{'y' if len(named) == 1 else 'ies'}.")
+        else:
+            http_status = 400
+    current = reviews.course_preceptors(actor, course_id)
+    grouped: dict = {}
+    for row in current:
+        grouped.setdefault(row.person_id, (row.person, []))[1].append(row)
+    return render_template("manager/preceptors.html", grouped=list(grouped.values()),
+                           technicians=matrix.course_technicians(actor, course_id),
+                           tree=matrix.course_tree(tool_session.current().course), form=form,
+                           errors=errors), http_status
+
+
+@bp.route("/preceptors/remove", methods=["POST"])
+@only_managers
+def remove_preceptor():
+    actor = _actor()
+    person_id = _ids([request.form.get("person", "")])
+    competency_ids = _ids(request.form.getlist("competency"))
+    if not person_id or not competency_ids:
+        raise DomainError("Choose the preceptor and competency to remove.")
+    removed = reviews.remove_preceptor(actor, _course_id(), person_id[0], competency_ids)
+    return redirect_with_notice("manager.preceptors", "Preceptor removed." if removed else
+                                "Nothing to remove: that preceptor was already removed.",
+                                "success" if removed else "warning")
