@@ -197,7 +197,8 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     assert re.search(r"Patient safety \(ACPE topic 05\)</span>.*?0 hours of 1 hour.*?Not yet", text, re.S)
     assert "100 days left" in text
     # Areas and departments, with text equivalents of the bars.
-    assert "USP USP compounding competency assessments" in text
+    assert "<h3 class=\"progress-title\">USP compounding competency assessments</h3>" in text
+    assert "A1 Personal and interpersonal knowledge and skills" in text
     assert re.search(r"IV room / sterile compounding</h3>.*?held", text, re.S)
     assert "Career pathways" in text and "CPhT-Adv" in text
 
@@ -291,6 +292,10 @@ def test_form_lists_only_competencies_accepting_the_kind_grouped_by_area(app, te
     assert "Foundational professional knowledge and skills" in page  # the group heading
     cross = html.unescape(tech.get("/me/evidence/new/cross_training").text)
     assert "Cross-training by department › IV room / sterile compounding" in cross
+    groups = re.findall(r"<summary>([^<]+?) <span", cross)
+    assert groups[:3] == ["Personal and interpersonal knowledge and skills",
+                          "Foundational professional knowledge and skills",
+                          "Processing and handling of medications and medication orders"], "framework order"
     assert 'step="0.25"' in cross and 'type="date"' in cross and 'enctype="multipart/form-data"' in cross
     assert "PDF, PNG, JPEG, WebP, HEIC files, up to 10 MB each" in cross
 

@@ -103,6 +103,7 @@ def _render_form(actor, kind, values, *, evidence=None, error=None, extra_errors
         steps_first = (chosen or with_steps or [None])[0]
     return render_template(
         "technician/form.html", kind=kind, kind_label=forms.KINDS[kind][0], explanation=forms.KINDS[kind][1],
+        about=forms.ABOUT[kind],
         specs=forms.FIELDS[kind], values=values, groups=groups, errors=items, field_errors=by_field,
         trainers=view.trainer_options(actor) if kind == "cross_training" else [], evidence=evidence,
         limits=_upload_limits(), files_lost=files_lost, today=date.today().isoformat(),

@@ -20,6 +20,9 @@ KINDS = {
     "continuing_education": ("Continuing education (CE)",
                              "An ACPE-accredited CE activity: its UAN, hours and completion date."),
 }
+# How the form's first section is headed ("About the ...").
+ABOUT = {"cross_training": "the cross-training", "responsibility": "the responsibility", "qi_project": "the project",
+         "certification": "the certification", "continuing_education": "the CE activity"}
 PDSA_PARTS = (("plan", "Plan"), ("do", "Do"), ("study", "Study"), ("act", "Act"))
 DEFAULT_CYCLES = 2
 MAX_CYCLES = 20

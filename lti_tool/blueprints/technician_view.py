@@ -74,8 +74,17 @@ class Tree:
 
     @classmethod
     def of(cls, course) -> "Tree":
-        comps = status.course_competencies(course)
-        by_id = {c.id: c for c in comps}
+        unordered = status.course_competencies(course)
+        by_id = {c.id: c for c in unordered}
+        # Framework order is depth first (positions count among siblings), so walk the tree.
+        children: dict = {}
+        for c in unordered:
+            children.setdefault(c.parent_id if c.parent_id in by_id else None, []).append(c)
+        comps, stack = [], list(reversed(children.get(None, [])))
+        while stack:
+            node = stack.pop()
+            comps.append(node)
+            stack.extend(reversed(children.get(node.id, [])))
         parents = {c.parent_id for c in comps if c.parent_id in by_id}
         leaves = [c for c in comps if c.id not in parents]
         roots = [c for c in comps if c.parent_id not in by_id]
@@ -133,8 +142,8 @@ def dashboard(actor, today: date | None = None) -> dict:
     for root in tree.roots:
         under = [statuses[c.id] for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
         if under:
-            areas.append({**_progress(f"{root.code} {root.title}" if root.code else root.title, under),
-                          "id": root.id})
+            label = root.title if not root.code or root.title.startswith(root.code) else f"{root.code} {root.title}"
+            areas.append({**_progress(label, under), "id": root.id})
     departments = []
     for code, label in DEPARTMENT_LABELS.items():
         tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
