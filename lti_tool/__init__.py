@@ -38,6 +38,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.manager import bp as manager_bp
 
     app.register_blueprint(manager_bp)
+    from .blueprints.admin import bp as admin_bp
+
+    app.register_blueprint(admin_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")

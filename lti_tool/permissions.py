@@ -26,6 +26,12 @@ def is_technician(session) -> bool:
     return session is not None and session.course is not None and session.role == TECHNICIAN
 
 
+def can_choose_course_frameworks(session) -> bool:
+    """The course-frameworks page: a manager-side member of the session's course, or a tool administrator."""
+    return is_tool_admin(session) or (session is not None and session.course is not None
+                                      and session.role in MANAGER_SIDE)
+
+
 def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):

@@ -14,6 +14,7 @@ from flask import current_app, request
 from jwcrypto.jwk import JWK
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException
+from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Deployment
@@ -301,6 +302,13 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LaunchError("The launch names no deployment", "The id_token has no deployment_id.",
                               status=400, code="missing_deployment")
         row = find_deployment_row(self.registration_row, deployment_id)
+        if row is None and db.session.scalar(select(Deployment.id).where(
+                Deployment.registration_id == self.registration_row.id, Deployment.deployment_id == deployment_id)):
+            # Disabled on the administration page: refused, and never re-created by auto_deployments.
+            raise LaunchError("This deployment of the tool is disabled",
+                              f"Deployment {deployment_id!r} has been disabled by an administrator of the tool.",
+                              "Ask your LMS administrator to enable it again on the tool's administration page.",
+                              status=403, code="deployment_disabled")
         if row is None and self.registration_row.auto_deployments:
             row = Deployment(registration_id=self.registration_row.id, deployment_id=deployment_id)
             db.session.add(row)
