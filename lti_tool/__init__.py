@@ -34,6 +34,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(lti.bp)
     app.register_blueprint(home.bp)
     app.register_blueprint(deep_linking.bp)
+    from .blueprints.transcripts import bp as transcripts_bp
+
+    app.register_blueprint(transcripts_bp)
     app.register_blueprint(technician.bp)
     from .blueprints.manager import bp as manager_bp
 

@@ -216,10 +216,13 @@ def test_pdf_for_registers_a_transcript_whose_link_verifies(world):
     data, pdf = transcript_exports.pdf_for(world.tech, world.tech.person.id, BASE, as_of=AS_OF)
     row = db.session.scalars(select(IssuedCredential).where(IssuedCredential.kind == "transcript")).one()
     assert f"{BASE}/verify/{row.public_id}" in pdf_text(pdf)[0]
-    assert set(row.covers["sign_off_ids"]) == {s.id for s in world.sign_offs.values()}
-    # The transcript already carries a revoked sign-off (it says so); it reports revoked.
+    # It covers the sign-offs in force when printed; the revoked and the corrected ones are printed as such.
+    assert set(row.covers["sign_off_ids"]) == {world.sign_offs["garb"].id, world.sign_offs["fixed"].id}
+    assert credentials.status_of(row.public_id)["status"] == "valid"
+    reviews.revoke(world.manager, world.sign_offs["garb"].id, "Media fill failed", now=datetime.now(UTC))
     result = credentials.status_of(row.public_id)
-    assert result["status"] == "revoked" and any("REG-AUDIT" in r for r in result["reasons"])
+    assert result["status"] == "revoked" and any("IV-GARB" in r and "Media fill failed" in r
+                                                 for r in result["reasons"])
 
 
 def test_course_matrix_csv(world, make):

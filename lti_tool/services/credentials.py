@@ -133,7 +133,8 @@ def register_transcript(transcript: dict, registration_id: int, issued_at: datet
     """A row for a printed transcript, so its verification link can answer; returns the row (flushed)."""
     row = _new_row(registration_id, transcript["person"]["id"], TRANSCRIPT,
                    f"Transcript of {transcript['person']['name']}", issued_at or datetime.now(UTC),
-                   covers={"sign_off_ids": transcript["sign_off_ids"], "evidence_ids": transcript["evidence_ids"]})
+                   covers={"sign_off_ids": transcript["live_sign_off_ids"],
+                           "evidence_ids": transcript["evidence_ids"]})
     db.session.flush()
     return row
 
@@ -300,8 +301,8 @@ def _parse(value: str | None) -> datetime | None:
 def ob3_bundle(actor, person_id: int, base: str, tool_title: str, *, as_of=None) -> dict:
     """{"credentials": [{"id", "name", "jwt"}, ...]}: a signed OB 3.0 credential per held competency and
     verified certification."""
+    key = keys.signing_key()  # before this transaction writes anything (a first key commits on its own)
     transcript = transcripts.build(actor, person_id, as_of=as_of)
-    key = keys.signing_key()
     bodies = achievement_credentials(transcript, actor.registration_id, base, tool_title, as_of)
     return {"technician": transcript["person"]["name"], "issuer": issuer_id(base), "jwks": f"{base}/credentials/jwks",
             "credentials": [{"id": b["id"], "name": b["name"], "jwt": sign(b, key)} for b in bodies]}
@@ -309,6 +310,7 @@ def ob3_bundle(actor, person_id: int, base: str, tool_title: str, *, as_of=None)
 
 def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=None) -> tuple[dict, str]:
     """(body, compact JWT) of a CLR 2.0 ClrCredential over the whole transcript."""
+    key = keys.signing_key()  # before this transaction writes anything (a first key commits on its own)
     transcript = transcripts.build(actor, person_id, as_of=as_of)
     issued_at = as_of or datetime.now(UTC)
     members = achievement_credentials(transcript, actor.registration_id, base, tool_title, issued_at)
@@ -317,7 +319,7 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
                           "certification has been verified.", status=409, code="nothing_to_issue")
     row = _new_row(actor.registration_id, transcript["person"]["id"], CLR,
                    f"Comprehensive Learner Record of {transcript['person']['name']}", issued_at,
-                   covers={"sign_off_ids": transcript["sign_off_ids"], "evidence_ids": transcript["evidence_ids"],
+                   covers={"sign_off_ids": transcript["live_sign_off_ids"], "evidence_ids": transcript["evidence_ids"],
                            "members": [m["id"] for m in members]})
     db.session.flush()
     achievements = [m["credentialSubject"]["achievement"] for m in members]
@@ -341,7 +343,7 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
     }
     row.body_sha256 = body_hash(body)
     db.session.flush()
-    return body, sign(body)
+    return body, sign(body, key)
 
 
 # --- state ----------------------------------------------------------------------------------------------------

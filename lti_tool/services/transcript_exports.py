@@ -13,6 +13,7 @@ Memory stays flat: one technician is loaded, rendered and written at a time; eac
 and is dropped; the SQLAlchemy session is committed and emptied after each technician.
 """
 import csv
+import gc
 import io
 import json
 import os
@@ -213,6 +214,9 @@ def build_zip(job_id: int, base: str, *, commit_every: int = 1) -> None:
                 with archive.open(file_name(transcript, "pdf"), "w", force_zip64=True) as entry:
                     entry.write(pdf)
                 del pdf, transcript
+                # reportlab's documents hold reference cycles; collect them now rather than whenever the
+                # collector's thresholds say, so the peak does not depend on how many PDFs came before.
+                gc.collect()
                 if n % commit_every == 0 or n == len(person_ids):
                     row = db.session.get(ExportJob, job_id)
                     row.done_count, row.total = n, len(person_ids)

@@ -273,6 +273,10 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
         "continuing_education": {"status": ce_result, "activities": by_date("continuing_education",
                                                                             "completion_date")},
         "sign_off_ids": sign_off_ids,
+        # Sign-offs in force when this transcript was made: revoking or correcting one later makes a printed
+        # transcript or CLR of it report "revoked" (those already revoked or corrected are printed as such).
+        "live_sign_off_ids": [a["sign_off_id"] for c in competencies for a in c["attestations"]
+                              if a["state"] not in (REVOKED, CORRECTED)],
         "evidence_ids": sorted(i["evidence_id"] for i in items),
         "counts": {"competencies": len(competencies),
                    "held": sum(1 for c in competencies if c["held"]),

@@ -1,0 +1,199 @@
+"""Transcripts and credentials: a technician's transcript page and downloads, managers' course exports (matrix
+CSV, ZIP of PDFs with a progress page), and the public verification page, JSON endpoint, status lists and issuer
+profile. Views are thin: load, check, call one service, respond."""
+import json
+
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+from sqlalchemy import select
+
+from .. import tool_session
+from ..extensions import db
+from ..lti import keys
+from ..lti.roles import TECHNICIAN
+from ..models import Membership, Person
+from ..permissions import login_required
+from ..services import credentials, scope, transcript_exports, transcripts
+from ..services.actors import Actor
+from ..services.credentials import CredentialError
+from ..web import app_url, redirect_with_notice
+
+bp = Blueprint("transcripts", __name__)
+DOWNLOADS = {"pdf-a4": "PDF (A4)", "pdf-letter": "PDF (US Letter)", "csv": "CSV", "json": "JSON",
+             "ob3": "Open Badges 3.0 credentials", "clr": "Comprehensive Learner Record (CLR 2.0)"}
+
+
+def _actor() -> Actor:
+    return Actor.from_session(tool_session.current())
+
+
+def _base() -> str:
+    return request.url_root.rstrip("/")
+
+
+def _attachment(body, mimetype: str, filename: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _manages_course(actor) -> bool:
+    return actor.course is not None and scope.manages(actor.person.id, actor.course.id)
+
+
+@bp.route("/transcripts/")
+@login_required
+def index():
+    actor = _actor()
+    technicians = []
+    if _manages_course(actor):
+        technicians = list(db.session.scalars(
+            select(Person).join(Membership, Membership.person_id == Person.id)
+            .where(Membership.course_id == actor.course.id, Membership.active.is_(True),
+                   Membership.role == TECHNICIAN).order_by(Person.name, Person.id)))
+    return render_template("transcripts/index.html", technicians=technicians, manager=_manages_course(actor),
+                           course=actor.course, me=actor.person)
+
+
+@bp.route("/transcripts/people/<int:person_id>")
+@login_required
+def show(person_id):
+    actor = _actor()
+    data = transcripts.build(actor, person_id)
+    return render_template("transcripts/show.html", t=data, person_id=person_id, downloads=DOWNLOADS)
+
+
+@bp.route("/transcripts/people/<int:person_id>/download/<fmt>")
+@login_required
+def download(person_id, fmt):
+    actor = _actor()
+    if fmt not in DOWNLOADS:
+        abort(404)
+    base, title = _base(), current_app.config["TOOL_TITLE"]
+    if fmt.startswith("pdf-"):
+        data, pdf = transcript_exports.pdf_for(actor, person_id, base, fmt[4:])
+        return _attachment(pdf, "application/pdf", transcript_exports.file_name(data, "pdf"))
+    if fmt in ("csv", "json"):
+        data = transcripts.build(actor, person_id)
+        if fmt == "csv":
+            return _attachment(transcript_exports.to_csv(data), "text/csv; charset=utf-8",
+                               transcript_exports.file_name(data, "csv"))
+        return _attachment(transcript_exports.to_json(data), "application/json",
+                           transcript_exports.file_name(data, "json"))
+    if fmt == "ob3":
+        bundle = credentials.ob3_bundle(actor, person_id, base, title)
+        return _attachment(json.dumps(bundle, indent=2), "application/json", f"open-badges-{person_id}.json")
+    _, token = credentials.clr_credential(actor, person_id, base, title)
+    return _attachment(token, "application/vc+jwt", f"clr-{person_id}.jwt")
+
+
+@bp.route("/transcripts/courses/<int:course_id>/matrix.csv")
+@login_required
+def matrix_csv(course_id):
+    text = transcript_exports.course_matrix_csv(_actor(), course_id)
+    return _attachment(text, "text/csv; charset=utf-8", f"course-{course_id}-matrix.csv")
+
+
+@bp.route("/transcripts/courses/<int:course_id>/exports", methods=["POST"])
+@login_required
+def start_export(course_id):
+    actor = _actor()
+    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "a4"))
+    # The thread reads the job from its own session: it must be committed first.
+    db.session.commit()
+    transcript_exports.start_zip_job(job, _base())
+    return redirect_with_notice("transcripts.export_page", "The export has started.", public_id=job.public_id)
+
+
+@bp.route("/transcripts/exports/<uuid:public_id>")
+@login_required
+def export_page(public_id):
+    job = transcript_exports.job_for(_actor(), public_id)
+    return render_template("transcripts/export.html", job=job, progress=transcript_exports.progress(job))
+
+
+@bp.route("/transcripts/exports/<uuid:public_id>.json")
+@login_required
+def export_progress(public_id):
+    job = transcript_exports.job_for(_actor(), public_id)
+    body = transcript_exports.progress(job)
+    if body["status"] == "done":
+        body["download_url"] = app_url("transcripts.export_download", public_id=job.public_id)
+    return jsonify(body)
+
+
+@bp.route("/transcripts/exports/<uuid:public_id>/download")
+@login_required
+def export_download(public_id):
+    job = transcript_exports.job_for(_actor(), public_id)
+    if job.status != "done" or not job.file_path:
+        abort(409, "The export is not finished yet.")
+    return send_file(job.file_path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"transcripts-course-{job.course_id}.zip")
+
+
+# --- public: verification, status lists, issuer ------------------------------------------------------------------
+
+@bp.route("/verify/<uuid:public_id>.json")
+def verify_json(public_id):
+    return jsonify(credentials.status_of(str(public_id)))
+
+
+@bp.route("/verify/<uuid:public_id>")
+def verify_page(public_id):
+    result = credentials.status_of(str(public_id))
+    return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS)
+
+
+@bp.route("/verify", methods=["GET", "POST"])
+def verify():
+    if request.method == "GET":
+        return render_template("transcripts/verify_form.html")
+    presented = ""
+    try:
+        presented = _presented()
+        result = credentials.verify(presented)
+    except CredentialError as exc:
+        if request.is_json or not request.form:
+            return jsonify({"error": {"status": 400, "code": exc.code, "title": "Not a credential",
+                                      "message": exc.message}}), 400
+        return render_template("transcripts/verify_form.html", error=exc.message, presented=presented), 400
+    if request.form:
+        return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS)
+    return jsonify(result)
+
+
+def _presented():
+    """The credential from a form field, a JSON body ({"credential": ...} or the credential itself) or raw text."""
+    if request.form:
+        return request.form.get("credential", "")
+    if request.is_json:
+        body = request.get_json(silent=True)
+        if body is None:
+            raise_bad_json()
+        if isinstance(body, dict) and "credential" in body and len(body) == 1:
+            return body["credential"]
+        return body
+    return request.get_data(as_text=True)
+
+
+def raise_bad_json():
+    raise CredentialError("The request body is not valid JSON.")
+
+
+@bp.route("/credentials/status/<int:list_no>")
+def status_list(list_no):
+    token = credentials.status_list_jwt(_base(), list_no)
+    response = Response(token, mimetype="application/vc+jwt")
+    response.headers["Cache-Control"] = "max-age=300"
+    return response
+
+
+@bp.route("/credentials/issuer")
+def issuer():
+    return jsonify(credentials.issuer_profile(_base(), current_app.config["TOOL_TITLE"]))
+
+
+@bp.route("/credentials/jwks")
+def jwks():
+    return jsonify(keys.jwks())
