@@ -158,9 +158,11 @@ def verify():
             return jsonify({"error": {"status": 400, "code": exc.code, "title": "Not a credential",
                                       "message": exc.message}}), 400
         return render_template("transcripts/verify_form.html", error=exc.message, presented=presented), 400
+    # A credential that is not what this tool signed (tampered, foreign, unknown) is the presenter's error.
+    code = 422 if result["status"] == credentials.INVALID else 200
     if request.form:
-        return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS)
-    return jsonify(result)
+        return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS), code
+    return jsonify(result), code
 
 
 def _presented():
