@@ -56,6 +56,19 @@ def test_the_lean_pass_agrees_with_status_compute(world, make, days_after):
                 expected.in_progress), (days_after, person, comp)
     seen = {e.status for row in full.values() for e in row.values()}
     assert len(seen) >= 3
+    # Narrowed for the held filters (achieved / due / expired): same status wherever one of those is the answer.
+    for expires_by in (None, as_of, as_of + 40 * DAY):
+        narrow = matrix.lean_statuses(world.course, ids, as_of=as_of, held_only=True, expires_by=expires_by)
+        for person in people:
+            for comp in ids:
+                expected = full[person][comp]
+                got = narrow.get(person, {}).get(comp)
+                could = expected.status in matrix.HELD_FILTERS and (
+                    expires_by is None or (expected.expires_at is not None and expected.expires_at <= expires_by))
+                if could:
+                    assert got is not None and got.status == expected.status, (days_after, person, comp)
+                elif got is not None:
+                    assert got.status not in matrix.HELD_FILTERS or got.status == expected.status
 
 
 def test_status_and_expiry_filters_pick_technicians_with_a_matching_cell(world, make):

@@ -8,12 +8,11 @@ candidate's statuses before paginating; that pass reads plain columns (no ORM ob
 in three more queries and judges each (technician, competency) pair with status._judge, the very rule that
 status.compute applies, so the filter and the cells can never disagree.
 """
-from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
@@ -234,51 +233,68 @@ def _candidates(course, include_inactive: bool):
     return db.session.execute(query).all()
 
 
-_Signed = namedtuple("_Signed", "id person_id competency_id proficient expires_at signed_at corrects_id")
-_Revoked = namedtuple("_Revoked", "revoked_at")
+HELD_FILTERS = frozenset({status.ACHIEVED, status.DUE_FOR_REVALIDATION, status.EXPIRED})
 
 
-def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=None) -> dict:
+def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=None, *, held_only: bool = False,
+                  expires_by: datetime | None = None) -> dict:
     """{person_id: {competency_id: CompetencyStatus}} for every technician of the course, only for the pairs
-    with any history (a missing pair is "not started"). Three queries of plain columns; same rule as
-    status.compute (status._judge)."""
+    with any history (a missing pair is "not started"). At most three queries of plain columns; the same rule
+    as status.compute (status._judge).
+
+    `held_only`: the caller asks only about achieved / due / expired, which depend on sign-offs alone, so open
+    requests and drafts are not read and non-proficient sign-offs that correct nothing are skipped (the
+    statuses' awaiting/in-progress flags are then left false). `expires_by`: only pairs with a proficient
+    sign-off expiring by then can be due, expired or expiring, so only those are read.
+    """
     as_of = status._aware(as_of)
     competency_ids = list(competency_ids)
+    if not competency_ids:
+        return {}
     warning = timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
     members = select(Membership.person_id).where(Membership.course_id == course.id,
                                                  Membership.role == TECHNICIAN)
     if not include_inactive:
         members = members.where(Membership.active.is_(True))
-    if not competency_ids:
-        return {}
-    sign_offs: dict = {}
-    for row in db.session.execute(
+    query = (
         select(SignOff.id, SignOff.person_id, SignOff.competency_id, SignOff.proficient, SignOff.expires_at,
                SignOff.signed_at, SignOff.corrects_id, SignOffRevocation.revoked_at)
         .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
         .where(SignOff.person_id.in_(members), SignOff.competency_id.in_(competency_ids),
                SignOff.signed_at <= as_of)
-    ):
-        signed = _Signed(*row[:7])
-        revoked = _Revoked(row[7]) if row[7] is not None else None
-        sign_offs.setdefault((signed.person_id, signed.competency_id), []).append((signed, revoked))
+    )
+    if held_only:
+        query = query.where(SignOff.proficient.is_(True) | SignOff.corrects_id.is_not(None))
+    if expires_by is not None:
+        soon = aliased(SignOff)
+        query = query.where(tuple_(SignOff.person_id, SignOff.competency_id).in_(
+            select(soon.person_id, soon.competency_id).where(
+                soon.person_id.in_(members), soon.competency_id.in_(competency_ids), soon.proficient.is_(True),
+                soon.signed_at <= as_of, soon.expires_at <= expires_by)))
+    # Rows stand in for the SignOff and SignOffRevocation objects status._judge reads (same attribute names).
+    sign_offs: dict = {}
+    for row in db.session.execute(query):
+        sign_offs.setdefault((row.person_id, row.competency_id), []).append(
+            (row, row if row.revoked_at is not None else None))
     open_requests: dict = {}
-    for request_id, person_id, competency_id in db.session.execute(
-        select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
-            ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
-            ReviewRequest.requested_at <= as_of,
-            (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
-    ):
-        open_requests.setdefault((person_id, competency_id), []).append(request_id)
-    drafting = {tuple(row) for row in db.session.execute(
-        select(Evidence.person_id, EvidenceCompetency.competency_id)
-        .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
-        .where(Evidence.person_id.in_(members), EvidenceCompetency.competency_id.in_(competency_ids),
-               Evidence.created_at <= as_of,
-               Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
-               | (Evidence.submitted_at > as_of))
-        .distinct()
-    )}
+    drafting: set = set()
+    if not held_only:
+        for request_id, person_id, competency_id in db.session.execute(
+            select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
+                ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
+                ReviewRequest.requested_at <= as_of,
+                (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
+        ):
+            open_requests.setdefault((person_id, competency_id), []).append(request_id)
+        drafting = {tuple(row) for row in db.session.execute(
+            select(Evidence.person_id, EvidenceCompetency.competency_id)
+            .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
+            .where(Evidence.person_id.in_(members), EvidenceCompetency.competency_id.in_(competency_ids),
+                   Evidence.created_at <= as_of,
+                   Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
+                   | (Evidence.submitted_at > as_of))
+            .distinct()
+        )}
     result: dict = {}
     for pair in set(sign_offs) | set(open_requests) | drafting:
         person_id, competency_id = pair
@@ -299,6 +315,21 @@ def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     return True
 
 
+def _narrowing(course, filters: MatrixFilters, as_of: datetime) -> dict:
+    """How far the status pass can narrow what it reads for these filters (see lean_statuses)."""
+    if filters.status not in (None, *HELD_FILTERS):
+        return {}
+    deadline = None
+    if filters.expiring_days:
+        deadline = as_of + timedelta(days=filters.expiring_days)
+    if filters.status == status.EXPIRED:
+        deadline = as_of if deadline is None else min(deadline, as_of)
+    elif filters.status == status.DUE_FOR_REVALIDATION:
+        warning = as_of + timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
+        deadline = warning if deadline is None else min(deadline, warning)
+    return {"held_only": True, "expires_by": deadline}
+
+
 def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_of=None) -> MatrixPage:
     """One page of the team matrix. Managers (manager-side members) of the course only."""
     filters = filters or MatrixFilters()
@@ -310,15 +341,25 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     candidates = _candidates(course, filters.include_inactive)
     matching = {}
     if filters.by_status:
-        known = lean_statuses(course, column_ids, filters.include_inactive, as_of)
-        not_started = status.CompetencyStatus(0, status.NOT_STARTED)
+        known = lean_statuses(course, column_ids, filters.include_inactive, as_of,
+                              **_narrowing(course, filters, as_of))
         kept = []
-        for row in candidates:
-            mine = known.get(row[0], {})
-            hits = {c for c in column_ids if cell_matches(mine.get(c, not_started), filters, as_of)}
-            if hits:
-                matching[row[0]] = hits
-                kept.append(row)
+        if filters.status == status.NOT_STARTED:
+            # The one status a pair without history has: test every column.
+            for row in candidates:
+                mine = known.get(row[0], {})
+                hits = {c for c in column_ids if c not in mine or cell_matches(mine[c], filters, as_of)}
+                if hits:
+                    matching[row[0]] = hits
+                    kept.append(row)
+        else:
+            wanted = set(column_ids)
+            for row in candidates:
+                hits = {c for c, cell in known.get(row[0], {}).items()
+                        if c in wanted and cell_matches(cell, filters, as_of)}
+                if hits:
+                    matching[row[0]] = hits
+                    kept.append(row)
         candidates = kept
     total = len(candidates)
     pages = max(1, -(-total // filters.per_page))
