@@ -154,7 +154,7 @@ def test_admin_home_shows_the_registration_deployments_urls_and_keys(app, admin,
     deployments = text.split('data-testid="deployments"')[1].split("</table>")[0]
     assert platform.deployment_id in deployments and "Active" in deployments
     # The admin's launch came through course-1: one course seen, launched just now.
-    assert re.search(r"<td>1</td>\s*<td><time", deployments)
+    assert re.search(r'Courses seen">1</td>\s*<td data-label="Last launch"><time', deployments)
     assert "just now" in deployments
     assert admin.base + "/lti/login" in text and admin.base + "/lti/jwks" in text
     with app.app_context():
