@@ -287,6 +287,8 @@ def test_competency_of_the_wrong_kind_is_refused(app, tech):
 
 def test_form_lists_only_competencies_accepting_the_kind_grouped_by_area(app, tech):
     page = html.unescape(tech.get("/me/evidence/new/continuing_education").text)
+    assert "<h1>Record continuing education (CE)</h1>" in page
+    assert "<title>Record continuing education (CE) · " in page
     assert "A2-01</strong> Maintain competency through continuing education" in page
     assert "XT-IV-01" not in page
     assert "Foundational professional knowledge and skills" in page  # the group heading
@@ -525,3 +527,27 @@ def test_another_technicians_evidence_is_not_found(app, live_server, platform, h
     with app.app_context():
         assert db.session.get(Evidence, ev_id).status == "draft"
 
+
+
+def test_dashboard_and_detail_queries_do_not_grow_with_the_record(app, tech, manager):
+    def queries(path):
+        with app.app_context(), count_queries() as n:
+            assert tech.get(path).status_code == 200
+        return n[0]
+
+    def add_returned(start, n):
+        for i in range(start, start + n):
+            ev_id = _draft(app, tech, title=f"Garbing {i}", action="submit")
+            with app.app_context():
+                request = db.session.scalars(select(ReviewRequest).where(ReviewRequest.evidence_id == ev_id)).one()
+                reviews.return_for_revision(actor_for("manager-1"), request.id, f"Fix {i}")
+                db.session.commit()
+            _draft(app, tech, "continuing_education", uan=f"0197-0000-23-{100 + i}-L05-T")
+        return ev_id
+
+    last = add_returned(0, 1)
+    few = queries("/me/"), queries(f"/me/evidence/{last}")
+    last = add_returned(1, 4)
+    page = html.unescape(tech.get("/me/").text)
+    assert all(f"Fix {i}" in page for i in range(5))
+    assert (queries("/me/"), queries(f"/me/evidence/{last}")) == few
