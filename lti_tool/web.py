@@ -84,6 +84,7 @@ NAV = [
     ("Home", "home.index", "all"),
     ("My portfolio", "technician.dashboard", "technician"),
     ("Record evidence", "technician.new_evidence", "technician"),
+    ("My evidence", "technician.evidence_list", "technician"),
     ("Review queue", "manager.queue", "manager"),
     ("Team matrix", "manager.matrix", "manager"),
     ("Transcripts", "transcripts.index", "all"),
