@@ -28,6 +28,8 @@ SCENARIOS = [
     ("status: expired", {"status": "expired"}),
     ("status: expired, page 5", {"status": "expired", "page": "5"}),
     ("expiring within 30 days", {"expiring": "30"}),
+    ("status: awaiting review", {"status": "awaiting_review"}),
+    ("status: not started (every pair judged)", {"status": "not_started"}),
     ("due + IV room, inactive included", {"status": "due_for_revalidation", "department": "iv_room",
                                           "inactive": "1"}),
 ]
@@ -103,7 +105,7 @@ def main(argv=None):
           f"requests (seeded in {made['seconds']:.1f} s)\n")
     token = session_token(app, made)
     xt = area_id(app, made, "XT")
-    header = f"{'scenario':<38} {'rows':>5} {'match':>6} {'median ms':>10} {'min ms':>8} {'max ms':>8} " \
+    header = f"{'scenario':<40} {'rows':>5} {'match':>6} {'median ms':>10} {'min ms':>8} {'max ms':>8} " \
              f"{'queries':>8} {'HTML KB':>8}"
     print(header)
     print("-" * len(header))
@@ -111,7 +113,7 @@ def main(argv=None):
         params = {k: (str(xt) if k == "area" else v) for k, v in params.items()}
         result = measure(app, token, params, args.repeat)
         queries = "/".join(map(str, result["queries"]))
-        print(f"{name:<38} {result['rows']:>5} {result['total']:>6} {result['median']:>10.1f} "
+        print(f"{name:<40} {result['rows']:>5} {result['total']:>6} {result['median']:>10.1f} "
               f"{result['min']:>8.1f} {result['max']:>8.1f} {queries:>8} {result['kb']:>8.0f}")
 
 

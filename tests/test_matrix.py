@@ -69,6 +69,10 @@ def test_the_lean_pass_agrees_with_status_compute(world, make, days_after):
                     assert got is not None and got.status == expected.status, (days_after, person, comp)
                 elif got is not None:
                     assert got.status not in matrix.HELD_FILTERS or got.status == expected.status
+    # Narrowed for "awaiting review": exactly the same awaiting pairs.
+    requested = matrix.lean_statuses(world.course, ids, as_of=as_of, requested_only=True)
+    assert {(p, c) for p in people for c in ids if full[p][c].status == status.AWAITING_REVIEW} == {
+        (p, c) for p, row in requested.items() for c, e in row.items() if e.status == status.AWAITING_REVIEW}
 
 
 def test_status_and_expiry_filters_pick_technicians_with_a_matching_cell(world, make):

@@ -237,7 +237,7 @@ HELD_FILTERS = frozenset({status.ACHIEVED, status.DUE_FOR_REVALIDATION, status.E
 
 
 def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=None, *, held_only: bool = False,
-                  expires_by: datetime | None = None) -> dict:
+                  expires_by: datetime | None = None, requested_only: bool = False) -> dict:
     """{person_id: {competency_id: CompetencyStatus}} for every technician of the course, only for the pairs
     with any history (a missing pair is "not started"). At most three queries of plain columns; the same rule
     as status.compute (status._judge).
@@ -245,7 +245,9 @@ def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=
     `held_only`: the caller asks only about achieved / due / expired, which depend on sign-offs alone, so open
     requests and drafts are not read and non-proficient sign-offs that correct nothing are skipped (the
     statuses' awaiting/in-progress flags are then left false). `expires_by`: only pairs with a proficient
-    sign-off expiring by then can be due, expired or expiring, so only those are read.
+    sign-off expiring by then can be due, expired or expiring, so only those are read. `requested_only`: only
+    pairs with a review request open at `as_of` can be awaiting review, so only those are judged (drafts, which
+    never change that answer, are not read).
     """
     as_of = status._aware(as_of)
     competency_ids = list(competency_ids)
@@ -263,8 +265,13 @@ def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=
         .where(SignOff.person_id.in_(members), SignOff.competency_id.in_(competency_ids),
                SignOff.signed_at <= as_of)
     )
+    open_at = select(ReviewRequest.person_id, ReviewRequest.competency_id).where(
+        ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
+        ReviewRequest.requested_at <= as_of, (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
     if held_only:
         query = query.where(SignOff.proficient.is_(True) | SignOff.corrects_id.is_not(None))
+    if requested_only:
+        query = query.where(tuple_(SignOff.person_id, SignOff.competency_id).in_(open_at))
     if expires_by is not None:
         soon = aliased(SignOff)
         query = query.where(tuple_(SignOff.person_id, SignOff.competency_id).in_(
@@ -286,6 +293,7 @@ def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=
                 (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
         ):
             open_requests.setdefault((person_id, competency_id), []).append(request_id)
+    if not held_only and not requested_only:
         drafting = {tuple(row) for row in db.session.execute(
             select(Evidence.person_id, EvidenceCompetency.competency_id)
             .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
@@ -317,6 +325,8 @@ def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
 
 def _narrowing(course, filters: MatrixFilters, as_of: datetime) -> dict:
     """How far the status pass can narrow what it reads for these filters (see lean_statuses)."""
+    if filters.status == status.AWAITING_REVIEW and not filters.expiring_days:
+        return {"requested_only": True}
     if filters.status not in (None, *HELD_FILTERS):
         return {}
     deadline = None
