@@ -745,3 +745,38 @@ def test_an_admin_never_sees_or_changes_another_registration(app, platform, regi
         assert db.session.get(Registration, registered).settings == {"revalidation_warning_days": 10}
         entries = db.session.scalars(select(AuditEntry)).all()
         assert {e.registration_id for e in entries} == {registered}
+
+
+def _statements_during(app, call):
+    with app.app_context():
+        engine = db.engine
+    statements = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        resp = call()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert resp.status_code == 200
+    return len(statements)
+
+
+def test_admin_home_query_count_does_not_grow_with_deployments_courses_or_scores(app, registered, admin):
+    _outbox(app, registered, "s-0", status="failed", attempts=1)
+    small = _statements_during(app, lambda: admin.get("/admin/"))
+    with app.app_context():
+        for n in range(15):
+            dep = Deployment(registration_id=registered, deployment_id=f"dep-{n}")
+            db.session.add(dep)
+            db.session.flush()
+            db.session.add(Course(registration_id=registered, context_id=f"ctx-{n}", title=f"Course {n}",
+                                  deployment_id=dep.id, roster_error="NRPS answered 500"))
+        db.session.commit()
+    for n in range(1, 15):
+        _outbox(app, registered, f"s-{n}", status="failed", attempts=1, context=f"ctx-{n}")
+    page = admin.get("/admin/")
+    assert page.page.count("NRPS answered 500") == 15 and page.page.count("Failed: not retried") == 15
+    assert _statements_during(app, lambda: admin.get("/admin/")) == small
