@@ -321,3 +321,22 @@ def test_moodle_export_refuses_commas_in_scale_labels(make):
     fw = service.create_framework(None, tree, registration_id=None)
     with pytest.raises(FrameworkImportError, match="commas"):
         service.export_framework(None, fw.id, "moodle-csv")
+
+
+def test_case_export_of_a_framework_made_without_an_identifier(make):
+    """Frameworks created outside an import have no identifier; export derives a stable one."""
+    import json
+
+    from lti_tool.services import frameworks as framework_service
+    from lti_tool.services.framework_io import case
+
+    actor = make.actor(make.course(), "manager")
+    fw = Framework(code="LOCAL", name="Local", version="1", scale=[{"code": "ok", "label": "OK", "proficient": True}])
+    db.session.add(fw)
+    db.session.flush()
+    db.session.add(Competency(framework_id=fw.id, code="L-1", title="Local skill"))
+    db.session.flush()
+    first = json.loads(case.export(framework_service.get_tree(actor, fw.id)))
+    second = json.loads(case.export(framework_service.get_tree(actor, fw.id)))
+    assert first["CFDocument"]["identifier"] == second["CFDocument"]["identifier"]
+    assert [i["humanCodingScheme"] for i in first["CFItems"]] == ["L-1"]

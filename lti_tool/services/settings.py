@@ -23,7 +23,7 @@ DEFAULTS = {
     "revalidation_warning_days": 30,
 }
 VALIDATORS = {
-    "revalidation_warning_days": _int_between(0, 366),
+    "revalidation_warning_days": _int_between(1, 365),
 }
 
 

@@ -20,9 +20,10 @@ warning; an item that is the child of two parents keeps the first and gets a war
 association goes to the top level.
 """
 import json
+import uuid
 from datetime import UTC
 
-from .common import FrameworkImportError, Node, Parsed, competency_identifier, fail
+from .common import IDENTIFIER_NAMESPACE, FrameworkImportError, Node, Parsed, competency_identifier, fail
 
 EXTENSION_KEY = "pharmacyTechPathways"
 CREATOR = "Pharmacy Tech Pathways"
@@ -191,7 +192,8 @@ def _notes(comp):
 
 def export(tree, base_uri: str | None = None) -> str:
     fw = tree.framework
-    doc_id = fw.identifier
+    # Frameworks made outside an import have no identifier: derive a stable one from what identifies them.
+    doc_id = fw.identifier or str(uuid.uuid5(IDENTIFIER_NAMESPACE, f"{fw.registration_id}:{fw.code}:{fw.version}"))
     changed = _when(fw.created_at)
 
     def uri(kind, ident):
