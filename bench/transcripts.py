@@ -141,6 +141,10 @@ def main():
             print(f"one PDF ({size}), {transcript['counts']['attestations']} sign-offs + "
                   f"{transcript['counts']['evidence']} evidence entries: {elapsed:.2f} s, {len(pdf) / 1024:.0f} KiB, "
                   f"tracemalloc peak {peak / 1e6:.1f} MB, max RSS so far {rss_mb():.0f} MB")
+            started = time.perf_counter()
+            transcript_exports.pdf_for(actor, first, BASE, size)
+            db.session.rollback()
+            print(f"  the same PDF without tracemalloc: {time.perf_counter() - started:.2f} s")
 
         job = transcript_exports.create_zip_job(actor, course_id, "a4")
         db.session.commit()
