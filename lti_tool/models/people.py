@@ -78,7 +78,7 @@ class Membership(db.Model):
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     last_launch_at = mapped_column(UTCDateTime)
     # "launch" (the person opened the tool here) or "roster" (known only from the course roster).
-    source: Mapped[str] = mapped_column(String(20), default="launch")
+    source: Mapped[str] = mapped_column(String(20), default="launch", server_default="launch")
 
     person: Mapped[Person] = relationship()
     course: Mapped[Course] = relationship()

@@ -1,8 +1,8 @@
-"""frameworks, evidence, review requests, sign-offs, preceptors, audit log
+"""competencies, evidence, reviews, audit, advantage, transcripts
 
 Revision ID: 0002_competencies
 Revises: 0001_lti_core
-Create Date: 2026-11-25 21:10:34.317062
+Create Date: 2026-11-25 22:13:29.560803
 
 """
 from alembic import op
@@ -35,6 +35,7 @@ def upgrade():
     )
     with op.batch_alter_table('frameworks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_frameworks_registration_id'), ['registration_id'], unique=False)
+        batch_op.create_index('uq_frameworks_global_code_version', ['code', 'version'], unique=True, postgresql_where=sa.text('registration_id IS NULL'), sqlite_where=sa.text('registration_id IS NULL'))
 
     op.create_table('competencies',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -111,6 +112,36 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_evidence_person_id'), ['person_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_evidence_status'), ['status'], unique=False)
 
+    op.create_table('export_jobs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=36), nullable=False),
+    sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('course_id', sa.Integer(), nullable=False),
+    sa.Column('requested_by_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=30), nullable=False),
+    sa.Column('options', sa.JSON(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('done_count', sa.Integer(), nullable=False),
+    sa.Column('file_path', sa.String(length=1000), nullable=True),
+    sa.Column('file_size', sa.Integer(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['course_id'], ['courses.id'], name=op.f('fk_export_jobs_course_id_courses')),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_export_jobs_registration_id_registrations')),
+    sa.ForeignKeyConstraint(['requested_by_id'], ['people.id'], name=op.f('fk_export_jobs_requested_by_id_people')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_export_jobs')),
+    sa.UniqueConstraint('public_id', name=op.f('uq_export_jobs_public_id'))
+    )
+    with op.batch_alter_table('export_jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_export_jobs_course_id'), ['course_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_export_jobs_registration_id'), ['registration_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_export_jobs_requested_by_id'), ['requested_by_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_export_jobs_status'), ['status'], unique=False)
+
     op.create_table('preceptors',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('course_id', sa.Integer(), nullable=False),
@@ -129,6 +160,48 @@ def upgrade():
     with op.batch_alter_table('preceptors', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_preceptors_course_id'), ['course_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_preceptors_person_id'), ['person_id'], unique=False)
+
+    op.create_table('resource_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('course_id', sa.Integer(), nullable=False),
+    sa.Column('resource_link_id', sa.String(length=255), nullable=False),
+    sa.Column('title', sa.String(length=500), nullable=True),
+    sa.Column('target', sa.JSON(), nullable=True),
+    sa.Column('lineitem_url', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['course_id'], ['courses.id'], name=op.f('fk_resource_links_course_id_courses')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_resource_links')),
+    sa.UniqueConstraint('course_id', 'resource_link_id', name=op.f('uq_resource_links_course_id_resource_link_id'))
+    )
+    with op.batch_alter_table('resource_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resource_links_course_id'), ['course_id'], unique=False)
+
+    op.create_table('score_outbox',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('course_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('lineitem_url', sa.String(length=1000), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('score_timestamp', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['course_id'], ['courses.id'], name=op.f('fk_score_outbox_course_id_courses')),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_score_outbox_person_id_people')),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_score_outbox_registration_id_registrations')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_score_outbox'))
+    )
+    with op.batch_alter_table('score_outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_score_outbox_course_id'), ['course_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_score_outbox_next_attempt_at'), ['next_attempt_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_score_outbox_person_id'), ['person_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_score_outbox_registration_id'), ['registration_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_score_outbox_status'), ['status'], unique=False)
 
     op.create_table('attachments',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -216,6 +289,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['review_request_id'], ['review_requests.id'], name=op.f('fk_sign_offs_review_request_id_review_requests')),
     sa.ForeignKeyConstraint(['signer_id'], ['people.id'], name=op.f('fk_sign_offs_signer_id_people')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sign_offs')),
+    sa.UniqueConstraint('corrects_id', name=op.f('uq_sign_offs_corrects_id')),
     sa.UniqueConstraint('review_request_id', name=op.f('uq_sign_offs_review_request_id'))
     )
     with op.batch_alter_table('sign_offs', schema=None) as batch_op:
@@ -226,6 +300,32 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_sign_offs_person_id'), ['person_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_sign_offs_signed_at'), ['signed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_sign_offs_signer_id'), ['signer_id'], unique=False)
+
+    op.create_table('issued_credentials',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sa.String(length=36), nullable=False),
+    sa.Column('registration_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('sign_off_id', sa.Integer(), nullable=True),
+    sa.Column('evidence_id', sa.Integer(), nullable=True),
+    sa.Column('covers', sa.JSON(), nullable=True),
+    sa.Column('name', sa.String(length=500), nullable=False),
+    sa.Column('body_sha256', sa.String(length=64), nullable=True),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['evidence_id'], ['evidence.id'], name=op.f('fk_issued_credentials_evidence_id_evidence')),
+    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_issued_credentials_person_id_people')),
+    sa.ForeignKeyConstraint(['registration_id'], ['registrations.id'], name=op.f('fk_issued_credentials_registration_id_registrations')),
+    sa.ForeignKeyConstraint(['sign_off_id'], ['sign_offs.id'], name=op.f('fk_issued_credentials_sign_off_id_sign_offs')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_issued_credentials')),
+    sa.UniqueConstraint('public_id', name=op.f('uq_issued_credentials_public_id'))
+    )
+    with op.batch_alter_table('issued_credentials', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_issued_credentials_evidence_id'), ['evidence_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_issued_credentials_person_id'), ['person_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_issued_credentials_registration_id'), ['registration_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_issued_credentials_sign_off_id'), ['sign_off_id'], unique=False)
 
     op.create_table('sign_off_revocations',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -238,6 +338,16 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sign_off_revocations')),
     sa.UniqueConstraint('sign_off_id', name=op.f('uq_sign_off_revocations_sign_off_id'))
     )
+    with op.batch_alter_table('courses', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('nrps_url', sa.String(length=1000), nullable=True))
+        batch_op.add_column(sa.Column('ags_lineitems_url', sa.String(length=1000), nullable=True))
+        batch_op.add_column(sa.Column('ags_scopes', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('roster_synced_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('roster_error', sa.Text(), nullable=True))
+
+    with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source', sa.String(length=20), nullable=False, server_default='launch'))
+
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.add_column(sa.Column('settings', sa.JSON(), nullable=True))
 
@@ -249,7 +359,24 @@ def downgrade():
     with op.batch_alter_table('registrations', schema=None) as batch_op:
         batch_op.drop_column('settings')
 
+    with op.batch_alter_table('memberships', schema=None) as batch_op:
+        batch_op.drop_column('source')
+
+    with op.batch_alter_table('courses', schema=None) as batch_op:
+        batch_op.drop_column('roster_error')
+        batch_op.drop_column('roster_synced_at')
+        batch_op.drop_column('ags_scopes')
+        batch_op.drop_column('ags_lineitems_url')
+        batch_op.drop_column('nrps_url')
+
     op.drop_table('sign_off_revocations')
+    with op.batch_alter_table('issued_credentials', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_issued_credentials_sign_off_id'))
+        batch_op.drop_index(batch_op.f('ix_issued_credentials_registration_id'))
+        batch_op.drop_index(batch_op.f('ix_issued_credentials_person_id'))
+        batch_op.drop_index(batch_op.f('ix_issued_credentials_evidence_id'))
+
+    op.drop_table('issued_credentials')
     with op.batch_alter_table('sign_offs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sign_offs_signer_id'))
         batch_op.drop_index(batch_op.f('ix_sign_offs_signed_at'))
@@ -276,11 +403,30 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_attachments_evidence_id'))
 
     op.drop_table('attachments')
+    with op.batch_alter_table('score_outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_score_outbox_status'))
+        batch_op.drop_index(batch_op.f('ix_score_outbox_registration_id'))
+        batch_op.drop_index(batch_op.f('ix_score_outbox_person_id'))
+        batch_op.drop_index(batch_op.f('ix_score_outbox_next_attempt_at'))
+        batch_op.drop_index(batch_op.f('ix_score_outbox_course_id'))
+
+    op.drop_table('score_outbox')
+    with op.batch_alter_table('resource_links', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resource_links_course_id'))
+
+    op.drop_table('resource_links')
     with op.batch_alter_table('preceptors', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_preceptors_person_id'))
         batch_op.drop_index(batch_op.f('ix_preceptors_course_id'))
 
     op.drop_table('preceptors')
+    with op.batch_alter_table('export_jobs', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_export_jobs_status'))
+        batch_op.drop_index(batch_op.f('ix_export_jobs_requested_by_id'))
+        batch_op.drop_index(batch_op.f('ix_export_jobs_registration_id'))
+        batch_op.drop_index(batch_op.f('ix_export_jobs_course_id'))
+
+    op.drop_table('export_jobs')
     with op.batch_alter_table('evidence', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_evidence_status'))
         batch_op.drop_index(batch_op.f('ix_evidence_person_id'))
@@ -302,6 +448,7 @@ def downgrade():
 
     op.drop_table('competencies')
     with op.batch_alter_table('frameworks', schema=None) as batch_op:
+        batch_op.drop_index('uq_frameworks_global_code_version', postgresql_where=sa.text('registration_id IS NULL'), sqlite_where=sa.text('registration_id IS NULL'))
         batch_op.drop_index(batch_op.f('ix_frameworks_registration_id'))
 
     op.drop_table('frameworks')
