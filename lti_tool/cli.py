@@ -6,6 +6,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from . import cli_advantage
 from .cli_frameworks import frameworks_cli
 from .cli_transcripts import transcripts_cli
 from .extensions import db
@@ -184,6 +185,7 @@ def demo_load(base_url):
 
 
 def register(app):
+    cli_advantage.register(lti_cli)
     app.cli.add_command(lti_cli)
     app.cli.add_command(demo_cli)
     app.cli.add_command(frameworks_cli)

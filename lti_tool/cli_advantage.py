@@ -2,6 +2,7 @@
 import time
 
 import click
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from .extensions import db
@@ -10,6 +11,7 @@ from .services import DomainError, grades, roster
 
 
 @click.command("sync-roster")
+@with_appcontext
 @click.option("--course-id", type=int, help="One course (the tool's id); default every course offering a roster")
 def sync_roster(course_id):
     """Read course rosters from the LMS (Names and Role Provisioning)."""
@@ -35,6 +37,7 @@ def sync_roster(course_id):
 
 
 @click.command("deliver-scores")
+@with_appcontext
 def deliver_scores():
     """Send due gradebook scores now (retries follow their back-off)."""
     noted = grades.queue_expiries()
@@ -45,6 +48,7 @@ def deliver_scores():
 
 
 @click.command("worker")
+@with_appcontext
 @click.option("--interval", default=30, show_default=True, help="Seconds between rounds")
 @click.option("--rounds", default=0, help="Stop after this many rounds (0: run until stopped)")
 def worker(interval, rounds):

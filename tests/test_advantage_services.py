@@ -268,3 +268,33 @@ def test_expiry_is_noted_once_and_sends_the_column_back_to_pending(adv):
     new_rows = db.session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id).offset(before)).all()
     assert len(new_rows) == 1 and new_rows[0].payload["gradingProgress"] == "Pending"
     assert "revalidation is due" in new_rows[0].payload["comment"]
+
+
+def test_cli_sync_roster_and_deliver_scores(app, adv):
+    platform, course = adv
+    platform.member("m-1")
+    platform.member("m-2")
+    person = _technician(course, sub="cli-tech")
+    link = _link(course, platform.add_lineitem())
+    grades.queue_score(course, person, link, activity="Submitted", grading="PendingManual")
+    db.session.commit()
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["lti", "sync-roster", "--course-id", str(course.id)])
+    assert result.exit_code == 0, result.output
+    assert "2 added, 0 updated, 1 marked inactive (1 pages)" in result.output
+    result = runner.invoke(args=["lti", "deliver-scores"])
+    assert result.exit_code == 0 and "sent 1" in result.output
+    assert len(platform.scores["1"]) == 1
+    result = runner.invoke(args=["lti", "worker", "--rounds", "1", "--interval", "0"])
+    assert result.exit_code == 0
+
+
+def test_cli_sync_roster_reports_failures(app, adv):
+    platform, course = adv
+    reg = db.session.get(Registration, course.registration_id)
+    reg.auth_token_url = platform.base + "/broken"
+    db.session.commit()
+    result = app.test_cli_runner().invoke(args=["lti", "sync-roster"])
+    assert result.exit_code == 1
+    assert "could not be read from the LMS" in result.output
+    assert "1 course(s) could not be synchronised" in result.output
