@@ -129,6 +129,28 @@ def test_roster_follows_every_page_and_marks_leavers_inactive(adv):
     assert memberships["m-0"].active is True
 
 
+def test_a_member_who_leaves_keeps_their_records(adv):
+    from lti_tool.models import Evidence
+
+    platform, course = adv
+    platform.member("leaver")
+    roster.sync_roster(course)
+    leaver = db.session.scalars(select(Person).where(Person.sub == "leaver")).one()
+    db.session.add(Evidence(person_id=leaver.id, course_id=course.id, kind="certification", title="CPhT",
+                            data={"credential": "ptcb_cpht"}, status="signed_off", revision=1))
+    db.session.commit()
+    platform.members = []
+    assert roster.sync_roster(course).deactivated == 1
+    db.session.commit()
+    assert db.session.scalars(select(Person).where(Person.sub == "leaver")).one().id == leaver.id
+    assert [e.title for e in db.session.scalars(select(Evidence).where(Evidence.person_id == leaver.id))] == ["CPhT"]
+    membership = db.session.scalars(select(Membership).where(Membership.person_id == leaver.id)).one()
+    assert membership.active is False
+    platform.member("leaver")
+    assert roster.sync_roster(course).updated == 1, "re-enrolled: the same person and membership, active again"
+    assert db.session.get(Membership, membership.id).active is True
+
+
 def test_roster_failure_is_a_plain_domain_error(adv):
     platform, course = adv
     reg = db.session.get(Registration, course.registration_id)
