@@ -9,15 +9,16 @@ import pytest
 from playwright.sync_api import expect
 
 from lti_tool.extensions import db
-from tests.support.browser import chromium, screenshot
+from tests.support.browser import SAME_PROCESS_FRAMES, chromium, screenshot, screenshot_on_failure
 from tests.support.platform import TestPlatform
 
-pytestmark = pytest.mark.browser
+# A hang must fail the test, not stall the suite for the global 300 s.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with chromium() as b:
+    with chromium(extra_args=SAME_PROCESS_FRAMES) as b:
         yield b
 
 
@@ -55,7 +56,8 @@ def _course_page(lms, tool, storage):
 def test_launch_completes_through_platform_storage(page, live_server, storage_lms, count_rows, storage, handler):
     page.goto(_course_page(storage_lms, live_server, storage))
     frame = page.frame_locator("#tool")
-    expect(frame.get_by_test_id("person")).to_contain_text("Tess Nguyen", timeout=15000)
+    with screenshot_on_failure(page, f"client-storage-launch-{handler}"):
+        expect(frame.get_by_test_id("person")).to_contain_text("Tess Nguyen", timeout=30000)
     expect(frame.get_by_test_id("role")).to_have_text("Technician")
     expect(frame.get_by_test_id("course")).to_contain_text("IV Room Cross-Training")
     screenshot(page, f"client-storage-launch-{handler}")
@@ -83,7 +85,8 @@ def test_without_platform_storage_a_readable_blocked_message(page, live_server, 
     page.goto(_course_page(storage_lms, live_server, "0"))
     frame = page.frame_locator("#tool")
     failed = frame.locator("#storage-failed")
-    expect(failed).to_be_visible(timeout=15000)
+    with screenshot_on_failure(page, "client-storage-blocked"):
+        expect(failed).to_be_visible(timeout=30000)
     expect(failed.get_by_role("heading")).to_have_text("Your browser blocked the launch")
     expect(failed).to_contain_text("open the tool in a new window")
     expect(frame.locator("#storage-status")).to_be_hidden()

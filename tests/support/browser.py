@@ -29,13 +29,21 @@ def chromium_available() -> bool:
     return Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is not None
 
 
-def launch_chromium(playwright, **kwargs):
+def launch_chromium(playwright, extra_args=(), **kwargs):
     """A Browser on Debian's chromium from an already started Playwright (`sync_playwright().start()`)."""
     if not chromium_available():
         pytest.skip(f"{CHROMIUM} is not installed (make test installs Debian's chromium)")
     # headless=False: the headless mode comes from --headless=new in the arguments, so Playwright does not add
     # its own (old-style) --headless switch on top.
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=False, **kwargs)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=False,
+                                      **kwargs)
+
+
+# Cross-site iframes in the renderer of their parent page. With site isolation each navigation between sites
+# moves the frame to another process, and now and then Playwright lost sight of the frame after such a move
+# (seen about once in 15 runs on a loaded 2-CPU machine): the page showed the tool, the locator never did.
+# Cookies (SameSite) and postMessage behave the same either way.
+SAME_PROCESS_FRAMES = ("--disable-site-isolation-trials", "--disable-features=IsolateOrigins,site-per-process")
 
 
 @contextmanager
@@ -63,3 +71,18 @@ def screenshot(page, name: str) -> Path:
     path = artifacts_dir() / f"{safe}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@contextmanager
+def screenshot_on_failure(page, name: str):
+    """Keep a picture of the page (and say where it is) when the block fails."""
+    try:
+        yield
+    except BaseException as exc:
+        try:
+            path = screenshot(page, name + "-FAILED")
+            frames = ", ".join(f"{f.name or 'main'}={f.url}" for f in page.frames)
+            exc.add_note(f"screenshot: {path}; frames: {frames}")
+        except Exception:  # noqa: BLE001 - the original failure matters more
+            pass
+        raise
