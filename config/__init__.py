@@ -40,6 +40,11 @@ class Config:
     LTI_LAUNCH_DATA_TTL = 86400
     # Platform JWKS cache lifetime.
     LTI_JWKS_CACHE_SECONDS = 3600
+    # A rotated signing key is published at once but signs only after this delay, so platforms that cache the
+    # tool's JWKS have fetched it first. To replace a compromised key at once: rotate-key, then retire-key OLD.
+    LTI_KEY_ACTIVATION_DELAY = 24 * 3600
+    # When set, /lti/register answers only links carrying ?invite=<this> (show-config prints such a link).
+    LTI_REGISTRATION_INVITE = None
     # The tool's own session token (carried in links and forms, not a third-party cookie).
     SESSION_TOKEN_MAX_AGE = 8 * 3600
     # Trust X-Forwarded-Proto/Host from this many proxies.
@@ -61,6 +66,7 @@ class DevelopmentConfig(Config):
 class TestingConfig(Config):
     NAME = "testing"
     TESTING = True
+    LTI_KEY_ACTIVATION_DELAY = 0
     SECRET_KEY = "testing-only-not-secret"
     DEV_LMS_ENABLED = True
     # A directory per test process under the system temp dir (created on first upload, not at import).
@@ -100,6 +106,8 @@ def load(environ=None) -> dict:
         settings["DEV_LMS_ENABLED"] = dev_lms
     if environ.get("TOOL_BASE_URL"):
         settings["TOOL_BASE_URL"] = environ["TOOL_BASE_URL"].rstrip("/")
+    if environ.get("LTI_REGISTRATION_INVITE"):
+        settings["LTI_REGISTRATION_INVITE"] = environ["LTI_REGISTRATION_INVITE"]
     if environ.get("PROXY_FIX_HOPS"):
         settings["PROXY_FIX_HOPS"] = int(environ["PROXY_FIX_HOPS"])
     if environ.get("ATTACHMENT_DIR"):

@@ -157,3 +157,40 @@ def test_platform_answer_without_client_id(live_server, platform, http, app, con
     assert resp.status_code == 400
     assert "has no client_id" in resp.text
     assert _stored(app) == (0, 0)
+
+
+def test_an_invite_guards_dynamic_registration(app, live_server, platform, http):
+    """With LTI_REGISTRATION_INVITE set, only links carrying it may make the tool fetch and register a platform."""
+    from sqlalchemy import func, select
+
+    from lti_tool.extensions import db as _db
+    from lti_tool.models import Registration
+
+    config_url = platform.base + "/.well-known/openid-configuration"
+    app.config["LTI_REGISTRATION_INVITE"] = "s3cret-invite"
+    try:
+        refused = http.get(live_server + "/lti/register", params={
+            "openid_configuration": config_url, "registration_token": platform.registration_token})
+        assert refused.status_code == 403 and "not valid for this tool" in refused.text
+        wrong = http.post(live_server + "/lti/register", data={
+            "openid_configuration": config_url, "registration_token": platform.registration_token,
+            "invite": "guess"})
+        assert wrong.status_code == 403
+        with app.app_context():
+            assert _db.session.scalar(select(func.count()).select_from(Registration)) == 0
+        shown = http.get(live_server + "/lti/register", params={
+            "openid_configuration": config_url, "registration_token": platform.registration_token,
+            "invite": "s3cret-invite"})
+        assert shown.status_code == 200 and 'name="invite" value="s3cret-invite"' in shown.text
+        done = http.post(live_server + "/lti/register", data={
+            "openid_configuration": config_url, "registration_token": platform.registration_token,
+            "invite": "s3cret-invite"})
+        assert done.status_code == 200 and "registration_close.js" in done.text
+        landing = http.get(live_server + "/")
+        assert "s3cret-invite" not in landing.text, "the public page never shows the invite"
+        with app.test_request_context("/", base_url="https://tool.example.org"):
+            from lti_tool.lti.urls import tool_urls
+
+            assert tool_urls()["registration"] == "https://tool.example.org/lti/register?invite=s3cret-invite"
+    finally:
+        app.config["LTI_REGISTRATION_INVITE"] = None

@@ -145,3 +145,25 @@ def test_a_launch_creates_no_signing_key(app, live_server, platform, registered,
     assert resp.status_code == 303
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ToolKey)) == 0
+
+
+def test_a_rotated_key_signs_only_after_the_activation_delay(app, app_ctx):
+    """Platforms cache our JWKS: a new key is published at once but signs a day later (production setting)."""
+    from datetime import timedelta
+
+    from lti_tool.lti import keys as tool_keys
+    from lti_tool.models.base import utcnow
+
+    old = tool_keys.create_key()
+    old.created_at = utcnow() - timedelta(days=30)
+    new = tool_keys.rotate()
+    published = {k["kid"] for k in tool_keys.jwks()["keys"]}
+    assert {old.kid, new.kid} <= published
+    app.config["LTI_KEY_ACTIVATION_DELAY"] = 24 * 3600
+    try:
+        assert tool_keys.signing_key().kid == old.kid, "the new key waits while platforms refresh their copy"
+        assert tool_keys.signing_key(now=utcnow() + timedelta(days=1, minutes=1)).kid == new.kid
+        tool_keys.retire(old.kid)
+        assert tool_keys.signing_key().kid == new.kid, "retiring the old key hands signing over at once"
+    finally:
+        app.config["LTI_KEY_ACTIVATION_DELAY"] = 0

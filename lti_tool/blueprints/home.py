@@ -40,7 +40,7 @@ def target_url(session, target: dict | None) -> str | None:
 
 @bp.route("/")
 def landing():
-    return render_template("landing.html", urls=tool_urls())
+    return render_template("landing.html", urls=tool_urls(with_invite=False))
 
 
 @bp.route("/app/")

@@ -1,4 +1,5 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
+import hmac
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
@@ -125,6 +126,12 @@ def config_json():
 
 @bp.route("/register", methods=["GET", "POST"])
 def register():
+    invite = current_app.config.get("LTI_REGISTRATION_INVITE")
+    if invite and not hmac.compare_digest(request.values.get("invite", ""), invite):
+        # Without the invite anyone could make the tool register (and fetch) any platform.
+        return render_template("lti/register_failed.html", reason=(
+            "This registration link is not valid for this tool. Copy the dynamic registration URL again from the "
+            "tool's administrator (`flask --app lti_tool lti show-config`).")), 403
     dynreg = ToolDynamicRegistration(
         request.values.get("openid_configuration", ""), request.values.get("registration_token")
     )

@@ -1,9 +1,11 @@
-"""The tool's RSA signing keys: the newest unretired key signs, every unretired key is published."""
+"""The tool's RSA signing keys: every unretired key is published; the newest settled one signs."""
 import json
 import uuid
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import current_app, has_app_context
 from jwcrypto.jwk import JWK
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,11 +51,25 @@ def _newest_key() -> ToolKey | None:
     ).first()
 
 
-def signing_key() -> ToolKey:
-    """The newest unretired key. On a fresh install one is created on first use and committed at once, in its
-    own transaction: the platform checks a client assertion by fetching /lti/jwks while the request that signed
-    it is still running (Moodle does so inside its token endpoint), so the key must already be published."""
-    key = _newest_key()
+def _settled_key(now=None) -> ToolKey | None:
+    """The newest unretired key that has been published for LTI_KEY_ACTIVATION_DELAY seconds: platforms cache
+    our JWKS, so a freshly rotated key only starts signing once they have had time to fetch it."""
+    delay = current_app.config.get("LTI_KEY_ACTIVATION_DELAY", 0) if has_app_context() else 0
+    if not delay:
+        return None
+    cutoff = (now or utcnow()) - timedelta(seconds=delay)
+    return db.session.scalars(
+        select(ToolKey).where(ToolKey.retired_at.is_(None), ToolKey.created_at <= cutoff)
+        .order_by(ToolKey.id.desc()).limit(1)
+    ).first()
+
+
+def signing_key(now=None) -> ToolKey:
+    """The newest settled key (see _settled_key), else the newest unretired key. On a fresh install one is
+    created on first use and committed at once, in its own transaction: the platform checks a client assertion by
+    fetching /lti/jwks while the request that signed it is still running (Moodle does so inside its token
+    endpoint), so the key must already be published. Retiring the settled key hands signing to the newest."""
+    key = _settled_key(now) or _newest_key()
     if key is None:
         with Session(db.engine) as session, session.begin():
             session.add(_new_key())
