@@ -153,3 +153,25 @@ def test_course_frameworks_limit_the_offer(app, live_server, platform, registere
         db.session.commit()
     picker = http.get(live_server + resp.headers["Location"])
     assert "OT-1 Unrelated skill" not in picker.text and "XT-IV-01" in picker.text
+
+
+def test_a_placed_link_opens_its_item_for_each_role(app, live_server, platform, registered, http):
+    competency_id = _framework(app)
+    target = f"competency:{competency_id}"
+
+    def opened(roles, sub):
+        resp, _, _ = platform.launch(http, live_server, roles=roles, sub=sub,
+                                     claims=lambda b: {**b, CLAIM + "custom": {"target": target}})
+        assert resp.status_code == 303 and "to=competency" in resp.headers["Location"]
+        forward = http.get(live_server + resp.headers["Location"], allow_redirects=False)
+        assert forward.status_code == 303
+        return forward.headers["Location"]
+
+    tech = opened(CANVAS_ROLES["student"], "tech-open")
+    assert tech.startswith("/me/evidence/new") and f"competency={competency_id}" in tech
+    boss = opened(CANVAS_ROLES["teacher"], "boss-open")
+    assert boss.startswith("/team/queue") and f"competency={competency_id}" in boss
+    assert http.get(live_server + boss).status_code == 200
+
+    plain, _, _ = platform.launch(http, live_server, sub="plain")
+    assert "to=" not in plain.headers["Location"], "an ordinary link lands on the home page"
