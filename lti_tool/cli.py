@@ -14,12 +14,13 @@ from .lti import keys
 from .lti.roles import TOOL_ROLES
 from .lti.urls import tool_urls
 from .models import Deployment, Registration
+from .services import demo
 from .services.frameworks import ensure_default_framework
 
 # AppGroup runs each command inside the app context, also under app.test_cli_runner() and other embedders
 # (a plain click.Group only got one from `flask`'s own group).
 lti_cli = AppGroup("lti", help="LTI registrations, deployments and keys.")
-demo_cli = click.Group("demo", help="Demo data for the development LMS.")
+demo_cli = AppGroup("demo", help="Demo data for the development LMS.")
 
 
 def _base_url_context(base_url):
@@ -177,11 +178,14 @@ def demo_load(base_url):
     keys.signing_key()
     with _base_url_context(base_url) as ctx:
         host = ctx.request.host_url.rstrip("/")
-        dev_platform.ensure_registered(host + "/dev", url_for("dev.authorize", _external=True),
-                                       url_for("dev.token", _external=True), url_for("dev.jwks", _external=True))
+        registration = dev_platform.ensure_registered(
+            host + "/dev", url_for("dev.authorize", _external=True), url_for("dev.token", _external=True),
+            url_for("dev.jwks", _external=True))
     ensure_default_framework()
+    created = demo.load(registration)
     db.session.commit()
-    click.echo(f"Demo data loaded. Open {host}/dev/ to launch as a demo technician or manager.")
+    click.echo(("Demo data loaded." if created else "Demo data was already there.")
+               + f" Open {host}/dev/ to launch as a demo technician or manager.")
 
 
 def register(app):

@@ -41,3 +41,10 @@ def test_second_launch_refreshes_name_and_email(live_server, platform, registere
     page = http.get(live_server + resp.headers["Location"])
     assert "Tess Nguyen-Ramos" in page.text and "tess.nr@example.org" in page.text
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+
+
+def test_home_page_says_what_is_waiting(live_server, platform, registered, http):
+    boss, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss-glance")
+    assert "0 review requests waiting in this course." in http.get(live_server + boss.headers["Location"]).text
+    tech, _, _ = platform.launch(http, live_server, sub="tech-glance")
+    assert "0 competencies held, 0 awaiting review." in http.get(live_server + tech.headers["Location"]).text

@@ -2,9 +2,11 @@
 from flask import Blueprint, current_app, redirect, render_template, request
 
 from .. import tool_session
-from ..lti.roles import ROLE_LABELS
+from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..permissions import is_manager_side, login_required
+from ..services import reviews, status
+from ..services.actors import Actor
 from ..services.launches import parse_target
 from ..web import app_url
 
@@ -50,4 +52,24 @@ def index():
     forward = target_url(session, parse_target(request.args.get("to")))
     if forward:
         return redirect(forward, code=303)
-    return render_template("home.html", session=session, role_label=ROLE_LABELS.get(session.role, "—"))
+    return render_template("home.html", session=session, role_label=ROLE_LABELS.get(session.role, "—"),
+                           glance=_at_a_glance(session))
+
+
+def _at_a_glance(session) -> list[str]:
+    """One or two plain sentences on the home page: what is waiting for this person."""
+    if session.course is None or session.membership is None:
+        return []
+    actor = Actor.from_session(session)
+    if is_manager_side(session):
+        waiting = len(reviews.review_queue(actor, session.course.id, limit=500))
+        return [f"{waiting} review request{'s' if waiting != 1 else ''} waiting in this course."]
+    if session.role == TECHNICIAN:
+        counts = status.summary(status.statuses_for(session.person, session.course))
+        lines = [f"{counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION]} competencies held, "
+                 f"{counts[status.AWAITING_REVIEW]} awaiting review."]
+        attention = counts[status.DUE_FOR_REVALIDATION] + counts[status.EXPIRED]
+        if attention:
+            lines.append(f"{attention} need{'s' if attention == 1 else ''} revalidation soon or now.")
+        return lines
+    return []
