@@ -120,10 +120,20 @@ def _origin(url: str | None) -> str | None:
 
 
 def frame_ancestors() -> list[str]:
-    """The origins of every registered platform: only they may frame the tool."""
-    rows = db.session.execute(select(Registration.issuer, Registration.auth_login_url)).all()
-    origins = {o for row in rows for o in map(_origin, row) if o}
+    """The origins of every registered platform: only they may frame the tool. Besides the issuer and the login
+    endpoint, each registration remembers the origins its launches came from (`settings["frame_origins"]`):
+    Canvas frames the tool from the institution's domain, which is neither its issuer nor its login endpoint."""
+    rows = db.session.execute(select(Registration.issuer, Registration.auth_login_url, Registration.settings)).all()
+    origins = set()
+    for issuer, login, settings in rows:
+        origins.update(o for o in (_origin(issuer), _origin(login)) if o)
+        origins.update((settings or {}).get("frame_origins") or [])
     return sorted(origins)
+
+
+# LTI protocol endpoints are framed by platforms that may not be known yet (a first launch from a new Canvas
+# domain, Moodle's dynamic-registration dialog). They hold no actions worth clickjacking, only the protocol.
+OPEN_FRAME_ENDPOINTS = {"lti.login", "lti.launch", "lti.launch_complete", "lti.register"}
 
 
 log = logging.getLogger(__name__)
@@ -165,13 +175,14 @@ def register(app):
     @app.after_request
     def security_headers(response):
         if response.mimetype == "text/html":
-            ancestors = " ".join(["'self'", *frame_ancestors()])
+            known = " ".join(["'self'", *frame_ancestors()])
+            ancestors = "*" if request.endpoint in OPEN_FRAME_ENDPOINTS else known
             nonce = g.get("csp_nonce", "")
             response.headers["Content-Security-Policy"] = (
                 "default-src 'self'; "
                 f"script-src 'self' 'nonce-{nonce}'; "
                 "style-src 'self'; img-src 'self' data:; "
-                f"form-action {ancestors}; "
+                f"form-action {known}; "
                 f"frame-ancestors {ancestors}; base-uri 'self'; object-src 'none'"
             )
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

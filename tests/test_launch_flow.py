@@ -48,3 +48,31 @@ def test_home_page_says_what_is_waiting(live_server, platform, registered, http)
     assert "0 review requests waiting in this course." in http.get(live_server + boss.headers["Location"]).text
     tech, _, _ = platform.launch(http, live_server, sub="tech-glance")
     assert "0 competencies held, 0 awaiting review." in http.get(live_server + tech.headers["Location"]).text
+
+
+def _csp(response):
+    return dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";")
+                if part.strip())
+
+
+def test_pages_may_be_framed_where_launches_came_from(live_server, platform, registered, http):
+    """Canvas frames the tool from the institution's domain (neither its issuer nor its login endpoint): the
+    origins a validated launch came from join the CSP frame-ancestors and form-action lists."""
+    school = "https://school.instructure.example"
+    resp, _, _ = platform.launch(
+        http, live_server, roles=CANVAS_ROLES["teacher"],
+        claims=lambda b: {**b, "https://purl.imsglobal.org/spec/lti/claim/launch_presentation": {
+            "document_target": "iframe", "return_url": school + "/courses/1/external_content/success"}})
+    page = http.get(live_server + resp.headers["Location"])
+    csp = _csp(page)
+    assert school in csp["frame-ancestors"] and platform.base in csp["frame-ancestors"]
+    assert school in csp["form-action"]
+    assert "https://elsewhere.example" not in csp["frame-ancestors"]
+    assert "*" not in csp["frame-ancestors"].split()
+
+
+def test_protocol_endpoints_may_be_framed_by_any_platform(live_server, platform, http):
+    """A refused first launch from a platform nobody registered yet must still show its message in the frame."""
+    resp, _ = platform.login(http, live_server, iss="https://unknown.example")
+    assert resp.status_code == 400
+    assert _csp(resp)["frame-ancestors"] == "*"

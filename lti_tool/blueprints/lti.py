@@ -21,7 +21,7 @@ from ..lti.roles import MANAGER_SIDE
 from ..models import Deployment, Registration
 from ..services import roster
 from ..services.actors import Actor
-from ..services.launches import parse_target, record_launch
+from ..services.launches import parse_target, record_launch, remember_origins
 from ..web import NOTICE_PARAM, notice_token
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
@@ -88,6 +88,8 @@ def launch_complete():
 
 def _finish(registration, deployment, claims, launch_id):
     person, course, membership = record_launch(registration, deployment, claims)
+    origin = request.headers.get("Origin")
+    remember_origins(registration, claims, origin if origin != request.host_url.rstrip("/") else None)
     token = tool_session.issue(person, membership, launch_id)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:

@@ -1,4 +1,6 @@
 """Turn a validated launch into people, courses and memberships."""
+from urllib.parse import urlsplit
+
 from sqlalchemy import select
 
 from ..extensions import db
@@ -8,6 +10,33 @@ from ..models import Course, Deployment, Membership, Person, Registration, Resou
 from ..models.base import utcnow
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+
+
+MAX_FRAME_ORIGINS = 20
+
+
+def _origin(url) -> str | None:
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def remember_origins(registration: Registration, claims: dict, request_origin: str | None = None) -> None:
+    """Keep the origins a validated launch came from, so pages may be framed there (CSP frame-ancestors) and post
+    back there (form-action): the launch form's Origin, launch_presentation.return_url, deep_link_return_url."""
+    found = {
+        request_origin if _origin(request_origin) == request_origin else None,
+        _origin((claims.get(CLAIM + "launch_presentation") or {}).get("return_url")),
+        _origin((claims.get(DL_SETTINGS) or {}).get("deep_link_return_url")),
+    } - {None}
+    settings = dict(registration.settings or {})
+    known = list(settings.get("frame_origins") or [])
+    new = sorted(found - set(known))
+    if new:
+        settings["frame_origins"] = (known + new)[-MAX_FRAME_ORIGINS:]
+        registration.settings = settings
 
 
 def record_launch(registration: Registration, deployment: Deployment, claims: dict):
