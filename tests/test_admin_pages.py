@@ -780,3 +780,26 @@ def test_admin_home_query_count_does_not_grow_with_deployments_courses_or_scores
     page = admin.get("/admin/")
     assert page.page.count("NRPS answered 500") == 15 and page.page.count("Failed: not retried") == 15
     assert _statements_during(app, lambda: admin.get("/admin/")) == small
+
+
+def test_with_an_activation_delay_the_older_key_keeps_signing(app, admin):
+    """Production: a rotated key is published at once but signs a day later; the page says so and keeps the
+    older key, which still signs, from being retired."""
+    from datetime import timedelta
+
+    from lti_tool.models.base import utcnow
+
+    with app.app_context():
+        old = keys.published_keys()[0]
+        old.created_at = utcnow() - timedelta(days=10)
+        db.session.commit()
+        old_kid = old.kid
+    app.config["LTI_KEY_ACTIVATION_DELAY"] = 24 * 3600
+    try:
+        page = admin.follow(admin.post("/admin/keys/rotate"))
+        assert "starts signing in 24 hours" in notice_of(page)[1]
+        assert f"Retire <span class=\"vh\">key {old_kid}</span>" not in page.page, "the older key signs now"
+        refused = admin.post("/admin/keys/retire", {"kid": old_kid})
+        assert refused.status_code == 400 and "signs the tool" in refused.text
+    finally:
+        app.config["LTI_KEY_ACTIVATION_DELAY"] = 0

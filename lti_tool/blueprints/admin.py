@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from io import BytesIO
 
-from flask import Blueprint, abort, render_template, request, send_file
+from flask import Blueprint, abort, current_app, render_template, request, send_file
 
 from .. import tool_session
 from ..extensions import db
@@ -110,7 +110,7 @@ def _render_index(problem: str | None = None, status: int = 200):
     keys = service.published_keys(actor)
     return render_template(
         "admin/index.html", overview=service.overview(actor), urls=tool_urls(), keys=keys,
-        signing_kid=keys[-1].kid if keys else None, health=service.health(actor),
+        signing_kid=service.signing_kid(actor) if keys else None, health=service.health(actor),
         stuck_attempts=service.STUCK_ATTEMPTS, overdue_minutes=int(service.OVERDUE.total_seconds() // 60),
         now=datetime.now(UTC), problem=problem), status
 
@@ -140,8 +140,11 @@ def deployment_status(deployment_pk):
 @admin_only
 def rotate_key():
     key = service.rotate_key(_actor())
+    delay_hours = round(current_app.config.get("LTI_KEY_ACTIVATION_DELAY", 0) / 3600)
+    when = "it signs from now on" if not delay_hours else \
+        f"it is published now and starts signing in {delay_hours} hours, once every LMS has fetched it"
     return redirect_with_notice(
-        "admin.index", f"New signing key {key.kid} created; it signs from now on. The previous key stays "
+        "admin.index", f"New signing key {key.kid} created; {when}. The previous key stays "
         "published, so messages signed with it still verify. Retire it in a day or two.")
 
 

@@ -122,8 +122,13 @@ def rotate_key(actor) -> ToolKey:
     return key
 
 
+def signing_kid(actor) -> str:
+    require_admin(actor)
+    return keys.signing_key().kid
+
+
 def retire_key(actor, kid: str) -> ToolKey:
-    """Stop publishing an older key. The key that signs now (the newest) and the last published key stay."""
+    """Stop publishing a key. The key that signs now and the last published key stay."""
     require_admin(actor)
     published = keys.published_keys()
     key = next((k for k in published if k.kid == kid), None)
@@ -132,7 +137,7 @@ def retire_key(actor, kid: str) -> ToolKey:
     if len(published) == 1:
         raise DomainError("This is the only published key. Retiring it would leave the LMS nothing to check the "
                           "tool's messages with. Rotate first, then retire the old key.", code="last_key")
-    if key is published[-1]:
+    if key.kid == keys.signing_key().kid:
         raise DomainError("This key signs the tool's messages now. Only older keys can be retired.",
                           code="signing_key")
     keys.retire(kid)
