@@ -19,14 +19,12 @@ from ..lti.roles import TECHNICIAN
 from ..models import (
     Competency,
     Evidence,
-    EvidenceCompetency,
     Membership,
     Person,
     ReviewRequest,
     SignOff,
     SignOffRevocation,
 )
-from ..models.evidence import DRAFT, RETURNED
 from ..models.reviews import OPEN
 from . import DomainError, Forbidden, NotFound, scope, settings, status
 from .placements import DEPARTMENT_LABELS
@@ -267,7 +265,7 @@ def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=
     )
     open_at = select(ReviewRequest.person_id, ReviewRequest.competency_id).where(
         ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
-        ReviewRequest.requested_at <= as_of, (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
+        status.open_at(as_of))
     if held_only:
         query = query.where(SignOff.proficient.is_(True) | SignOff.corrects_id.is_not(None))
     if requested_only:
@@ -283,26 +281,8 @@ def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=
     for row in db.session.execute(query):
         sign_offs.setdefault((row.person_id, row.competency_id), []).append(
             (row, row if row.revoked_at is not None else None))
-    open_requests: dict = {}
-    drafting: set = set()
-    if not held_only:
-        for request_id, person_id, competency_id in db.session.execute(
-            select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
-                ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
-                ReviewRequest.requested_at <= as_of,
-                (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of))
-        ):
-            open_requests.setdefault((person_id, competency_id), []).append(request_id)
-    if not held_only and not requested_only:
-        drafting = {tuple(row) for row in db.session.execute(
-            select(Evidence.person_id, EvidenceCompetency.competency_id)
-            .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
-            .where(Evidence.person_id.in_(members), EvidenceCompetency.competency_id.in_(competency_ids),
-                   Evidence.created_at <= as_of,
-                   Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
-                   | (Evidence.submitted_at > as_of))
-            .distinct()
-        )}
+    open_requests = {} if held_only else status.open_requests_at(members, competency_ids, as_of)
+    drafting = set() if held_only or requested_only else status.drafting_at(members, competency_ids, as_of)
     result: dict = {}
     for pair in set(sign_offs) | set(open_requests) | drafting:
         person_id, competency_id = pair

@@ -160,6 +160,36 @@ def _judge(competency_id, sign_offs, open_requests, drafting, as_of, warning) ->
     return CompetencyStatus(competency_id, NOT_STARTED, **common)
 
 
+def open_at(as_of: datetime):
+    """Where-clause: a review request that was open at `as_of`."""
+    still_open = (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of)
+    return (ReviewRequest.requested_at <= as_of) & still_open
+
+
+def open_requests_at(people, competency_ids, as_of: datetime) -> dict:
+    """{(person_id, competency_id): [request ids]} open at `as_of`. `people`: ids, or a select of ids."""
+    found: dict = {}
+    for request_id, person_id, competency_id in db.session.execute(
+        select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
+            ReviewRequest.person_id.in_(people), ReviewRequest.competency_id.in_(competency_ids), open_at(as_of))
+    ):
+        found.setdefault((person_id, competency_id), []).append(request_id)
+    return found
+
+
+def drafting_at(people, competency_ids, as_of: datetime) -> set:
+    """{(person_id, competency_id)} with evidence being drafted or revised at `as_of`."""
+    return {tuple(row) for row in db.session.execute(
+        select(Evidence.person_id, EvidenceCompetency.competency_id)
+        .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
+        .where(Evidence.person_id.in_(people), EvidenceCompetency.competency_id.in_(competency_ids),
+               Evidence.created_at <= as_of,
+               Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
+               | (Evidence.submitted_at > as_of))
+        .distinct()
+    )}
+
+
 def compute(registration: Registration, person_ids, competency_ids, as_of=None) -> dict:
     """{person_id: {competency_id: CompetencyStatus}} in three queries. Callers have already scoped
     `person_ids` and `competency_ids` to the tenant; this function adds no access checks."""
@@ -184,27 +214,9 @@ def compute(registration: Registration, person_ids, competency_ids, as_of=None) 
     for sign_off, revocation in rows:
         sign_offs.setdefault((sign_off.person_id, sign_off.competency_id), []).append((sign_off, revocation))
 
-    # 2. Review requests open at as_of.
-    open_requests = {}
-    for request_id, person_id, competency_id in db.session.execute(
-        select(ReviewRequest.id, ReviewRequest.person_id, ReviewRequest.competency_id).where(
-            ReviewRequest.person_id.in_(person_ids), ReviewRequest.competency_id.in_(competency_ids),
-            ReviewRequest.requested_at <= as_of,
-            (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of),
-        )
-    ):
-        open_requests.setdefault((person_id, competency_id), []).append(request_id)
-
-    # 3. Evidence being drafted or revised at as_of.
-    drafting = {tuple(row) for row in db.session.execute(
-        select(Evidence.person_id, EvidenceCompetency.competency_id)
-        .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
-        .where(Evidence.person_id.in_(person_ids), EvidenceCompetency.competency_id.in_(competency_ids),
-               Evidence.created_at <= as_of,
-               Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
-               | (Evidence.submitted_at > as_of))
-        .distinct()
-    )}
+    # 2. Review requests open at as_of; 3. evidence being drafted or revised at as_of.
+    open_requests = open_requests_at(person_ids, competency_ids, as_of)
+    drafting = drafting_at(person_ids, competency_ids, as_of)
 
     for p in person_ids:
         result[p] = {
