@@ -3,7 +3,6 @@
 import hashlib
 import hmac
 import logging
-from urllib.parse import urlsplit
 
 from flask import abort, current_app, g, has_request_context, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -11,6 +10,7 @@ from sqlalchemy import event, select
 
 from . import tool_session
 from .extensions import db
+from .lti.urls import origin
 from .models import Registration, ScoreOutbox
 from .services import grades
 from .tool_session import PARAM
@@ -112,13 +112,6 @@ def nav_items() -> list[dict]:
     return items
 
 
-def _origin(url: str | None) -> str | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
-
-
 def frame_ancestors() -> list[str]:
     """The origins of every registered platform: only they may frame the tool. Besides the issuer and the login
     endpoint, each registration remembers the origins its launches came from (`settings["frame_origins"]`):
@@ -126,7 +119,7 @@ def frame_ancestors() -> list[str]:
     rows = db.session.execute(select(Registration.issuer, Registration.auth_login_url, Registration.settings)).all()
     origins = set()
     for issuer, login, settings in rows:
-        origins.update(o for o in (_origin(issuer), _origin(login)) if o)
+        origins.update(o for o in (origin(issuer), origin(login)) if o)
         origins.update((settings or {}).get("frame_origins") or [])
     return sorted(origins)
 

@@ -1,6 +1,5 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
 import hmac
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
@@ -18,6 +17,7 @@ from ..lti.launch import (
     release_after_client_check,
 )
 from ..lti.roles import MANAGER_SIDE
+from ..lti.urls import origin
 from ..models import Deployment, Registration
 from ..services import roster
 from ..services.actors import Actor
@@ -45,7 +45,7 @@ def login():
         # redirect when the platform does not answer lti.capabilities.
         response = current_app.make_response(render_template(
             "lti/login_storage.html", auth_url=auth_url, state=state, nonce=nonce, target=storage_target,
-            platform_origin=_origin(oidc.registration_row.auth_login_url),
+            platform_origin=origin(oidc.registration_row.auth_login_url) or "*",
         ))
     else:
         response = redirect(auth_url, code=302)
@@ -61,7 +61,7 @@ def launch():
         return render_template(
             "lti/launch_storage.html", pending=token, state=message.state,
             target=request.values.get("lti_storage_target"),
-            platform_origin=_origin(message.registration_row.auth_login_url),
+            platform_origin=origin(message.registration_row.auth_login_url) or "*",
         )
     response = _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
     _forget_state_cookie(response, message.state)
@@ -147,9 +147,4 @@ def register():
     except RegistrationError as exc:
         return render_template("lti/register_failed.html", reason=str(exc)), exc.status
     return render_template("lti/register_done.html", registration=registration)
-
-
-def _origin(url):
-    parts = urlsplit(url or "")
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme else "*"
 

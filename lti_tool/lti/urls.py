@@ -1,4 +1,6 @@
 """The tool's public URLs, as an LMS administrator needs them."""
+from urllib.parse import urlsplit
+
 from flask import current_app, url_for
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
@@ -22,3 +24,11 @@ def tool_urls(with_invite: bool = True) -> dict:
         "canvas_config": url_for("lti.config_json", _external=True),
         "registration": url_for("lti.register", _external=True, **({"invite": invite} if invite else {})),
     }
+
+
+def origin(url) -> str | None:
+    """'https://lms.example.edu/a/b?c' -> 'https://lms.example.edu'; None for anything but an http(s) URL."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None

@@ -1,11 +1,10 @@
 """Turn a validated launch into people, courses and memberships."""
-from urllib.parse import urlsplit
-
 from sqlalchemy import select
 
 from ..extensions import db
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
+from ..lti.urls import origin
 from ..models import Course, Deployment, Membership, Person, Registration, ResourceLink
 from ..models.base import utcnow
 
@@ -16,20 +15,13 @@ DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_setting
 MAX_FRAME_ORIGINS = 20
 
 
-def _origin(url) -> str | None:
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
-
-
 def remember_origins(registration: Registration, claims: dict, request_origin: str | None = None) -> None:
     """Keep the origins a validated launch came from, so pages may be framed there (CSP frame-ancestors) and post
     back there (form-action): the launch form's Origin, launch_presentation.return_url, deep_link_return_url."""
     found = {
-        request_origin if _origin(request_origin) == request_origin else None,
-        _origin((claims.get(CLAIM + "launch_presentation") or {}).get("return_url")),
-        _origin((claims.get(DL_SETTINGS) or {}).get("deep_link_return_url")),
+        request_origin if origin(request_origin) == request_origin else None,
+        origin((claims.get(CLAIM + "launch_presentation") or {}).get("return_url")),
+        origin((claims.get(DL_SETTINGS) or {}).get("deep_link_return_url")),
     } - {None}
     settings = dict(registration.settings or {})
     known = list(settings.get("frame_origins") or [])
