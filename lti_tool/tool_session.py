@@ -11,6 +11,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .extensions import db
 from .models import Course, Membership, Person, Registration
+from .services.actors import Actor
 
 PARAM = "lt"
 SALT = "tool-session-v1"
@@ -25,10 +26,12 @@ class ToolSession:
     launch_id: str | None = None
 
     @property
+    def actor(self) -> Actor:
+        return Actor(person=self.person, course=self.course, membership=self.membership)
+
+    @property
     def role(self) -> str | None:
-        if self.membership is not None and self.membership.active:
-            return self.membership.role
-        return "admin" if self.person.is_admin else None
+        return self.actor.role
 
 
 def _serializer() -> URLSafeTimedSerializer:

@@ -31,4 +31,4 @@ class Actor:
 
     @classmethod
     def from_session(cls, session) -> "Actor":
-        return cls(person=session.person, course=session.course, membership=session.membership)
+        return session.actor
