@@ -41,7 +41,7 @@ def picker():
         graded = set(request.form.getlist("graded")) if lineitems else set()
         items = []
         for target in chosen:
-            described = placements.describe(target, session.course)
+            described = placements.describe(target, offered)
             if described is None:
                 abort(400, "That item is not offered in this course.")
             item = {"title": described["title"], "url": url_for("lti.launch", _external=True), "target": target}

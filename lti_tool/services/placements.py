@@ -55,15 +55,16 @@ def targets(course) -> dict:
     }
 
 
-def describe(target: str, course) -> dict | None:
-    """Title and gradebook maximum of one target string, or None when it is not offered in this course."""
+def describe(target: str, offered: dict) -> dict | None:
+    """Title and gradebook maximum of one target string among `offered` (from targets()), or None when it is
+    not offered in this course."""
     for group in ("pages", "pathways", "departments"):
-        for item in targets(course)[group]:
+        for item in offered[group]:
             if item["target"] == target:
                 return {"title": item["title"], "gradable": False, "maximum": None}
     kind, _, ident = target.partition(":")
     if kind == "competency" and ident.isdigit():
-        for framework, comps in targets(course)["competencies"]:
+        for framework, comps in offered["competencies"]:
             for c in comps:
                 if c.id == int(ident):
                     maximum = len(framework.scale or []) or 1
