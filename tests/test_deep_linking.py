@@ -60,6 +60,7 @@ def test_round_trip_places_a_graded_competency_link(app, live_server, platform, 
     assert picker.status_code == 200
     assert "Technician portfolio" in picker.text and "XT-IV-01 Garbing and hand hygiene" in picker.text
     assert "IV room / sterile compounding cross-training checklist" in picker.text
+    assert "Technician I" in picker.text and 'value="pathway:cspt"' in picker.text, "career pathways are offered"
     assert 'type="checkbox" name="target"' in picker.text
 
     action = re.search(r'<form method="post" action="([^"]+)"', picker.text).group(1).replace("&amp;", "&")

@@ -30,7 +30,7 @@ def picker():
     accept_types = settings.get("accept_types") or []
     multiple = bool(settings.get("accept_multiple", True))
     lineitems = bool(settings.get("accept_lineitem", True))
-    offered = placements.targets(session.course)
+    offered = placements.targets(session.actor, session.course)
     errors = []
     if request.method == "POST":
         chosen = request.form.getlist("target")

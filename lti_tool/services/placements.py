@@ -1,11 +1,9 @@
 """What a manager can place in the LMS course with deep linking, and what a placed link opens."""
-import json
-from importlib import resources
-
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Competency, CourseFramework, Framework
+from ..models import Competency, Framework
+from . import frameworks, pathways
 
 DEPARTMENT_LABELS = {
     "community": "Community / retail", "central": "Hospital central pharmacy",
@@ -15,31 +13,20 @@ DEPARTMENT_LABELS = {
 }
 
 
-def course_frameworks(course) -> list[Framework]:
+def course_frameworks(actor, course) -> list[Framework]:
     """The frameworks a course uses; every framework visible to its tenant when none was chosen yet."""
-    chosen = db.session.scalars(select(Framework).join(CourseFramework).where(
-        CourseFramework.course_id == course.id).order_by(Framework.name)).all()
-    if chosen:
-        return list(chosen)
-    return list(db.session.scalars(select(Framework).where(or_(
-        Framework.registration_id.is_(None), Framework.registration_id == course.registration_id))
-        .order_by(Framework.name)))
+    return frameworks.course_frameworks(actor, course.id) or frameworks.list_frameworks(actor)
 
 
-def pathways() -> list[dict]:
-    try:
-        data = json.loads(resources.files("lti_tool.data").joinpath("career_pathways.json").read_text())
-    except (FileNotFoundError, ModuleNotFoundError, json.JSONDecodeError):
-        return []
-    items = data.get("pathways", data) if isinstance(data, dict) else data
-    return [{"code": p.get("code"), "title": p.get("name") or p.get("title") or p.get("code")}
-            for p in items if isinstance(p, dict) and p.get("code")]
+def offered_pathways() -> list[dict]:
+    return [{"code": p["code"], "title": p.get("name") or p["code"]}
+            for p in pathways.default_definitions()["pathways"]]
 
 
-def targets(course) -> dict:
+def targets(actor, course) -> dict:
     """{"pages": [...], "pathways": [...], "departments": [...], "competencies": [(framework, [competency])]}"""
-    frameworks = course_frameworks(course)
-    ids = [f.id for f in frameworks]
+    used = course_frameworks(actor, course)
+    ids = [f.id for f in used]
     competencies = db.session.scalars(select(Competency).where(Competency.framework_id.in_(ids))
                                       .order_by(Competency.framework_id, Competency.position, Competency.id)).all()
     has_children = {c.parent_id for c in competencies if c.parent_id}
@@ -48,10 +35,10 @@ def targets(course) -> dict:
     return {
         "pages": [{"target": "portfolio", "title": "Technician portfolio"},
                   {"target": "matrix", "title": "Team competency matrix"}],
-        "pathways": [{"target": f"pathway:{p['code']}", "title": p["title"]} for p in pathways()],
+        "pathways": [{"target": f"pathway:{p['code']}", "title": p["title"]} for p in offered_pathways()],
         "departments": [{"target": f"department:{d}", "title": f"{DEPARTMENT_LABELS[d]} cross-training checklist"}
                         for d in departments],
-        "competencies": [(f, [c for c in leaves if c.framework_id == f.id]) for f in frameworks],
+        "competencies": [(f, [c for c in leaves if c.framework_id == f.id]) for f in used],
     }
 
 
