@@ -2,7 +2,7 @@
 import secrets
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings_module
@@ -70,7 +70,6 @@ def create_app(config: dict | None = None) -> Flask:
             db.session.rollback()
         return response
 
-    app.jinja_env.globals["request"] = request
     return app
 
 
