@@ -4,28 +4,44 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := $(VENV)/bin/flask --app lti_tool
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+PORT ?= 5000
 PYTHON ?= python3
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/test
 ARTIFACTS ?= $(CURDIR)/test-artifacts
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test test-sqlite test-postgres chromium postgres lint bench
+.PHONY: install install-run run demo-reset test test-sqlite test-postgres chromium postgres lint bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
+# What running needs (make run) and what testing needs on top (make test): two stamps.
+$(RUN_STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml $(RUN_STAMP)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+install-run: $(RUN_STAMP)
+
 install: $(STAMP)
 
-run: install
+run: install-run
 	LTI_TOOL_ENV=development $(FLASK) db upgrade
-	LTI_TOOL_ENV=development $(FLASK) demo load
-	@echo "Open http://127.0.0.1:5000/dev/ to launch as the demo technician or manager."
-	LTI_TOOL_ENV=development $(FLASK) run --host 127.0.0.1 --port 5000
+	LTI_TOOL_ENV=development $(FLASK) demo load --base-url http://127.0.0.1:$(PORT)
+	@echo "Open http://127.0.0.1:$(PORT)/dev/ to launch as the demo technician, manager, observer or administrator."
+	LTI_TOOL_ENV=development $(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+# Start the demo over: the development SQLite database and its attachments are deleted and loaded again.
+demo-reset: install-run
+	rm -f instance/development.sqlite3
+	rm -rf instance/attachments
+	LTI_TOOL_ENV=development $(FLASK) db upgrade
+	LTI_TOOL_ENV=development $(FLASK) demo load --base-url http://127.0.0.1:$(PORT)
 
 # Debian's chromium for the browser tests (Playwright drives it; no browser download works here).
 chromium:

@@ -40,6 +40,10 @@ PERSONAS = {
     "admin": {"name": "Alex Admin", "given_name": "Alex", "family_name": "Admin",
               "email": "alex.admin@example.org", "label": "LMS administrator",
               "roles": [LIS + "institution/person#Administrator", LIS + "system/person#User"]},
+    # A Canvas observer / Moodle mentor: follows the course, may look, never signs off.
+    "observer": {"name": "Olivia Reyes", "given_name": "Olivia", "family_name": "Reyes",
+                 "email": "olivia.reyes@example.org", "label": "Observer",
+                 "roles": [LIS + "membership#Mentor", LIS + "system/person#User"]},
 }
 
 
