@@ -182,3 +182,17 @@ def register(app):
         # Session tokens travel in URLs: never leak them to other sites through Referer.
         response.headers.setdefault("Referrer-Policy", "same-origin")
         return response
+
+
+def viewer_zone():
+    """The time zone pages are shown in: the session's tenant setting, else the tool's default."""
+    from . import formatting
+    from .services import settings
+
+    if not has_request_context():
+        return formatting.zone(None)
+    if "viewer_zone" not in g:
+        session = tool_session.current()
+        name = settings.get(session.registration, "time_zone") if session is not None else None
+        g.viewer_zone = formatting.zone(name)
+    return g.viewer_zone

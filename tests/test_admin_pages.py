@@ -194,6 +194,7 @@ ADMIN_ROUTES = [
     ("GET", "/admin/frameworks/{framework}/export/moodle-csv", None),
     ("GET", "/admin/settings", None),
     ("POST", "/admin/settings/revalidation", {"revalidation_warning_days": "45"}),
+    ("POST", "/admin/settings/time-zone", {"time_zone": "America/Chicago"}),
     ("POST", "/admin/settings/roles", {"role-Learner": "technician", "role-Instructor": "manager",
                                        "role-TeachingAssistant": "default", "role-ContentDeveloper": "default",
                                        "role-Mentor": "default", "role-Administrator": "default"}),
@@ -650,6 +651,24 @@ def test_revalidation_window_is_saved_and_validated(app, registered, admin):
     with app.app_context():
         assert db.session.get(Registration, registered).settings == {"revalidation_warning_days": 45}
     assert len(audit_actions(app, "settings.update")) == 1
+
+
+def test_time_zone_is_saved_validated_and_used_for_times_on_pages(app, registered, admin):
+    page = admin.get("/admin/settings")
+    assert '<option value="America/New_York" selected>' in page.page
+    for bad in ("Mars/Olympus_Mons", "", "../../etc/passwd", "America/Chicago\x00"):
+        resp = admin.post("/admin/settings/time-zone", {"time_zone": bad})
+        assert resp.status_code == 400, bad
+        assert "Choose a time zone from the list" in resp.page
+    with app.app_context():
+        assert (db.session.get(Registration, registered).settings or {}).get("time_zone") is None
+    page = admin.follow(admin.post("/admin/settings/time-zone", {"time_zone": "America/Los_Angeles"}))
+    assert "America/Los Angeles time" in notice_of(page)[1]
+    assert '<option value="America/Los_Angeles" selected>' in page.page
+    assert audit_actions(app, "settings.update")[-1][3] == {"time_zone": "America/Los_Angeles"}
+    # The admin home shows when keys were made: now in Pacific time.
+    home = admin.get("/admin/")
+    assert re.search(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M P[SD]T", home.page)
 
 
 def test_role_mapping_is_saved_audited_and_applies_at_the_next_launch(app, platform, registered, admin, live_server):

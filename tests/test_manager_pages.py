@@ -157,7 +157,8 @@ def test_queue_lists_open_requests_oldest_first_and_filters_them(team):
     assert text.index("Garbing observed") < text.index("Aseptic practice") < text.index("Cart fill week")
     assert "3 days ago" in text and "2 hours ago" in text
     assert f"/team/review/{r_old[0]}" in text and "Cross-training" in text
-    assert re.search(r"\d{1,2} \w{3} \d{4}, \d\d:\d\d UTC", text)  # absolute time next to the relative one
+    # absolute time next to the relative one, US style in the tenant's zone (default Eastern)
+    assert re.search(r"[A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d\d [AP]M E[SD]T", text)
 
     by_competency = team.get("/team/queue", competency=team.garb).text
     assert "Garbing observed" in by_competency and "Cart fill week" not in by_competency

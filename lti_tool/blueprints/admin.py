@@ -8,7 +8,7 @@ from io import BytesIO
 
 from flask import Blueprint, abort, current_app, render_template, request, send_file
 
-from .. import tool_session
+from .. import formatting, tool_session
 from ..extensions import db
 from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
@@ -20,7 +20,7 @@ from ..services import settings as tenant_settings
 from ..services.actors import Actor
 from ..services.framework_io import FrameworkImportError
 from ..services.framework_io.common import describe
-from ..web import redirect_with_notice
+from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -71,31 +71,15 @@ def _failed(exc: DomainError) -> int:
 # --- Template helpers -------------------------------------------------------------------------------------
 
 def ago(moment: datetime | None) -> str:
-    if moment is None:
-        return "never"
-    seconds = int((datetime.now(UTC) - moment).total_seconds())
-    if seconds < 0:
-        return "just now"
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
-                       ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
+    return formatting.ago(moment) if moment is not None else "never"
 
 
 def until(moment: datetime | None) -> str:
-    """"in 3 hours", "in 5 minutes", "now"."""
-    seconds = int((moment - datetime.now(UTC)).total_seconds()) if moment else 0
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            return f"in {n} {unit}{'s' if n != 1 else ''}"
-    return "now"
+    return formatting.until(moment)
 
 
 def when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC") if moment else ""
+    return formatting.us_datetime(moment, viewer_zone()) if moment else ""
 
 
 @bp.context_processor
@@ -301,13 +285,13 @@ def _render_settings(errors=None, form=None, status=200):
     registration = db.session.get(Registration, actor.registration_id)
     current = tenant_settings.effective(registration)
     values = {"revalidation_warning_days": str(current["revalidation_warning_days"]),
-              **service.role_choices(registration)}
+              "time_zone": current["time_zone"], **service.role_choices(registration)}
     values.update(form or {})
     return render_template(
         "admin/settings.html", values=values, errors=errors or {}, lti_roles=service.LTI_ROLES,
         lti_role_labels=service.LTI_ROLE_LABELS, tool_roles=TOOL_ROLES, default_role=service.default_role,
         other_overrides=service.other_overrides(registration), low=service.WARNING_DAYS[0],
-        high=service.WARNING_DAYS[1], actor=actor), status
+        high=service.WARNING_DAYS[1], actor=actor, us_time_zones=tenant_settings.US_TIME_ZONES), status
 
 
 @bp.route("/settings")
@@ -329,6 +313,19 @@ def save_revalidation():
     days = saved["revalidation_warning_days"]
     return redirect_with_notice("admin.settings", f"Competencies now show as due for revalidation {days} "
                                 f"day{'s' if days != 1 else ''} before their sign-off expires.")
+
+
+@bp.route("/settings/time-zone", methods=["POST"])
+@admin_only
+def save_time_zone():
+    raw = request.form.get("time_zone", "")
+    try:
+        tenant_settings.update(_actor(), {"time_zone": raw})
+    except DomainError as exc:
+        status = _failed(exc)
+        errors = {"time_zone": (exc.fields or {}).get("time_zone") or exc.message}
+        return _render_settings(errors, {"time_zone": raw}, status)
+    return redirect_with_notice("admin.settings", f"Times are now shown in {raw.replace('_', ' ')} time.")
 
 
 @bp.route("/settings/roles", methods=["POST"])

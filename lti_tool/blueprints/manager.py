@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, render_template, request, send_file
 
-from .. import tool_session
+from .. import formatting, tool_session
 from ..extensions import db
 from ..models.reviews import METHODS
 from ..permissions import is_course_manager, require
@@ -13,7 +13,7 @@ from ..services import DomainError, evidence, matrix, reviews, status
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
-from ..web import redirect_with_notice
+from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("manager", __name__, url_prefix="/team")
 only_managers = require(
@@ -59,26 +59,13 @@ def _course_id() -> int:
 # --- Template helpers -------------------------------------------------------------------------------------
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
-    """"3 days ago", "2 hours ago", "just now"."""
-    if moment is None:
-        return ""
-    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
-    future = seconds < 0
-    seconds = abs(seconds)
-    for unit, size in (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400),
-                       ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = seconds // size
-            text = f"{n} {unit}{'s' if n != 1 else ''}"
-            return f"in {text}" if future else f"{text} ago"
-    return "just now"
+    return formatting.ago(moment, now)
 
 
 def when(moment: datetime | None, with_time: bool = True) -> str:
     if moment is None:
         return ""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%-d %b %Y, %H:%M UTC") if with_time else moment.strftime("%-d %b %Y")
+    return formatting.us_datetime(moment, viewer_zone()) if with_time else formatting.us_date(moment, viewer_zone())
 
 
 def evidence_fields(item) -> list[tuple[str, object]]:

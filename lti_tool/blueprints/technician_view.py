@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
+from .. import formatting
 from ..extensions import db
 from ..lti.roles import ROLE_LABELS
 from ..models import AuditEntry, Evidence, Membership, Person, ReviewRequest, SignOff
@@ -16,6 +17,7 @@ from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
 from ..services import DomainError, ce, status
 from ..services.placements import DEPARTMENT_LABELS
+from ..web import viewer_zone
 from . import technician_forms as forms
 
 try:  # career pathways arrived in their own change; the dashboard works without them
@@ -37,20 +39,11 @@ EXTRA_RULES = ("ptcb_cspt",)
 
 
 def day_text(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value[:10])
-        except ValueError:
-            return value
-    if isinstance(value, datetime):
-        value = value.date()
-    return f"{value.day} {value:%B %Y}"
+    return formatting.us_date(value, viewer_zone())
 
 
 def moment_text(value: datetime | None) -> str:
-    return f"{day_text(value)}, {value:%H:%M} UTC" if value else ""
+    return formatting.us_datetime(value, viewer_zone()) if value else ""
 
 
 def hours_text(hours) -> str:

@@ -4,7 +4,10 @@ A tenant (registration) stores only what it changed; reads always see a full set
 know which keys a tenant has overridden. Every key has a validator, so a bad value is refused at write time
 rather than surprising the status computation later.
 """
+from zoneinfo import available_timezones
+
 from ..extensions import db
+from ..formatting import DEFAULT_TIME_ZONE
 from ..models import Registration
 from . import DomainError, Forbidden, audit
 
@@ -18,12 +21,28 @@ def _int_between(low: int, high: int):
     return check
 
 
+def _time_zone(value):
+    if not isinstance(value, str) or value not in available_timezones():
+        raise DomainError("Choose a time zone from the list, e.g. America/Chicago.", code="invalid_setting")
+    return value
+
+
+# The US zones offered first on the settings page (any IANA zone is accepted).
+US_TIME_ZONES = [
+    ("America/New_York", "Eastern"), ("America/Chicago", "Central"), ("America/Denver", "Mountain"),
+    ("America/Phoenix", "Arizona"), ("America/Los_Angeles", "Pacific"), ("America/Anchorage", "Alaska"),
+    ("Pacific/Honolulu", "Hawaii"), ("America/Puerto_Rico", "Atlantic (Puerto Rico)"),
+]
+
 DEFAULTS = {
     # Days before a sign-off expires when its competency shows as "due for revalidation".
     "revalidation_warning_days": 30,
+    # Times on pages, PDFs and e-mails are shown in this zone.
+    "time_zone": DEFAULT_TIME_ZONE,
 }
 VALIDATORS = {
     "revalidation_warning_days": _int_between(1, 365),
+    "time_zone": _time_zone,
 }
 
 

@@ -5,7 +5,6 @@ written out), tables that split across pages with their header row repeated, and
 name, "Page n of N", the verification link and a QR code of it. A4 or US Letter.
 """
 import io
-from datetime import date, datetime
 from xml.sax.saxutils import escape
 
 from reportlab.graphics import renderPDF
@@ -18,6 +17,8 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfgen import canvas as pdfcanvas
 from reportlab.platypus import KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+
+from ..formatting import us_date
 
 PAGE_SIZES = {"a4": A4, "letter": LETTER}
 MARGIN = 18 * mm
@@ -43,16 +44,8 @@ def _styles():
 
 
 def fmt_date(value) -> str:
-    """ISO date or datetime text -> '15 Jan 2025'; empty for None."""
-    if not value:
-        return ""
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00")) if "T" in value else \
-                date.fromisoformat(value)
-        except ValueError:
-            return value
-    return value.strftime("%d %b %Y").lstrip("0")
+    """'Jan 15, 2025'; empty for None (one date style for pages and PDFs: lti_tool.formatting)."""
+    return us_date(value)
 
 
 def _p(text, style) -> Paragraph:

@@ -1,0 +1,97 @@
+"""How dates and times read for people in the United States: "Nov 30, 2026" and "Nov 30, 2026, 2:30 PM CST",
+in the viewer's time zone. Every page, PDF and e-mail formats through here, so one style shows everywhere.
+
+Stored times are UTC; a time is shown in the tenant's time zone (the `time_zone` setting, see services.settings),
+else the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
+it has no time zone.
+"""
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TIME_ZONE = "America/New_York"
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """A ZoneInfo for an IANA name; the default for an empty or unknown name (never raises on bad data)."""
+    try:
+        return ZoneInfo(name or DEFAULT_TIME_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_TIME_ZONE)
+
+
+def _parse(value):
+    """Dates and datetimes pass through; ISO text (as JSON transcripts carry it) is read; anything else is None."""
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, str) and value:
+        text = value.strip()
+        try:
+            if "T" in text or " " in text:
+                return datetime.fromisoformat(text.replace("Z", "+00:00"))
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _local(moment: datetime, tz: ZoneInfo | str | None) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(tz if isinstance(tz, ZoneInfo) else zone(tz))
+
+
+def us_date(value, tz: ZoneInfo | str | None = None) -> str:
+    """"Nov 30, 2026"; a datetime is first moved into the viewer's zone. Empty for None; unreadable text as given."""
+    parsed = _parse(value)
+    if parsed is None:
+        return value if isinstance(value, str) else ""
+    if isinstance(parsed, datetime):
+        parsed = _local(parsed, tz).date()
+    return f"{parsed:%b} {parsed.day}, {parsed.year}"
+
+
+def us_time(moment: datetime, tz: ZoneInfo | str | None = None) -> str:
+    """"2:30 PM CST" (the zone's abbreviation follows daylight saving time)."""
+    local = _local(moment, tz)
+    hour = local.hour % 12 or 12
+    return f"{hour}:{local:%M} {'AM' if local.hour < 12 else 'PM'} {local.tzname()}"
+
+
+def us_datetime(value, tz: ZoneInfo | str | None = None) -> str:
+    """"Nov 30, 2026, 2:30 PM CST"."""
+    parsed = _parse(value)
+    if parsed is None:
+        return value if isinstance(value, str) else ""
+    if not isinstance(parsed, datetime):
+        return us_date(parsed)
+    return f"{us_date(parsed, tz)}, {us_time(parsed, tz)}"
+
+
+def _span(seconds: int, units) -> str | None:
+    for unit, size in units:
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return None
+
+
+_UNITS = (("year", 365 * 86400), ("month", 30 * 86400), ("week", 7 * 86400), ("day", 86400), ("hour", 3600),
+          ("minute", 60))
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    """"3 days ago", "in 2 hours", "just now"; empty for None."""
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    text = _span(abs(seconds), _UNITS)
+    if text is None:
+        return "just now"
+    return f"in {text}" if seconds < 0 else f"{text} ago"
+
+
+def until(moment: datetime | None, now: datetime | None = None) -> str:
+    """"in 3 hours", "in 5 minutes", "now"."""
+    seconds = int((moment - (now or datetime.now(UTC))).total_seconds()) if moment else 0
+    text = _span(seconds, _UNITS[3:])
+    return f"in {text}" if text else "now"
