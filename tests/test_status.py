@@ -95,7 +95,8 @@ def test_warning_window_is_a_tenant_setting(world, make):
     with pytest.raises(DomainError):
         settings.update(admin, {"revalidation_warning_days": True})
 
-    assert settings.update(admin, {"revalidation_warning_days": 10}) == {"revalidation_warning_days": 10}
+    assert settings.update(admin, {"revalidation_warning_days": 10}) == {"revalidation_warning_days": 10,
+                                                                         "time_zone": "America/New_York"}
     [entry] = audit_rows("settings.update")
     assert entry.before == {} and entry.after == {"revalidation_warning_days": 10}
     assert entry.actor_id == admin_person.id and entry.actor_role == "admin"
