@@ -45,7 +45,7 @@ def find_technician(email: str, issuer: str | None) -> Person:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True)
 @click.option("--issuer", default=None, help="The LMS platform's issuer, when the email is known on several")
-@click.option("--page-size", type=click.Choice(sorted(transcript_pdf.PAGE_SIZES)), default="a4", show_default=True)
+@click.option("--page-size", type=click.Choice(sorted(transcript_pdf.PAGE_SIZES)), default="letter", show_default=True)
 @click.option("--base-url", default=None, help="The tool's public address for links (default: TOOL_BASE_URL)")
 def export(email, fmt, output, issuer, page_size, base_url):
     """Write one technician's transcript or credentials to FILE."""

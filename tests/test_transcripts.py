@@ -196,6 +196,15 @@ def test_pdf_contains_the_entries_and_a_verification_link_on_every_page(world, s
         assert f"{BASE}/verify/abc" in page and f"Page {n} of {len(pages)}" in page
 
 
+def test_pdf_is_us_letter_unless_a4_is_asked_for(world):
+    data = transcripts.build(world.tech, world.tech.person.id, as_of=AS_OF)
+    pdf = transcript_pdf.render(data, f"{BASE}/verify/abc")
+    width, height = PdfReader(io.BytesIO(pdf)).pages[0].mediabox.upper_right
+    assert (round(float(width)), round(float(height))) == (612, 792)
+    text = " ".join(pdf_text(pdf)[0].split())
+    assert "As of: Mar 1, 2025" in text, text[:300]
+
+
 def test_pdf_with_500_evidence_items_renders(world):
     for n in range(500):
         add_evidence(world, world.tech, "qi_project", overrides={"title": f"Project number {n:03d}"})

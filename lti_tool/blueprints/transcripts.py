@@ -18,7 +18,7 @@ from ..services.credentials import CredentialError
 from ..web import app_url, redirect_with_notice
 
 bp = Blueprint("transcripts", __name__)
-DOWNLOADS = {"pdf-a4": "PDF (A4)", "pdf-letter": "PDF (US Letter)", "csv": "CSV", "json": "JSON",
+DOWNLOADS = {"pdf-letter": "PDF (US Letter)", "pdf-a4": "PDF (A4)", "csv": "CSV", "json": "JSON",
              "ob3": "Open Badges 3.0 credentials", "clr": "Comprehensive Learner Record (CLR 2.0)"}
 
 
@@ -98,7 +98,7 @@ def matrix_csv(course_id):
 @login_required
 def start_export(course_id):
     actor = _actor()
-    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "a4"))
+    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"))
     # The thread reads the job from its own session: it must be committed first.
     db.session.commit()
     transcript_exports.start_zip_job(job, _base())

@@ -130,7 +130,7 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
     return out.getvalue()
 
 
-def pdf_for(actor, person_id: int, base: str, page_size: str = "a4", as_of=None) -> tuple[dict, bytes]:
+def pdf_for(actor, person_id: int, base: str, page_size: str = "letter", as_of=None) -> tuple[dict, bytes]:
     """(transcript, PDF bytes), registering the printed transcript so its verification link answers."""
     transcript = transcripts.build(actor, person_id, as_of=as_of)
     row = credentials.register_transcript(transcript, actor.registration_id)
@@ -157,7 +157,7 @@ def _technicians(course_id: int) -> list[int]:
                                            Membership.role == TECHNICIAN).order_by(Membership.person_id)))
 
 
-def create_zip_job(actor, course_id: int, page_size: str = "a4") -> ExportJob:
+def create_zip_job(actor, course_id: int, page_size: str = "letter") -> ExportJob:
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
@@ -199,7 +199,7 @@ def build_zip(job_id: int, base: str, *, commit_every: int = 1) -> None:
     job.status, job.started_at = RUNNING, datetime.now(UTC)
     job.heartbeat_at = job.started_at
     course_id, requested_by_id, page_size = job.course_id, job.requested_by_id, (job.options or {}).get("page_size",
-                                                                                                      "a4")
+                                                                                                      "letter")
     path = os.path.join(export_dir(), f"{job.public_id}.zip")
     db.session.commit()
     try:

@@ -2,7 +2,7 @@
 
 Made for paper: 10 pt body text with 13 pt leading, black on white, no colour needed to read a state (it is
 written out), tables that split across pages with their header row repeated, and on every page the technician's
-name, "Page n of N", the verification link and a QR code of it. A4 or US Letter.
+name, "Page n of N", the verification link and a QR code of it. US Letter (default) or A4.
 """
 import io
 from xml.sax.saxutils import escape
@@ -213,7 +213,7 @@ def _ce_section(transcript, styles, usable):
     return out
 
 
-def render(transcript: dict, verify_url: str, page_size: str = "a4", out=None) -> bytes | None:
+def render(transcript: dict, verify_url: str, page_size: str = "letter", out=None) -> bytes | None:
     """Render the PDF. Writes to `out` (a binary file object) when given and returns None; else returns bytes."""
     size = PAGE_SIZES[page_size]
     styles = _styles()
