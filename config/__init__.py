@@ -3,6 +3,7 @@
 `load(env)` returns a plain dict so that create_app never reads os.environ itself
 and tests can hand in any configuration they like.
 """
+import ipaddress
 import os
 import tempfile
 from pathlib import Path
@@ -30,8 +31,13 @@ class Config:
     SQLALCHEMY_DATABASE_URI = None
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     DEV_LMS_ENABLED = False
-    # Every outbound HTTP call (JWKS, registration, later AGS/NRPS) uses this timeout.
+    # Every outbound call to a platform (lti/http.py: registration, JWKS, token, AGS, NRPS): connect/read timeout
+    # in seconds (the whole answer must arrive within twice this), and the largest answer read.
     LTI_HTTP_TIMEOUT = 5.0
+    LTI_HTTP_MAX_BYTES = 5 * 1024 * 1024
+    # Addresses (IPs or CIDR networks) outside the public internet that platforms may still make the tool call:
+    # loopback, private, link-local and metadata addresses are refused unless listed here.
+    LTI_OUTBOUND_ALLOW: tuple = ()
     # Clock skew allowed on exp/iat between the LMS and us.
     LTI_JWT_LEEWAY = 60
     # How long a login's state/nonce waits for the launch.
@@ -43,12 +49,13 @@ class Config:
     # A rotated signing key is published at once but signs only after this delay, so platforms that cache the
     # tool's JWKS have fetched it first. To replace a compromised key at once: rotate-key, then retire-key OLD.
     LTI_KEY_ACTIVATION_DELAY = 24 * 3600
-    # When set, /lti/register answers only links carrying ?invite=<this> (show-config prints such a link).
-    LTI_REGISTRATION_INVITE = None
+    # Days a registration link (`flask lti registration-link`) stays valid when the operator does not say.
+    LTI_REGISTRATION_LINK_DAYS = 7
     # The tool's own session token (carried in links and forms, not a third-party cookie).
     SESSION_TOKEN_MAX_AGE = 8 * 3600
-    # Trust X-Forwarded-Proto/Host from this many proxies.
-    PROXY_FIX_HOPS = 1
+    # Trust X-Forwarded-For/Proto/Host/Port from this many proxies in front of the tool. 0 (the default) trusts
+    # none: a client could otherwise choose the host the tool names in its configuration and credential ids.
+    PROXY_FIX_HOPS = 0
     MAX_CONTENT_LENGTH = 16 * 1024 * 1024
     # The tool's public address, for CLI output (show-config) where there is no request.
     TOOL_BASE_URL = "http://127.0.0.1:5000"
@@ -61,6 +68,8 @@ class DevelopmentConfig(Config):
     NAME = "development"
     SECRET_KEY = "dev-only-not-secret"
     DEV_LMS_ENABLED = True
+    # The development LMS runs inside the tool on this machine.
+    LTI_OUTBOUND_ALLOW = ("127.0.0.1",)
 
 
 class TestingConfig(Config):
@@ -69,6 +78,8 @@ class TestingConfig(Config):
     LTI_KEY_ACTIVATION_DELAY = 0
     SECRET_KEY = "testing-only-not-secret"
     DEV_LMS_ENABLED = True
+    # The test platforms listen on 127.0.0.1; other loopback addresses stay refused, as in production.
+    LTI_OUTBOUND_ALLOW = ("127.0.0.1",)
     # A directory per test process under the system temp dir (created on first upload, not at import).
     ATTACHMENT_DIR = os.path.join(tempfile.gettempdir(), f"lti-tool-test-attachments-{os.getpid()}")
 
@@ -106,8 +117,11 @@ def load(environ=None) -> dict:
         settings["DEV_LMS_ENABLED"] = dev_lms
     if environ.get("TOOL_BASE_URL"):
         settings["TOOL_BASE_URL"] = environ["TOOL_BASE_URL"].rstrip("/")
-    if environ.get("LTI_REGISTRATION_INVITE"):
-        settings["LTI_REGISTRATION_INVITE"] = environ["LTI_REGISTRATION_INVITE"]
+    if environ.get("LTI_OUTBOUND_ALLOW") is not None:
+        settings["LTI_OUTBOUND_ALLOW"] = tuple(a.strip() for a in environ["LTI_OUTBOUND_ALLOW"].split(",")
+                                               if a.strip())
+    if environ.get("LTI_REGISTRATION_LINK_DAYS"):
+        settings["LTI_REGISTRATION_LINK_DAYS"] = int(environ["LTI_REGISTRATION_LINK_DAYS"])
     if environ.get("PROXY_FIX_HOPS"):
         settings["PROXY_FIX_HOPS"] = int(environ["PROXY_FIX_HOPS"])
     if environ.get("ATTACHMENT_DIR"):
@@ -117,6 +131,8 @@ def load(environ=None) -> dict:
     for key in ("LTI_HTTP_TIMEOUT",):
         if environ.get(key):
             settings[key] = float(environ[key])
+    if environ.get("LTI_HTTP_MAX_BYTES"):
+        settings["LTI_HTTP_MAX_BYTES"] = int(environ["LTI_HTTP_MAX_BYTES"])
     return settings
 
 
@@ -133,4 +149,9 @@ def check(settings: dict) -> dict:
             raise ConfigError("The development LMS cannot be switched on in production.")
     if not settings.get("SECRET_KEY"):
         raise ConfigError("SECRET_KEY is not set.")
+    try:
+        for item in settings.get("LTI_OUTBOUND_ALLOW") or ():
+            ipaddress.ip_network(item, strict=False)
+    except ValueError as exc:
+        raise ConfigError(f"LTI_OUTBOUND_ALLOW: {exc}") from exc
     return settings

@@ -10,10 +10,11 @@ from . import cli_advantage
 from .cli_frameworks import frameworks_cli
 from .cli_transcripts import transcripts_cli
 from .extensions import db
-from .lti import keys
+from .lti import keys, registration_links, registry
 from .lti.roles import TOOL_ROLES
 from .lti.urls import tool_urls
 from .models import Deployment, Registration
+from .models.base import utcnow
 from .services import demo
 from .services.frameworks import ensure_default_framework
 
@@ -45,23 +46,26 @@ def _registration(issuer, client_id) -> Registration:
 @click.option("--token-url", required=True, help="OAuth2 token endpoint")
 @click.option("--jwks-url", required=True, help="The platform's public key set")
 @click.option("--deployment-id", "deployment_ids", multiple=True, required=True)
-@click.option("--audience", default=None, help="Token audience, when the platform needs one (Moodle does not)")
+@click.option("--audience", default=None, help="Token audience, when the platform needs one (Moodle does not); "
+              "used only on the token URL's own origin")
 def add_platform(name, issuer, client_id, auth_url, token_url, jwks_url, deployment_ids, audience):
-    """Register a platform (issuer + client id) with one or more deployment ids. Running it again updates."""
-    for url in (issuer, auth_url, token_url, jwks_url):
-        if not url.startswith(("https://", "http://")):
-            raise click.BadParameter(f"{url!r} is not an http(s) URL")
+    """Register a platform (issuer + client id) with one or more deployment ids. Running it again for the same
+    issuer and client id changes its URLs (recorded in the audit log) and adds deployments."""
     row = db.session.scalars(
         select(Registration).where(Registration.issuer == issuer, Registration.client_id == client_id)
     ).first()
     created = row is None
-    if created:
-        row = Registration(issuer=issuer, client_id=client_id)
-        db.session.add(row)
-    row.name, row.auth_login_url, row.auth_token_url, row.jwks_url = name, auth_url, token_url, jwks_url
-    row.auth_audience = audience
-    row.jwks_cache = None
-    db.session.flush()
+    try:
+        if created:
+            row = registry.create(name=name, issuer=issuer, client_id=client_id, auth_login_url=auth_url,
+                                  auth_token_url=token_url, jwks_url=jwks_url, auth_audience=audience)
+        else:
+            registry.check_values(name=name)
+            row.name = name
+            registry.change_urls(row, auth_login_url=auth_url, auth_token_url=token_url, jwks_url=jwks_url,
+                                 auth_audience=audience)
+    except registry.RegistryError as exc:
+        raise click.BadParameter(str(exc)) from exc
     existing = {d.deployment_id for d in row.deployments}
     for dep in deployment_ids:
         if dep not in existing:
@@ -69,6 +73,55 @@ def add_platform(name, issuer, client_id, auth_url, token_url, jwks_url, deploym
     db.session.commit()
     click.echo(f"{'Added' if created else 'Updated'} platform {name} ({issuer}, client id {client_id}) "
                f"with deployments: {', '.join(sorted(existing | set(deployment_ids)))}")
+
+
+@lti_cli.command("registration-link")
+@click.option("--name", default=None, help="A name for the LMS it registers (shown to its administrators)")
+@click.option("--expires-days", type=click.IntRange(1, 90), default=None,
+              help="Days the link stays valid (default LTI_REGISTRATION_LINK_DAYS, 7)")
+@click.option("--base-url", default=None, help="The tool's public address (default: TOOL_BASE_URL)")
+def registration_link(name, expires_days, base_url):
+    """Print a single-use dynamic registration link (the last line). Paste it into Moodle as the Tool URL, or
+    into Canvas's LTI Registration. It is shown only now: the tool keeps only its hash."""
+    days = expires_days or current_app.config["LTI_REGISTRATION_LINK_DAYS"]
+    if name is not None and (not name.strip() or len(name) > 200):
+        raise click.BadParameter("give a name of 1 to 200 characters", param_hint="--name")
+    row, token = registration_links.create(name.strip() if name else None, days)
+    registry.operator_audit("registration_link.created", row, None, None,
+                            {"name": row.name, "expires_at": row.expires_at.isoformat()})
+    db.session.commit()
+    with _base_url_context(base_url):
+        link = registration_links.url(token)
+    click.echo(f"Registration link {row.id}{' for ' + row.name if row.name else ''}: single use, valid until "
+               f"{row.expires_at:%b %-d, %Y %H:%M} UTC. Paste it into the LMS as the tool's registration URL "
+               "(Moodle: Tool URL; Canvas: LTI Registration).")
+    click.echo(link)
+
+
+@lti_cli.command("registration-links")
+def registration_links_list():
+    """List registration links (never their tokens): unused, used (by which registration) or expired."""
+    rows = registration_links.listed()
+    if not rows:
+        click.echo("No registration links.")
+    now = utcnow()
+    for r in rows:
+        state = (f"used {r.used_at:%b %-d, %Y} (registration {r.registration_id})" if r.used_at else
+                 "expired" if r.expires_at <= now else f"unused, valid until {r.expires_at:%b %-d, %Y %H:%M} UTC")
+        click.echo(f"{r.id}: {r.name or '(no name)'}: {state}")
+
+
+@lti_cli.command("revoke-registration-link")
+@click.argument("link_id", type=int)
+def revoke_registration_link(link_id):
+    """Make an unused registration link invalid now."""
+    try:
+        row = registration_links.revoke(link_id)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    registry.operator_audit("registration_link.revoked", row, None, None, {"id": row.id})
+    db.session.commit()
+    click.echo(f"Registration link {link_id} can no longer be used.")
 
 
 @lti_cli.command("add-deployment")
@@ -110,15 +163,18 @@ def show_config(base_url):
         urls = tool_urls()
     labels = {"login": "OIDC login (initiation) URL", "launch": "Launch / redirect URL",
               "deep_linking": "Deep linking URL", "jwks": "Public keyset (JWKS) URL",
-              "canvas_config": "Canvas JSON configuration URL", "registration": "Dynamic registration URL"}
+              "canvas_config": "Canvas JSON configuration URL"}
     for key, label in labels.items():
         click.echo(f"{label:32} {urls[key]}")
+    click.echo(f"{'Dynamic registration':32} a single-use link: flask --app lti_tool lti registration-link")
 
 
 @lti_cli.command("rotate-key")
 def rotate_key():
     """Add a new signing key. Older keys stay published until `retire-key`."""
     key = keys.rotate()
+    registry.operator_audit("key.rotated", key, None, None,
+                            {"kid": key.kid, "published": [k.kid for k in keys.published_keys()]})
     db.session.commit()
     click.echo(f"New signing key {key.kid}; published keys: {', '.join(k.kid for k in keys.published_keys())}")
 
@@ -128,9 +184,10 @@ def rotate_key():
 def retire_key(kid):
     """Stop publishing an old key (after platforms have refreshed their copy of the JWKS)."""
     try:
-        keys.retire(kid)
+        key = keys.retire(kid)
     except (LookupError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    registry.operator_audit("key.retired", key, None, None, {"kid": kid})
     db.session.commit()
     click.echo(f"Retired {kid}")
 

@@ -12,6 +12,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from .extensions import db
 from .models import Course, Membership, Person, Registration
 from .services.actors import Actor
+from .services.launches import frame_origins
 
 PARAM = "lt"
 SALT = "tool-session-v1"
@@ -88,4 +89,6 @@ def current() -> ToolSession | None:
         if token:
             g.tool_session = load(token)
             g.session_token = issue(g.tool_session.person, g.tool_session.membership, g.tool_session.launch_id)
+            # Read now, while the request's transaction is open: the CSP header is built after the commit.
+            g.csp_origins = frame_origins(g.tool_session.registration)
     return g.tool_session

@@ -6,12 +6,11 @@ import logging
 
 from flask import abort, current_app, g, has_request_context, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from . import tool_session
 from .extensions import db
-from .lti.urls import origin
-from .models import Registration, ScoreOutbox
+from .models import ScoreOutbox
 from .services import grades
 from .tool_session import PARAM
 
@@ -112,18 +111,6 @@ def nav_items() -> list[dict]:
     return items
 
 
-def frame_ancestors() -> list[str]:
-    """The origins of every registered platform: only they may frame the tool. Besides the issuer and the login
-    endpoint, each registration remembers the origins its launches came from (`settings["frame_origins"]`):
-    Canvas frames the tool from the institution's domain, which is neither its issuer nor its login endpoint."""
-    rows = db.session.execute(select(Registration.issuer, Registration.auth_login_url, Registration.settings)).all()
-    origins = set()
-    for issuer, login, settings in rows:
-        origins.update(o for o in (origin(issuer), origin(login)) if o)
-        origins.update((settings or {}).get("frame_origins") or [])
-    return sorted(origins)
-
-
 # LTI protocol endpoints are framed by platforms that may not be known yet (a first launch from a new Canvas
 # domain, Moodle's dynamic-registration dialog). They hold no actions worth clickjacking, only the protocol.
 OPEN_FRAME_ENDPOINTS = {"lti.login", "lti.launch", "lti.launch_complete", "lti.register"}
@@ -168,7 +155,9 @@ def register(app):
     @app.after_request
     def security_headers(response):
         if response.mimetype == "text/html":
-            known = " ".join(["'self'", *frame_ancestors()])
+            # Only the session's own registration (computed when the session was loaded, before the commit:
+            # no query here). Pages without a session: 'self'.
+            known = " ".join(["'self'", *g.get("csp_origins", ())])
             ancestors = "*" if request.endpoint in OPEN_FRAME_ENDPOINTS else known
             nonce = g.get("csp_nonce", "")
             response.headers["Content-Security-Policy"] = (
@@ -181,6 +170,8 @@ def register(app):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         # Session tokens travel in URLs: never leak them to other sites through Referer.
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
 

@@ -139,7 +139,8 @@ class Factory:
 
         n = self._next()
         row = Registration(name=kw.pop("name", f"LMS {n}"), issuer=kw.pop("issuer", f"https://lms{n}.example.org"),
-                           client_id=kw.pop("client_id", f"client-{n}"), auth_login_url="https://lms.example.org/auth",
+                           client_id=kw.pop("client_id", f"client-{n}"),
+                           auth_login_url=kw.pop("auth_login_url", "https://lms.example.org/auth"),
                            auth_token_url="https://lms.example.org/token",
                            jwks_url="https://lms.example.org/jwks", **kw)
         db.session.add(row)

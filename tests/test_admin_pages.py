@@ -160,8 +160,9 @@ def test_admin_home_shows_the_registration_deployments_urls_and_keys(app, admin,
     with app.app_context():
         kids = [k.kid for k in keys.published_keys()]
     assert kids and all(kid in text for kid in kids)
-    assert "Signs now" in text and "Rotate signing key" in text
-    assert "The previous key stays published" in text
+    assert "Signs now" in text and "lti rotate-key" in text
+    assert "Rotate signing key" not in text and "Retire" not in text, "keys are the operator's, read-only here"
+    assert "/lti/register" not in text and "registration link" in text
     assert 'aria-current="page">Administration<' in text, "the main nav marks the admin page"
 
 
@@ -184,8 +185,6 @@ def test_moodle_site_admin_and_an_admin_launched_outside_a_course_reach_the_page
 ADMIN_ROUTES = [
     ("GET", "/admin/", None),
     ("POST", "/admin/deployments/{deployment}/status", {"active": "0"}),
-    ("POST", "/admin/keys/rotate", {}),
-    ("POST", "/admin/keys/retire", {"kid": "{kid}"}),
     ("POST", "/admin/scores/retry", {"all": "1"}),
     ("GET", "/admin/frameworks", None),
     ("POST", "/admin/frameworks/import", {}),
@@ -278,12 +277,10 @@ def test_course_frameworks_page_is_for_managers_and_admins(app, world_ids, techn
 
 
 def test_posts_without_the_csrf_token_are_refused(app, admin):
-    with app.app_context():
-        before = len(keys.published_keys())
-    resp = admin.post("/admin/keys/rotate", {}, csrf=False)
+    before = _state(app)
+    resp = admin.post("/admin/settings/revalidation", {"revalidation_warning_days": "45"}, csrf=False)
     assert resp.status_code == 400 and "did not come from this tool" in resp.page
-    with app.app_context():
-        assert len(keys.published_keys()) == before
+    assert _state(app) == before
 
 
 # --- Deployments --------------------------------------------------------------------------------------------
@@ -350,43 +347,35 @@ def test_a_disabled_deployment_is_not_recreated_by_auto_deployments(app, platfor
 
 # --- Keys ---------------------------------------------------------------------------------------------------
 
-def test_rotate_then_retire_the_older_key(app, admin, live_server, http):
-    with app.app_context():
-        old = [k.kid for k in keys.published_keys()]
-    assert len(old) == 1
-    page = admin.follow(admin.post("/admin/keys/rotate"))
-    assert "signs from now on" in notice_of(page)[1] and "previous key stays published" in notice_of(page)[1]
-    with app.app_context():
-        published = [k.kid for k in keys.published_keys()]
-    assert published[0] == old[0] and len(published) == 2
-    assert {k["kid"] for k in http.get(live_server + "/lti/jwks").json()["keys"]} == set(published)
-    rotated = audit_actions(app, "key.rotated")
-    assert len(rotated) == 1 and rotated[0][3] == {"kid": published[1], "published": published}
-    assert f"Retire <span class=\"vh\">key {old[0]}</span>" in page.page
-    assert f"Retire <span class=\"vh\">key {published[1]}</span>" not in page.page, "the signing key has no retire"
-
-    page = admin.follow(admin.post("/admin/keys/retire", {"kid": old[0]}))
-    assert notice_of(page) == ("success", f"Key {old[0]} retired: it is no longer published.")
-    assert {k["kid"] for k in http.get(live_server + "/lti/jwks").json()["keys"]} == {published[1]}
-    retired = audit_actions(app, "key.retired")
-    assert retired[0][2] == {"kid": old[0], "retired_at": None} and retired[0][3]["retired_at"]
+@pytest.mark.parametrize("path, data", [("/admin/keys/rotate", {}), ("/admin/keys/retire", {"kid": "{kid}"})])
+def test_a_tenant_admin_cannot_rotate_or_retire_keys(app, admin, world_ids, path, data):
+    """Keys are shared by every tenant of the installation: only the operator (CLI) changes them."""
+    before = _state(app)
+    resp = admin.post(path, {k: v.format(**world_ids) for k, v in data.items()})
+    assert resp.status_code in (404, 405)
+    assert _state(app) == before
 
 
-def test_the_last_key_and_the_signing_key_are_not_retired(app, admin):
+def test_the_page_names_the_signing_key_and_waits_for_the_activation_delay(app, admin):
+    """Production: a rotated key is published at once but signs a day later; the page shows which one signs."""
+    from datetime import timedelta
+
+    from lti_tool.models.base import utcnow
+
     with app.app_context():
-        only = keys.published_keys()[0].kid
-    resp = admin.post("/admin/keys/retire", {"kid": only})
-    assert resp.status_code == 400
-    assert "This is the only published key" in resp.page and "Rotate first" in resp.page
-    admin.follow(admin.post("/admin/keys/rotate"))
-    with app.app_context():
-        newest = keys.published_keys()[-1].kid
-    resp = admin.post("/admin/keys/retire", {"kid": newest})
-    assert resp.status_code == 400 and "signs the tool's messages now" in resp.page
-    assert admin.post("/admin/keys/retire", {"kid": "no-such-kid"}).status_code == 404
-    with app.app_context():
-        assert len(keys.published_keys()) == 2
-    assert audit_actions(app, "key.retired") == []
+        old = keys.published_keys()[0]
+        old.created_at = utcnow() - timedelta(days=10)
+        new = keys.rotate()
+        db.session.commit()
+        old_kid, new_kid = old.kid, new.kid
+    app.config["LTI_KEY_ACTIVATION_DELAY"] = 24 * 3600
+    try:
+        table = admin.get("/admin/").page.split('data-testid="keys"')[1].split("</table>")[0]
+    finally:
+        app.config["LTI_KEY_ACTIVATION_DELAY"] = 0
+    rows = {kid: row for kid in (old_kid, new_kid) for row in table.split("<tr>") if kid in row}
+    assert "Signs now" in rows[old_kid] and "Signs now" not in rows[new_kid]
+    assert "Published, does not sign" in rows[new_kid]
 
 
 # --- Outbound health ------------------------------------------------------------------------------------------
@@ -799,26 +788,3 @@ def test_admin_home_query_count_does_not_grow_with_deployments_courses_or_scores
     page = admin.get("/admin/")
     assert page.page.count("NRPS answered 500") == 15 and page.page.count("Failed: not retried") == 15
     assert _statements_during(app, lambda: admin.get("/admin/")) == small
-
-
-def test_with_an_activation_delay_the_older_key_keeps_signing(app, admin):
-    """Production: a rotated key is published at once but signs a day later; the page says so and keeps the
-    older key, which still signs, from being retired."""
-    from datetime import timedelta
-
-    from lti_tool.models.base import utcnow
-
-    with app.app_context():
-        old = keys.published_keys()[0]
-        old.created_at = utcnow() - timedelta(days=10)
-        db.session.commit()
-        old_kid = old.kid
-    app.config["LTI_KEY_ACTIVATION_DELAY"] = 24 * 3600
-    try:
-        page = admin.follow(admin.post("/admin/keys/rotate"))
-        assert "starts signing in 24 hours" in notice_of(page)[1]
-        assert f"Retire <span class=\"vh\">key {old_kid}</span>" not in page.page, "the older key signs now"
-        refused = admin.post("/admin/keys/retire", {"kid": old_kid})
-        assert refused.status_code == 400 and "signs the tool" in refused.text
-    finally:
-        app.config["LTI_KEY_ACTIVATION_DELAY"] = 0

@@ -88,16 +88,17 @@ def test_list_platforms_text_and_json(cli, app):
     assert data[0]["role_mapping"] == {}
 
 
-def test_show_config_prints_the_six_urls(cli):
+def test_show_config_prints_the_urls_and_how_to_get_a_registration_link(cli):
     result = cli("show-config", "--base-url", "https://tool.example.org")
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 6
-    urls = [line.split()[-1] for line in lines]
+    urls = [line.split()[-1] for line in lines[:5]]
     assert urls == ["https://tool.example.org/lti/login", "https://tool.example.org/lti/launch",
                     "https://tool.example.org/lti/launch", "https://tool.example.org/lti/jwks",
-                    "https://tool.example.org/lti/config.json", "https://tool.example.org/lti/register"]
-    assert "OIDC login" in lines[0] and "Dynamic registration" in lines[5]
+                    "https://tool.example.org/lti/config.json"]
+    assert "OIDC login" in lines[0]
+    assert "Dynamic registration" in lines[5] and "lti registration-link" in lines[5]
 
 
 def test_show_config_defaults_to_tool_base_url(cli, app):

@@ -32,9 +32,13 @@ def other_site():
 
 @pytest.fixture
 def storage_lms(app, other_site):
+    # 127.0.0.2 is not in the testing allow list (only 127.0.0.1): the operator allows this platform's address.
+    allow = app.config["LTI_OUTBOUND_ALLOW"]
+    app.config["LTI_OUTBOUND_ALLOW"] = (*allow, "127.0.0.2")
     with app.app_context():
         other_site.register_in(db)
-    return other_site
+    yield other_site
+    app.config["LTI_OUTBOUND_ALLOW"] = allow
 
 
 @pytest.fixture

@@ -62,7 +62,8 @@ def test_production_app_has_no_development_lms(make_app):
     assert client.get("/dev/jwks").status_code == 404
     assert "dev" not in prod.blueprints
     assert client.get("/lti/jwks").status_code == 200
-    assert prod.config["PROXY_FIX_HOPS"] == 1
+    assert prod.config["PROXY_FIX_HOPS"] == 0, "no proxy is trusted unless the operator says so"
+    assert prod.config["LTI_OUTBOUND_ALLOW"] == (), "production calls no internal address by default"
 
 
 def test_development_lms_is_served_in_testing_and_can_be_switched_off(make_app, client):
@@ -98,4 +99,14 @@ def test_values_read_from_the_environment_mapping():
     assert settings["PROXY_FIX_HOPS"] == 2
     assert settings["LTI_HTTP_TIMEOUT"] == 2.5
     # load() hands back a fresh dict: nothing leaks between two calls.
-    assert config.load(PROD)["PROXY_FIX_HOPS"] == 1
+    assert config.load(PROD)["PROXY_FIX_HOPS"] == 0
+
+
+def test_outbound_allow_list_is_read_and_checked():
+    settings = config.load(dict(PROD, LTI_OUTBOUND_ALLOW="10.0.0.0/8, 192.168.1.5", LTI_HTTP_MAX_BYTES="1000"))
+    assert settings["LTI_OUTBOUND_ALLOW"] == ("10.0.0.0/8", "192.168.1.5")
+    assert settings["LTI_HTTP_MAX_BYTES"] == 1000
+    assert config.check(settings) is settings
+    assert config.load({"LTI_TOOL_ENV": "testing"})["LTI_OUTBOUND_ALLOW"] == ("127.0.0.1",)
+    with pytest.raises(config.ConfigError, match="LTI_OUTBOUND_ALLOW"):
+        config.check(config.load(dict(PROD, LTI_OUTBOUND_ALLOW="intranet.example.org")))

@@ -24,17 +24,22 @@ def test_tenants_may_each_hold_the_same_framework_code(make):
 
 
 def test_remembered_frame_origins_are_origins_only_and_capped(make):
-    from lti_tool.services.launches import MAX_FRAME_ORIGINS, remember_origins
+    from lti_tool.services.launches import MAX_FRAME_ORIGINS, frame_origins, remember_origins
 
-    reg = make.registration()
+    def presentation(url):
+        return {"https://purl.imsglobal.org/spec/lti/claim/launch_presentation": {"return_url": url}}
+
+    reg = make.registration(issuer="https://lms.example.edu", auth_login_url="https://sso.example.edu/auth")
     remember_origins(reg, {"https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings": {
-        "deep_link_return_url": "https://lms.example.edu/deep_linking_response?x=1"}},
-        request_origin="https://lms.example.edu")
-    assert reg.settings["frame_origins"] == ["https://lms.example.edu"]
-    remember_origins(reg, {}, request_origin="javascript:alert(1)")
-    remember_origins(reg, {}, request_origin="https://evil.example/path")
-    assert reg.settings["frame_origins"] == ["https://lms.example.edu"], "only bare http(s) origins are kept"
+        "deep_link_return_url": "https://school.example.edu/deep_linking_response?x=1"}})
+    assert reg.settings["frame_origins"] == ["https://school.example.edu"]
+    remember_origins(reg, presentation("javascript:alert(1)"))
+    remember_origins(reg, presentation("https://school.example.edu/other/path"))
+    assert reg.settings["frame_origins"] == ["https://school.example.edu"], "only new http(s) origins are kept"
     for i in range(MAX_FRAME_ORIGINS + 5):
-        remember_origins(reg, {}, request_origin=f"https://host{i}.example.edu")
+        remember_origins(reg, presentation(f"https://host{i}.example.edu/return"))
     assert len(reg.settings["frame_origins"]) == MAX_FRAME_ORIGINS
     assert reg.settings["frame_origins"][-1] == f"https://host{MAX_FRAME_ORIGINS + 4}.example.edu"
+    allowed = frame_origins(reg)
+    assert {"https://lms.example.edu", "https://sso.example.edu"} <= set(allowed)
+    assert len(allowed) == MAX_FRAME_ORIGINS + 2

@@ -37,7 +37,7 @@ def _clean(page, name):
 
 def test_landing_home_and_refused_launch_pages(page, live_server, platform, registered, http):
     page.goto(live_server + "/")
-    assert "Dynamic registration URL" in page.content()
+    assert "Dynamic registration" in page.content() and "single-use registration link" in page.content()
     _clean(page, "page-landing")
 
     resp, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["observer"], sub="observer-1")
@@ -64,9 +64,18 @@ def test_deep_linking_picker_page(app, page, live_server, platform, registered, 
     _clean(page, "page-deep-linking-picker")
 
 
-def test_registration_confirmation_and_dev_lms_pages(page, live_server, platform):
+def test_registration_confirmation_and_dev_lms_pages(app, page, live_server, platform):
+    from lti_tool.extensions import db
+    from lti_tool.lti import registration_links
+
+    page.goto(f"{live_server}/lti/register?openid_configuration=x")
+    assert "not valid" in page.content()
+    _clean(page, "page-register-refused")
+    with app.app_context():
+        _, link = registration_links.create(None, 1)
+        db.session.commit()
     config_url = quote(platform.base + "/.well-known/openid-configuration", safe="")
-    page.goto(f"{live_server}/lti/register?openid_configuration={config_url}&registration_token=x")
+    page.goto(f"{live_server}/lti/register?link={link}&openid_configuration={config_url}&registration_token=x")
     assert "Register the tool" in page.content()
     _clean(page, "page-register-confirm")
     page.goto(live_server + "/dev/")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import wraps
 from io import BytesIO
 
-from flask import Blueprint, abort, current_app, render_template, request, send_file
+from flask import Blueprint, abort, render_template, request, send_file
 
 from .. import formatting, tool_session
 from ..extensions import db
@@ -118,29 +118,6 @@ def deployment_status(deployment_pk):
     state = "enabled: launches through it work again" if row.active else \
         "disabled: launches through it are refused until you enable it"
     return redirect_with_notice("admin.index", f"Deployment {row.deployment_id} {state}.")
-
-
-@bp.route("/keys/rotate", methods=["POST"])
-@admin_only
-def rotate_key():
-    key = service.rotate_key(_actor())
-    delay_hours = round(current_app.config.get("LTI_KEY_ACTIVATION_DELAY", 0) / 3600)
-    when = "it signs from now on" if not delay_hours else \
-        f"it is published now and starts signing in {delay_hours} hours, once every LMS has fetched it"
-    return redirect_with_notice(
-        "admin.index", f"New signing key {key.kid} created; {when}. The previous key stays "
-        "published, so messages signed with it still verify. Retire it in a day or two.")
-
-
-@bp.route("/keys/retire", methods=["POST"])
-@admin_only
-def retire_key():
-    kid = request.form.get("kid", "")
-    try:
-        service.retire_key(_actor(), kid)
-    except DomainError as exc:
-        return _render_index(exc.message, _failed(exc))
-    return redirect_with_notice("admin.index", f"Key {kid} retired: it is no longer published.")
 
 
 @bp.route("/scores/retry", methods=["POST"])

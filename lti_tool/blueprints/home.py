@@ -42,7 +42,7 @@ def target_url(session, target: dict | None) -> str | None:
 
 @bp.route("/")
 def landing():
-    return render_template("landing.html", urls=tool_urls(with_invite=False))
+    return render_template("landing.html", urls=tool_urls())
 
 
 @bp.route("/app/")

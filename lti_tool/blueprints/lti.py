@@ -1,11 +1,9 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
-import hmac
-
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 
 from .. import tool_session
 from ..extensions import db
-from ..lti import keys
+from ..lti import keys, registration_links
 from ..lti.canvas_config import canvas_configuration
 from ..lti.dynamic_registration import RegistrationError, ToolDynamicRegistration
 from ..lti.errors import LaunchError
@@ -88,8 +86,7 @@ def launch_complete():
 
 def _finish(registration, deployment, claims, launch_id):
     person, course, membership = record_launch(registration, deployment, claims)
-    origin = request.headers.get("Origin")
-    remember_origins(registration, claims, origin if origin != request.host_url.rstrip("/") else None)
+    remember_origins(registration, claims)
     token = tool_session.issue(person, membership, launch_id)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:
@@ -126,14 +123,19 @@ def config_json():
     return jsonify(canvas_configuration())
 
 
+REGISTRATION_LINK_REFUSED = (
+    "This registration link is not valid: it was already used, it has expired, or it was never issued. "
+    "Dynamic registration only works with a single-use link from the tool's operator; ask them for a new one "
+    "(`flask --app lti_tool lti registration-link`) and paste it into the LMS as the tool's registration URL.")
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
-    invite = current_app.config.get("LTI_REGISTRATION_INVITE")
-    if invite and not hmac.compare_digest(request.values.get("invite", ""), invite):
-        # Without the invite anyone could make the tool register (and fetch) any platform.
-        return render_template("lti/register_failed.html", reason=(
-            "This registration link is not valid for this tool. Copy the dynamic registration URL again from the "
-            "tool's administrator (`flask --app lti_tool lti show-config`).")), 403
+    token = request.values.get(registration_links.PARAM)
+    # Checked before anything else: without a valid link the tool makes no outbound call and writes nothing.
+    link = registration_links.usable(token) if request.method == "GET" else registration_links.claim(token)
+    if link is None:
+        return render_template("lti/register_failed.html", reason=REGISTRATION_LINK_REFUSED), 403
     dynreg = ToolDynamicRegistration(
         request.values.get("openid_configuration", ""), request.values.get("registration_token")
     )
@@ -142,9 +144,9 @@ def register():
             platform = dynreg.read_platform()
             return render_template("lti/register_confirm.html", platform=platform,
                                    openid_configuration=dynreg.openid_configuration_url,
-                                   registration_token=dynreg.registration_token or "")
-        registration = dynreg.register_and_store()
+                                   registration_token=dynreg.registration_token or "", link=token)
+        registration = dynreg.register_and_store(link.name)
     except RegistrationError as exc:
         return render_template("lti/register_failed.html", reason=str(exc)), exc.status
+    link.registration_id = registration.id
     return render_template("lti/register_done.html", registration=registration)
-

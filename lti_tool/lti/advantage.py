@@ -9,7 +9,7 @@ from pylti1p3.exception import LtiServiceException
 from pylti1p3.service_connector import ServiceConnector
 
 from . import keys, storage
-from .http import http_session
+from .http import OutboundError, http_session
 from .tool_conf import ToolRegistration
 
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
@@ -54,6 +54,8 @@ class DbServiceConnector(ServiceConnector):
         except LtiServiceException as exc:
             raise PlatformError("The LMS refused the tool's request for an access token "
                                 f"(HTTP {getattr(exc, 'response', None) and exc.response.status_code}).") from exc
+        except OutboundError as exc:
+            raise PlatformError(str(exc)) from exc
         except Exception as exc:
             raise PlatformError(f"The LMS could not be reached for an access token ({type(exc).__name__}).") from exc
         headers = {"Authorization": "Bearer " + token, "Accept": accept}
@@ -63,6 +65,8 @@ class DbServiceConnector(ServiceConnector):
             data = json.dumps(body)
         try:
             resp = self._requests_session.request(method, url, data=data, headers=headers)
+        except OutboundError as exc:
+            raise PlatformError(str(exc)) from exc
         except Exception as exc:
             raise PlatformError(f"The LMS could not be reached ({type(exc).__name__}).") from exc
         if not resp.ok:

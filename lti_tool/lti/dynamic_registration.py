@@ -1,8 +1,9 @@
 """LTI Dynamic Registration, as Moodle 4.x and Canvas perform it.
 
-The LMS opens /lti/register?openid_configuration=...&registration_token=... in a window; the tool reads the
-platform's configuration, shows what it is about to register, POSTs its own configuration, stores the result
-and closes the window with the org.imsglobal.lti.close postMessage.
+The LMS opens /lti/register?link=...&openid_configuration=...&registration_token=... in a window (the operator's
+registration link, to which the LMS adds its two parameters); the tool reads the platform's configuration, shows
+what it is about to register, POSTs its own configuration, stores the result as a new registration and closes the
+window with the org.imsglobal.lti.close postMessage. Every call goes through lti/http.py.
 """
 from urllib.parse import urlsplit
 
@@ -11,8 +12,8 @@ from pylti1p3.dynamic_registration import DynamicRegistration
 
 from ..extensions import db
 from ..models import Deployment, Registration
-from .http import http_session
-from .tool_conf import find_registration_row
+from . import registry
+from .http import OutboundError, http_session
 from .urls import SCOPES, tool_urls
 
 PLATFORM_CONF = "https://purl.imsglobal.org/spec/lti-platform-configuration"
@@ -21,7 +22,9 @@ REQUIRED = ("issuer", "authorization_endpoint", "token_endpoint", "jwks_uri", "r
 
 
 class RegistrationError(Exception):
-    status = 400
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 class ToolDynamicRegistration(DynamicRegistration):
@@ -82,22 +85,33 @@ class ToolDynamicRegistration(DynamicRegistration):
             raise RegistrationError("The LMS did not give an openid_configuration address. Start the "
                                     "registration from the LMS's tool administration page.")
         try:
-            resp = http_session().get(url)
-            resp.raise_for_status()
+            resp = http_session().get(url, headers={"Accept": "application/json"})
+        except OutboundError as exc:
+            raise RegistrationError(f"The LMS's configuration could not be read: {exc}") from exc
+        if not resp.ok:
+            raise RegistrationError(f"The LMS's configuration could not be read (HTTP {resp.status_code}).")
+        try:
             platform = resp.json()
-        except Exception as exc:
-            raise RegistrationError(f"The LMS's configuration at {url} could not be read ({exc}).") from exc
+        except ValueError as exc:
+            raise RegistrationError("The LMS's configuration could not be read (it is not JSON).") from exc
         if not isinstance(platform, dict):
             raise RegistrationError("The LMS's configuration is not a JSON object.")
-        missing = [k for k in REQUIRED if not platform.get(k)]
+        missing = [k for k in REQUIRED if not platform.get(k) or not isinstance(platform.get(k), str)]
         if missing:
             raise RegistrationError("The LMS's configuration lacks " + ", ".join(missing) + ".")
         if not isinstance(platform.get(PLATFORM_CONF), dict):
             raise RegistrationError("The configuration is not an LTI platform configuration.")
+        try:
+            registry.check_values(issuer=platform["issuer"], auth_login_url=platform["authorization_endpoint"],
+                                  auth_token_url=platform["token_endpoint"], jwks_url=platform["jwks_uri"],
+                                  registration_endpoint_url=platform["registration_endpoint"])
+        except registry.RegistryError as exc:
+            raise RegistrationError(f"The LMS's configuration is not usable: {exc}") from exc
         self._platform = platform
         return platform
 
-    def register_and_store(self) -> Registration:
+    def register_and_store(self, name: str | None = None) -> Registration:
+        """POST the tool's configuration to the platform and store the new registration. Never updates one."""
         platform = self._platform or self.read_platform()
         headers = {"Accept": "application/json", "Content-Type": "application/json"}
         if self.registration_token:
@@ -105,11 +119,11 @@ class ToolDynamicRegistration(DynamicRegistration):
         try:
             resp = http_session().post(platform["registration_endpoint"], json=self.lti_registration_data(),
                                        headers=headers)
-        except Exception as exc:
-            raise RegistrationError(f"The LMS's registration endpoint could not be reached ({exc}).") from exc
+        except OutboundError as exc:
+            raise RegistrationError(f"The LMS's registration endpoint could not be reached: {exc}") from exc
         if not resp.ok:
-            raise RegistrationError(f"The LMS refused the registration (HTTP {resp.status_code}): "
-                                    f"{resp.text[:300]}")
+            # The answer is the platform's text: never shown (it could be anything the address returned).
+            raise RegistrationError(f"The LMS refused the registration (HTTP {resp.status_code}).")
         try:
             answer = resp.json()
         except ValueError as exc:
@@ -121,23 +135,23 @@ class ToolDynamicRegistration(DynamicRegistration):
         client_id = str(client_id)
         tool_conf = answer.get(TOOL_CONF) if isinstance(answer.get(TOOL_CONF), dict) else {}
         issuer = platform["issuer"]
-        row = find_registration_row(issuer, client_id)
-        if row is None:
-            row = Registration(issuer=issuer, client_id=client_id)
-            db.session.add(row)
         conf = platform[PLATFORM_CONF]
-        row.name = conf.get("product_family_code", "LMS").title() + " " + urlsplit(issuer).netloc
-        row.auth_login_url = platform["authorization_endpoint"]
-        row.auth_token_url = platform["token_endpoint"]
-        row.jwks_url = platform["jwks_uri"]
-        row.auth_audience = platform.get("authorization_server")
-        row.product_family = conf.get("product_family_code")
+        family = conf.get("product_family_code") if isinstance(conf.get("product_family_code"), str) else None
         deployment_id = tool_conf.get("deployment_id")
-        # Canvas creates deployments only when the tool is installed in an account or course; trust new
-        # deployment ids that arrive in launches signed by this registration.
-        row.auto_deployments = not deployment_id
-        db.session.flush()
-        if deployment_id and not any(d.deployment_id == str(deployment_id) for d in row.deployments):
-            db.session.add(Deployment(registration_id=row.id, deployment_id=str(deployment_id)))
+        try:
+            row = registry.create(
+                name=(name or (family or "LMS").title() + " " + urlsplit(issuer).netloc)[:200], issuer=issuer,
+                client_id=client_id, auth_login_url=platform["authorization_endpoint"],
+                auth_token_url=platform["token_endpoint"], jwks_url=platform["jwks_uri"],
+                auth_audience=platform.get("authorization_server")
+                if isinstance(platform.get("authorization_server"), str) else None,
+                product_family=family[:100] if family else None,
+                # Canvas creates deployments only when the tool is installed in an account or course; trust new
+                # deployment ids that arrive in launches signed by this registration.
+                auto_deployments=not deployment_id)
+        except registry.RegistryError as exc:
+            raise RegistrationError(str(exc), status=409) from exc
+        if deployment_id:
+            db.session.add(Deployment(registration_id=row.id, deployment_id=str(deployment_id)[:255]))
         db.session.flush()
         return row

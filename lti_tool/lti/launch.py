@@ -60,7 +60,7 @@ class ToolOIDCLogin(FlaskOIDCLogin):
             raise LaunchError("The LMS did not say who you are",
                               "The login request has no login_hint.", status=400, code="missing_login_hint")
         client_id = self._get_request_param("client_id")
-        row = find_registration_row(issuer, client_id)
+        row = find_registration_row(issuer, client_id, self._get_request_param("lti_deployment_id"))
         if row is None:
             raise LaunchError(
                 "This LMS is not registered with the tool",

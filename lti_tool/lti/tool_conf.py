@@ -7,6 +7,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Deployment, Registration
 from . import keys
+from .registry import bound_audience
 
 
 class ToolRegistration(LtiRegistration):
@@ -23,8 +24,10 @@ class ToolRegistration(LtiRegistration):
             .set_auth_token_url(row.auth_token_url)
             .set_key_set_url(row.jwks_url)
         )
-        if row.auth_audience:
-            self.set_auth_audience(row.auth_audience)
+        # A client assertion's aud is the token URL it is posted to; a separate audience only on that origin.
+        audience = bound_audience(row.auth_token_url, row.auth_audience)
+        if audience:
+            self.set_auth_audience(audience)
 
     def _signing_key(self):
         if self._key is None:
@@ -45,12 +48,16 @@ def registrations_for_issuer(issuer: str) -> list[Registration]:
     return list(db.session.scalars(select(Registration).where(Registration.issuer == issuer)))
 
 
-def find_registration_row(issuer: str, client_id: str | None) -> Registration | None:
+def find_registration_row(issuer: str, client_id: str | None, deployment_id: str | None = None) -> Registration | None:
     rows = registrations_for_issuer(issuer)
     if client_id:
         return next((r for r in rows if r.client_id == client_id), None)
-    # A login without client_id is only unambiguous when the issuer has a single registration.
-    return rows[0] if len(rows) == 1 else None
+    if len(rows) <= 1:
+        return rows[0] if rows else None
+    # A login without client_id from an issuer with several registrations: the one that has the deployment,
+    # else the first registered, so a registration added later never takes over the issuer's existing logins.
+    owners = [r for r in rows if deployment_id and any(d.deployment_id == deployment_id for d in r.deployments)]
+    return owners[0] if len(owners) == 1 else min(rows, key=lambda r: r.id)
 
 
 def find_deployment_row(registration: Registration, deployment_id: str) -> Deployment | None:

@@ -1,7 +1,7 @@
 """The tool's public URLs, as an LMS administrator needs them."""
 from urllib.parse import urlsplit
 
-from flask import current_app, url_for
+from flask import url_for
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 AGS_SCOPES = [
@@ -12,17 +12,16 @@ AGS_SCOPES = [
 SCOPES = AGS_SCOPES + [NRPS_SCOPE]
 
 
-def tool_urls(with_invite: bool = True) -> dict:
-    """The tool's URLs. The dynamic registration URL carries the invite (LTI_REGISTRATION_INVITE) when one is
-    set, except where the page is public (with_invite=False)."""
-    invite = current_app.config.get("LTI_REGISTRATION_INVITE") if with_invite else None
+def tool_urls() -> dict:
+    """The tool's URLs. Dynamic registration also needs a single-use link (`flask lti registration-link`),
+    which no page shows."""
     return {
         "login": url_for("lti.login", _external=True),
         "launch": url_for("lti.launch", _external=True),
         "deep_linking": url_for("lti.launch", _external=True),
         "jwks": url_for("lti.jwks", _external=True),
         "canvas_config": url_for("lti.config_json", _external=True),
-        "registration": url_for("lti.register", _external=True, **({"invite": invite} if invite else {})),
+        "registration": url_for("lti.register", _external=True),
     }
 
 

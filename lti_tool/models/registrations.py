@@ -67,3 +67,19 @@ class ToolKey(db.Model):
     public_jwk: Mapped[dict] = mapped_column(JSON)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     retired_at = mapped_column(UTCDateTime)
+
+
+class RegistrationLink(db.Model):
+    """A dynamic-registration link the operator handed out (`flask lti registration-link`). Only the SHA-256 of
+    its token is kept; the link registers one platform, once, before it expires."""
+
+    __tablename__ = "registration_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # What the operator called it; becomes the registration's name.
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at = mapped_column(UTCDateTime, nullable=False)
+    used_at = mapped_column(UTCDateTime)
+    registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id", ondelete="SET NULL"))

@@ -3,7 +3,8 @@ health (roster syncs, gradebook scores), tenant settings and the role mapping.
 
 Every function takes an Actor who must be a tool administrator (Person.is_admin) and works on that actor's own
 registration (tenant) only: a deployment, course or score of another registration is reported as not found.
-Signing keys are the tool's own and shared by every registration of this installation (lti/keys.py).
+Signing keys are the tool's own and shared by every registration of this installation (lti/keys.py): a tenant's
+administrator sees them, and only the operator changes them (CLI), so no tenant changes what another's LMS sees.
 """
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -113,37 +114,9 @@ def published_keys(actor) -> list[ToolKey]:
     return keys.published_keys()
 
 
-def rotate_key(actor) -> ToolKey:
-    """A new signing key; the previous keys stay published, so messages signed a moment ago still verify."""
-    require_admin(actor)
-    key = keys.rotate()
-    audit.record(actor, "key.rotated", key, after={"kid": key.kid,
-                                                    "published": [k.kid for k in keys.published_keys()]})
-    return key
-
-
 def signing_kid(actor) -> str:
     require_admin(actor)
     return keys.signing_key().kid
-
-
-def retire_key(actor, kid: str) -> ToolKey:
-    """Stop publishing a key. The key that signs now and the last published key stay."""
-    require_admin(actor)
-    published = keys.published_keys()
-    key = next((k for k in published if k.kid == kid), None)
-    if key is None:
-        raise NotFound("No published key with that id (it may already be retired).")
-    if len(published) == 1:
-        raise DomainError("This is the only published key. Retiring it would leave the LMS nothing to check the "
-                          "tool's messages with. Rotate first, then retire the old key.", code="last_key")
-    if key.kid == keys.signing_key().kid:
-        raise DomainError("This key signs the tool's messages now. Only older keys can be retired.",
-                          code="signing_key")
-    keys.retire(kid)
-    audit.record(actor, "key.retired", key, before={"kid": kid, "retired_at": None},
-                 after={"kid": kid, "retired_at": key.retired_at})
-    return key
 
 
 # --- Outbound health ------------------------------------------------------------------------------------------

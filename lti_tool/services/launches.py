@@ -15,11 +15,11 @@ DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_setting
 MAX_FRAME_ORIGINS = 20
 
 
-def remember_origins(registration: Registration, claims: dict, request_origin: str | None = None) -> None:
-    """Keep the origins a validated launch came from, so pages may be framed there (CSP frame-ancestors) and post
-    back there (form-action): the launch form's Origin, launch_presentation.return_url, deep_link_return_url."""
+def remember_origins(registration: Registration, claims: dict) -> None:
+    """Keep the origins a validated launch came from, so this registration's pages may be framed there (CSP
+    frame-ancestors) and post back there (form-action): launch_presentation.return_url and deep_link_return_url.
+    Both are inside the signed id_token; no request header (Origin, Referer) is ever trusted for this."""
     found = {
-        request_origin if origin(request_origin) == request_origin else None,
         origin((claims.get(CLAIM + "launch_presentation") or {}).get("return_url")),
         origin((claims.get(DL_SETTINGS) or {}).get("deep_link_return_url")),
     } - {None}
@@ -29,6 +29,15 @@ def remember_origins(registration: Registration, claims: dict, request_origin: s
     if new:
         settings["frame_origins"] = (known + new)[-MAX_FRAME_ORIGINS:]
         registration.settings = settings
+
+
+def frame_origins(registration: Registration) -> list[str]:
+    """The origins allowed to frame this registration's pages and receive their forms: its issuer and login
+    endpoint, and the (capped) origins its validated launches came from. Another tenant's launches never add
+    to this list."""
+    found = [origin(registration.issuer), origin(registration.auth_login_url),
+             *((registration.settings or {}).get("frame_origins") or [])[-MAX_FRAME_ORIGINS:]]
+    return sorted({o for o in found if o and origin(o) == o})
 
 
 def record_launch(registration: Registration, deployment: Deployment, claims: dict):

@@ -70,6 +70,7 @@ class TestPlatform:
         # Seconds the JWKS endpoint waits before answering (a slow LMS).
         self.jwks_delay = 0
         self.registration_requests = []
+        self.config_requests = 0
         self.registration_response = None
         self.registration_token = "reg-token-" + secrets.token_hex(4)
         # The tool's JWKS URL, for /token to check client assertions against (set by the test).
@@ -94,6 +95,7 @@ class TestPlatform:
                 time.sleep(self.jwks_delay)
             return self._json({"keys": [k["jwk"] for k in self.published]})
         if request.path == "/.well-known/openid-configuration":
+            self.config_requests += 1
             return self._json(self.openid_configuration())
         if request.path == "/auth":
             return self._auth(request)
