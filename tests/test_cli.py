@@ -50,6 +50,27 @@ def test_add_platform_with_several_deployments(cli, app):
     assert _deployments(app) == ["1:abc", "2:def", "3:ghi"]
 
 
+def test_changing_a_registrations_urls_is_audited_and_cannot_take_another_client_id(cli, app):
+    from lti_tool.models import AuditEntry
+
+    assert cli("add-platform", *CANVAS, "--deployment-id", "1:abc").exit_code == 0
+    moved = [v.replace("sso.test.canvaslms.com/api/lti/security/jwks", "keys.example.edu/jwks") for v in CANVAS]
+    result = cli("add-platform", *moved, "--deployment-id", "1:abc")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert [(e.action, e.actor_role) for e in entries] == [("registration.created", "operator"),
+                                                               ("registration.urls_changed", "operator")]
+        assert entries[1].before == {"jwks_url": "https://sso.test.canvaslms.com/api/lti/security/jwks"}
+        assert entries[1].after == {"jwks_url": "https://keys.example.edu/jwks"}
+    # Another issuer claiming the same client id at the same token endpoint would get this one's access tokens.
+    thief = [v if v != "https://canvas.test.instructure.com" else "https://thief.example" for v in CANVAS]
+    refused = cli("add-platform", *thief, "--deployment-id", "1:abc")
+    assert refused.exit_code != 0 and "already belongs to another registration" in refused.output
+    with app.app_context():
+        assert len(db.session.scalars(select(Registration)).all()) == 1
+
+
 def test_one_issuer_many_client_ids(cli, app):
     assert cli("add-platform", *CANVAS, "--deployment-id", "1:abc").exit_code == 0
     other = [v if v != "10000000000042" else "10000000000043" for v in CANVAS]

@@ -133,9 +133,9 @@ REGISTRATION_LINK_REFUSED = (
 def register():
     token = request.values.get(registration_links.PARAM)
     # Checked before anything else: without a valid link the tool makes no outbound call and writes nothing.
-    link = registration_links.usable(token) if request.method == "GET" else registration_links.claim(token)
+    link = registration_links.usable(token)
     if link is None:
-        return render_template("lti/register_failed.html", reason=REGISTRATION_LINK_REFUSED), 403
+        return _registration_refused()
     dynreg = ToolDynamicRegistration(
         request.values.get("openid_configuration", ""), request.values.get("registration_token")
     )
@@ -148,5 +148,14 @@ def register():
         registration = dynreg.register_and_store(link.name)
     except RegistrationError as exc:
         return render_template("lti/register_failed.html", reason=str(exc)), exc.status
+    # Claimed only now, so no write lock is held during the calls to the LMS; of two registrations racing with
+    # one link, one claims it and the other is refused (and rolled back).
+    link = registration_links.claim(token)
+    if link is None:
+        return _registration_refused()
     link.registration_id = registration.id
     return render_template("lti/register_done.html", registration=registration)
+
+
+def _registration_refused():
+    return render_template("lti/register_failed.html", reason=REGISTRATION_LINK_REFUSED), 403

@@ -45,8 +45,8 @@ def usable(token: str | None) -> RegistrationLink | None:
 
 def claim(token: str | None) -> RegistrationLink | None:
     """Mark the link used in this transaction, or None when it is not usable. The conditional UPDATE makes two
-    simultaneous registrations with one link race for the row: one wins, the other finds it used. A refused
-    registration rolls back, so the link stays usable for another try."""
+    simultaneous registrations with one link race for the row: one wins, the other finds it used. A registration
+    refused later in the request rolls back, so the link stays usable for another try."""
     if usable(token) is None:
         return None
     claimed = db.session.execute(update(RegistrationLink).where(

@@ -48,7 +48,8 @@ def registrations_for_issuer(issuer: str) -> list[Registration]:
     return list(db.session.scalars(select(Registration).where(Registration.issuer == issuer)))
 
 
-def find_registration_row(issuer: str, client_id: str | None, deployment_id: str | None = None) -> Registration | None:
+def find_registration_row(issuer: str, client_id: str | None,
+                          deployment_id: str | None = None) -> Registration | None:
     rows = registrations_for_issuer(issuer)
     if client_id:
         return next((r for r in rows if r.client_id == client_id), None)
@@ -88,7 +89,7 @@ class DbToolConf(ToolConfAbstract):
         return ToolRegistration(row) if row else None
 
     def find_deployment(self, iss, deployment_id):
-        row = find_registration_row(iss, None)
+        row = find_registration_row(iss, None, deployment_id)
         return self._deployment(row, deployment_id)
 
     def find_deployment_by_params(self, iss, deployment_id, client_id, *args, **kwargs):

@@ -13,7 +13,7 @@ SCOPES = AGS_SCOPES + [NRPS_SCOPE]
 
 
 def tool_urls() -> dict:
-    """The tool's URLs. Dynamic registration also needs a single-use link (`flask lti registration-link`),
+    """The tool's URLs. Dynamic registration needs a single-use link instead (`flask lti registration-link`),
     which no page shows."""
     return {
         "login": url_for("lti.login", _external=True),
@@ -21,7 +21,6 @@ def tool_urls() -> dict:
         "deep_linking": url_for("lti.launch", _external=True),
         "jwks": url_for("lti.jwks", _external=True),
         "canvas_config": url_for("lti.config_json", _external=True),
-        "registration": url_for("lti.register", _external=True),
     }
 
 
