@@ -5,6 +5,7 @@ import jwt
 import pytest
 import requests
 from sqlalchemy import event, func, select, text
+from werkzeug.wrappers import Response
 
 from lti_tool.extensions import db
 from lti_tool.lti import keys, registration_links
@@ -348,3 +349,18 @@ def test_hsts_over_https_only_and_no_forwarded_host_by_default(app, client):
     body = client.get("/lti/config.json", headers={"X-Forwarded-Host": "evil.example",
                                                    "X-Forwarded-Proto": "https"}).get_data(as_text=True)
     assert "evil.example" not in body
+
+
+def test_a_hostile_roster_answer_is_a_readable_problem(app, live_server, attacker, attacker_tenant, http):
+    """Whatever a platform answers (here HTML with a 200) ends as a notice, not a server error."""
+    attacker.routes["/html-roster"] = lambda request: Response("<html>not a roster</html>", mimetype="text/html")
+    attacker.routes["/list-roster"] = lambda request: attacker._json(["not", "an", "object"])
+    for path in ("/html-roster", "/list-roster"):
+        resp, _, _ = attacker.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="evil-teacher",
+                                     context_id="ctx" + path, claims=lambda body, path=path: {**body, NRPS: {
+                                         "context_memberships_url": attacker.base + path,
+                                         "service_versions": ["2.0"]}})
+        assert resp.status_code == 303, resp.text
+        page = http.get(live_server + resp.headers["Location"])
+        assert page.status_code == 200 and "roster could not be updated" in page.text
+        assert "not a roster" not in page.text

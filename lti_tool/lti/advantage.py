@@ -74,6 +74,19 @@ class DbServiceConnector(ServiceConnector):
         return resp
 
 
+def _json_object(resp, what: str) -> dict:
+    """The answer as a JSON object; anything else (a platform can answer anything) is a PlatformError."""
+    if not resp.content:
+        return {}
+    try:
+        body = resp.json()
+    except ValueError as exc:
+        raise PlatformError(f"The LMS's {what} answer is not JSON.") from exc
+    if not isinstance(body, dict):
+        raise PlatformError(f"The LMS's {what} answer is not a JSON object.")
+    return body
+
+
 def post_score(connector: DbServiceConnector, lineitem_url: str, score: dict):
     base, _, query = lineitem_url.partition("?")
     url = base.rstrip("/") + "/scores" + ("?" + query if query else "")
@@ -83,7 +96,7 @@ def post_score(connector: DbServiceConnector, lineitem_url: str, score: dict):
 def create_lineitem(connector: DbServiceConnector, lineitems_url: str, lineitem: dict) -> dict:
     resp = connector.call([LINEITEM_SCOPE], lineitems_url, method="POST", body=lineitem,
                           content_type=LINEITEM_TYPE, accept=LINEITEM_TYPE)
-    return resp.json()
+    return _json_object(resp, "line item")
 
 
 def membership_pages(connector: DbServiceConnector, url: str, max_pages: int = 1000):
@@ -92,6 +105,8 @@ def membership_pages(connector: DbServiceConnector, url: str, max_pages: int = 1
     while url and url not in seen and len(seen) < max_pages:
         seen.add(url)
         resp = connector.call([NRPS_SCOPE], url, accept=MEMBERSHIP_TYPE)
-        body = resp.json() if resp.content else {}
-        yield body.get("members", []), body.get("context", {})
+        body = _json_object(resp, "roster")
+        members = body.get("members", [])
+        members = [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+        yield members, (body.get("context") or {})
         url = resp.links.get("next", {}).get("url")
