@@ -364,3 +364,33 @@ def test_a_hostile_roster_answer_is_a_readable_problem(app, live_server, attacke
         page = http.get(live_server + resp.headers["Location"])
         assert page.status_code == 200 and "roster could not be updated" in page.text
         assert "not a roster" not in page.text
+
+
+def test_two_registrations_racing_with_one_link_register_once(app, live_server, attacker):
+    """Both requests pass the link check and reach the LMS together; only one may store its registration."""
+    import threading
+
+    arrived = threading.Barrier(2, timeout=10)
+    answers = iter(["race-a", "race-b"])
+
+    def register_endpoint(request):
+        arrived.wait()
+        return attacker._json({"client_id": next(answers), TOOL_CONF: {"deployment_id": "1"}})
+
+    attacker.routes["/register"] = register_endpoint
+    link = new_link(app)
+    before = rows(app)
+    results = []
+
+    def post():
+        with requests.Session() as s:
+            results.append(register(s, live_server, config_of(attacker), link=link, registration_token="t"))
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(r.status_code for r in results) == [200, 403]
+    after = rows(app)
+    assert after["registrations"] == before["registrations"] + 1 and after["links used"] == 1
