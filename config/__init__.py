@@ -68,8 +68,8 @@ class DevelopmentConfig(Config):
     NAME = "development"
     SECRET_KEY = "dev-only-not-secret"
     DEV_LMS_ENABLED = True
-    # The development LMS runs inside the tool on this machine.
-    LTI_OUTBOUND_ALLOW = ("127.0.0.1",)
+    # The development LMS runs inside the tool on this machine (reached as 127.0.0.1 or localhost).
+    LTI_OUTBOUND_ALLOW = ("127.0.0.1", "::1")
 
 
 class TestingConfig(Config):
