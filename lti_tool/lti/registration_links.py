@@ -47,15 +47,14 @@ def claim(token: str | None) -> RegistrationLink | None:
     """Mark the link used in this transaction, or None when it is not usable. The conditional UPDATE makes two
     simultaneous registrations with one link race for the row: one wins, the other finds it used. A registration
     refused later in the request rolls back, so the link stays usable for another try."""
-    if usable(token) is None:
+    row = usable(token)
+    if row is None:
         return None
     claimed = db.session.execute(update(RegistrationLink).where(
-        RegistrationLink.token_hash == _hash(token), RegistrationLink.used_at.is_(None),
-        RegistrationLink.expires_at > utcnow()).values(used_at=utcnow()).execution_options(
-        synchronize_session=False))
+        RegistrationLink.id == row.id, RegistrationLink.used_at.is_(None), RegistrationLink.expires_at > utcnow())
+        .values(used_at=utcnow()).execution_options(synchronize_session=False))
     if claimed.rowcount != 1:
         return None
-    row = db.session.scalars(select(RegistrationLink).where(RegistrationLink.token_hash == _hash(token))).one()
     db.session.refresh(row)
     return row
 
