@@ -239,6 +239,9 @@ def _case11(entity: dict, kind: str, ours: dict | None = None) -> dict:
     our own extension data added."""
     allowed = CASE11_KEYS[kind]
     out = {k: v for k, v in entity.items() if k in allowed and v is not None}
+    seq = out.get("sequenceNumber")
+    if isinstance(seq, str) and seq.strip().isdigit():
+        out["sequenceNumber"] = int(seq)  # some CASE 1.0 servers (OpenSALT) wrote it as a string
     moved = {k: v for k, v in entity.items() if k not in allowed and v is not None}
     ext = dict(ours or {})
     if moved:
@@ -325,8 +328,21 @@ def package(tree, base_uri: str | None = None) -> dict:
     out = {"CFDocument": document, "CFItems": items, "CFAssociations": associations}
     for part in PACKAGE_PARTS:
         if part in kept:
-            out[part] = kept[part]
+            out[part] = _without_nulls(kept[part])
+    for item_type in (out.get("CFDefinitions") or {}).get("CFItemTypes") or []:
+        # 1.1 requires a description; 1.0 servers (OpenSALT) wrote null. Empty says "none given" and invents nothing.
+        if isinstance(item_type, dict):
+            item_type.setdefault("description", "")
     return out
+
+
+def _without_nulls(value):
+    """CASE has no nulls: an absent value is left out (some 1.0 servers wrote null)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
 
 
 def export(tree, base_uri: str | None = None) -> str:

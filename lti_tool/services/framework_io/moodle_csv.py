@@ -97,9 +97,10 @@ def parse(text: str, version: str | None = None) -> Parsed:
         raise FrameworkImportError([{"where": "line 1", "field": name, "message": "Required column missing."}
                                     for name in missing])
 
-    def cell(row, key):
+    def cell(row, key, strip=True):
         index = columns.get(key)
-        return row[index].strip() if index is not None and index < len(row) else ""
+        value = row[index] if index is not None and index < len(row) else ""
+        return value.strip() if strip else value
 
     errors, warnings = [], []
     framework, framework_line, nodes, seen = None, None, [], {}
@@ -153,6 +154,8 @@ def parse(text: str, version: str | None = None) -> Parsed:
 def _kept(row, cell) -> dict:
     """The cells the tool does not use, as the file had them (empty ones left out)."""
     kept = {key: cell(row, key) for key in KEPT if cell(row, key)}
+    if cell(row, "shortname", strip=False) != cell(row, "shortname"):
+        kept["shortname"] = cell(row, "shortname", strip=False)  # Moodle cuts at 100 characters, spaces and all
     raw = cell(row, "description")
     if raw:
         kept["description"] = raw
@@ -293,6 +296,7 @@ def export(tree) -> str:
             related, exportid = kept.get("related", ""), kept.get("exportid", comp.id)
         else:
             rule, own, related, exportid = ["", 0, "null"], ["", ""], "", comp.id
-        writer.writerow([id_numbers[comp.parent.id] if comp.parent else "", id_numbers[comp.id], comp.title,
+        writer.writerow([id_numbers[comp.parent.id] if comp.parent else "", id_numbers[comp.id],
+                         kept.get("shortname", comp.title),
                          *_description_cells(comp, kept), *own, *rule, related, exportid, 0, ""])
     return out.getvalue()
