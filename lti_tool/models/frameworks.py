@@ -1,4 +1,6 @@
 """Competency frameworks: a tree of competencies with a rating scale, used by courses."""
+import uuid
+
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -31,7 +33,7 @@ class Framework(db.Model):
     source: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     # A stable identifier (CASE CFDocument identifier, a UUID) kept across export/import.
-    identifier: Mapped[str | None] = mapped_column(String(100))
+    identifier: Mapped[str | None] = mapped_column(String(100), default=lambda: str(uuid.uuid4()))
     scale: Mapped[list] = mapped_column(JSON, default=list)
     # A tenant's framework is readable by anyone over the CASE REST API only when the tenant says so; shipped
     # frameworks (registration_id NULL) always are.
@@ -61,7 +63,8 @@ class Competency(db.Model):
     code: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
-    identifier: Mapped[str | None] = mapped_column(String(100))
+    # CASE CFItem identifier; also the competency's public id in credentials (achievement URLs).
+    identifier: Mapped[str | None] = mapped_column(String(100), default=lambda: str(uuid.uuid4()))
     # Department / practice-setting tags, e.g. ["iv_room", "hospital"].
     departments: Mapped[list] = mapped_column(JSON, default=list)
     # Which evidence kinds count toward this competency (subset of EVIDENCE_KINDS); empty = any.

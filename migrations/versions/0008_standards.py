@@ -6,6 +6,8 @@ Revises: 0002_competencies
 Create Date: 2026-11-30 20:00:00
 
 """
+import uuid
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -34,6 +36,15 @@ def upgrade():
     with op.batch_alter_table('people', schema=None) as batch_op:
         batch_op.add_column(sa.Column('credential_subject_id', sa.String(length=36), nullable=True))
         batch_op.create_unique_constraint(batch_op.f('uq_people_credential_subject_id'), ['credential_subject_id'])
+
+    # Every competency and framework gets an identifier (credentials address achievements by it); rows made
+    # before imports always set one get a random UUID.
+    conn = op.get_bind()
+    for table in ('frameworks', 'competencies'):
+        rows = conn.execute(sa.text(f'SELECT id FROM {table} WHERE identifier IS NULL')).scalars().all()
+        for row_id in rows:
+            conn.execute(sa.text(f'UPDATE {table} SET identifier = :ident WHERE id = :id'),
+                         {'ident': str(uuid.uuid4()), 'id': row_id})
 
 
 def downgrade():
