@@ -137,7 +137,7 @@ def _may_import(actor, registration_id):
     if actor is None:
         return registration_id
     if registration_id not in (None, actor.registration_id):
-        raise Forbidden("A framework can only be imported into your own organisation.")
+        raise Forbidden("A framework can only be imported into your own organization.")
     if not (actor.is_admin or actor.is_manager_side):
         raise Forbidden("Only managers can import frameworks.")
     return actor.registration_id
