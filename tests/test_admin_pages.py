@@ -822,3 +822,22 @@ def test_with_an_activation_delay_the_older_key_keeps_signing(app, admin):
         assert refused.status_code == 400 and "signs the tool" in refused.text
     finally:
         app.config["LTI_KEY_ACTIVATION_DELAY"] = 0
+
+
+def test_an_administrator_publishes_a_framework_on_the_case_api(app, admin, manager, live_server, http):
+    admin.post("/admin/frameworks/import", files={"file": ("s.json", native_file(n=1))})
+    with app.app_context():
+        fw = db.session.scalars(select(Framework).where(Framework.code == "LOCAL")).one()
+        fw_id, ident = fw.id, fw.identifier
+    package = f"{live_server}/ims/case/v1p1/CFPackages/{ident}"
+    page = admin.get(f"/admin/frameworks/{fw_id}")
+    assert 'data-testid="case-private"' in page.text and http.get(package).status_code == 404
+
+    assert manager.post(f"/admin/frameworks/{fw_id}/public", {"public": "1"}).status_code == 403
+    assert http.get(package).status_code == 404
+    done = admin.follow(admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "1"}))
+    assert "is public" in done.page and 'data-testid="case-public"' in done.text
+    assert http.get(package).json()["CFDocument"]["identifier"] == ident
+    admin.follow(admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "0"}))
+    assert http.get(package).status_code == 404
+    assert admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "maybe"}).status_code == 400
