@@ -1,5 +1,5 @@
 """Public documents that the ids inside the tool's credentials dereference to (services.credential_documents)."""
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..services import credential_documents as documents
 
@@ -47,4 +47,4 @@ def scale(identifier):
 
 @bp.route("/organizations/<public_id>")
 def organization(public_id):
-    return _json(documents.organization(_base(), public_id, current_app.secret_key), "application/ld+json")
+    return _json(documents.organization(_base(), public_id), "application/ld+json")

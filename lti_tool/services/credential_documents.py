@@ -3,7 +3,8 @@ a single signing key as JWK (the VC-JWT `kid`), the Ed25519 key of embedded proo
 Achievement, a rating scale (ResultDescription) and the assessing organization's Profile.
 
 All are public (the holder hands these ids out inside credentials). None is reachable by counting: achievements
-and scales are addressed by their UUID identifiers, organizations by a keyed hash (credentials.organization_url).
+and scales are addressed by their UUID identifiers, organizations by a name-based UUID of their LMS registration
+(credentials.organization_public_id).
 """
 from sqlalchemy import select
 
@@ -65,10 +66,10 @@ def scale(base: str, identifier: str) -> dict:
     return {"@context": OB3_CONTEXTS, **credentials.result_description(base, entry)}
 
 
-def organization(base: str, public_id: str, secret: str) -> dict:
-    for reg_id, name in db.session.execute(select(Registration.id, Registration.name)):
-        if credentials.organization_public_id(reg_id, secret) == public_id:
-            return {"@context": OB3_CONTEXTS, "id": credentials.organization_url(base, reg_id),
-                    "type": ["Profile"], "name": name,
+def organization(base: str, public_id: str) -> dict:
+    for registration in db.session.scalars(select(Registration)):
+        if credentials.organization_public_id(registration) == public_id:
+            return {"@context": OB3_CONTEXTS, "id": credentials.organization_url(base, registration.id),
+                    "type": ["Profile"], "name": registration.name,
                     "description": "The organization that assessed the technician's achievements."}
     raise NotFound("No organization has this id.")

@@ -35,7 +35,16 @@ from sqlalchemy import and_, func, select, update
 
 from ..extensions import db
 from ..lti import keys
-from ..models import Competency, Evidence, IssuedCredential, Person, SignOff, SignOffRevocation, ToolKey
+from ..models import (
+    Competency,
+    Evidence,
+    IssuedCredential,
+    Person,
+    Registration,
+    SignOff,
+    SignOffRevocation,
+    ToolKey,
+)
 from ..models.evidence import WITHDRAWN
 from ..models.exports import ACHIEVEMENT, CERTIFICATION, CLR, TRANSCRIPT
 from . import DomainError, NotFound, attestation, data_integrity, transcripts
@@ -48,6 +57,7 @@ OB3_SCHEMA = {"id": "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0
 CLR_SCHEMA = {"id": "https://purl.imsglobal.org/spec/clr/v2p0/schema/json/clr_v2p0_clrcredential_schema.json",
               "type": "1EdTechJsonSchemaValidator2019"}
 LIST_SIZE = 131072
+ORGANIZATION_NAMESPACE = uuid.UUID("5b0f6a9e-3c1d-4e8a-9f27-6d4c2b1a0e93")
 JWT_CLAIMS = ("iss", "jti", "sub", "nbf", "iat", "exp")
 VALID, REVOKED, EXPIRED, INVALID = "valid", "revoked", "expired", "invalid"
 STATUS_LABELS = {VALID: "Valid", REVOKED: "Revoked", EXPIRED: "Expired", INVALID: "Invalid"}
@@ -81,16 +91,15 @@ def _issuer(base: str, tool_title: str) -> dict:
     return {"id": issuer_id(base), "type": ["Profile"], "name": tool_title}
 
 
-def organization_public_id(registration_id: int, secret: str) -> str:
-    """An organization's id in credentials: stable, but not the row id, so the profiles cannot be enumerated."""
-    digest = hashlib.sha256(f"{secret}:organization:{registration_id}".encode()).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+def organization_public_id(registration: Registration) -> str:
+    """An organization's id in credentials: stable and derived from the LMS registration (issuer and client id),
+    not the row id, so the organizations' profiles cannot be listed by counting."""
+    return str(uuid.uuid5(ORGANIZATION_NAMESPACE, f"{registration.issuer}|{registration.client_id}"))
 
 
 def organization_url(base: str, registration_id: int) -> str:
-    from flask import current_app  # the secret is configuration, read where the URL is made
-
-    return f"{base}/credentials/organizations/{organization_public_id(registration_id, current_app.secret_key)}"
+    registration = db.session.get(Registration, registration_id)
+    return f"{base}/credentials/organizations/{organization_public_id(registration)}"
 
 
 def _source(base: str, registration_id: int, organisation: str) -> dict:
