@@ -160,3 +160,17 @@ def test_embedded_proof_verification_method_is_the_published_key(world, fetch):
     kid = member["proof"][0]["verificationMethod"].rsplit("/", 1)[-1]
     assert kid in {k["kid"] for k in keys.jwks()["keys"]}
     assert fetch(f"{BASE}/credentials/keys/not-a-key").status_code == 404
+
+
+def test_clr_matches_the_official_clr_2_0_schema(world):
+    from pathlib import Path
+
+    from jsonschema import Draft201909Validator
+
+    schema = json.loads((Path(__file__).parent / "data" / "schemas" / "clr_v2p0_clrcredential_schema.json")
+                        .read_text())
+    validator = Draft201909Validator(schema, format_checker=Draft201909Validator.FORMAT_CHECKER)
+    _, _, clr_token = issue(world)
+    body = payload(clr_token)
+    errors = sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(body))
+    assert errors == []
