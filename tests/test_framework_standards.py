@@ -20,6 +20,12 @@ CASE_FILES = ("opensalt_sample_framework.json", "opensalt_markdown_framework.jso
 MOODLE_FILE = THIRD / "moodle_lpimportcsv_example.csv"
 
 
+def test_the_schema_check_includes_date_times():
+    # Without rfc3339-validator, jsonschema silently skips "format": "date-time".
+    assert case_errors({"CFDocument": {"identifier": "c1a0e5b2-4d7f-4e1a-9a3b-0f2e8d6c5b41", "uri": "u",
+                                       "creator": "c", "title": "t", "lastChangeDateTime": "2017-05-25T18:05:33"}})
+
+
 def case_errors(package: dict) -> list[str]:
     validator = jsonschema.Draft201909Validator(CASE_SCHEMA,
                                                 format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER)
@@ -39,10 +45,14 @@ def as_published(entity: dict) -> dict:
 
 
 def normalized(entity: dict) -> dict:
-    """CASE has no nulls and sequenceNumber is an integer: what some 1.0 servers wrote otherwise, normalized."""
+    """CASE has no nulls, sequenceNumber is an integer and lastChangeDateTime has an offset: what some 1.0 servers
+    wrote otherwise, normalized (the export does the same)."""
     out = {k: v for k, v in entity.items() if v is not None}
     if isinstance(out.get("sequenceNumber"), str):
         out["sequenceNumber"] = int(out["sequenceNumber"])
+    stamp = out.get("lastChangeDateTime")
+    if isinstance(stamp, str) and len(stamp) == 19:
+        out["lastChangeDateTime"] = stamp + "Z"
     return out
 
 

@@ -16,13 +16,16 @@ fields: Framework -> CFDocument, Competency -> CFItem (CFItemType "Competency Ar
 Export is CASE 1.1 (the official CFPackage JSON schema is checked in the tests). CASE 1.0 fields that 1.1 no
 longer has (CFPackageURI, CFDocumentURI, CFItemAssociationURI, ...) or that a publisher added outside the
 standard are not dropped: they are carried in the entity's `extensions` under EXTENSION_KEY, key "notInCase11",
-and put back in place when that file is imported again. Null values are written as absent (CASE has no nulls).
+and put back in place when that file is imported again. What 1.0 servers wrote loosely is written as 1.1 wants
+it: nulls as absent, a string sequenceNumber as an integer, a lastChangeDateTime without offset as UTC ("Z"),
+a CFItemType without description with an empty one.
 
 Our own extension, under `extensions[EXTENSION_KEY]`:
 - on CFDocument: {"code", "version", "source", "scale": [{code, label, proficient}, ...]};
 - on each CFItem: {"departments", "evidenceKinds", "checklist", "revalidationMonths"}.
 """
 import json
+import re
 import uuid
 from datetime import UTC
 
@@ -329,11 +332,28 @@ def package(tree, base_uri: str | None = None) -> dict:
     for part in PACKAGE_PARTS:
         if part in kept:
             out[part] = _without_nulls(kept[part])
+    _with_utc_offsets(out)
     for item_type in (out.get("CFDefinitions") or {}).get("CFItemTypes") or []:
         # 1.1 requires a description; 1.0 servers (OpenSALT) wrote null. Empty says "none given" and invents nothing.
         if isinstance(item_type, dict):
             item_type.setdefault("description", "")
     return out
+
+
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$")
+
+
+def _with_utc_offsets(value):
+    """lastChangeDateTime is an RFC 3339 date-time; some 1.0 servers (OpenSALT) wrote UTC without the offset."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "lastChangeDateTime" and isinstance(inner, str) and _NAIVE.match(inner):
+                value[key] = inner + "Z"
+            else:
+                _with_utc_offsets(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _with_utc_offsets(inner)
 
 
 def _without_nulls(value):
