@@ -195,14 +195,23 @@ def test_moodle_fixture_survives_import_and_export(make):
     assert exported[1][12] == "1"
 
 
-def test_moodle_file_with_a_translated_header_is_read_by_position(make):
+GERMAN = ('"ID-Nummer des übergeordneten Elements","ID-Nummer",Kurzname,Beschreibung,Beschreibungsformat,'
+          'Skalenwerte,Skalenkonfiguration,"Regeltyp (optional)","Regelergebnis (optional)",'
+          '"Regelkonfiguration (optional)","Querverweise auf Kompetenz-ID-Nummern","Exportierte ID (optional)",'
+          'Ist-Kompetenzrahmen,Taxonomie')
+# French shares the word "Description" with English, in the same place.
+FRENCH = ('"Numéro d\'identification parent","Numéro d\'identification","Nom abrégé",Description,'
+          '"Format de la description","Valeurs du barème","Configuration du barème","Type de règle (facultatif)",'
+          '"Résultat de la règle (facultatif)","Configuration de la règle (facultatif)",'
+          '"Numéros d\'identification des compétences liées","ID exporté (facultatif)","Est un référentiel",'
+          'Taxonomie')
+
+
+@pytest.mark.parametrize("header", [GERMAN, FRENCH], ids=["German", "French"])
+def test_moodle_file_with_a_translated_header_is_read_by_position(make, header):
     text = MOODLE_FILE.read_text(encoding="utf-8")
     # Moodle writes the header in the site's language; it reads the columns by position.
-    german = ('"ID-Nummer des übergeordneten Elements","ID-Nummer",Kurzname,Beschreibung,Beschreibungsformat,'
-              'Skalenwerte,Skalenkonfiguration,"Regeltyp (optional)","Regelergebnis (optional)",'
-              '"Regelkonfiguration (optional)","Querverweise auf Kompetenz-ID-Nummern","Exportierte ID (optional)",'
-              'Ist-Kompetenzrahmen,Taxonomie')
-    translated = german + text[text.index("\n"):]
+    translated = header + text[text.index("\n"):]
     reg = make.registration()
     result = service.import_framework(None, translated.encode(), filename="de.csv", registration_id=reg.id)
     english, _ = imported(MOODLE_FILE.name, make)

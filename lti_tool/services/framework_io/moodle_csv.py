@@ -90,8 +90,10 @@ def parse(text: str, version: str | None = None) -> Parsed:
         if key and key not in columns:
             columns[key] = index
     missing = [NAMES[k] for k in REQUIRED if k not in columns]
-    if missing and not columns and len(header) >= POSITIONAL_MIN:
-        columns = {key: index for index, key in enumerate(KEYS[:len(header)])}  # Moodle's order, any language
+    in_place = all(index < len(KEYS) and KEYS[index] == key for key, index in columns.items())
+    if missing and in_place and len(header) >= POSITIONAL_MIN:
+        # Moodle's own order in another language (a French header shares "Description" with English): by position.
+        columns = {key: index for index, key in enumerate(KEYS[:len(header)])}
         missing = []
     if missing:
         raise FrameworkImportError([{"where": "line 1", "field": name, "message": "Required column missing."}
