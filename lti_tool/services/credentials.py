@@ -31,7 +31,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
 from ..lti import keys
@@ -175,11 +175,13 @@ def sign(body: dict, key: ToolKey | None = None) -> str:
 
 def _random_status_index() -> int:
     """A random index no credential uses: in the first list while it is under half full, then in the next."""
-    lists = 1 + db.session.scalar(select(func.count()).select_from(IssuedCredential)) // (LIST_SIZE // 2)
-    taken = func.coalesce(IssuedCredential.status_index, IssuedCredential.id)
+    issued = db.session.scalar(select(func.max(IssuedCredential.id))) or 0  # an index read, unlike count(*)
+    lists = 1 + issued // (LIST_SIZE // 2)
     for _ in range(64):
         index = secrets.randbelow(LIST_SIZE * lists)
-        if db.session.scalar(select(IssuedCredential.id).where(taken == index)) is None:
+        taken = or_(IssuedCredential.status_index == index,  # both indexed: the unique index and the key
+                    and_(IssuedCredential.id == index, IssuedCredential.status_index.is_(None)))
+        if db.session.scalar(select(IssuedCredential.id).where(taken)) is None:
             return index
     raise DomainError("No free credential status index was found; try again.", status=503)
 
