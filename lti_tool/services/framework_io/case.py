@@ -24,6 +24,7 @@ Our own extension, under `extensions[EXTENSION_KEY]`:
 - on CFDocument: {"code", "version", "source", "scale": [{code, label, proficient}, ...]};
 - on each CFItem: {"departments", "evidenceKinds", "checklist", "revalidationMonths"}.
 """
+import copy
 import json
 import re
 import uuid
@@ -271,7 +272,7 @@ def package(tree, base_uri: str | None = None) -> dict:
     """The CFPackage of a framework tree, as a dict (see export)."""
     fw = tree.framework
     doc_id = document_id(fw)
-    kept = (fw.extra or {}).get("case") or {}
+    kept = copy.deepcopy((fw.extra or {}).get("case") or {})  # written to below; never the stored JSON
     changed = _when(fw.created_at)
 
     def uri(kind, ident):
@@ -298,7 +299,7 @@ def package(tree, base_uri: str | None = None) -> dict:
         ident = item_id(fw, comp)
         ext = {"departments": list(comp.departments or []), "evidenceKinds": list(comp.evidence_kinds or []),
                "checklist": list(comp.checklist or []), "revalidationMonths": comp.revalidation_months}
-        original = (comp.extra or {}).get("case")
+        original = copy.deepcopy((comp.extra or {}).get("case"))
         if original:
             item = dict(original)
             item.setdefault("uri", uri("CFItems", ident))
