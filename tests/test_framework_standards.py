@@ -132,6 +132,10 @@ def test_opensalt_sample_keeps_every_association_type(make):
     assert doc["adoptionStatus"] == json.loads((THIRD / "opensalt_sample_framework.json").read_text())[
         "CFDocument"]["adoptionStatus"]
     assert "CFPackageURI" in doc["extensions"][case.EXTENSION_KEY][case.NOT_IN_11]
+    # The export normalizes copies: what is stored stays as the publisher wrote it.
+    assert doc["lastChangeDateTime"].endswith("Z")
+    assert result.framework.extra["case"]["document"]["lastChangeDateTime"] == json.loads(
+        (THIRD / "opensalt_sample_framework.json").read_text())["CFDocument"]["lastChangeDateTime"]
 
 
 def test_items_without_codes_or_short_statements_get_none_invented(make):
