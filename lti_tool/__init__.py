@@ -37,6 +37,11 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.transcripts import bp as transcripts_bp
 
     app.register_blueprint(transcripts_bp)
+    from .blueprints.case_api import bp as case_api_bp
+    from .blueprints.credential_documents import bp as credential_documents_bp
+
+    app.register_blueprint(case_api_bp)
+    app.register_blueprint(credential_documents_bp)
     app.register_blueprint(technician.bp)
     from .blueprints.manager import bp as manager_bp
 

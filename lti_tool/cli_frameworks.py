@@ -104,3 +104,20 @@ def load_default():
     db.session.commit()
     state = "already installed" if existing else "installed"
     click.echo(f"{framework.name} {framework.version} {state} (framework id {framework.id}).")
+
+
+@frameworks_cli.command("publish")
+@click.argument("framework")
+@click.option("--private", is_flag=True, help="Withdraw it from the CASE API instead")
+def publish(framework, private):
+    """Make a tenant's framework readable by anyone over the CASE 1.1 REST API (/ims/case/v1p1/...), or not."""
+    from .services import case_api
+
+    try:
+        found = service.find_framework(None, framework)
+        case_api.set_public(None, found.id, not private)
+    except DomainError as exc:
+        _fail(exc)
+    db.session.commit()
+    state = "public on the CASE API" if not private else "no longer public"
+    click.echo(f"{found.name} {found.version} (framework id {found.id}) is {state}.")

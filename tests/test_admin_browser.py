@@ -171,6 +171,13 @@ def test_frameworks_import_export_and_tree(app, platform, registered, world, liv
         package = json.load(fh)
     assert package["CFDocument"]["title"] == "Night shift skills" and len(package["CFItems"]) == 2
 
+    # Private until published on the CASE API; the button says what it does and the page says where it is served.
+    expect(page.get_by_test_id("case-private")).to_be_visible()
+    page.get_by_role("button", name="Publish on the CASE API").click()
+    expect(page.get_by_role("status").first).to_contain_text("is public")
+    expect(page.get_by_test_id("case-public")).to_contain_text("/ims/case/v1p1/CFPackages/")
+    assert_accessible(page, "published framework")
+
     page.get_by_role("link", name="‹ All frameworks").click()
     page.get_by_role("link", name="Pharmacy Technician", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Pharmacy Technician")

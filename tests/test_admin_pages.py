@@ -788,3 +788,22 @@ def test_admin_home_query_count_does_not_grow_with_deployments_courses_or_scores
     page = admin.get("/admin/")
     assert page.page.count("NRPS answered 500") == 15 and page.page.count("Failed: not retried") == 15
     assert _statements_during(app, lambda: admin.get("/admin/")) == small
+
+
+def test_an_administrator_publishes_a_framework_on_the_case_api(app, admin, manager, live_server, http):
+    admin.post("/admin/frameworks/import", files={"file": ("s.json", native_file(n=1))})
+    with app.app_context():
+        fw = db.session.scalars(select(Framework).where(Framework.code == "LOCAL")).one()
+        fw_id, ident = fw.id, fw.identifier
+    package = f"{live_server}/ims/case/v1p1/CFPackages/{ident}"
+    page = admin.get(f"/admin/frameworks/{fw_id}")
+    assert 'data-testid="case-private"' in page.text and http.get(package).status_code == 404
+
+    assert manager.post(f"/admin/frameworks/{fw_id}/public", {"public": "1"}).status_code == 403
+    assert http.get(package).status_code == 404
+    done = admin.follow(admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "1"}))
+    assert "is public" in done.page and 'data-testid="case-public"' in done.text
+    assert http.get(package).json()["CFDocument"]["identifier"] == ident
+    admin.follow(admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "0"}))
+    assert http.get(package).status_code == 404
+    assert admin.post(f"/admin/frameworks/{fw_id}/public", {"public": "maybe"}).status_code == 400

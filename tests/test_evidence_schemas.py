@@ -177,7 +177,9 @@ def test_common_fields_bad(kind, changes, expected):
 @pytest.mark.parametrize("changes, expected", [
     (dict(department="icu"), {"department": [
         "Unknown department 'icu'; choose one of community, central, iv_room, nonsterile, hazardous, ltc, "
-        "specialty, nuclear, other."]}),
+        "specialty, nuclear, automation, transitions_of_care, or_satellite, program_340b, dscsa, "
+        "controlled_substances, investigational, infusion_billing, med_sync, vaccine_cold_chain, telepharmacy, "
+        "other."]}),
     (dict(department="other"), {"department_other": ["Describe the department when you choose 'other'."]}),
     (dict(department_other="Oncology"), {"department_other": ["Only give this when the department is 'other'."]}),
     (dict(skills=[]), {"skills": ["Give between 1 and 30 skills."]}),
@@ -260,10 +262,10 @@ def test_qi_project_bad(changes, expected):
     (dict(credential="other", credential_other="ASHP sterile certificate"),
      {"issuing_body": ["Name the body that issued this credential."]}),
     (dict(credential="state_registration", issuing_body="Board"),
-     {"state": ["Give the state that issued the registration or licence."]}),
+     {"state": ["Give the state that issued the registration or license."]}),
     (dict(credential="state_registration", issuing_body="Board", state="ZZ"),
      {"state": ["Not a US state or territory code (two letters, like TX)."]}),
-    (dict(state="TX"), {"state": ["Only give a state for a state registration or licence."]}),
+    (dict(state="TX"), {"state": ["Only give a state for a state registration or license."]}),
     (dict(number=DROP), {"number": ["This field is required."]}),
     (dict(number="x" * 101), {"number": ["At most 100 characters."]}),
     (dict(issued_date=DROP), {"issued_date": ["This field is required."]}),

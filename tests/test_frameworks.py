@@ -14,7 +14,9 @@ from lti_tool.services import DomainError, Forbidden, NotFound
 from lti_tool.services import frameworks as service
 from lti_tool.services.framework_io.common import competency_identifier
 
-DEPARTMENTS = {"community", "central", "iv_room", "nonsterile", "hazardous", "ltc", "specialty", "nuclear"}
+DEPARTMENTS = {"community", "central", "iv_room", "nonsterile", "hazardous", "ltc", "specialty", "nuclear",
+               "automation", "transitions_of_care", "or_satellite", "program_340b", "dscsa", "controlled_substances",
+               "investigational", "infusion_billing", "med_sync", "vaccine_cold_chain", "telepharmacy"}
 PTCB_CERTIFICATES = {
     "Technician Product Verification", "Medication History", "Hazardous Drug Management", "Billing and Reimbursement",
     "Controlled Substances Diversion Prevention", "Immunization Administration", "Point-of-Care Testing",
@@ -55,7 +57,7 @@ def test_default_framework_is_installed_once_and_quickly(make):
                                                   "Can train others"]
     assert "USP" in fw.source and "ASHP/ACPE" in fw.source and "PTCB" in fw.source
     total = count(Competency)
-    assert 60 <= total <= 120
+    assert 60 <= total <= 200
 
     again = service.ensure_default_framework()
     assert again.id == fw.id
@@ -84,7 +86,15 @@ def test_default_framework_content_follows_the_standards(default_fw):
                     if c.parent is comps["CRED"] and c.title.endswith(" Certificate")}
     assert certificates == PTCB_CERTIFICATES
     departments = {c.code: c for c in comps.values() if c.parent is comps["XT"]}
-    assert set(departments) == {"XT-COM", "XT-CEN", "XT-IV", "XT-NSC", "XT-HD", "XT-LTC", "XT-SPM", "XT-NUC"}
+    assert set(departments) == {"XT-COM", "XT-CEN", "XT-IV", "XT-NSC", "XT-HD", "XT-LTC", "XT-SPM", "XT-NUC",
+                                "XT-AUT", "XT-TOC", "XT-OR", "XT-340B", "XT-DSCSA", "XT-CSO", "XT-IDS", "XT-BIL",
+                                "XT-MSA", "XT-VAC", "XT-TEL"}
+    # Departments added in 2026.1 carry checklists like the others, and every item names its source.
+    for code in ("XT-AUT", "XT-TOC", "XT-OR", "XT-340B", "XT-DSCSA", "XT-CSO", "XT-IDS", "XT-BIL", "XT-MSA",
+                 "XT-VAC", "XT-TEL"):
+        items = departments[code].children
+        assert len(items) >= 2 and all(len(i.checklist) >= 4 and "Source: " in i.description for i in items), code
+    assert comps["XT-IV-03"].revalidation_months == 12  # USP <797> (2023): cleaning competency every 12 months
     central = {c.title for c in comps["XT-CEN"].children}
     assert {"Cart fill", "Automated dispensing cabinet restock", "Controlled-substance vault",
             "Unit-dose repackaging"} <= central
@@ -291,3 +301,28 @@ def test_demo_load_installs_the_default_framework(app):
         res = runner.invoke(args=["demo", "load", "--base-url", "http://127.0.0.1:5000"])
         assert res.exit_code == 0, res.output
         assert db.session.scalar(select(func.count()).select_from(Framework)) == 1
+
+
+def test_a_new_shipped_version_installs_beside_the_old_one_without_touching_its_sign_offs(make):
+    """An installation running an older shipped version (here a stand-in "2025.1" with a sign-off on its XT-IV-03)
+    gets the new version from `load-default`; the old framework, its competencies and the sign-off stay as they
+    were, and courses keep the version they chose."""
+    from lti_tool.models import CourseFramework, SignOff
+    from tests.support.competency_world import World
+
+    world = World(make)
+    old = world.framework
+    old.registration_id, old.code, old.version = None, "PHARM-TECH", "2025.1"
+    world.garb.code, world.garb.revalidation_months = "XT-IV-03", None
+    signed = world.signed(world.garb)
+    before = [(c.id, c.code, c.title, c.revalidation_months) for c in old.competencies]
+
+    new = service.ensure_default_framework()
+    assert (new.code, new.version) == ("PHARM-TECH", "2026.1") and new.id != old.id
+    assert new.identifier != old.identifier  # a new version is a new CASE document
+    db.session.expire_all()
+    assert [(c.id, c.code, c.title, c.revalidation_months) for c in old.competencies] == before
+    assert db.session.get(SignOff, signed.id).competency_id == world.garb.id
+    assert db.session.scalars(select(CourseFramework.framework_id).where(
+        CourseFramework.course_id == world.course.id)).all() == [old.id]
+    assert by_code(new)["XT-IV-03"].revalidation_months == 12

@@ -23,6 +23,9 @@ TODAY = date(2025, 6, 30)
      dict(provider="0197", joint_provider=False, year=2025, sequence="009", format="H", topic="06", audience="T")),
     ("0197-9999-09-999-L07-T", "0197-9999-09-999-L07-T",
      dict(provider="0197", joint_provider=True, year=2009, sequence="999", format="L", topic="07", audience="T")),
+    # A real UAN of a home-study activity on pain management and opioids (topic 08).
+    ("0204-0000-20-755-H08-P", "0204-0000-20-755-H08-P",
+     dict(provider="0204", joint_provider=False, year=2020, sequence="755", format="H", topic="08", audience="P")),
 ])
 def test_good_uans_parse_to_their_parts_and_canonical_form(text, canonical, parts):
     parsed = uan.parse(text, TODAY)
@@ -42,6 +45,7 @@ def test_labels_and_stored_dict():
         "audience_label": "pharmacy technician",
     }
     assert uan.parse("0197-0000-17-001-H03-P", TODAY).as_dict()["topic_label"] == "pharmacy law"
+    assert uan.parse("0204-0000-20-755-H08-P", TODAY).topic_label == "pain management / opioids"
 
 
 @pytest.mark.parametrize("text, part, message", [
@@ -69,11 +73,11 @@ def test_labels_and_stored_dict():
     ("0197-0000-17-001-L09-T", "format_topic",
      "The topic '09' (fifth part) is not an ACPE topic designator (01 disease state management / drug therapy, "
      "02 HIV/AIDS therapy, 03 pharmacy law, 04 general pharmacy, 05 patient safety, 06 immunizations, "
-     "07 compounding)."),
+     "07 compounding, 08 pain management / opioids)."),
     ("0197-0000-17-001-L00-T", "format_topic",
      "The topic '00' (fifth part) is not an ACPE topic designator (01 disease state management / drug therapy, "
      "02 HIV/AIDS therapy, 03 pharmacy law, 04 general pharmacy, 05 patient safety, 06 immunizations, "
-     "07 compounding)."),
+     "07 compounding, 08 pain management / opioids)."),
     ("0197-0000-17-001-L05-X", "audience",
      "The last part must be P (pharmacists) or T (pharmacy technicians), not 'X'."),
     ("0197-0000-17-001-L05-", "audience",

@@ -14,7 +14,7 @@ from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
 from ..models import Registration
 from ..permissions import can_choose_course_frameworks, is_tool_admin
-from ..services import DomainError, Forbidden, NotFound, frameworks, scope
+from ..services import DomainError, Forbidden, NotFound, case_api, frameworks, scope
 from ..services import admin as service
 from ..services import settings as tenant_settings
 from ..services.actors import Actor
@@ -188,6 +188,18 @@ def import_framework():
 def framework(framework_id):
     tree = frameworks.get_tree(_actor(), framework_id)
     return render_template("admin/framework.html", tree=tree, fw=tree.framework, total=len(tree))
+
+
+@bp.route("/frameworks/<int:framework_id>/public", methods=["POST"])
+@admin_only
+def framework_public(framework_id):
+    public = request.form.get("public")
+    if public not in ("0", "1"):
+        abort(400, "Say whether the framework should be public on the CASE API.")
+    fw = case_api.set_public(_actor(), framework_id, public == "1")
+    state = ("public: anyone can read it over the CASE API" if fw.is_public
+             else "private again: the CASE API no longer serves it")
+    return redirect_with_notice("admin.framework", f"{fw.name} {fw.version} is {state}.", framework_id=fw.id)
 
 
 def _slug(text: str) -> str:

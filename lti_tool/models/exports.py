@@ -15,7 +15,7 @@ class IssuedCredential(db.Model):
     printed transcript. Nothing here is secret: the row lets /verify/<public_id> answer valid, revoked or expired
     from today's state of the sign-offs and evidence it covers.
 
-    `id` is also the credential's index in the tool's Bitstring Status List (list = id // LIST_SIZE). An
+    `status_index` is the credential's index in the tool's Bitstring Status List (list = index // LIST_SIZE). An
     achievement credential is issued once per sign-off (re-downloads reuse the row, so the status index is
     stable); CLRs and printed transcripts are snapshots, one row each time they are made.
     """
@@ -27,6 +27,9 @@ class IssuedCredential(db.Model):
     registration_id: Mapped[int] = mapped_column(ForeignKey("registrations.id"), index=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
+    # Position in the Bitstring Status List, drawn at random (the W3C spec: indexes SHOULD be random so a list
+    # reveals neither order nor volume of issue). NULL for rows made before random indexes: those use `id`.
+    status_index: Mapped[int | None] = mapped_column(Integer, unique=True)
     # For an achievement credential: the sign-off it carries; for a certification: the evidence item.
     sign_off_id: Mapped[int | None] = mapped_column(ForeignKey("sign_offs.id"), index=True)
     evidence_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"), index=True)

@@ -1,5 +1,7 @@
 """Competency frameworks: a tree of competencies with a rating scale, used by courses."""
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+import uuid
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -31,8 +33,14 @@ class Framework(db.Model):
     source: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     # A stable identifier (CASE CFDocument identifier, a UUID) kept across export/import.
-    identifier: Mapped[str | None] = mapped_column(String(100))
+    identifier: Mapped[str | None] = mapped_column(String(100), default=lambda: str(uuid.uuid4()))
     scale: Mapped[list] = mapped_column(JSON, default=list)
+    # A tenant's framework is readable by anyone over the CASE REST API only when the tenant says so; shipped
+    # frameworks (registration_id NULL) always are.
+    is_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # What an imported file held that the tool does not use, kept to be written back on export:
+    # {"case": {"document", "associations", "CFDefinitions", "CFRubrics", "extensions"}, "moodle": {"taxonomy"}}.
+    extra: Mapped[dict | None] = mapped_column(JSON)
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     competencies: Mapped[list["Competency"]] = relationship(
@@ -44,8 +52,10 @@ class Framework(db.Model):
 
 
 class Competency(db.Model):
+    """One competency. Codes need not be unique (CASE allows two items with one humanCodingScheme) and may be empty
+    (a CASE item without one); `identifier` is what identifies an item across systems."""
+
     __tablename__ = "competencies"
-    __table_args__ = (UniqueConstraint("framework_id", "code"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     framework_id: Mapped[int] = mapped_column(ForeignKey("frameworks.id", ondelete="CASCADE"), index=True)
@@ -53,7 +63,8 @@ class Competency(db.Model):
     code: Mapped[str] = mapped_column(String(100))
     title: Mapped[str] = mapped_column(String(500))
     description: Mapped[str | None] = mapped_column(Text)
-    identifier: Mapped[str | None] = mapped_column(String(100))
+    # CASE CFItem identifier; also the competency's public id in credentials (achievement URLs).
+    identifier: Mapped[str | None] = mapped_column(String(100), default=lambda: str(uuid.uuid4()))
     # Department / practice-setting tags, e.g. ["iv_room", "hospital"].
     departments: Mapped[list] = mapped_column(JSON, default=list)
     # Which evidence kinds count toward this competency (subset of EVIDENCE_KINDS); empty = any.
@@ -62,6 +73,9 @@ class Competency(db.Model):
     checklist: Mapped[list] = mapped_column(JSON, default=list)
     revalidation_months: Mapped[int | None] = mapped_column(Integer)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # The imported item as the file gave it, for fields the tool does not use: {"case": {...CFItem...}} or
+    # {"moodle": {"scalevalues", "scaleconfiguration", "ruletype", ...}}.
+    extra: Mapped[dict | None] = mapped_column(JSON)
 
     framework: Mapped[Framework] = relationship(back_populates="competencies")
     parent: Mapped["Competency | None"] = relationship(remote_side="Competency.id", back_populates="children")

@@ -24,6 +24,10 @@ class Person(db.Model):
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     last_launch_at = mapped_column(UTCDateTime)
+    # The technician's id in the credentials the tool signs (`urn:uuid:<this>` as credentialSubject.id and `sub`):
+    # random, so it says nothing about the LMS account, and stable, so a wallet can tell the holder's credentials
+    # belong together. Set at the first issuance.
+    credential_subject_id: Mapped[str | None] = mapped_column(String(36), unique=True)
 
     registration = relationship("Registration")
 

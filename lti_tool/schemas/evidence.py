@@ -25,6 +25,17 @@ DEPARTMENTS = {
     "ltc": "Long-term care",
     "specialty": "Specialty / mail-order pharmacy",
     "nuclear": "Nuclear pharmacy",
+    "automation": "Pharmacy automation",
+    "transitions_of_care": "ED / admission medication history and transitions of care",
+    "or_satellite": "Operating room / anesthesia satellite",
+    "program_340b": "340B program",
+    "dscsa": "Drug supply chain security (DSCSA)",
+    "controlled_substances": "Controlled-substance operations",
+    "investigational": "Investigational drug service",
+    "infusion_billing": "Infusion and oncology billing",
+    "med_sync": "Medication synchronization and adherence packaging",
+    "vaccine_cold_chain": "Vaccine storage and cold chain",
+    "telepharmacy": "Telepharmacy",
     "other": "Other",
 }
 RESPONSIBILITY_ROLES = {
@@ -55,7 +66,7 @@ CREDENTIALS = {
     "ptcb_supply_chain_inventory_management": ("PTCB Supply Chain and Inventory Management Certificate", PTCB),
     "ptcb_nonsterile_compounding": ("PTCB Nonsterile Compounding Certificate", PTCB),
     "nha_excpt": ("NHA Certified Pharmacy Technician (ExCPT)", NHA),
-    "state_registration": ("State pharmacy technician registration or licence", None),
+    "state_registration": ("State pharmacy technician registration or license", None),
     "other": ("Other credential", None),
 }
 US_STATES = frozenset(
@@ -320,9 +331,9 @@ class CertificationSchema(_EvidenceSchema):
         if credential in CREDENTIALS and CREDENTIALS[credential][1] is None and not data.get("issuing_body"):
             errors.setdefault("issuing_body", []).append("Name the body that issued this credential.")
         if credential == "state_registration" and not original.get("state"):
-            errors.setdefault("state", []).append("Give the state that issued the registration or licence.")
+            errors.setdefault("state", []).append("Give the state that issued the registration or license.")
         elif credential is not None and credential != "state_registration" and data.get("state"):
-            errors.setdefault("state", []).append("Only give a state for a state registration or licence.")
+            errors.setdefault("state", []).append("Only give a state for a state registration or license.")
         issued, expiry = data.get("issued_date"), data.get("expiry_date")
         if issued and expiry and expiry <= issued:
             errors.setdefault("expiry_date", []).append("The expiry date must be after the issue date.")

@@ -55,6 +55,8 @@ class FrameworkLoadSchema(Schema):
     description = _optional_text()
     source = _optional_text()
     scale = fields.List(fields.Nested(ScaleLevelSchema), required=True)
+    # What the imported file held beyond the tool's fields (CASE document and associations, Moodle taxonomy).
+    extra = fields.Dict(load_default=None, allow_none=True)
 
     @validates("scale")
     def _scale(self, value, **_):
@@ -73,10 +75,12 @@ class CompetencyLoadSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    code = _text(100)
+    # May be empty (a CASE item without humanCodingScheme) and need not be unique (CASE allows a shared code).
+    code = fields.String(required=True, validate=validate.Length(max=100))
     title = _text(500)
     description = _optional_text()
     identifier = _optional_text(100)
+    extra = fields.Dict(load_default=None, allow_none=True)
     departments = fields.List(fields.String(validate=[validate.Length(max=50), _slug]), load_default=list)
     evidence_kinds = fields.List(fields.String(validate=validate.OneOf(EVIDENCE_KINDS)), load_default=list)
     checklist = fields.List(fields.String(validate=validate.Length(min=1, max=500)), load_default=list)

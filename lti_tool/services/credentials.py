@@ -1,37 +1,53 @@
 """Verifiable credentials: Open Badges 3.0 and CLR 2.0, signed as VC-JWT, with a Bitstring Status List.
 
 Choices (see also the report for issue 5):
-- Proof: VC-JWT, RS256, signed with the tool's own signing key (lti.keys.signing_key(); the header names its
-  `kid`). The public keys are the ones the tool already publishes at /lti/jwks, also served at
-  /credentials/jwks next to the issuer profile (/credentials/issuer). The JWT payload is the credential itself
-  (OB 3.0 section 8.2: no `vc` wrapper) plus `iss` (issuer id), `jti` (credential id), `nbf`/`iat` (validFrom),
-  `exp` (validUntil, when there is one) and `sub` only when the subject has an id (ours carry hashed identifiers).
+- Proof: VC-JWT, RS256, signed with the tool's own signing key (lti.keys.signing_key()). Per OB 3.0 section 8.2
+  the JOSE `kid` is a URL, /credentials/jwks/<kid>, that returns that single public JWK (1EdTech's validator
+  fetches it); the whole key set is at /lti/jwks and /credentials/jwks. The JWT payload is the credential itself
+  (no `vc` wrapper) plus `iss` (issuer id), `jti` (credential id), `sub` (credentialSubject.id), `nbf`/`iat`
+  (validFrom) and `exp` (validUntil, when there is one).
+- Subject: credentialSubject.id is `urn:uuid:<Person.credential_subject_id>`, random and stable per technician
+  (pairwise: it means nothing outside this tool), with the hashed e-mail as an IdentityObject beside it.
 - Issuer: the tool (one Profile for the whole tool); the tenant (the pharmacy or health system) is named as the
   subject's `source`, the organisation that assessed the achievement on the issuer's behalf.
-- Status: W3C Bitstring Status List v1.0, purpose "revocation". Every IssuedCredential row's id is its index;
-  lists of 131,072 entries (the minimum size, 16 KiB before compression) live at /credentials/status/<n> as
+- Status: W3C Bitstring Status List v1.0, purpose "revocation". Each IssuedCredential row draws a random unused
+  index (status_index; rows issued before that use their id), so a list reveals neither order nor volume; lists of
+  131,072 entries (the minimum size, 16 KiB before compression) live at /credentials/status/<n> as
   signed VC-JWTs, computed from today's sign-offs, so a revoked or corrected sign-off shows revoked at once.
 - Expiry: a credential whose sign-off has an expiry (revalidation) carries validUntil; after it, verify() says
   "expired" (the signature is still checked).
-- CLR: the ClrCredential embeds the same AchievementCredential bodies that are issued on their own (same ids);
-  they are secured by the CLR's own signature, and each can also be checked on its own at /verify/<id>.
+- CLR: the ClrCredential embeds the same AchievementCredential bodies that are issued on their own (same ids),
+  each with its own Data Integrity proof (eddsa-rdfc-2022, services.data_integrity), as 1EdTech's CLR validator
+  requires; the CLR itself is a VC-JWT. Each can also be checked on its own at /verify/<id>.
+- Ids resolve: achievements (/credentials/achievements/...), rating scales (/credentials/frameworks/.../scale) and
+  the assessing organization's profile (/credentials/organizations/...) are served by credential_documents.
 """
 import base64
 import gzip
 import hashlib
 import json
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, or_, select, update
 
 from ..extensions import db
 from ..lti import keys
-from ..models import Competency, Evidence, IssuedCredential, Person, SignOff, SignOffRevocation, ToolKey
+from ..models import (
+    Competency,
+    Evidence,
+    IssuedCredential,
+    Person,
+    Registration,
+    SignOff,
+    SignOffRevocation,
+    ToolKey,
+)
 from ..models.evidence import WITHDRAWN
 from ..models.exports import ACHIEVEMENT, CERTIFICATION, CLR, TRANSCRIPT
-from . import DomainError, NotFound, attestation, transcripts
+from . import DomainError, NotFound, attestation, data_integrity, transcripts
 
 VC2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -41,6 +57,7 @@ OB3_SCHEMA = {"id": "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0
 CLR_SCHEMA = {"id": "https://purl.imsglobal.org/spec/clr/v2p0/schema/json/clr_v2p0_clrcredential_schema.json",
               "type": "1EdTechJsonSchemaValidator2019"}
 LIST_SIZE = 131072
+ORGANIZATION_NAMESPACE = uuid.UUID("5b0f6a9e-3c1d-4e8a-9f27-6d4c2b1a0e93")
 JWT_CLAIMS = ("iss", "jti", "sub", "nbf", "iat", "exp")
 VALID, REVOKED, EXPIRED, INVALID = "valid", "revoked", "expired", "invalid"
 STATUS_LABELS = {VALID: "Valid", REVOKED: "Revoked", EXPIRED: "Expired", INVALID: "Invalid"}
@@ -74,8 +91,34 @@ def _issuer(base: str, tool_title: str) -> dict:
     return {"id": issuer_id(base), "type": ["Profile"], "name": tool_title}
 
 
+def organization_public_id(registration: Registration) -> str:
+    """An organization's id in credentials: stable and derived from the LMS registration (issuer and client id),
+    not the row id, so the organizations' profiles cannot be listed by counting."""
+    return str(uuid.uuid5(ORGANIZATION_NAMESPACE, f"{registration.issuer}|{registration.client_id}"))
+
+
+def organization_url(base: str, registration_id: int) -> str:
+    registration = db.session.get(Registration, registration_id)
+    return f"{base}/credentials/organizations/{organization_public_id(registration)}"
+
+
 def _source(base: str, registration_id: int, organisation: str) -> dict:
-    return {"id": f"{base}/credentials/organisations/{registration_id}", "type": ["Profile"], "name": organisation}
+    return {"id": organization_url(base, registration_id), "type": ["Profile"], "name": organisation}
+
+
+def jwk_url(base: str, kid: str) -> str:
+    return f"{base}/credentials/jwks/{kid}"
+
+
+def _base_of(body: dict) -> str:
+    return body["issuer"]["id"].removesuffix("/credentials/issuer")
+
+
+def subject_id(person_id: int) -> str:
+    """`urn:uuid:...` naming the technician in credentials: drawn at the first issuance, then kept."""
+    db.session.execute(update(Person).where(Person.id == person_id, Person.credential_subject_id.is_(None))
+                       .values(credential_subject_id=str(uuid.uuid4())))
+    return "urn:uuid:" + db.session.scalar(select(Person.credential_subject_id).where(Person.id == person_id))
 
 
 def verify_url(base: str, public_id: str) -> str:
@@ -84,6 +127,10 @@ def verify_url(base: str, public_id: str) -> str:
 
 def status_list_url(base: str, list_no: int) -> str:
     return f"{base}/credentials/status/{list_no}"
+
+
+def status_index(row: IssuedCredential) -> int:
+    return row.status_index if row.status_index is not None else row.id
 
 
 def _status_entry(base: str, index: int) -> dict:
@@ -113,19 +160,38 @@ def body_hash(body: dict) -> str:
 def sign(body: dict, key: ToolKey | None = None) -> str:
     key = key or keys.signing_key()
     claims = {**body, "iss": body["issuer"]["id"], "jti": body["id"]}
+    subject = body.get("credentialSubject")
+    if isinstance(subject, dict) and subject.get("id"):
+        claims["sub"] = subject["id"]
     valid_from = datetime.fromisoformat(body["validFrom"].replace("Z", "+00:00"))
     claims["nbf"] = claims["iat"] = int(valid_from.timestamp())
     if body.get("validUntil"):
         claims["exp"] = int(datetime.fromisoformat(body["validUntil"].replace("Z", "+00:00")).timestamp())
-    return jwt.encode(claims, key.private_pem, algorithm="RS256", headers={"kid": key.kid, "typ": "JWT"})
+    return jwt.encode(claims, key.private_pem, algorithm="RS256",
+                      headers={"kid": jwk_url(_base_of(body), key.kid), "typ": "JWT"})
 
 
 # --- rows ------------------------------------------------------------------------------------------------------
 
+def _random_status_index() -> int:
+    """A random index no credential uses: in the first list while it is under half full, then in the next."""
+    issued = db.session.scalar(select(func.max(IssuedCredential.id))) or 0  # an index read, unlike count(*)
+    lists = 1 + issued // (LIST_SIZE // 2)
+    for _ in range(64):
+        index = secrets.randbelow(LIST_SIZE * lists)
+        taken = or_(IssuedCredential.status_index == index,  # both indexed: the unique index and the key
+                    and_(IssuedCredential.id == index, IssuedCredential.status_index.is_(None)))
+        if db.session.scalar(select(IssuedCredential.id).where(taken)) is None:
+            return index
+    raise DomainError("No free credential status index was found; try again.", status=503)
+
+
 def _new_row(registration_id: int, person_id: int, kind: str, name: str, issued_at: datetime, **fields):
     row = IssuedCredential(public_id=str(uuid.uuid4()), registration_id=registration_id, person_id=person_id,
-                           kind=kind, name=name[:500], issued_at=issued_at, **fields)
+                           kind=kind, name=name[:500], issued_at=issued_at, status_index=_random_status_index(),
+                           **fields)
     db.session.add(row)
+    db.session.flush()  # the next row's index must see this one
     return row
 
 
@@ -141,9 +207,25 @@ def register_transcript(transcript: dict, registration_id: int, issued_at: datet
 
 # --- building -------------------------------------------------------------------------------------------------
 
+def scale_url(base: str, framework: dict) -> str:
+    return f"{base}/credentials/frameworks/{framework.get('identifier') or framework['id']}/scale"
+
+
+def achievement_url(base: str, entry: dict) -> str:
+    return f"{base}/credentials/achievements/{entry.get('identifier') or entry['competency_id']}"
+
+
+def certification_url(base: str, credential_code: str | None) -> str:
+    return f"{base}/credentials/achievements/certification/{credential_code or 'other'}"
+
+
+def result_description(base: str, entry: dict) -> dict:
+    return _scale(base, entry)[1]
+
+
 def _scale(base: str, entry: dict) -> tuple[str, dict]:
     framework = entry["framework"]
-    rd_id = f"{base}/credentials/frameworks/{framework['id']}/scale"
+    rd_id = scale_url(base, framework)
     levels = [{"id": f"{rd_id}#{lvl['code']}", "type": ["RubricCriterionLevel"], "name": lvl["label"],
                "level": lvl["code"],
                "description": "Proficient." if lvl.get("proficient") else "Not yet proficient."}
@@ -158,7 +240,8 @@ def _scale(base: str, entry: dict) -> tuple[str, dict]:
     return rd_id, description
 
 
-def _achievement(base: str, entry: dict) -> dict:
+def achievement_for(base: str, entry: dict) -> dict:
+    """The Achievement of a competency (an entry of services.transcripts, or the same keys)."""
     framework = entry["framework"]
     _, description = _scale(base, entry)
     narrative = (f"Signed off as proficient on the {framework['name']} (version {framework['version']}) rating "
@@ -166,7 +249,7 @@ def _achievement(base: str, entry: dict) -> dict:
                  "recorded evidence.")
     if entry.get("revalidation_months"):
         narrative += f" Revalidated every {entry['revalidation_months']} months."
-    achievement = {"id": f"{base}/credentials/achievements/competency/{entry['competency_id']}",
+    achievement = {"id": achievement_url(base, entry),
                    "type": ["Achievement"], "achievementType": "Competency",
                    "name": f"{entry['code']} {entry['title']}", "description": entry.get("description")
                    or entry["title"], "criteria": {"narrative": narrative}, "humanCode": entry["code"],
@@ -199,9 +282,10 @@ def _competency_body(base, tool_title, transcript, entry, row) -> dict:
         "validFrom": _iso(row.issued_at),
         "awardedDate": att["signed_at"],
         "credentialSubject": {
+            "id": transcript["person"]["subject_id"],
             "type": ["AchievementSubject"],
             "identifier": _identity(transcript["person"], row.public_id),
-            "achievement": _achievement(base, entry),
+            "achievement": achievement_for(base, entry),
             "result": [{"type": ["Result"], "resultDescription": rd_id,
                         "achievedLevel": f"{rd_id}#{att['rating_code']}", "status": "Completed"}],
             "source": _source(base, row.registration_id, transcript["organisation"]),
@@ -210,7 +294,7 @@ def _competency_body(base, tool_title, transcript, entry, row) -> dict:
                       "type": ["Evidence"], "name": att["evidence_title"], "narrative": _narrative(att),
                       "genre": att["evidence_kind_label"],
                       "description": f"Evidence record SHA-256 {att['evidence_hash']} at signing."}],
-        "credentialStatus": _status_entry(base, row.id),
+        "credentialStatus": _status_entry(base, status_index(row)),
         "credentialSchema": [OB3_SCHEMA],
     }
     if att["expires_at"]:
@@ -218,16 +302,23 @@ def _competency_body(base, tool_title, transcript, entry, row) -> dict:
     return body
 
 
+def certification_achievement(base: str, cert: dict) -> dict:
+    """The Achievement of a certification (a transcript's certification entry, or the same keys)."""
+    label = cert.get("credential_label") or cert["title"]
+    return {"id": certification_url(base, cert.get("credential")),
+            "type": ["Achievement"],
+            "achievementType": "License" if cert.get("credential") == "state_registration" else "Certification",
+            "name": label, "description": f"{label}" + (f", issued by {cert['issuer']}." if cert.get("issuer")
+                                                       else "."),
+            "criteria": {"narrative": "Held by the technician; the record of it was checked and signed off "
+                                      "by a manager in the tool."}}
+
+
 def _certification_body(base, tool_title, transcript, cert, row) -> dict:
     label = cert.get("credential_label") or cert["title"]
-    achievement = {"id": f"{base}/credentials/achievements/certification/{cert.get('credential') or 'other'}",
-                   "type": ["Achievement"],
-                   "achievementType": "License" if cert.get("credential") == "state_registration" else "Certification",
-                   "name": label, "description": f"{label}" + (f", issued by {cert['issuer']}." if cert.get("issuer")
-                                                              else "."),
-                   "criteria": {"narrative": "Held by the technician; the record of it was checked and signed off "
-                                             "by a manager in the tool."}}
-    subject = {"type": ["AchievementSubject"], "identifier": _identity(transcript["person"], row.public_id),
+    achievement = certification_achievement(base, cert)
+    subject = {"id": transcript["person"]["subject_id"], "type": ["AchievementSubject"],
+               "identifier": _identity(transcript["person"], row.public_id),
                "achievement": achievement, "source": _source(base, row.registration_id, transcript["organisation"])}
     if cert.get("number"):
         subject["licenseNumber"] = cert["number"]
@@ -246,7 +337,7 @@ def _certification_body(base, tool_title, transcript, cert, row) -> dict:
                                    f"{cert.get('issued_date') or 'on an unknown date'}"
                                    + (f", expires {cert['expiry_date']}" if cert.get("expiry_date") else "")
                                    + ". Verified (signed off) in the tool."}],
-        "credentialStatus": _status_entry(base, row.id),
+        "credentialStatus": _status_entry(base, status_index(row)),
         "credentialSchema": [OB3_SCHEMA],
     }
     if cert.get("issued_date"):
@@ -271,6 +362,7 @@ def achievement_credentials(transcript: dict, registration_id: int, base: str, t
     by_sign_off = {r.sign_off_id: r for r in existing if r.kind == ACHIEVEMENT}
     by_evidence = {r.evidence_id: r for r in existing if r.kind == CERTIFICATION}
     person_id = transcript["person"]["id"]
+    transcript = _with_subject(transcript)
     for entry in held:
         if entry["sign_off_id"] not in by_sign_off:
             by_sign_off[entry["sign_off_id"]] = _new_row(
@@ -294,6 +386,12 @@ def achievement_credentials(transcript: dict, registration_id: int, base: str, t
     return bodies
 
 
+def _with_subject(transcript: dict) -> dict:
+    if transcript["person"].get("subject_id"):
+        return transcript
+    return {**transcript, "person": {**transcript["person"], "subject_id": subject_id(transcript["person"]["id"])}}
+
+
 def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
@@ -311,9 +409,11 @@ def ob3_bundle(actor, person_id: int, base: str, tool_title: str, *, as_of=None)
 def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=None) -> tuple[dict, str]:
     """(body, compact JWT) of a CLR 2.0 ClrCredential over the whole transcript."""
     key = keys.signing_key()  # before this transaction writes anything (a first key commits on its own)
-    transcript = transcripts.build(actor, person_id, as_of=as_of)
+    transcript = _with_subject(transcripts.build(actor, person_id, as_of=as_of))
     issued_at = as_of or datetime.now(UTC)
     members = achievement_credentials(transcript, actor.registration_id, base, tool_title, issued_at)
+    # Each embedded credential carries its own proof (1EdTech's CLR validator checks every one).
+    members = [data_integrity.add_proof(m, base, key, _iso(issued_at)) for m in members]
     if not members:
         raise DomainError("There is nothing to put in a learner record yet: no competency is held and no "
                           "certification has been verified.", status=409, code="nothing_to_issue")
@@ -333,12 +433,13 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
         "issuer": _issuer(base, tool_title),
         "validFrom": _iso(row.issued_at),
         "credentialSubject": {
+            "id": transcript["person"]["subject_id"],
             "type": ["ClrSubject"],
             "identifier": _identity(transcript["person"], row.public_id),
             "achievement": achievements,
             "verifiableCredential": members,
         },
-        "credentialStatus": _status_entry(base, row.id),
+        "credentialStatus": _status_entry(base, status_index(row)),
         "credentialSchema": [CLR_SCHEMA],
     }
     row.body_sha256 = body_hash(body)
@@ -441,7 +542,9 @@ def _verify_jwt(token: str) -> dict:
     if header.get("alg") != "RS256":
         return _result(INVALID, [f"Signature algorithm {header.get('alg')!r} is not accepted; credentials of this "
                                  "tool are signed with RS256."])
-    key = db.session.scalars(select(ToolKey).where(ToolKey.kid == str(header.get("kid")))).first()
+    kid = str(header.get("kid"))
+    kid = kid.rsplit("/", 1)[-1] if "/credentials/jwks/" in kid else kid  # a kid URL, or a bare kid (older)
+    key = db.session.scalars(select(ToolKey).where(ToolKey.kid == kid)).first()
     if key is None:
         return _result(INVALID, ["The credential names a signing key (kid) this tool never used."])
     public = jwt.PyJWK(key.public_jwk).key
@@ -517,18 +620,18 @@ def revoked_indexes(list_no: int) -> set[int]:
     """Bit positions set in status list `list_no`: credentials whose sign-off was revoked or corrected, whose
     certification record was withdrawn, or (CLR, transcript) that cover such a sign-off."""
     low, high = list_no * LIST_SIZE, (list_no + 1) * LIST_SIZE
-    in_list = and_(IssuedCredential.id >= low, IssuedCredential.id < high)
+    index = func.coalesce(IssuedCredential.status_index, IssuedCredential.id)
+    in_list = and_(index >= low, index < high)
     revoked = set(db.session.scalars(
-        select(IssuedCredential.id).join(SignOffRevocation,
-                                         SignOffRevocation.sign_off_id == IssuedCredential.sign_off_id)
+        select(index).join(SignOffRevocation, SignOffRevocation.sign_off_id == IssuedCredential.sign_off_id)
         .where(in_list, IssuedCredential.kind == ACHIEVEMENT)))
     corrections = select(SignOff.corrects_id).where(SignOff.corrects_id.is_not(None))
-    revoked |= set(db.session.scalars(select(IssuedCredential.id).where(
+    revoked |= set(db.session.scalars(select(index).where(
         in_list, IssuedCredential.kind == ACHIEVEMENT, IssuedCredential.sign_off_id.in_(corrections))))
     revoked |= set(db.session.scalars(
-        select(IssuedCredential.id).join(Evidence, Evidence.id == IssuedCredential.evidence_id)
+        select(index).join(Evidence, Evidence.id == IssuedCredential.evidence_id)
         .where(in_list, IssuedCredential.kind == CERTIFICATION, Evidence.status == WITHDRAWN)))
-    bundles = db.session.execute(select(IssuedCredential.id, IssuedCredential.covers).where(
+    bundles = db.session.execute(select(index, IssuedCredential.covers).where(
         in_list, IssuedCredential.kind.in_((CLR, TRANSCRIPT)))).all()
     covered = {sid for _, covers in bundles for sid in (covers or {}).get("sign_off_ids", [])}
     bad = set()

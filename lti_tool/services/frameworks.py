@@ -6,6 +6,7 @@ Shipped frameworks (registration_id NULL) are visible to every tenant; a tenant'
 unless given a registration. Views always pass an Actor.
 """
 import json
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def _may_import(actor, registration_id):
     if actor is None:
         return registration_id
     if registration_id not in (None, actor.registration_id):
-        raise Forbidden("A framework can only be imported into your own organisation.")
+        raise Forbidden("A framework can only be imported into your own organization.")
     if not (actor.is_admin or actor.is_manager_side):
         raise Forbidden("Only managers can import frameworks.")
     return actor.registration_id
@@ -159,12 +160,17 @@ def create_framework(actor, tree: io.ValidTree, *, registration_id: int | None,
     ident = framework_identifier(data.get("identifier"))
     framework = Framework(registration_id=registration_id, code=data["code"], name=data["name"],
                           version=data["version"], description=data.get("description"), source=data.get("source"),
-                          identifier=ident, scale=[dict(level) for level in data["scale"]])
+                          identifier=ident, scale=[dict(level) for level in data["scale"]],
+                          extra=data.get("extra"))
     db.session.add(framework)
-    made = {}
+    made, used = {}, set()
     for node in tree.nodes:
         values = dict(node.data)
-        values["identifier"] = values.get("identifier") or competency_identifier(ident, values["code"])
+        derived = competency_identifier(ident, values["code"]) if values["code"] else None
+        # Identifiers tell items apart (codes may be empty or shared): a derived one that is taken gets a random one.
+        values["identifier"] = values.get("identifier") or (
+            derived if derived and derived not in used else str(uuid.uuid4()))
+        used.add(values["identifier"])
         parent = made[id(node.parent)] if node.parent is not None else None
         comp = Competency(framework=framework, parent=parent, position=node.position, **values)
         made[id(node)] = comp

@@ -4,8 +4,9 @@
 - sequence (3 digits) - format letter and topic designator - audience (P pharmacist, T technician).
 
 ACPE's UAN page names two formats, L (live) and H (home study); an activity offered both ways gets two UANs with
-the same sequence number, so there is no combined letter. Topic designators 01-07 are the ones we could confirm;
-an unknown designator is refused rather than guessed at (add it here when ACPE's list is checked).
+the same sequence number, so there is no combined letter. Topic designators 01-08 are the ones we could confirm
+(08, pain management / opioids, is seen in real UANs such as 0204-0000-20-755-H08-P); an unknown designator is
+refused rather than guessed at (add it here when ACPE's list is checked).
 """
 import re
 from dataclasses import asdict, dataclass
@@ -20,6 +21,7 @@ TOPICS = {
     "05": "patient safety",
     "06": "immunizations",
     "07": "compounding",
+    "08": "pain management / opioids",
 }
 AUDIENCES = {"P": "pharmacist", "T": "pharmacy technician"}
 JOINT = {"0000": False, "9999": True}

@@ -1,31 +1,39 @@
-"""1EdTech CASE 1.1 JSON: a CFPackage {CFDocument, CFItems, CFAssociations}.
+"""1EdTech CASE 1.1 JSON: a CFPackage {CFDocument, CFItems, CFAssociations, CFDefinitions, CFRubrics}.
 
-Mapping (export and import):
-- Framework -> CFDocument: identifier, uri, creator, title (name), version, description, notes (source),
-  lastChangeDateTime; CFPackageURI.
-- Competency -> CFItem: identifier, uri, humanCodingScheme (code), abbreviatedStatement (title), fullStatement
-  (description, or the title when there is none), CFItemType ("Competency Area" at the top level, else
-  "Competency"), notes (a readable summary of departments, checklist and revalidation), lastChangeDateTime.
-- Tree -> CFAssociations of type isChildOf: originNodeURI = the child, destinationNodeURI = the parent CFItem or
-  the CFDocument for the top level, each {title, identifier, uri}; sequenceNumber = 1-based order among siblings.
+Import keeps everything the package holds. The tool reads what it needs (title, version, description; per item
+identifier, humanCodingScheme, abbreviatedStatement, fullStatement; the isChildOf tree) and stores the rest as
+the publisher wrote it: the CFDocument, every CFItem and every CFAssociation (all types, cross-document links
+included, identifiers and lastChangeDateTime unchanged), CFDefinitions, CFRubrics and package extensions
+(Framework.extra["case"], Competency.extra["case"]). Export writes those back, so an imported package comes out
+as it went in. Nothing is invented: an item without humanCodingScheme has an empty code (the tool shows its
+statement), an item without abbreviatedStatement is shown by its fullStatement's first line but exported without
+one; two items may share a humanCodingScheme (items are keyed by identifier; the shared code is a warning).
 
-Extension: CASE 1.1 allows an `extensions` object on CASE entities. Ours lives under the key EXTENSION_KEY:
+Frameworks made in the tool (the shipped one, or imported from Moodle CSV or native JSON) are written from their
+fields: Framework -> CFDocument, Competency -> CFItem (CFItemType "Competency Area" at the top level, else
+"Competency"; notes summarize departments, checklist and revalidation), the tree -> isChildOf CFAssociations.
+
+Export is CASE 1.1 (the official CFPackage JSON schema is checked in the tests). CASE 1.0 fields that 1.1 no
+longer has (CFPackageURI, CFDocumentURI, CFItemAssociationURI, ...) or that a publisher added outside the
+standard are not dropped: they are carried in the entity's `extensions` under EXTENSION_KEY, key "notInCase11",
+and put back in place when that file is imported again. What 1.0 servers wrote loosely is written as 1.1 wants
+it: nulls as absent, a string sequenceNumber as an integer, a lastChangeDateTime without offset as UTC ("Z"),
+a CFItemType without description with an empty one.
+
+Our own extension, under `extensions[EXTENSION_KEY]`:
 - on CFDocument: {"code", "version", "source", "scale": [{code, label, proficient}, ...]};
 - on each CFItem: {"departments", "evidenceKinds", "checklist", "revalidationMonths"}.
-With it, export then import is lossless. Without it (plain CASE from elsewhere): code = humanCodingScheme (or the
-item identifier when missing), title = abbreviatedStatement (or fullStatement cut to 500 characters),
-description = fullStatement when it differs from the title, the default four-level scale, version =
-CFDocument.version or "1". Associations other than isChildOf (isRelatedTo, exactMatchOf, ...) are ignored with a
-warning; an item that is the child of two parents keeps the first and gets a warning; an item with no isChildOf
-association goes to the top level.
 """
+import copy
 import json
+import re
 import uuid
 from datetime import UTC
 
 from .common import IDENTIFIER_NAMESPACE, FrameworkImportError, Node, Parsed, competency_identifier, fail
 
 EXTENSION_KEY = "pharmacyTechPathways"
+NOT_IN_11 = "notInCase11"
 CREATOR = "Pharmacy Tech Pathways"
 DEFAULT_SCALE = [
     {"code": "not_yet", "label": "Not yet competent", "proficient": False},
@@ -44,6 +52,19 @@ FIELD_NAMES = {
 ITEM_EXTENSION = {"departments": "departments", "evidenceKinds": "evidence_kinds", "checklist": "checklist",
                   "revalidationMonths": "revalidation_months"}
 MAX_TITLE = 500
+# The properties CASE 1.1's CFPackage schema allows on each entity (it allows no others).
+CASE11_KEYS = {
+    "document": {"identifier", "uri", "frameworkType", "caseVersion", "creator", "title", "lastChangeDateTime",
+                 "officialSourceURL", "publisher", "description", "subject", "subjectURI", "language", "version",
+                 "adoptionStatus", "statusStartDate", "statusEndDate", "licenseURI", "notes", "extensions"},
+    "item": {"identifier", "fullStatement", "alternativeLabel", "CFItemType", "uri", "humanCodingScheme",
+             "listEnumeration", "abbreviatedStatement", "conceptKeywords", "conceptKeywordsURI", "notes", "subject",
+             "subjectURI", "language", "educationLevel", "CFItemTypeURI", "licenseURI", "statusStartDate",
+             "statusEndDate", "lastChangeDateTime", "extensions"},
+    "association": {"identifier", "associationType", "sequenceNumber", "uri", "originNodeURI",
+                    "destinationNodeURI", "CFAssociationGroupingURI", "lastChangeDateTime", "notes", "extensions"},
+}
+PACKAGE_PARTS = ("CFDefinitions", "CFRubrics", "extensions")
 
 
 def looks_like(doc) -> bool:
@@ -63,6 +84,23 @@ def _text(value):
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _as_published(entity: dict) -> dict:
+    """The entity without our extension, with fields a 1.1 export moved into it put back in place: what the
+    publisher wrote, to store and write back."""
+    out = dict(entity)
+    ext = out.get("extensions")
+    if isinstance(ext, dict) and EXTENSION_KEY in ext:
+        ours = ext[EXTENSION_KEY] if isinstance(ext[EXTENSION_KEY], dict) else {}
+        for key, value in (ours.get(NOT_IN_11) or {}).items():
+            out.setdefault(key, value)
+        rest = {k: v for k, v in ext.items() if k != EXTENSION_KEY}
+        if rest:
+            out["extensions"] = rest
+        else:
+            del out["extensions"]
+    return out
+
+
 def parse(doc: dict) -> Parsed:
     if isinstance(doc.get("CFPackage"), dict):  # some CASE 1.0 servers wrap the package
         doc = doc["CFPackage"]
@@ -72,22 +110,27 @@ def parse(doc: dict) -> Parsed:
     doc_id = _text(document.get("identifier"))
     if not doc_id:
         fail("CFDocument", "identifier", "Missing.")
-    items = doc.get("CFItems", [])
-    associations = doc.get("CFAssociations", [])
+    items = doc.get("CFItems") or []
+    associations = doc.get("CFAssociations") or []
     if not isinstance(items, list):
         fail("CFPackage", "CFItems", "Expected a list.")
     if not isinstance(associations, list):
         fail("CFPackage", "CFAssociations", "Expected a list.")
 
     doc_ext = _ext(document)
+    kept = {"document": _as_published(document), "associations": []}
+    for part in PACKAGE_PARTS:
+        if doc.get(part) not in (None, [], {}):
+            kept[part] = doc[part]
     framework = {
-        "code": doc_ext.get("code") or _text(document.get("humanCodingScheme")) or doc_id,
+        "code": doc_ext.get("code") or doc_id,
         "name": document.get("title"),
         "version": doc_ext.get("version") or _text(document.get("version")) or "1",
         "identifier": doc_id,
         "description": _text(document.get("description")),
         "source": doc_ext["source"] if "source" in doc_ext else _source(document),
         "scale": doc_ext.get("scale", DEFAULT_SCALE),
+        "extra": {"case": kept},
     }
     warnings: list[str] = []
     errors: list[dict] = []
@@ -108,12 +151,13 @@ def parse(doc: dict) -> Parsed:
         if not full:
             errors.append({"where": where, "field": "fullStatement", "message": "Missing."})
             continue
-        title = _text(item.get("abbreviatedStatement")) or _text(item.get("title")) or _shorten(full)
+        title = _text(item.get("abbreviatedStatement")) or _display_title(full)
         data = {
-            "code": _text(item.get("humanCodingScheme")) or ident,
+            "code": _text(item.get("humanCodingScheme")) or "",
             "title": title,
             "description": full if full != title else None,
             "identifier": ident,
+            "extra": {"case": _as_published(item)},
         }
         ext = _ext(item)
         for key, ours in ITEM_EXTENSION.items():
@@ -123,34 +167,35 @@ def parse(doc: dict) -> Parsed:
     if errors:
         raise FrameworkImportError(errors)
 
-    ignored = 0
+    outside = 0
     for index, assoc in enumerate(associations):
         where = f"CFAssociation {assoc.get('identifier') or index}" if isinstance(assoc, dict) else \
             f"CFAssociations[{index}]"
         if not isinstance(assoc, dict):
             fail(where, None, "Expected an object.")
+        kept["associations"].append(_as_published(assoc))
         if assoc.get("associationType") != "isChildOf":
-            ignored += 1
             continue
         origin = _node_id(assoc, "originNodeURI", where)
         dest = _node_id(assoc, "destinationNodeURI", where)
-        if origin not in nodes:
-            fail(where, "originNodeURI.identifier", f"Unknown item {origin!r}: not a CFItem of this package.")
-        if dest != doc_id and dest not in nodes:
-            fail(where, "destinationNodeURI.identifier",
-                 f"Unknown item {dest!r}: neither a CFItem of this package nor its CFDocument.")
+        if origin not in nodes or (dest != doc_id and dest not in nodes):
+            outside += 1  # a link to or from another framework: kept, not part of this tree
+            continue
         node = nodes[origin]
         if node.order != float("inf"):
-            warnings.append(f"{node.where} is the child of more than one item; kept the first parent.")
+            warnings.append(f"{node.where} is the child of more than one item; shown under the first, "
+                            "and every association is kept.")
             continue
         node.parent_ref = None if dest == doc_id else dest
         seq = assoc.get("sequenceNumber")
         node.order = float(seq) if isinstance(seq, int | float) and not isinstance(seq, bool) else 1e9 + index
-    if ignored:
-        warnings.append(f"Ignored {ignored} association(s) other than isChildOf.")
+    if outside:
+        warnings.append(f"{outside} isChildOf association(s) link to items outside this package; they are kept "
+                        "and exported again, but do not place items in this framework's tree.")
     orphans = [n for n in nodes.values() if n.order == float("inf")]
     if orphans:
-        warnings.append(f"{len(orphans)} item(s) had no isChildOf association and were put at the top level.")
+        warnings.append(f"{len(orphans)} item(s) had no isChildOf association in this package and are shown at "
+                        "the top level.")
     return Parsed(format="case", framework=framework, framework_where="CFDocument", nodes=list(nodes.values()),
                   field_names=FIELD_NAMES, warnings=warnings)
 
@@ -163,8 +208,11 @@ def _node_id(assoc, key, where):
     return ident
 
 
-def _shorten(text):
-    return text if len(text) <= MAX_TITLE else text[:MAX_TITLE - 1].rstrip() + "\u2026"
+def _display_title(full):
+    """What the tool shows for an item without abbreviatedStatement: the statement's first non-empty line (a
+    Markdown table or list keeps its first row), cut to the title limit. Never exported."""
+    line = next((ln.strip() for ln in full.splitlines() if ln.strip()), full.strip())
+    return line if len(line) <= MAX_TITLE else line[:MAX_TITLE - 1].rstrip() + "\u2026"
 
 
 def _source(document):
@@ -190,66 +238,133 @@ def _notes(comp):
     return "\n".join(lines) or None
 
 
-def export(tree, base_uri: str | None = None) -> str:
+def _case11(entity: dict, kind: str, ours: dict | None = None) -> dict:
+    """The entity as CASE 1.1 allows it: nulls dropped, fields 1.1 does not know moved into our extension,
+    our own extension data added."""
+    allowed = CASE11_KEYS[kind]
+    out = {k: v for k, v in entity.items() if k in allowed and v is not None}
+    seq = out.get("sequenceNumber")
+    if isinstance(seq, str) and seq.strip().isdigit():
+        out["sequenceNumber"] = int(seq)  # some CASE 1.0 servers (OpenSALT) wrote it as a string
+    moved = {k: v for k, v in entity.items() if k not in allowed and v is not None}
+    ext = dict(ours or {})
+    if moved:
+        ext[NOT_IN_11] = moved
+    if ext:
+        extensions = dict(out.get("extensions") or {})
+        extensions[EXTENSION_KEY] = ext
+        out["extensions"] = extensions
+    return out
+
+
+def document_id(framework) -> str:
+    """The CFDocument identifier of a framework (frameworks made outside an import have none stored: derive a
+    stable one from what identifies them)."""
+    return framework.identifier or str(uuid.uuid5(
+        IDENTIFIER_NAMESPACE, f"{framework.registration_id}:{framework.code}:{framework.version}"))
+
+
+def item_id(framework, comp) -> str:
+    return comp.identifier or competency_identifier(document_id(framework), comp.code)
+
+
+def package(tree, base_uri: str | None = None) -> dict:
+    """The CFPackage of a framework tree, as a dict (see export)."""
     fw = tree.framework
-    # Frameworks made outside an import have no identifier: derive a stable one from what identifies them.
-    doc_id = fw.identifier or str(uuid.uuid5(IDENTIFIER_NAMESPACE, f"{fw.registration_id}:{fw.code}:{fw.version}"))
+    doc_id = document_id(fw)
+    kept = copy.deepcopy((fw.extra or {}).get("case") or {})  # written to below; never the stored JSON
     changed = _when(fw.created_at)
 
     def uri(kind, ident):
         return f"{base_uri.rstrip('/')}/ims/case/v1p1/{kind}/{ident}" if base_uri else f"urn:uuid:{ident}"
 
-    doc_link = {"title": fw.name, "identifier": doc_id, "uri": uri("CFDocuments", doc_id)}
-    document = {
-        "identifier": doc_id,
-        "uri": doc_link["uri"],
-        "creator": CREATOR,
-        "title": fw.name,
-        "lastChangeDateTime": changed,
-        "description": fw.description,
-        "language": "en",
-        "version": fw.version,
-        "notes": fw.source,
-        "CFPackageURI": {"title": fw.name, "identifier": doc_id, "uri": uri("CFPackages", doc_id)},
-        "extensions": {EXTENSION_KEY: {"code": fw.code, "version": fw.version, "source": fw.source,
-                                       "scale": list(fw.scale)}},
-    }
-    document = {k: v for k, v in document.items() if v is not None}
+    ours = {"code": fw.code, "version": fw.version, "source": fw.source, "scale": list(fw.scale)}
+    if kept.get("document"):
+        document = dict(kept["document"])
+        document.setdefault("uri", uri("CFDocuments", doc_id))
+        document.setdefault("lastChangeDateTime", changed)
+        document.setdefault("title", fw.name)
+        document.setdefault("creator", _text(document.get("publisher")) or "Unknown")
+    else:
+        document = {
+            "identifier": doc_id, "uri": uri("CFDocuments", doc_id), "creator": CREATOR, "title": fw.name,
+            "lastChangeDateTime": changed, "description": fw.description, "language": "en",
+            "version": fw.version, "notes": fw.source, "caseVersion": "1.1",
+        }
+    document = _case11(document, "document", ours)
+    doc_link = {"title": document["title"], "identifier": doc_id, "uri": document["uri"]}
+
     items, associations = [], []
     for depth, comp in tree.walk():
-        ident = comp.identifier or competency_identifier(doc_id, comp.code)
-        item = {
-            "identifier": ident,
-            "uri": uri("CFItems", ident),
-            "fullStatement": comp.description or comp.title,
-            "abbreviatedStatement": comp.title,
-            "humanCodingScheme": comp.code,
-            "CFItemType": "Competency Area" if depth == 0 else "Competency",
-            "language": "en",
-            "notes": _notes(comp),
-            "lastChangeDateTime": changed,
-            "CFDocumentURI": doc_link,
-            "extensions": {EXTENSION_KEY: {
-                "departments": list(comp.departments or []), "evidenceKinds": list(comp.evidence_kinds or []),
-                "checklist": list(comp.checklist or []), "revalidationMonths": comp.revalidation_months}},
-        }
-        items.append({k: v for k, v in item.items() if v is not None})
+        ident = item_id(fw, comp)
+        ext = {"departments": list(comp.departments or []), "evidenceKinds": list(comp.evidence_kinds or []),
+               "checklist": list(comp.checklist or []), "revalidationMonths": comp.revalidation_months}
+        original = copy.deepcopy((comp.extra or {}).get("case"))
+        if original:
+            item = dict(original)
+            item.setdefault("uri", uri("CFItems", ident))
+            item.setdefault("lastChangeDateTime", changed)
+        else:
+            item = {
+                "identifier": ident, "uri": uri("CFItems", ident),
+                "fullStatement": comp.description or comp.title, "abbreviatedStatement": comp.title,
+                "humanCodingScheme": comp.code or None,
+                "CFItemType": "Competency Area" if depth == 0 else "Competency", "language": "en",
+                "notes": _notes(comp), "lastChangeDateTime": changed,
+            }
+        items.append(_case11(item, "item", ext))
+        if kept.get("document"):
+            continue  # the package's own associations are written below, as published
         parent = comp.parent
         if parent is None:
             dest = doc_link
         else:
-            pid = parent.identifier or competency_identifier(doc_id, parent.code)
+            pid = item_id(fw, parent)
             dest = {"title": parent.title, "identifier": pid, "uri": uri("CFItems", pid)}
         assoc_id = competency_identifier(ident, "isChildOf")
         associations.append({
-            "identifier": assoc_id,
-            "associationType": "isChildOf",
-            "uri": uri("CFAssociations", assoc_id),
-            "originNodeURI": {"title": comp.title, "identifier": ident, "uri": item["uri"]},
-            "destinationNodeURI": dest,
-            "sequenceNumber": comp.position + 1,
-            "lastChangeDateTime": changed,
-            "CFDocumentURI": doc_link,
+            "identifier": assoc_id, "associationType": "isChildOf", "uri": uri("CFAssociations", assoc_id),
+            "originNodeURI": {"title": comp.title, "identifier": ident, "uri": items[-1]["uri"]},
+            "destinationNodeURI": dest, "sequenceNumber": comp.position + 1, "lastChangeDateTime": changed,
         })
-    package = {"CFDocument": document, "CFItems": items, "CFAssociations": associations}
-    return json.dumps(package, indent=2, ensure_ascii=False) + "\n"
+    if kept.get("document"):
+        associations = [_case11(a, "association") for a in kept.get("associations", [])]
+    out = {"CFDocument": document, "CFItems": items, "CFAssociations": associations}
+    for part in PACKAGE_PARTS:
+        if part in kept:
+            out[part] = _without_nulls(kept[part])
+    _with_utc_offsets(out)
+    for item_type in (out.get("CFDefinitions") or {}).get("CFItemTypes") or []:
+        # 1.1 requires a description; 1.0 servers (OpenSALT) wrote null. Empty says "none given" and invents nothing.
+        if isinstance(item_type, dict):
+            item_type.setdefault("description", "")
+    return out
+
+
+_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$")
+
+
+def _with_utc_offsets(value):
+    """lastChangeDateTime is an RFC 3339 date-time; some 1.0 servers (OpenSALT) wrote UTC without the offset."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "lastChangeDateTime" and isinstance(inner, str) and _NAIVE.match(inner):
+                value[key] = inner + "Z"
+            else:
+                _with_utc_offsets(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            _with_utc_offsets(inner)
+
+
+def _without_nulls(value):
+    """CASE has no nulls: an absent value is left out (some 1.0 servers wrote null)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def export(tree, base_uri: str | None = None) -> str:
+    return json.dumps(package(tree, base_uri), indent=2, ensure_ascii=False) + "\n"

@@ -138,6 +138,7 @@ def validate(parsed: Parsed) -> ValidTree:
 
     loaded: dict[str, dict] = {}
     by_code: dict[str, Node] = {}
+    shared: list[str] = []  # codes used twice: allowed (items are keyed by identifier), reported
     for node in parsed.nodes:
         try:
             loaded[node.ref] = competency_load.load(node.data)
@@ -146,9 +147,9 @@ def validate(parsed: Parsed) -> ValidTree:
                 add(node.where, path, message)
             continue
         code = loaded[node.ref]["code"]
-        if code in by_code:
-            add(node.where, "code", f"Code {code!r} is used twice (also at {by_code[code].where}).")
-        else:
+        if code and code in by_code:
+            shared.append(f"{node.where}: code {code!r} is also used at {by_code[code].where}.")
+        elif code:
             by_code[code] = node
 
     refs = {node.ref: node for node in parsed.nodes}
@@ -176,7 +177,11 @@ def validate(parsed: Parsed) -> ValidTree:
             visit(node.ref, valid)
 
     visit(None, None)
-    return ValidTree(parsed.format, framework, ordered, parsed.warnings)
+    warnings = list(parsed.warnings)
+    if shared:
+        warnings.append(f"{len(shared)} competency code(s) are shared by more than one item (kept as published; "
+                        "items are told apart by identifier): " + " ".join(shared[:MAX_LISTED]))
+    return ValidTree(parsed.format, framework, ordered, warnings)
 
 
 def _cycles(parsed: Parsed, refs: dict) -> list[dict]:

@@ -1,10 +1,11 @@
 """Moodle's competency framework CSV (admin/tool/lpimportcsv), as its framework_exporter writes it.
 
-Columns, in Moodle's order and with the English header strings of tool_lpimportcsv: Parent ID number, ID number,
-Short name, Description, Description format, Scale values, Scale configuration, Rule type (optional), Rule outcome
-(optional), Rule config (optional), Cross-referenced competency ID numbers, Exported ID (optional), Is framework,
-Taxonomy. On import headers are matched ignoring case, spaces and punctuation (so "Shortname" and "Short name"
-both work); the columns marked optional, Description format, Cross-referenced and Taxonomy may be absent.
+Columns, in Moodle's order (English header strings of tool_lpimportcsv): Parent ID number, ID number, Short name,
+Description, Description format, Scale values, Scale configuration, Rule type (optional), Rule outcome (optional),
+Rule config (optional), Cross-referenced competency ID numbers, Exported ID (optional), Is framework, Taxonomy.
+Moodle reads the columns by position and writes the header in the site's language, so a file whose header is not
+recognized (French, German, ...) is read by position, as Moodle does. An English header is matched by name,
+ignoring case, spaces and punctuation (so "Shortname" and "Short name" both work, and columns may be reordered).
 
 - The framework is the row with Is framework = 1: ID number = our code, Short name = name, Description, and the
   framework's scale: Scale values = the level labels joined by commas, lowest first (Moodle's compact_items), Scale
@@ -13,11 +14,13 @@ both work); the columns marked optional, Description format, Cross-referenced an
   other keys; we add "code" so that our level codes survive a round trip (without it codes come from the labels).
 - Every other row is a competency: ID number = code, Short name = title (Moodle keeps at most 100 characters),
   Parent ID number = the parent's code (empty at the top level). Row order gives sibling order.
-- Descriptions are written as plain text (Description format 2, FORMAT_PLAIN); HTML descriptions (format 0 or 1)
-  from Moodle are turned into plain text on import.
+- HTML descriptions (format 0 or 1) are shown as plain text in the tool.
+- Kept and written back as the file had them (Framework.extra["moodle"], Competency.extra["moodle"]): the
+  taxonomy, the framework's scale cells, each competency's own scale, rule type/outcome/config, cross-referenced
+  ID numbers, exported id, and the original description with its format. The tool rates every competency on the
+  framework's scale and does not run Moodle's rules; it only carries them.
 - Not carried (Moodle has no place for them): version (imports get "1" unless one is given), departments,
-  evidence kinds, checklists, revalidation. Per-competency scales, rules and cross-references in a Moodle file are
-  ignored with a warning.
+  evidence kinds, checklists, revalidation.
 """
 import csv
 import io
@@ -35,6 +38,11 @@ KEYS = ("parent", "idnumber", "shortname", "description", "descriptionformat", "
         "ruletype", "ruleoutcome", "ruleconfig", "related", "exportid", "isframework", "taxonomy")
 REQUIRED = ("parent", "idnumber", "shortname", "description", "scalevalues", "scaleconfiguration", "isframework")
 NAMES = dict(zip(KEYS, HEADERS, strict=True))
+# A header with no English column name is read by position when it has at least Moodle's 13 original columns.
+POSITIONAL_MIN = 13
+# Cells kept as the file had them and written back on export.
+KEPT = ("descriptionformat", "scalevalues", "scaleconfiguration", "ruletype", "ruleoutcome", "ruleconfig", "related",
+        "exportid")
 FORMAT_MOODLE, FORMAT_HTML, FORMAT_PLAIN = 0, 1, 2
 FIELD_NAMES = {"code": "ID number", "title": "Short name", "name": "Short name", "description": "Description",
                "parent": "Parent ID number", "scale": "Scale configuration"}
@@ -51,9 +59,11 @@ ALIASES.update({"crossreferencedcompetencyidnumbers": "related", "relatedidnumbe
 
 
 def _delimiter(first_line: str) -> str:
-    best, score = ",", -1
+    """The delimiter that makes the most known header names, or (a translated header) the most columns."""
+    best, score = ",", (-1, -1)
     for delim in (",", ";", "\t"):
-        found = sum(1 for cell in next(csv.reader([first_line], delimiter=delim)) if _norm(cell) in ALIASES)
+        cells = next(csv.reader([first_line], delimiter=delim))
+        found = (sum(1 for cell in cells if _norm(cell) in ALIASES), len(cells))
         if found > score:
             best, score = delim, found
     return best
@@ -80,17 +90,22 @@ def parse(text: str, version: str | None = None) -> Parsed:
         if key and key not in columns:
             columns[key] = index
     missing = [NAMES[k] for k in REQUIRED if k not in columns]
+    in_place = all(index < len(KEYS) and KEYS[index] == key for key, index in columns.items())
+    if missing and in_place and len(header) >= POSITIONAL_MIN:
+        # Moodle's own order in another language (a French header shares "Description" with English): by position.
+        columns = {key: index for index, key in enumerate(KEYS[:len(header)])}
+        missing = []
     if missing:
         raise FrameworkImportError([{"where": "line 1", "field": name, "message": "Required column missing."}
                                     for name in missing])
 
-    def cell(row, key):
+    def cell(row, key, strip=True):
         index = columns.get(key)
-        return row[index].strip() if index is not None and index < len(row) else ""
+        value = row[index] if index is not None and index < len(row) else ""
+        return value.strip() if strip else value
 
     errors, warnings = [], []
     framework, framework_line, nodes, seen = None, None, [], {}
-    ignored = {"scale": 0, "rule": 0, "related": 0}
     try:
         rows = list(records)
     except csv.Error as exc:
@@ -109,7 +124,8 @@ def parse(text: str, version: str | None = None) -> Parsed:
             scale = _scale(cell(row, "scalevalues"), cell(row, "scaleconfiguration"), where, errors)
             framework = {"code": cell(row, "idnumber"), "name": cell(row, "shortname"),
                          "description": description, "version": version or "1", "scale": scale,
-                         "source": "Imported from a Moodle competency framework CSV file."}
+                         "source": "Imported from a Moodle competency framework CSV file.",
+                         "extra": {"moodle": {**_kept(row, cell), "taxonomy": cell(row, "taxonomy")}}}
             continue
         code = cell(row, "idnumber")
         if not code:
@@ -120,25 +136,32 @@ def parse(text: str, version: str | None = None) -> Parsed:
                            "message": f"ID number {code!r} is used twice (also on {seen[code]})."})
             continue
         seen[code] = where
-        ignored["scale"] += bool(cell(row, "scalevalues"))
-        ignored["rule"] += bool(cell(row, "ruletype"))
-        ignored["related"] += bool(cell(row, "related"))
         parent = cell(row, "parent") or None
         nodes.append(Node(ref=code, parent_ref=parent, where=where, order=len(nodes),
-                          data={"code": code, "title": cell(row, "shortname"), "description": description}))
+                          data={"code": code, "title": cell(row, "shortname"), "description": description,
+                                "extra": {"moodle": _kept(row, cell)}}))
     if framework is None and not errors:
         errors.append({"where": None, "field": NAMES["isframework"],
                        "message": "No framework row (a row with Is framework = 1)."})
     if errors:
         raise FrameworkImportError(errors)
-    if ignored["scale"]:
-        warnings.append(f"{ignored['scale']} competency scale(s) ignored: the framework's scale applies to all.")
-    if ignored["rule"]:
-        warnings.append(f"{ignored['rule']} competency rule(s) ignored.")
-    if ignored["related"]:
-        warnings.append(f"Cross-referenced competencies on {ignored['related']} row(s) ignored.")
+    own_scales = sum(1 for n in nodes if n.data["extra"]["moodle"].get("scalevalues"))
+    if own_scales:
+        warnings.append(f"{own_scales} competency scale(s) kept for Moodle; the tool rates every competency on the "
+                        "framework's scale.")
     return Parsed(format="moodle-csv", framework=framework, framework_where=framework_line, nodes=nodes,
                   field_names=FIELD_NAMES, warnings=warnings)
+
+
+def _kept(row, cell) -> dict:
+    """The cells the tool does not use, as the file had them (empty ones left out)."""
+    kept = {key: cell(row, key) for key in KEPT if cell(row, key)}
+    if cell(row, "shortname", strip=False) != cell(row, "shortname"):
+        kept["shortname"] = cell(row, "shortname", strip=False)  # Moodle cuts at 100 characters, spaces and all
+    raw = cell(row, "description")
+    if raw:
+        kept["description"] = raw
+    return kept
 
 
 def _truthy(value: str) -> bool:
@@ -219,12 +242,25 @@ def _description(value: str, fmt: str, where: str, errors: list) -> str | None:
 
 
 def _taxonomy(tree) -> str:
+    kept = ((tree.framework.extra or {}).get("moodle") or {}).get("taxonomy")
+    if kept:
+        return kept
     depth = max((d for d, _ in tree.walk()), default=0) + 1
     return ",".join(["domain"] + ["competency"] * (depth - 1))
 
 
-def export(tree) -> str:
-    fw = tree.framework
+def _id_numbers(tree) -> dict:
+    """Competency id -> Moodle ID number: the code, or the identifier when the code is empty or shared (Moodle
+    needs a unique ID number; CASE frameworks may have neither)."""
+    codes = [c.code for _, c in tree.walk()]
+    return {c.id: c.code if c.code and codes.count(c.code) == 1 else (c.identifier or str(c.id))
+            for _, c in tree.walk()}
+
+
+def _scale_cells(fw) -> tuple[str, str]:
+    kept = (fw.extra or {}).get("moodle") or {}
+    if kept.get("scalevalues") and kept.get("scaleconfiguration"):
+        return kept["scalevalues"], kept["scaleconfiguration"]  # the scale Moodle had (its scaleid)
     labels = [lvl["label"] for lvl in fw.scale]
     bad = [label for label in labels if "," in label]
     if bad:
@@ -235,12 +271,34 @@ def export(tree) -> str:
          "code": lvl["code"]}
         for i, lvl in enumerate(fw.scale)
     ]
+    return ",".join(labels), json.dumps(config, separators=(",", ":"))
+
+
+def _description_cells(obj, kept) -> tuple[str, object]:
+    if "description" in kept or "descriptionformat" in kept:
+        return kept.get("description", ""), kept.get("descriptionformat", FORMAT_HTML)
+    return obj.description or "", FORMAT_PLAIN
+
+
+def export(tree) -> str:
+    fw = tree.framework
+    values, config = _scale_cells(fw)
+    kept_fw = (fw.extra or {}).get("moodle") or {}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADERS)
-    writer.writerow(["", fw.code, fw.name, fw.description or "", FORMAT_PLAIN, ",".join(labels),
-                     json.dumps(config, separators=(",", ":")), "", "", "", "", "", 1, _taxonomy(tree)])
+    writer.writerow(["", fw.code, fw.name, *_description_cells(fw, kept_fw), values, config, "", "", "", "", "", 1,
+                     _taxonomy(tree)])
+    id_numbers = _id_numbers(tree)
     for _, comp in tree.walk():
-        writer.writerow([comp.parent.code if comp.parent else "", comp.code, comp.title, comp.description or "",
-                         FORMAT_PLAIN, "", "", "", 0, "null", "", comp.id, 0, ""])
+        kept = (comp.extra or {}).get("moodle") or {}
+        if kept:
+            rule = [kept.get("ruletype", ""), kept.get("ruleoutcome", ""), kept.get("ruleconfig", "")]
+            own = [kept.get("scalevalues", ""), kept.get("scaleconfiguration", "")]
+            related, exportid = kept.get("related", ""), kept.get("exportid", comp.id)
+        else:
+            rule, own, related, exportid = ["", 0, "null"], ["", ""], "", comp.id
+        writer.writerow([id_numbers[comp.parent.id] if comp.parent else "", id_numbers[comp.id],
+                         kept.get("shortname", comp.title),
+                         *_description_cells(comp, kept), *own, *rule, related, exportid, 0, ""])
     return out.getvalue()

@@ -19,7 +19,8 @@ and `flask --app lti_tool frameworks export FRAMEWORK --format native` writes it
       },
       "competencies": [                                   # the top level of the tree, in display order
         {
-          "code": "XT-IV-03",                             # required, unique in the framework, <= 100 chars
+          "code": "XT-IV-03",                             # required, <= 100 chars (may be "" for a CASE item
+                                                          #   without humanCodingScheme; a shared code warns)
           "title": "Clean and disinfect the PEC",         # required, <= 500 chars (<= 100 if exported to Moodle)
           "description": "...",                           # optional
           "identifier": "uuid",                           # optional; default UUIDv5(framework identifier, code)
@@ -29,6 +30,8 @@ and `flask --app lti_tool frameworks export FRAMEWORK --format native` writes it
                                                           #   empty = any kind counts
           "checklist": ["Hand hygiene", "..."],           # optional observable steps a signer ticks
           "revalidation_months": 6,                       # optional; an achieved sign-off expires after this
+          "extra": {"case": {...}},                       # optional; what an imported file held beyond these
+                                                          #   fields (the CASE CFItem, Moodle rule/scale cells)
           "children": [ ... ]                             # optional, same shape, in display order
         }
       ]
@@ -43,8 +46,8 @@ from .common import Node, Parsed, fail
 FORMAT = "pharmacy-tech-pathways/framework"
 FORMAT_VERSION = 1
 COMPETENCY_KEYS = ("code", "title", "description", "identifier", "departments", "evidence_kinds", "checklist",
-                   "revalidation_months")
-FRAMEWORK_KEYS = ("code", "name", "version", "identifier", "description", "source", "scale")
+                   "revalidation_months", "extra")
+FRAMEWORK_KEYS = ("code", "name", "version", "identifier", "description", "source", "scale", "extra")
 
 
 def looks_like(doc) -> bool:
@@ -100,6 +103,8 @@ def export(tree) -> str:
                 out[key] = list(getattr(comp, key))
         if comp.revalidation_months:
             out["revalidation_months"] = comp.revalidation_months
+        if comp.extra:
+            out["extra"] = comp.extra
         if comp.children:
             out["children"] = [item(child) for child in comp.children]
         return out
