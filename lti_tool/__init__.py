@@ -30,6 +30,7 @@ def create_app(config: dict | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     from . import models  # noqa: F401  (register every table)
     from .blueprints import deep_linking, home, lti, technician
+    from .services import status_store  # noqa: F401  (keeps the stored status in every transaction)
 
     app.register_blueprint(lti.bp)
     app.register_blueprint(home.bp)

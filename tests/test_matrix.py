@@ -39,42 +39,6 @@ def _history(world, make):
     return tech3
 
 
-@pytest.mark.parametrize("days_after", [1, 5, 80, 170, 200])
-def test_the_lean_pass_agrees_with_status_compute(world, make, days_after):
-    tech3 = _history(world, make)
-    as_of = T0 + days_after * DAY
-    ids = [c.id for c in (world.garb, world.cart, world.audit_comp)]
-    people = [world.tech.person.id, world.tech2.person.id, tech3.person.id]
-    full = status.compute(world.reg, people, ids, as_of)
-    lean = matrix.lean_statuses(world.course, ids, as_of=as_of)
-    for person in people:
-        for comp in ids:
-            expected = full[person][comp]
-            got = lean.get(person, {}).get(comp, status.CompetencyStatus(comp, status.NOT_STARTED))
-            assert (got.status, got.sign_off_id, got.expires_at, got.awaiting_review, got.in_progress) == (
-                expected.status, expected.sign_off_id, expected.expires_at, expected.awaiting_review,
-                expected.in_progress), (days_after, person, comp)
-    seen = {e.status for row in full.values() for e in row.values()}
-    assert len(seen) >= 3
-    # Narrowed for the held filters (achieved / due / expired): same status wherever one of those is the answer.
-    for expires_by in (None, as_of, as_of + 40 * DAY):
-        narrow = matrix.lean_statuses(world.course, ids, as_of=as_of, held_only=True, expires_by=expires_by)
-        for person in people:
-            for comp in ids:
-                expected = full[person][comp]
-                got = narrow.get(person, {}).get(comp)
-                could = expected.status in matrix.HELD_FILTERS and (
-                    expires_by is None or (expected.expires_at is not None and expected.expires_at <= expires_by))
-                if could:
-                    assert got is not None and got.status == expected.status, (days_after, person, comp)
-                elif got is not None:
-                    assert got.status not in matrix.HELD_FILTERS or got.status == expected.status
-    # Narrowed for "awaiting review": exactly the same awaiting pairs.
-    requested = matrix.lean_statuses(world.course, ids, as_of=as_of, requested_only=True)
-    assert {(p, c) for p in people for c in ids if full[p][c].status == status.AWAITING_REVIEW} == {
-        (p, c) for p, row in requested.items() for c, e in row.items() if e.status == status.AWAITING_REVIEW}
-
-
 def test_status_and_expiry_filters_pick_technicians_with_a_matching_cell(world, make):
     tech3 = _history(world, make)
     as_of = T0 + 170 * DAY  # garbing of `tech` (T0 + 6 months) is due within 30 days; tech3's expired

@@ -111,7 +111,12 @@ def test_revoked_sign_offs_do_not_count_from_the_revocation(world):
     so = world.signed(now=T0)
     reviews.revoke(world.manager, so.id, "Wrong person", now=T0 + 5 * DAY)
     assert state(world, T0 + 4 * DAY).status == "achieved"
-    assert state(world, T0 + 5 * DAY).status == "not_started"
+    revoked = state(world, T0 + 5 * DAY)
+    # Never "not started" and never held: the record says a sign-off stood and was withdrawn.
+    assert revoked.status == "needs_reassessment" and revoked.label == "Needs re-assessment"
+    assert revoked.revoked and revoked.last_sign_off_id == so.id and not revoked.held
+    now = status.statuses_for(world.tech.person, world.course)[world.garb.id]  # the stored status
+    assert (now.status, now.revoked, now.last_sign_off_id) == ("needs_reassessment", True, so.id)
 
 
 def test_a_non_proficient_rating_does_not_achieve(world):
@@ -124,7 +129,8 @@ def test_corrections_supersede_from_when_they_are_made(world):
     so = world.signed(now=T0)
     reviews.correct(world.manager, so.id, "Not proficient yet", rating="not_yet", now=T0 + 3 * DAY)
     assert state(world, T0 + 2 * DAY).status == "achieved"
-    assert state(world, T0 + 3 * DAY).status == "in_progress"
+    corrected = state(world, T0 + 3 * DAY)
+    assert corrected.status == "needs_reassessment" and corrected.corrected and corrected.in_progress
 
     low = world.signed(competency=world.audit_comp, rating="supervised", now=T0)
     fixed = reviews.correct(world.manager, low.id, "Was competent", rating="competent", now=T0 + DAY)

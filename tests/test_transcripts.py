@@ -93,7 +93,7 @@ def test_transcript_lists_attestations_sections_and_ce(world):
     assert att["expires_at"].startswith("2025-07-15") and att["state"] == "valid"
 
     audit = by_code["REG-AUDIT"]
-    assert audit["status"] == "not_started" and not audit["held"]
+    assert audit["status"] == "needs_reassessment" and not audit["held"]  # revoked: never "not started"
     assert audit["attestations"][0]["state"] == "revoked"
     assert audit["attestations"][0]["revocation_reason"] == "Signed in error"
     cart = by_code["CEN-CART"]

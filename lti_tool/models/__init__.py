@@ -8,10 +8,11 @@ from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
+from .status import StoredStatus
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
     "Preceptor", "Registration", "RegistrationLink", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff",
-    "SignOffRevocation", "ToolKey",
+    "SignOffRevocation", "StoredStatus", "ToolKey",
 ]

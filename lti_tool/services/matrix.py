@@ -1,18 +1,18 @@
 """The manager's team views: the team matrix (technicians x competencies), a technician's detail, one review
 request with its history.
 
-The matrix runs a fixed number of queries whatever the number of technicians on the page or in the course:
-the ordered candidate list is one query of plain tuples, the page's people one more, and the page's statuses
-come from status.compute (three queries). Filtering by status or by "expiring within N days" needs every
-candidate's statuses before paginating; that pass reads plain columns (no ORM objects, no evidence snapshots)
-in three more queries and judges each (technician, competency) pair with status._judge, the very rule that
-status.compute applies, so the filter and the cells can never disagree.
+The matrix is paged in SQL and runs a fixed number of queries whatever the size of the team: the tree, one count
+(with "not launched yet" and the page's position), the page's people, and the page's cells from the stored status
+(status.compute, one query). A status or "expiring within N days" filter is a where-clause on the stored status
+(status.current_is, the same rule status.at applies to the cells), so filter and cells cannot disagree. The
+matrix of a moment in the past (`as_of`) judges the history of every candidate instead: correct, and slower.
+Pages: `after` (the last person of the previous page) is keyset pagination for "Next"; `page` jumps.
 """
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, tuple_
-from sqlalchemy.orm import aliased, joinedload, selectinload
+from sqlalchemy import case, exists, false, func, select, tuple_
+from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
@@ -23,10 +23,10 @@ from ..models import (
     Person,
     ReviewRequest,
     SignOff,
-    SignOffRevocation,
+    StoredStatus,
 )
 from ..models.reviews import OPEN
-from . import DomainError, Forbidden, NotFound, scope, settings, status
+from . import DomainError, Forbidden, NotFound, scope, status
 from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
@@ -127,6 +127,7 @@ class MatrixFilters:
     expiring_days: int | None = None
     include_inactive: bool = False
     page: int = 1
+    after: int | None = None  # keyset: the page after this person (the last row of the previous page)
     per_page: int = PER_PAGE
 
     @property
@@ -154,6 +155,7 @@ def parse_filters(args) -> MatrixFilters:
         expiring_days=number("expiring"),
         include_inactive=args.get("inactive") in ("1", "on", "true"),
         page=max(1, number("page", 1) or 1),
+        after=number("after"),
     )
     if wanted.department and wanted.department not in DEPARTMENT_LABELS:
         errors["department"] = "Not a known department."
@@ -194,6 +196,7 @@ class MatrixPage:
     pages: int
     not_launched: int  # among the technicians matching the filters
     as_of: datetime
+    next_after: int | None = None  # the keyset of the next page, if there is one
 
     @property
     def first(self) -> int:
@@ -216,79 +219,24 @@ def _columns(tree: Tree, filters: MatrixFilters) -> list:
     return columns
 
 
+def _sort_key():
+    """The matrix's order: family name (or name, e-mail, LMS id), given name, id; never NULL, so it can be a
+    keyset."""
+    return (func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub)),
+            func.lower(func.coalesce(Person.given_name, "")), Person.id)
+
+
 def _candidates(course, include_inactive: bool):
-    """The course's technicians as (person_id, active, never_launched), ordered by family name, then name."""
-    sort_name = func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub))
+    """A select of the course's technicians: (Person.id, Membership.active), unordered."""
     query = (
-        select(Person.id, Membership.active, Person.last_launch_at.is_(None))
+        select(Person.id, Membership.active)
         .join(Membership, Membership.person_id == Person.id)
         .where(Membership.course_id == course.id, Membership.role == TECHNICIAN,
                Person.registration_id == course.registration_id)
-        .order_by(sort_name, func.lower(func.coalesce(Person.given_name, "")), Person.id)
     )
     if not include_inactive:
         query = query.where(Membership.active.is_(True))
-    return db.session.execute(query).all()
-
-
-HELD_FILTERS = frozenset({status.ACHIEVED, status.DUE_FOR_REVALIDATION, status.EXPIRED})
-
-
-def lean_statuses(course, competency_ids, include_inactive: bool = False, as_of=None, *, held_only: bool = False,
-                  expires_by: datetime | None = None, requested_only: bool = False) -> dict:
-    """{person_id: {competency_id: CompetencyStatus}} for every technician of the course, only for the pairs
-    with any history (a missing pair is "not started"). At most three queries of plain columns; the same rule
-    as status.compute (status._judge).
-
-    `held_only`: the caller asks only about achieved / due / expired, which depend on sign-offs alone, so open
-    requests and drafts are not read and non-proficient sign-offs that correct nothing are skipped (the
-    statuses' awaiting/in-progress flags are then left false). `expires_by`: only pairs with a proficient
-    sign-off expiring by then can be due, expired or expiring, so only those are read. `requested_only`: only
-    pairs with a review request open at `as_of` can be awaiting review, so only those are judged (drafts, which
-    never change that answer, are not read).
-    """
-    as_of = status._aware(as_of)
-    competency_ids = list(competency_ids)
-    if not competency_ids:
-        return {}
-    warning = timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
-    members = select(Membership.person_id).where(Membership.course_id == course.id,
-                                                 Membership.role == TECHNICIAN)
-    if not include_inactive:
-        members = members.where(Membership.active.is_(True))
-    query = (
-        select(SignOff.id, SignOff.person_id, SignOff.competency_id, SignOff.proficient, SignOff.expires_at,
-               SignOff.signed_at, SignOff.corrects_id, SignOffRevocation.revoked_at)
-        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
-        .where(SignOff.person_id.in_(members), SignOff.competency_id.in_(competency_ids),
-               SignOff.signed_at <= as_of)
-    )
-    open_at = select(ReviewRequest.person_id, ReviewRequest.competency_id).where(
-        ReviewRequest.person_id.in_(members), ReviewRequest.competency_id.in_(competency_ids),
-        status.open_at(as_of))
-    if held_only:
-        query = query.where(SignOff.proficient.is_(True) | SignOff.corrects_id.is_not(None))
-    if requested_only:
-        query = query.where(tuple_(SignOff.person_id, SignOff.competency_id).in_(open_at))
-    if expires_by is not None:
-        soon = aliased(SignOff)
-        query = query.where(tuple_(SignOff.person_id, SignOff.competency_id).in_(
-            select(soon.person_id, soon.competency_id).where(
-                soon.person_id.in_(members), soon.competency_id.in_(competency_ids), soon.proficient.is_(True),
-                soon.signed_at <= as_of, soon.expires_at <= expires_by)))
-    # Rows stand in for the SignOff and SignOffRevocation objects status._judge reads (same attribute names).
-    sign_offs: dict = {}
-    for row in db.session.execute(query):
-        sign_offs.setdefault((row.person_id, row.competency_id), []).append(
-            (row, row if row.revoked_at is not None else None))
-    open_requests = {} if held_only else status.open_requests_at(members, competency_ids, as_of)
-    drafting = set() if held_only or requested_only else status.drafting_at(members, competency_ids, as_of)
-    result: dict = {}
-    for pair in set(sign_offs) | set(open_requests) | drafting:
-        person_id, competency_id = pair
-        result.setdefault(person_id, {})[competency_id] = status._judge(
-            competency_id, sign_offs.get(pair, []), open_requests.get(pair, []), pair in drafting, as_of, warning)
-    return result
+    return query
 
 
 def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
@@ -303,68 +251,72 @@ def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     return True
 
 
-def _narrowing(course, filters: MatrixFilters, as_of: datetime) -> dict:
-    """How far the status pass can narrow what it reads for these filters (see lean_statuses)."""
-    if filters.status == status.AWAITING_REVIEW and not filters.expiring_days:
-        return {"requested_only": True}
-    if filters.status not in (None, *HELD_FILTERS):
-        return {}
-    deadline = None
-    if filters.expiring_days:
-        deadline = as_of + timedelta(days=filters.expiring_days)
-    if filters.status == status.EXPIRED:
-        deadline = as_of if deadline is None else min(deadline, as_of)
-    elif filters.status == status.DUE_FOR_REVALIDATION:
-        warning = as_of + timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
-        deadline = warning if deadline is None else min(deadline, warning)
-    return {"held_only": True, "expires_by": deadline}
+def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: timedelta):
+    """Where-clause on Person: a technician with at least one column matching the status filters now."""
+    table = StoredStatus
+    mine = (table.person_id == Person.id) & table.competency_id.in_(column_ids)
+    if filters.status == status.NOT_STARTED and not filters.expiring_days:
+        # Not started is also the absence of a row: fewer started rows than columns.
+        started = select(func.count()).where(mine, table.state != status.NOT_STARTED).scalar_subquery()
+        return started < len(column_ids)
+    return exists().where(mine, status.current_is(filters.status, now, warning, filters.expiring_days))
+
+
+def _past_filter(course, people, column_ids, filters: MatrixFilters, as_of: datetime):
+    """Where-clause on Person for a matrix in the past: every candidate's history judged (slow, and rare)."""
+    ids = list(db.session.scalars(people.with_only_columns(Person.id, maintain_column_froms=True)))
+    judged = status.compute(course.registration, ids, column_ids, as_of)
+    return Person.id.in_([p for p in ids if any(cell_matches(cell, filters, as_of) for cell in judged[p].values())])
 
 
 def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_of=None) -> MatrixPage:
-    """One page of the team matrix. Managers (manager-side members) of the course only."""
+    """One page of the team matrix, now or (`as_of`) at a moment in the past. Managers of the course only."""
     filters = filters or MatrixFilters()
-    as_of = status._aware(as_of)
+    moment = status._aware(as_of)
     course = _managed_course(actor, course_id)
     tree = course_tree(course)
     columns = _columns(tree, filters)
     column_ids = [c.id for c in columns]
-    candidates = _candidates(course, filters.include_inactive)
-    matching = {}
+    people = _candidates(course, filters.include_inactive)
     if filters.by_status:
-        known = lean_statuses(course, column_ids, filters.include_inactive, as_of,
-                              **_narrowing(course, filters, as_of))
-        kept = []
-        if filters.status == status.NOT_STARTED:
-            # The one status a pair without history has: test every column.
-            for row in candidates:
-                mine = known.get(row[0], {})
-                hits = {c for c in column_ids if c not in mine or cell_matches(mine[c], filters, as_of)}
-                if hits:
-                    matching[row[0]] = hits
-                    kept.append(row)
+        if not column_ids:
+            people = people.where(false())
+        elif as_of is None:
+            people = people.where(_stored_filter(column_ids, filters, moment,
+                                                 status.warning_window(course.registration)))
         else:
-            wanted = set(column_ids)
-            for row in candidates:
-                hits = {c for c, cell in known.get(row[0], {}).items()
-                        if c in wanted and cell_matches(cell, filters, as_of)}
-                if hits:
-                    matching[row[0]] = hits
-                    kept.append(row)
-        candidates = kept
-    total = len(candidates)
+            people = people.where(_past_filter(course, people, column_ids, filters, moment))
+    key = _sort_key()
+
+    def only(*columns):
+        return people.with_only_columns(*columns, maintain_column_froms=True)
+
+    after = None
+    if filters.after is not None:
+        after = db.session.execute(only(*key).where(Person.id == filters.after)).first()
+    counted = [func.count(), func.coalesce(func.sum(case((Person.last_launch_at.is_(None), 1), else_=0)), 0)]
+    if after is not None:
+        counted.append(func.coalesce(func.sum(case((tuple_(*key) <= tuple(after), 1), else_=0)), 0))
+    total, not_launched, *before = db.session.execute(only(*counted)).one()
     pages = max(1, -(-total // filters.per_page))
-    page = min(filters.page, pages)
-    chosen = candidates[(page - 1) * filters.per_page: page * filters.per_page]
-    ids = [row[0] for row in chosen]
-    people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(ids)))} if ids else {}
+    if after is not None:
+        page = min(before[0] // filters.per_page + 1, pages)
+        chosen = people.where(tuple_(*key) > tuple(after))
+    else:
+        page = min(filters.page, pages)
+        chosen = people.offset((page - 1) * filters.per_page)
+    chosen = db.session.execute(chosen.add_columns(Person).order_by(*key).limit(filters.per_page)).all()
+    ids = [row.id for row in chosen]
     computed = status.compute(course.registration, ids, column_ids, as_of) if ids else {}
-    rows = [
-        MatrixRow(person=people[pid], active=bool(active),
-                  cells=[computed[pid][c] for c in column_ids], matches=matching.get(pid, set()))
-        for pid, active, _never in chosen
-    ]
+    rows = []
+    for row in chosen:
+        cells = [computed[row.id][c] for c in column_ids]
+        hits = {cell.competency_id for cell in cells if cell_matches(cell, filters, moment)} \
+            if filters.by_status else set()
+        rows.append(MatrixRow(person=row.Person, active=bool(row.active), cells=cells, matches=hits))
     return MatrixPage(course=course, tree=tree, columns=columns, rows=rows, filters=filters, total=total,
-                      page=page, pages=pages, not_launched=sum(1 for row in candidates if row[2]), as_of=as_of)
+                      page=page, pages=pages, not_launched=int(not_launched), as_of=moment,
+                      next_after=ids[-1] if ids and page < pages else None)
 
 
 # --- One technician, for their manager ---------------------------------------------------------------------

@@ -40,7 +40,7 @@ from ..models import (
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED
 from ..models.reviews import METHODS, OPEN, SIGNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
-from . import DomainError, Forbidden, NotFound, audit, grades, scope
+from . import DomainError, Forbidden, NotFound, audit, grades, scope, status_store
 from .attestation import evidence_document, evidence_hash, snapshot
 from .preceptors import course_preceptors, is_preceptor, membership, name_preceptor, remove_preceptor
 from .status import _aware, course_competencies, expiry_for
@@ -113,6 +113,7 @@ def _close(actor, row: ReviewRequest, status: str, now: datetime, comment: str |
     if result.rowcount != 1:
         db.session.refresh(row)
         raise _closed(row)
+    status_store.touch(row.person_id, [row.competency_id])  # the UPDATE bypassed the unit of work
     db.session.refresh(row)
     audit.record(actor, f"review_request.{status}", row, before=before,
                  after=audit.snapshot(row, REQUEST_FIELDS), course_id=row.course_id)
@@ -173,6 +174,7 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
         .values(status=SUBMITTED, submitted_at=now).execution_options(synchronize_session=False))
     if result.rowcount != 1:
         raise DomainError("This evidence has just been sent for review.", status=409, code="not_submittable")
+    status_store.touch(evidence.person_id, competency_ids)  # the UPDATE bypassed the unit of work
     db.session.refresh(evidence)
     audit.record(actor, "evidence.submit", evidence, before={"status": before_status},
                  after={"status": SUBMITTED, "revision": evidence.revision}, course_id=evidence.course_id)

@@ -1,5 +1,5 @@
-"""Competency status per technician: not started, in progress, awaiting review, achieved, due for revalidation,
-expired.
+"""Competency status per technician: not started, in progress, awaiting review, needs re-assessment, achieved,
+due for revalidation, expired.
 
 Rules (issue 3, item 6):
 - Only proficient, unrevoked, uncorrected sign-offs achieve. A correction (a new SignOff with `corrects_id`)
@@ -11,7 +11,9 @@ Rules (issue 3, item 6):
   the tenant's `revalidation_warning_days` before expiry the status is "due_for_revalidation".
 - Competence comes first: a technician whose sign-off expired is "expired" even while a renewal awaits review
   (the `awaiting_review` and `in_progress` flags say so). Without any proficient sign-off ever: an open review
-  request gives "awaiting_review"; draft or returned evidence, or a non-proficient rating, gives "in_progress".
+  request gives "awaiting_review"; a proficient sign-off that no longer counts because it was revoked or
+  corrected gives "needs_reassessment" (never "not started", never held); draft or returned evidence, or a
+  non-proficient rating, gives "in_progress".
 - Status belongs to the person, not the course: a sign-off earned through one course of the tenant counts in
   another course that uses the same competency. The course chooses which competencies are listed.
 
@@ -22,12 +24,17 @@ returned, or first submitted after `as_of` (a resubmission moves submitted_at, s
 went back and forth is approximate).
 
 The computation runs a fixed number of queries whatever the number of people and competencies.
+
+Two sources, one rule: `compute(..., as_of=None)` reads the stored current status (services/status_store.py,
+maintained in the transaction of every change: one query), `compute(..., as_of=<moment>)` judges the history
+(three queries). Both go through `standing()` (what the history says, independent of the clock) and `at()`
+(the clock's part: held, due or expired), so they cannot disagree.
 """
 import calendar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
@@ -43,6 +50,7 @@ from ..models import (
     ReviewRequest,
     SignOff,
     SignOffRevocation,
+    StoredStatus,
 )
 from ..models.evidence import DRAFT, RETURNED
 from ..models.reviews import OPEN
@@ -51,14 +59,17 @@ from . import Forbidden, NotFound, scope, settings
 NOT_STARTED = "not_started"
 IN_PROGRESS = "in_progress"
 AWAITING_REVIEW = "awaiting_review"
+NEEDS_REASSESSMENT = "needs_reassessment"
 ACHIEVED = "achieved"
 DUE_FOR_REVALIDATION = "due_for_revalidation"
 EXPIRED = "expired"
-STATUSES = (NOT_STARTED, IN_PROGRESS, AWAITING_REVIEW, ACHIEVED, DUE_FOR_REVALIDATION, EXPIRED)
+STATUSES = (NOT_STARTED, IN_PROGRESS, AWAITING_REVIEW, NEEDS_REASSESSMENT, ACHIEVED, DUE_FOR_REVALIDATION,
+            EXPIRED)
 LABELS = {
     NOT_STARTED: "Not started",
     IN_PROGRESS: "In progress",
     AWAITING_REVIEW: "Awaiting review",
+    NEEDS_REASSESSMENT: "Needs re-assessment",
     ACHIEVED: "Achieved",
     DUE_FOR_REVALIDATION: "Due for revalidation",
     EXPIRED: "Expired",
@@ -102,9 +113,16 @@ class CompetencyStatus:
     sign_off_id: int | None = None
     achieved_at: datetime | None = None
     expires_at: datetime | None = None
+    signer_name: str | None = None
+    signer_role: str | None = None
     awaiting_review: bool = False
     in_progress: bool = False
     open_request_ids: tuple = field(default_factory=tuple)
+    # The newest sign-off of any kind, and whether it was revoked / is a correction: what a page says about
+    # the latest decision ("revoked Nov 30, 2026") even when the competency is no longer held.
+    last_sign_off_id: int | None = None
+    revoked: bool = False
+    corrected: bool = False
 
     @property
     def label(self) -> str:
@@ -133,40 +151,63 @@ def course_competencies(course: Course, competency_ids=None) -> list[Competency]
     return list(db.session.scalars(query))
 
 
-def _judge(competency_id, sign_offs, open_requests, drafting, as_of, warning) -> CompetencyStatus:
+def standing(competency_id, sign_offs, open_requests, drafting, as_of=None) -> CompetencyStatus:
+    """What the history says, apart from the clock: ACHIEVED (with the sign-off that holds it and its
+    expiry, which at() compares with a moment), NEEDS_REASSESSMENT, AWAITING_REVIEW, IN_PROGRESS or
+    NOT_STARTED. `sign_offs`: [(sign_off, revocation or None)] signed by `as_of`; `as_of` None counts every
+    revocation recorded (the stored status)."""
     superseded = {s.corrects_id for s, _ in sign_offs if s.corrects_id is not None}
-    effective = [
-        s for s, revocation in sign_offs
-        if s.id not in superseded and (revocation is None or revocation.revoked_at > as_of)
-    ]
+
+    def revoked(revocation):
+        return revocation is not None and (as_of is None or revocation.revoked_at <= as_of)
+
+    effective = [s for s, revocation in sign_offs if s.id not in superseded and not revoked(revocation)]
     proficient = [s for s in effective if s.proficient]
     in_progress = drafting or any(not s.proficient for s in effective)
     awaiting = bool(open_requests)
     common = {"awaiting_review": awaiting, "in_progress": in_progress,
               "open_request_ids": tuple(sorted(open_requests))}
+    if sign_offs:
+        last, last_revocation = max(sign_offs, key=lambda pair: (pair[0].signed_at, pair[0].id))
+        common.update(last_sign_off_id=last.id, revoked=revoked(last_revocation),
+                      corrected=last.corrects_id is not None)
     if proficient:
         # The attestation valid longest wins; never-expiring beats any date; ties go to the newest.
         best = max(proficient, key=lambda s: (s.expires_at is None, s.expires_at or s.signed_at, s.signed_at))
-        held = {"sign_off_id": best.id, "achieved_at": best.signed_at, "expires_at": best.expires_at}
-        if best.expires_at is None or as_of < best.expires_at - warning:
-            return CompetencyStatus(competency_id, ACHIEVED, **held, **common)
-        if as_of < best.expires_at:
-            return CompetencyStatus(competency_id, DUE_FOR_REVALIDATION, **held, **common)
-        return CompetencyStatus(competency_id, EXPIRED, **held, **common)
+        return CompetencyStatus(competency_id, ACHIEVED, sign_off_id=best.id, achieved_at=best.signed_at,
+                                expires_at=best.expires_at, signer_name=best.signer_name,
+                                signer_role=best.signer_role, **common)
     if awaiting:
         return CompetencyStatus(competency_id, AWAITING_REVIEW, **common)
+    if any(s.proficient for s, _ in sign_offs):
+        # A proficient attestation once stood and no longer does (revoked, or corrected away).
+        return CompetencyStatus(competency_id, NEEDS_REASSESSMENT, **common)
     if in_progress:
         return CompetencyStatus(competency_id, IN_PROGRESS, **common)
     return CompetencyStatus(competency_id, NOT_STARTED, **common)
 
 
-def open_at(as_of: datetime):
-    """Where-clause: a review request that was open at `as_of`."""
+def at(entry: CompetencyStatus, as_of: datetime, warning: timedelta) -> CompetencyStatus:
+    """The clock's part: a held competency is achieved, due for revalidation within `warning` of its
+    expiry, or expired from it. (status_store.current_is() says the same in SQL.)"""
+    if entry.status != ACHIEVED or entry.expires_at is None or as_of < entry.expires_at - warning:
+        return entry
+    return replace(entry, status=DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED)
+
+
+def _judge(competency_id, sign_offs, open_requests, drafting, as_of, warning) -> CompetencyStatus:
+    return at(standing(competency_id, sign_offs, open_requests, drafting, as_of), as_of, warning)
+
+
+def open_at(as_of: datetime | None):
+    """Where-clause: a review request that was open at `as_of` (None: open now, whatever its dates)."""
+    if as_of is None:
+        return ReviewRequest.status == OPEN
     still_open = (ReviewRequest.status == OPEN) | (ReviewRequest.resolved_at > as_of)
     return (ReviewRequest.requested_at <= as_of) & still_open
 
 
-def open_requests_at(people, competency_ids, as_of: datetime) -> dict:
+def open_requests_at(people, competency_ids, as_of: datetime | None) -> dict:
     """{(person_id, competency_id): [request ids]} open at `as_of`. `people`: ids, or a select of ids."""
     found: dict = {}
     for request_id, person_id, competency_id in db.session.execute(
@@ -177,54 +218,106 @@ def open_requests_at(people, competency_ids, as_of: datetime) -> dict:
     return found
 
 
-def drafting_at(people, competency_ids, as_of: datetime) -> set:
-    """{(person_id, competency_id)} with evidence being drafted or revised at `as_of`."""
+def drafting_at(people, competency_ids, as_of: datetime | None) -> set:
+    """{(person_id, competency_id)} with evidence being drafted or revised at `as_of` (None: now, whatever
+    its dates)."""
+    being_drafted = Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
+    if as_of is not None:
+        being_drafted = (Evidence.created_at <= as_of) & (being_drafted | (Evidence.submitted_at > as_of))
     return {tuple(row) for row in db.session.execute(
         select(Evidence.person_id, EvidenceCompetency.competency_id)
         .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
         .where(Evidence.person_id.in_(people), EvidenceCompetency.competency_id.in_(competency_ids),
-               Evidence.created_at <= as_of,
-               Evidence.status.in_((DRAFT, RETURNED)) | Evidence.submitted_at.is_(None)
-               | (Evidence.submitted_at > as_of))
+               being_drafted)
         .distinct()
     )}
 
 
-def compute(registration: Registration, person_ids, competency_ids, as_of=None) -> dict:
-    """{person_id: {competency_id: CompetencyStatus}} in three queries. Callers have already scoped
-    `person_ids` and `competency_ids` to the tenant; this function adds no access checks."""
-    as_of = _aware(as_of)
+def history(person_ids, competency_ids, as_of: datetime | None) -> dict:
+    """{person_id: {competency_id: standing()}} judged from the history in three queries: every sign-off
+    (and correction) signed by `as_of` with its revocation, the requests open and the evidence being drafted
+    at `as_of`. `as_of` None: everything recorded (what the stored status holds)."""
     person_ids, competency_ids = list(person_ids), list(competency_ids)
-    warning = timedelta(days=settings.get(registration, "revalidation_warning_days"))
-    result = {p: {} for p in person_ids}
     if not person_ids or not competency_ids:
-        for p in person_ids:
-            result[p] = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids}
-        return result
-
-    # 1. Every sign-off (and correction) of these people for these competencies signed by as_of, with its
-    #    revocation, in one query.
-    sign_offs = {}
-    rows = db.session.execute(
-        select(SignOff, SignOffRevocation)
-        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
-        .where(SignOff.person_id.in_(person_ids), SignOff.competency_id.in_(competency_ids),
-               SignOff.signed_at <= as_of)
-    )
-    for sign_off, revocation in rows:
+        return {p: {} for p in person_ids}
+    query = (select(SignOff, SignOffRevocation)
+             .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
+             .where(SignOff.person_id.in_(person_ids), SignOff.competency_id.in_(competency_ids)))
+    if as_of is not None:
+        query = query.where(SignOff.signed_at <= as_of)
+    sign_offs: dict = {}
+    for sign_off, revocation in db.session.execute(query):
         sign_offs.setdefault((sign_off.person_id, sign_off.competency_id), []).append((sign_off, revocation))
-
-    # 2. Review requests open at as_of; 3. evidence being drafted or revised at as_of.
     open_requests = open_requests_at(person_ids, competency_ids, as_of)
     drafting = drafting_at(person_ids, competency_ids, as_of)
+    return {p: {c: standing(c, sign_offs.get((p, c), []), open_requests.get((p, c), []), (p, c) in drafting,
+                            as_of)
+                for c in competency_ids}
+            for p in person_ids}
 
-    for p in person_ids:
-        result[p] = {
-            c: _judge(c, sign_offs.get((p, c), []), open_requests.get((p, c), []), (p, c) in drafting,
-                      as_of, warning)
-            for c in competency_ids
-        }
-    return result
+
+# --- The stored status (kept by services/status_store.py) ---------------------------------------------------
+
+def from_row(row) -> CompetencyStatus:
+    """A stored row (or any row with its columns) as the standing it records."""
+    return CompetencyStatus(
+        row.competency_id, row.state, sign_off_id=row.sign_off_id, achieved_at=row.achieved_at,
+        expires_at=row.expires_at, signer_name=row.signer_name, signer_role=row.signer_role,
+        awaiting_review=row.awaiting_review, in_progress=row.in_progress, last_sign_off_id=row.last_sign_off_id,
+        revoked=row.revoked, corrected=row.corrected)
+
+
+def stored(person_ids, competency_ids, now: datetime, warning: timedelta) -> dict:
+    """{person_id: {competency_id: CompetencyStatus}} from the stored rows, judged at `now` (one query)."""
+    person_ids, competency_ids = list(person_ids), list(competency_ids)
+    result = {p: {} for p in person_ids}
+    if person_ids and competency_ids:
+        # Plain rows, not entities: the store rewrites rows with Core statements, which an identity map
+        # would not see.
+        for row in db.session.execute(select(*StoredStatus.__table__.c).where(
+                StoredStatus.person_id.in_(person_ids), StoredStatus.competency_id.in_(competency_ids))):
+            result[row.person_id][row.competency_id] = at(from_row(row), now, warning)
+    missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids}
+    return {p: {**missing, **row} for p, row in result.items()}
+
+
+def current_is(wanted: str, now: datetime, warning: timedelta, expiring_days: int | None = None):
+    """Where-clause on StoredStatus: the row's status at `now` is `wanted` (what at() says, in SQL), and, with
+    `expiring_days`, the competency is held and expires within that many days. NOT_STARTED is the absence of
+    a row too, which a where-clause on rows cannot say: callers handle it (status_store.matching_people)."""
+    table = StoredStatus
+    held = table.state == ACHIEVED
+    by_status = {
+        ACHIEVED: and_(held, or_(table.expires_at.is_(None), table.expires_at > now + warning)),
+        DUE_FOR_REVALIDATION: and_(held, table.expires_at > now, table.expires_at <= now + warning),
+        EXPIRED: and_(held, table.expires_at <= now),
+    }
+    clauses = []
+    if wanted:
+        clauses.append(by_status.get(wanted, table.state == wanted))
+    if expiring_days:
+        clauses.append(and_(held, table.expires_at > now, table.expires_at <= now + timedelta(days=expiring_days)))
+    return and_(*clauses)
+
+
+def warning_window(registration: Registration) -> timedelta:
+    """How long before expiry a held competency is due for revalidation (a tenant setting)."""
+    return timedelta(days=settings.get(registration, "revalidation_warning_days"))
+
+
+def compute(registration: Registration, person_ids, competency_ids, as_of=None) -> dict:
+    """{person_id: {competency_id: CompetencyStatus}}. Now (`as_of` None): from the stored status, one query.
+    At a moment in the past: from the history, three queries. Callers have already scoped `person_ids` and
+    `competency_ids` to the tenant; this function adds no access checks."""
+    person_ids, competency_ids = list(person_ids), list(competency_ids)
+    warning = warning_window(registration)
+    if as_of is None:
+        return stored(person_ids, competency_ids, now_utc(), warning)
+    as_of = _aware(as_of)
+    judged = history(person_ids, competency_ids, as_of)
+    return {p: {c: at(entry, as_of, warning) for c, entry in row.items()} if row
+            else {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids}
+            for p, row in judged.items()}
 
 
 def statuses_for(person, course: Course, competency_ids=None, as_of=None) -> dict:

@@ -1,0 +1,187 @@
+"""Keeps the stored status (models/status.py) equal to what services/status.py's rule makes of the history, in the
+same transaction as every change.
+
+One place, not one call per workflow step: mapper events note which (technician, competency) pairs a flush
+touched (sign-offs, revocations, review requests, evidence and its competency links), and after the flush the
+pairs are judged again from their history (status.history, as_of None) and their rows replaced. The two
+compare-and-set UPDATEs of the workflow, which bypass the unit of work, note their pair with touch(); the audit
+row every change writes flushes right after. Before a commit anything still noted is settled.
+
+Concurrency: the people whose status is rewritten are locked (FOR UPDATE, in id order) before their history
+is read, so two transactions changing one technician's record run one after the other, and the second reads
+what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per statement; SQLite has one
+writer at a time anyway).
+"""
+from sqlalchemy import delete, event, insert, select, tuple_
+from sqlalchemy.orm import Session
+
+from ..extensions import db
+from ..models import (
+    Course,
+    Evidence,
+    EvidenceCompetency,
+    Membership,
+    Person,
+    ReviewRequest,
+    SignOff,
+    SignOffRevocation,
+    StoredStatus,
+)
+from ..models.base import utcnow
+from . import status
+
+_PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "status_sign_offs", "status_links"
+_COLUMNS = ("state", "sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
+            "in_progress", "last_sign_off_id", "revoked", "corrected")
+
+
+def _noted(session, key) -> set:
+    return session.info.setdefault(key, set())
+
+
+def touch(person_id: int, competency_ids) -> None:
+    """Note pairs changed outside the unit of work (a bulk UPDATE); they are settled at the next flush."""
+    _noted(db.session, _PAIRS).update((person_id, c) for c in competency_ids)
+
+
+# --- What a flush touched ----------------------------------------------------------------------------------
+
+def _on_pair(mapper, connection, target):
+    session = Session.object_session(target)
+    if session is not None:
+        _noted(session, _PAIRS).add((target.person_id, target.competency_id))
+
+
+def _on_revocation(mapper, connection, target):
+    session = Session.object_session(target)
+    if session is not None:
+        _noted(session, _SIGN_OFFS).add(target.sign_off_id)
+
+
+def _on_evidence(mapper, connection, target):
+    session = Session.object_session(target)
+    if session is not None:
+        _noted(session, _EVIDENCE).add(target.id)
+
+
+def _on_link(mapper, connection, target):
+    # A link removed from an evidence item is deleted as an orphan: the pair is known only from the row.
+    session = Session.object_session(target)
+    if session is not None:
+        _noted(session, _LINKS).add((target.evidence_id, target.competency_id))
+
+
+for _model, _listener in ((SignOff, _on_pair), (ReviewRequest, _on_pair), (SignOffRevocation, _on_revocation),
+                          (Evidence, _on_evidence), (EvidenceCompetency, _on_link)):
+    for _name in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _name, _listener)
+
+
+def _pending(session) -> bool:
+    return any(session.info.get(key) for key in (_PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS))
+
+
+def _take(session) -> set:
+    """Every pair noted so far, resolved to (person_id, competency_id); the notes are cleared."""
+    pairs = set(session.info.pop(_PAIRS, ()))
+    evidence_ids = session.info.pop(_EVIDENCE, set())
+    sign_off_ids = session.info.pop(_SIGN_OFFS, set())
+    links = session.info.pop(_LINKS, set())
+    if evidence_ids:
+        pairs.update(session.execute(
+            select(Evidence.person_id, EvidenceCompetency.competency_id)
+            .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
+            .where(Evidence.id.in_(evidence_ids))).all())
+    if links:
+        people = dict(session.execute(select(Evidence.id, Evidence.person_id).where(
+            Evidence.id.in_({evidence_id for evidence_id, _ in links}))).all())
+        pairs.update((people[e], c) for e, c in links if e in people)
+    if sign_off_ids:
+        pairs.update(session.execute(select(SignOff.person_id, SignOff.competency_id).where(
+            SignOff.id.in_(sign_off_ids))).all())
+    return pairs
+
+
+def _settle(session) -> None:
+    with session.no_autoflush:
+        pairs = _take(session)
+        if pairs:
+            _rewrite(session, pairs)
+
+
+@event.listens_for(Session, "after_flush_postexec")
+def _after_flush(session, flush_context):
+    _settle(session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session):
+    if _pending(session):
+        _settle(session)
+
+
+# --- Rewriting rows ----------------------------------------------------------------------------------------
+
+def row_values(person_id: int, entry: status.CompetencyStatus, now) -> dict:
+    values = {name: getattr(entry, name if name != "state" else "status") for name in _COLUMNS}
+    return {"person_id": person_id, "competency_id": entry.competency_id, "updated_at": now, **values}
+
+
+def _rewrite(session, pairs) -> int:
+    """Judge `pairs` again from their history and replace their rows; pairs that say nothing (not started,
+    no sign-off, nothing open or drafted) have no row."""
+    by_person: dict = {}
+    for person_id, competency_id in pairs:
+        by_person.setdefault(person_id, set()).add(competency_id)
+    people = sorted(by_person)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Person.id).where(Person.id.in_(people)).order_by(Person.id).with_for_update())
+    competency_ids = sorted({c for cs in by_person.values() for c in cs})
+    judged = status.history(people, competency_ids, None)
+    now = utcnow()
+    rows = [row_values(p, judged[p][c], now) for p in people for c in sorted(by_person[p])
+            if judged[p][c] != status.CompetencyStatus(c, status.NOT_STARTED)]
+    session.execute(delete(StoredStatus).where(
+        tuple_(StoredStatus.person_id, StoredStatus.competency_id).in_(sorted(pairs)))
+        .execution_options(synchronize_session=False))
+    if rows:
+        session.execute(insert(StoredStatus), rows)
+    return len(rows)
+
+
+def rebuild(course_id: int | None = None, batch: int = 200) -> int:
+    """Judge every (technician, competency) pair with any history again and replace the stored rows (all of
+    them, or those of one course's members). Returns the number of rows written. The CLI's `status rebuild`
+    and the migration that created the table call this."""
+    people_query = select(Membership.person_id).distinct()
+    if course_id is not None:
+        if db.session.get(Course, course_id) is None:
+            raise ValueError(f"No course {course_id}.")
+        people_query = people_query.where(Membership.course_id == course_id)
+    people = set(db.session.scalars(people_query))
+    people |= set(db.session.scalars(select(SignOff.person_id).distinct())) if course_id is None else set()
+    people |= set(db.session.scalars(select(Evidence.person_id).distinct())) if course_id is None else set()
+    written = 0
+    people = sorted(people)
+    for start in range(0, len(people), batch):
+        chunk = people[start:start + batch]
+        pairs = _pairs_with_history(chunk)
+        db.session.execute(delete(StoredStatus).where(StoredStatus.person_id.in_(chunk))
+                           .execution_options(synchronize_session=False))
+        if pairs:
+            written += _rewrite(db.session, pairs)
+    db.session.flush()
+    return written
+
+
+def _pairs_with_history(person_ids) -> set:
+    """Every (person, competency) with a sign-off, a review request or linked evidence."""
+    pairs = set(db.session.execute(select(SignOff.person_id, SignOff.competency_id)
+                                   .where(SignOff.person_id.in_(person_ids)).distinct()).all())
+    pairs |= set(db.session.execute(select(ReviewRequest.person_id, ReviewRequest.competency_id)
+                                    .where(ReviewRequest.person_id.in_(person_ids)).distinct()).all())
+    pairs |= set(db.session.execute(
+        select(Evidence.person_id, EvidenceCompetency.competency_id)
+        .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
+        .where(Evidence.person_id.in_(person_ids)).distinct()).all())
+    return pairs
