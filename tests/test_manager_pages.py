@@ -353,20 +353,24 @@ def test_matrix_shows_statuses_with_labels_paginates_and_filters(team, app):
     assert "Leaver" not in html
     assert "Not launched yet" in html and "55 of these technicians have not opened the tool yet" in html
     assert "The course roster has not been read from the LMS yet" in html
-    assert '<span aria-hidden="true">EXP</span><span class="vh">Expired' in html
-    assert '<span aria-hidden="true">DUE</span><span class="vh">Due for revalidation' in html
-    assert '<span aria-hidden="true">AR</span><span class="vh">Awaiting review' in html
-    assert "EXP = Expired" in html  # the legend
+    # A class and a code per cell; the legend spells each code out once.
+    assert '<td class="exp">EXP</td>' in html and '<td class="due">DUE</td>' in html
+    assert '<td class="ar">AR</td>' in html
+    assert "EXP = Expired" in html and "DUE = Due for revalidation" in html and "RA = Needs re-assessment" in html
     assert "position: sticky" in team.http.get(team.base + "/static/css/manager.css").text
 
     second = team.get("/team/", page=2).text
     assert "Technicians 51–55 of 55" in second and second.count('<th scope="row" class="name-col">') == 5
+    following = re.search(r'href="([^"]*after=\d+[^"]*)" rel="next"', html)  # "Next" is a keyset link
+    assert following and "page=" not in following.group(1)
+    assert team.http.get(unescape(following.group(1)) if following.group(1).startswith("http")
+                         else team.base + unescape(following.group(1))).text == second
 
     expired = team.get("/team/", status="expired").text
     assert "Technicians 1–1 of 1" in expired and "Tech 000" in expired and "Tech 001" not in expired
     expiring = team.get("/team/", expiring=30).text
     assert "of 1" in expiring and "Tech 001" in expiring and "Tech 000" not in expiring
-    assert "matches filter" in expiring
+    assert '<td class="due hit">DUE✱</td>' in expiring and "matches the filter" in expiring
     assert "Tech 001" not in team.get("/team/", expiring=30, department="central").text
     awaiting = team.get("/team/", status="awaiting_review").text
     assert "Tech 002" in awaiting and "of 1" in awaiting

@@ -305,3 +305,22 @@ def test_the_stored_status_is_read_in_one_query(world, make):
         status.compute(world.reg, people, comps)
     assert n[0] == 1
     assert db.session.scalar(select(func.count()).select_from(StoredStatus)) == 12
+
+
+def test_queue_keyset_pages_are_oldest_first_without_gaps(world, make):
+    now = status.now_utc()
+    made = []
+    for i in range(5):
+        actor = make.actor(world.course, "technician")
+        made += world.submitted(actor, [world.cart], now=now - (10 - i % 3) * DAY)  # equal times: ids break ties
+    assert reviews.review_queue(world.manager, world.course.id, count=True) == 5
+    seen, after = [], None
+    while True:
+        page = reviews.review_queue(world.manager, world.course.id, limit=2, after=after)
+        if not page:
+            break
+        seen += [r.id for r in page]
+        after = page[-1].id
+    everything = reviews.review_queue(world.manager, world.course.id)
+    assert seen == [r.id for r in everything] and sorted(seen) == sorted(r.id for r in made)
+    assert [(r.requested_at, r.id) for r in everything] == sorted((r.requested_at, r.id) for r in everything)

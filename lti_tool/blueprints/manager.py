@@ -48,6 +48,9 @@ VALUE_LABELS = {"department": DEPARTMENTS, "role": RESPONSIBILITY_ROLES,
                 "credential": {k: v[0] for k, v in CREDENTIALS.items()}}
 
 
+QUEUE_PAGE = 50  # requests per page of the review queue (keyset pages: "Next" carries the last one's id)
+
+
 def _actor():
     return Actor.from_session(tool_session.current())
 
@@ -127,12 +130,15 @@ def queue():
     }
     if chosen["department"] not in (None, *DEPARTMENT_LABELS):
         raise DomainError("Not a known department.", fields={"department": "Not a known department."})
-    rows = reviews.review_queue(
-        actor, course_id, competency_id=(chosen["competency"] or [None])[0],
-        department=chosen["department"], person_id=(chosen["person"] or [None])[0], limit=500)
+    wanted = {"competency_id": (chosen["competency"] or [None])[0], "department": chosen["department"],
+              "person_id": (chosen["person"] or [None])[0]}
+    after = (_ids([request.args.get("after", "")]) or [None])[0]
+    rows = reviews.review_queue(actor, course_id, **wanted, limit=QUEUE_PAGE + 1, after=after)
+    following = rows[QUEUE_PAGE - 1].id if len(rows) > QUEUE_PAGE else None
+    total = reviews.review_queue(actor, course_id, **wanted, count=True)
     options = matrix.queue_options(actor, course_id)
-    return render_template("manager/queue.html", rows=rows, options=options, chosen=chosen,
-                           now=datetime.now(UTC), limit=500)
+    return render_template("manager/queue.html", rows=rows[:QUEUE_PAGE], options=options, chosen=chosen,
+                           now=datetime.now(UTC), total=total, following=following, paged=after is not None)
 
 
 @bp.route("/bulk", methods=["GET", "POST"])

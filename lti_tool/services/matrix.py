@@ -8,7 +8,7 @@ The matrix is paged in SQL and runs a fixed number of queries whatever the size 
 matrix of a moment in the past (`as_of`) judges the history of every candidate instead: correct, and slower.
 Pages: `after` (the last person of the previous page) is keyset pagination for "Next"; `page` jumps.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, exists, false, func, select, tuple_
@@ -31,12 +31,13 @@ from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
 EXPIRING_CHOICES = (30, 60, 90)
-# Short labels for the matrix cells; the legend spells them out and every cell carries the full label for
-# screen readers, so colour is never the only signal.
+# Short labels for the matrix cells, each also the cell's class (lower case); the legend spells them out once,
+# so colour is never the only signal and a page of 50 x 100+ cells stays small.
 ABBREVIATIONS = {
     status.NOT_STARTED: "NS",
     status.IN_PROGRESS: "IP",
     status.AWAITING_REVIEW: "AR",
+    status.NEEDS_REASSESSMENT: "RA",
     status.ACHIEVED: "ACH",
     status.DUE_FOR_REVALIDATION: "DUE",
     status.EXPIRED: "EXP",
@@ -344,10 +345,6 @@ def technician_detail(actor, course_id: int, person_id: int, as_of=None) -> Tech
         raise NotFound("No such technician in this course.")
     tree = course_tree(course)
     statuses = status.compute(course.registration, [person.id], [c.id for c in tree.leaves], as_of)[person.id]
-    groups: dict = {}
-    for comp in tree.leaves:
-        area = tree.area_of(comp)
-        groups.setdefault(area.id if area else None, (area, []))[1].append((comp, statuses[comp.id]))
     evidence = list(db.session.scalars(
         select(Evidence).where(Evidence.person_id == person.id, Evidence.course_id == course.id)
         .options(selectinload(Evidence.competency_links), selectinload(Evidence.attachments))
@@ -361,6 +358,14 @@ def technician_detail(actor, course_id: int, person_id: int, as_of=None) -> Tech
             ReviewRequest.person_id == person.id, ReviewRequest.course_id == course.id,
             ReviewRequest.status == OPEN).order_by(ReviewRequest.requested_at)):
         requests.setdefault(row.evidence_id, []).append(row)
+    if as_of is None:  # the stored status does not list request ids: this course's open requests are at hand
+        for competency_id in statuses:
+            ids = tuple(sorted(r.id for rows in requests.values() for r in rows if r.competency_id == competency_id))
+            statuses[competency_id] = replace(statuses[competency_id], open_request_ids=ids)
+    groups: dict = {}
+    for comp in tree.leaves:
+        area = tree.area_of(comp)
+        groups.setdefault(area.id if area else None, (area, []))[1].append((comp, statuses[comp.id]))
     return TechnicianDetail(person=person, membership=membership, tree=tree, statuses=statuses,
                             by_area=list(groups.values()), evidence=evidence, sign_offs=sign_offs,
                             open_requests=requests, counts=status.summary(statuses))

@@ -461,10 +461,13 @@ def _assessed_at(sign_off: SignOff) -> datetime:
 # --- Review queue -----------------------------------------------------------------------------------------
 
 def review_queue(actor, course_id: int, competency_id: int | None = None, department: str | None = None,
-                 person_id: int | None = None, limit: int | None = None) -> list[ReviewRequest]:
+                 person_id: int | None = None, limit: int | None = None, after: int | None = None,
+                 count: bool = False):
     """Open review requests of a course, oldest first, with evidence, technician and competency loaded in the
     same query (no N+1). Managers see every active technician's; a preceptor sees other technicians'
-    cross-training for their competencies. `department` matches the competency's department tags."""
+    cross-training for their competencies. `department` matches the competency's department tags.
+    Paged by keyset: `after` (a request id) gives the requests after it in that order, `limit` at most that
+    many. `count`: the number of requests matching the filters instead of the rows."""
     course = scope.course(actor, course_id)
     query = (
         select(ReviewRequest)
@@ -473,9 +476,6 @@ def review_queue(actor, course_id: int, competency_id: int | None = None, depart
               & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
         .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
                ReviewRequest.person_id != actor.person.id)
-        .options(joinedload(ReviewRequest.evidence), joinedload(ReviewRequest.person),
-                 joinedload(ReviewRequest.competency))
-        .order_by(ReviewRequest.requested_at, ReviewRequest.id)
     )
     if not scope.manages(actor.person.id, course.id):
         if not scope.is_member(actor.person.id, course.id):
@@ -492,6 +492,16 @@ def review_queue(actor, course_id: int, competency_id: int | None = None, depart
     if department:
         tagged = [c.id for c in course_competencies(course) if department in (c.departments or [])]
         query = query.where(ReviewRequest.competency_id.in_(tagged))
+    if count:
+        return db.session.scalar(query.with_only_columns(func.count(ReviewRequest.id), maintain_column_froms=True))
+    if after is not None:
+        mark = db.session.scalar(select(ReviewRequest.requested_at).where(ReviewRequest.id == after,
+                                                                         ReviewRequest.course_id == course.id))
+        if mark is not None:
+            query = query.where((ReviewRequest.requested_at > mark)
+                                | ((ReviewRequest.requested_at == mark) & (ReviewRequest.id > after)))
+    query = query.options(joinedload(ReviewRequest.evidence), joinedload(ReviewRequest.person),
+                          joinedload(ReviewRequest.competency)).order_by(ReviewRequest.requested_at, ReviewRequest.id)
     if limit is not None:
         query = query.limit(limit)
     return list(db.session.scalars(query).unique())
