@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .models import Course, Membership, Person, Registration
@@ -66,10 +67,12 @@ def load(token: str) -> ToolSession:
         raise SessionError("expired") from exc
     except BadSignature as exc:
         raise SessionError("invalid") from exc
-    person = db.session.get(Person, data.get("p"))
+    # Each with what every page reads next (registration, course) in the same query.
+    person = db.session.get(Person, data.get("p"), options=[joinedload(Person.registration)])
     if person is None or person.registration_id != data.get("r"):
         raise SessionError("invalid")
-    membership = db.session.get(Membership, data["m"]) if data.get("m") else None
+    membership = db.session.get(Membership, data["m"], options=[joinedload(Membership.course)]) \
+        if data.get("m") else None
     if membership is not None and membership.person_id != person.id:
         raise SessionError("invalid")
     return ToolSession(

@@ -129,7 +129,9 @@ def dashboard(actor, today: date | None = None) -> dict:
     person, course = actor.person, actor.course
     today = today or date.today()
     tree = Tree.of(course)
-    statuses = status.statuses_for(person, course, [c.id for c in tree.leaves]) if tree.leaves else {}
+    # Every stored status of the technician in one query, shared with the career pathways.
+    known = status.compute(course.registration, [person.id], None)[person.id]
+    statuses = {c.id: known.get(c.id) or status.CompetencyStatus(c.id, status.NOT_STARTED) for c in tree.leaves}
     entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
     areas = []
     for root in tree.roots:
@@ -164,7 +166,7 @@ def dashboard(actor, today: date | None = None) -> dict:
         "returned": returned_evidence(person, course),
         "drafts": drafts,
         "ce_charts": ce_charts(person, today),
-        "pathways": pathway_progress(actor),
+        "pathways": pathway_progress(actor, known),
         "has_frameworks": bool(tree.leaves),
     }
 
@@ -256,11 +258,11 @@ def _chart(code: str, result: dict, known: bool, evidence) -> dict:
     }
 
 
-def pathway_progress(actor) -> list:
+def pathway_progress(actor, statuses=None) -> list:
     if pathways is None:
         return []
     try:
-        return pathways.progress(actor, actor.person.id)
+        return pathways.progress(actor, actor.person.id, statuses=statuses)
     except (DomainError, getattr(pathways, "DefinitionError", DomainError)):
         return []
 

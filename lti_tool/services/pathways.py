@@ -23,15 +23,14 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import exists, select
+from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
 from ..models import (
     Competency,
     CourseFramework,
     Evidence,
-    EvidenceCompetency,
     Framework,
     Membership,
     SignOff,
@@ -501,10 +500,12 @@ def _declarations(raw, defs) -> dict:
 
 def progress(actor, person_id: int, course_id: int | None = None, as_of: datetime | None = None,
              declarations: dict | None = None, definitions: dict | None = None,
-             pathway_codes=None) -> list[PathwayProgress]:
+             pathway_codes=None, statuses: dict | None = None) -> list[PathwayProgress]:
     """Progress of one technician toward each pathway. The technician sees their own; a manager sees the
-    technicians of the courses they manage (the given course, or any)."""
-    as_of = _aware(as_of)
+    technicians of the courses they manage (the given course, or any). Now (`as_of` None) the competencies
+    come from the stored status; `statuses` ({competency_id: CompetencyStatus}, now) saves reading it again
+    when the caller has it."""
+    moment = _aware(as_of)
     defs = definitions or default_definitions()
     person = scope.person(actor, person_id)
     if course_id is not None:
@@ -525,22 +526,23 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
                                            .where(CourseFramework.course_id.in_(courses))),
                Framework.registration_id.is_(None) | (Framework.registration_id == person.registration_id))
         .order_by(Competency.framework_id, Competency.position, Competency.id)))
-    statuses = compute(person.registration, [person.id], [c.id for c in competencies], as_of)[person.id]
-    evidence = list(db.session.scalars(
-        select(Evidence).where(Evidence.person_id == person.id, Evidence.status != WITHDRAWN,
-                               Evidence.created_at <= as_of)
-        .options(selectinload(Evidence.competency_links).selectinload(EvidenceCompetency.competency))
-        .order_by(Evidence.id)))
-    # Evidence attested by a proficient sign-off that stood at as_of (not revoked; not corrected, even by a
-    # correction later revoked, as in services.status).
+    if statuses is None or as_of is not None:
+        statuses = compute(person.registration, [person.id], [c.id for c in competencies], as_of)[person.id]
+    # Evidence, each with whether a proficient sign-off attesting it stood at the moment (not revoked; not
+    # corrected, even by a correction later revoked, as in services.status), in one query.
+    sign_off, correction = aliased(SignOff), aliased(SignOff)
+    attested = exists().where(
+        sign_off.evidence_id == Evidence.id, sign_off.proficient.is_(True), sign_off.signed_at <= moment,
+        ~exists().where(SignOffRevocation.sign_off_id == sign_off.id, SignOffRevocation.revoked_at <= moment),
+        ~exists().where(correction.corrects_id == sign_off.id, correction.signed_at <= moment))
     rows = db.session.execute(
-        select(SignOff.id, SignOff.evidence_id, SignOff.corrects_id, SignOff.proficient,
-               SignOffRevocation.revoked_at)
-        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
-        .where(SignOff.person_id == person.id, SignOff.signed_at <= as_of)).all()
-    superseded = {row.corrects_id for row in rows if row.corrects_id is not None}
-    attested = {row.evidence_id for row in rows if row.proficient and row.id not in superseded
-                and (row.revoked_at is None or row.revoked_at > as_of)}
-    facts = _Facts(person, competencies, statuses, evidence, attested, declared, as_of, defs)
+        select(Evidence, attested.label("attested"))
+        .where(Evidence.person_id == person.id, Evidence.status != WITHDRAWN, Evidence.created_at <= moment)
+        # Links in the same query; their competencies are the ones loaded above (the identity map has them).
+        .options(joinedload(Evidence.competency_links))
+        .order_by(Evidence.id)).unique().all()
+    evidence = [row.Evidence for row in rows]
+    facts = _Facts(person, competencies, statuses, evidence, {row.Evidence.id for row in rows if row.attested},
+                   declared, moment, defs)
     codes = pathway_codes or [p["code"] for p in defs.get("pathways") or []]
     return [_pathway(facts, code) for code in codes]

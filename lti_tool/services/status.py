@@ -268,16 +268,20 @@ def from_row(row) -> CompetencyStatus:
 
 
 def stored(person_ids, competency_ids, now: datetime, warning: timedelta) -> dict:
-    """{person_id: {competency_id: CompetencyStatus}} from the stored rows, judged at `now` (one query)."""
-    person_ids, competency_ids = list(person_ids), list(competency_ids)
+    """{person_id: {competency_id: CompetencyStatus}} from the stored rows, judged at `now` (one query).
+    `competency_ids` None: every competency with a row (anything else is not started)."""
+    person_ids = list(person_ids)
     result = {p: {} for p in person_ids}
-    if person_ids and competency_ids:
+    query = select(*StoredStatus.__table__.c).where(StoredStatus.person_id.in_(person_ids))
+    if competency_ids is not None:
+        competency_ids = list(competency_ids)
+        query = query.where(StoredStatus.competency_id.in_(competency_ids))
+    if person_ids and competency_ids != []:
         # Plain rows, not entities: the store rewrites rows with Core statements, which an identity map
         # would not see.
-        for row in db.session.execute(select(*StoredStatus.__table__.c).where(
-                StoredStatus.person_id.in_(person_ids), StoredStatus.competency_id.in_(competency_ids))):
+        for row in db.session.execute(query):
             result[row.person_id][row.competency_id] = at(from_row(row), now, warning)
-    missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids}
+    missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids or ()}
     return {p: {**missing, **row} for p, row in result.items()}
 
 
@@ -306,13 +310,14 @@ def warning_window(registration: Registration) -> timedelta:
 
 
 def compute(registration: Registration, person_ids, competency_ids, as_of=None) -> dict:
-    """{person_id: {competency_id: CompetencyStatus}}. Now (`as_of` None): from the stored status, one query.
-    At a moment in the past: from the history, three queries. Callers have already scoped `person_ids` and
+    """{person_id: {competency_id: CompetencyStatus}}. Now (`as_of` None): from the stored status, one query
+    (`competency_ids` None: every competency the person has a row for). At a moment in the past: from the
+    history, three queries. Callers have already scoped `person_ids` and
     `competency_ids` to the tenant; this function adds no access checks."""
-    person_ids, competency_ids = list(person_ids), list(competency_ids)
     warning = warning_window(registration)
     if as_of is None:
         return stored(person_ids, competency_ids, now_utc(), warning)
+    person_ids, competency_ids = list(person_ids), list(competency_ids)
     as_of = _aware(as_of)
     judged = history(person_ids, competency_ids, as_of)
     return {p: {c: at(entry, as_of, warning) for c, entry in row.items()} if row
