@@ -54,7 +54,7 @@ def _record(app, n: int, tag: str):
 
 
 def test_the_dashboard_costs_the_same_statements_for_a_small_and_a_large_record(app, live_server, platform,
-                                                                                  http, tech):
+                                                                                  http, tech):  # noqa: F811
     launch(app, live_server, platform, http, "manager-1", [INSTRUCTOR])
     _record(app, 2, "few")
     small, page = _statements(app, lambda: tech.get("/me/"))
