@@ -15,6 +15,7 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as pdfcanvas
 from reportlab.platypus import KeepTogether, LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
 
@@ -48,19 +49,47 @@ def fmt_date(value) -> str:
     return us_date(value)
 
 
+class _Paragraph(Paragraph):
+    """A paragraph that remembers its last wrap: a table measures every remaining row again each time it splits
+    across a page, which made long transcripts cost quadratically in their rows."""
+
+    _wrapped = None
+
+    def wrap(self, availWidth, availHeight):  # noqa: N803 (reportlab's names)
+        if self._wrapped is None or self._wrapped[0] != availWidth:
+            self._wrapped = (availWidth, super().wrap(availWidth, availHeight))
+        return self._wrapped[1]
+
+
 def _p(text, style) -> Paragraph:
-    return Paragraph(escape(str(text)) if text is not None else "", style)
+    return _Paragraph(escape(str(text)) if text is not None else "", style)
+
+
+CELL_PADDING = 3
+
+
+def _cell(value, width, style):
+    """A table cell: text that fits on one line is drawn as a plain string (no paragraph parsing or line
+    breaking, which were most of a transcript's time); longer text wraps in a paragraph."""
+    if isinstance(value, Paragraph):
+        return value
+    text = "" if value is None else str(value)
+    if "\n" not in text and stringWidth(text, style.fontName, style.fontSize) <= width - 2 * CELL_PADDING:
+        return text
+    return _p(text, style)
 
 
 def _table(header, rows, widths, styles) -> LongTable:
-    data = [[_p(h, styles["head"]) for h in header]]
-    data += [[c if isinstance(c, Paragraph) else _p(c, styles["cell"]) for c in row] for row in rows]
+    data = [[_cell(h, width, styles["head"]) for h, width in zip(header, widths, strict=True)]]
+    data += [[_cell(c, width, styles["cell"]) for c, width in zip(row, widths, strict=True)] for row in rows]
     table = LongTable(data, colWidths=widths, repeatRows=1, splitByRow=1)
     table.setStyle(TableStyle([
+        ("FONT", (0, 0), (-1, 0), styles["head"].fontName, styles["head"].fontSize, styles["head"].leading),
+        ("FONT", (0, 1), (-1, -1), styles["cell"].fontName, styles["cell"].fontSize, styles["cell"].leading),
         ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#777777")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6e6")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+        ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING), ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
         ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
     ]))
     return table
