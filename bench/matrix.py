@@ -29,7 +29,7 @@ SCENARIOS = [
     ("status: expired, page 5", {"status": "expired", "page": "5"}),
     ("expiring within 30 days", {"expiring": "30"}),
     ("status: awaiting review", {"status": "awaiting_review"}),
-    ("status: not started (every pair judged)", {"status": "not_started"}),
+    ("status: not started", {"status": "not_started"}),
     ("due + IV room, inactive included", {"status": "due_for_revalidation", "department": "iv_room",
                                           "inactive": "1"}),
 ]

@@ -324,3 +324,24 @@ def test_queue_keyset_pages_are_oldest_first_without_gaps(world, make):
     everything = reviews.review_queue(world.manager, world.course.id)
     assert seen == [r.id for r in everything] and sorted(seen) == sorted(r.id for r in made)
     assert [(r.requested_at, r.id) for r in everything] == sorted((r.requested_at, r.id) for r in everything)
+
+
+def test_the_migration_fills_the_table_as_the_workflow_keeps_it(world, make):
+    """Migration 0004's fill, run on the history the tests made: the rows the workflow kept, exactly."""
+    import importlib.util
+    from pathlib import Path
+
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
+    techs = _team_around_now(world, make)
+    kept = _stored_rows()
+    assert len(kept) >= len(techs)
+    db.session.execute(delete(StoredStatus))
+    path = Path(__file__).resolve().parent.parent / "migrations" / "versions" / "0004_stored_status.py"
+    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with Operations.context(MigrationContext.configure(db.session.connection())):
+        migration._fill()
+    assert _stored_rows() == kept
