@@ -6,6 +6,11 @@ from ..extensions import db
 from .base import UTCDateTime, utcnow
 
 
+def display_name(name, given_name, family_name, email, sub) -> str:
+    """How a person is named on pages (also for lists read as plain columns)."""
+    return name or " ".join(p for p in (given_name, family_name) if p) or email or sub
+
+
 class Person(db.Model):
     """A user of one registration (tenant), identified by the platform's `sub`."""
 
@@ -33,7 +38,7 @@ class Person(db.Model):
 
     @property
     def display_name(self) -> str:
-        return self.name or " ".join(p for p in (self.given_name, self.family_name) if p) or self.email or self.sub
+        return display_name(self.name, self.given_name, self.family_name, self.email, self.sub)
 
 
 class Course(db.Model):

@@ -10,6 +10,7 @@ Pages: `after` (the last person of the previous page) is keyset pagination for "
 """
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import case, exists, false, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
@@ -25,6 +26,7 @@ from ..models import (
     SignOff,
     StoredStatus,
 )
+from ..models.people import display_name
 from ..models.reviews import OPEN
 from . import DomainError, Forbidden, NotFound, scope, status
 from .placements import DEPARTMENT_LABELS
@@ -427,6 +429,17 @@ def selected_requests(actor, course_id: int, request_ids) -> list[ReviewRequest]
     return [rows[i] for i in ids]
 
 
+class CompetencyOption(NamedTuple):
+    id: int
+    code: str
+    title: str
+
+
+class PersonOption(NamedTuple):
+    id: int
+    display_name: str
+
+
 def queue_options(actor, course_id: int) -> dict:
     """What the queue can be filtered by: competencies and technicians with open requests (with counts)."""
     course = _managed_course(actor, course_id)
@@ -435,13 +448,16 @@ def queue_options(actor, course_id: int) -> dict:
                   & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
             .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
                    ReviewRequest.person_id != actor.person.id)).subquery()
-    competencies = db.session.execute(
-        select(Competency, func.count()).join(base, base.c.competency_id == Competency.id)
-        .group_by(Competency.id).order_by(Competency.code)).all()
-    people = db.session.execute(
-        select(Person, func.count()).join(base, base.c.person_id == Person.id)
-        .group_by(Person.id).order_by(func.lower(func.coalesce(Person.family_name, Person.name, Person.sub)),
-                                      Person.id)).all()
+    # Plain columns, not entities: a large course has a technician option for each of hundreds of people.
+    competencies = [(CompetencyOption(row.id, row.code, row.title), row.count) for row in db.session.execute(
+        select(Competency.id, Competency.code, Competency.title, func.count().label("count"))
+        .join(base, base.c.competency_id == Competency.id)
+        .group_by(Competency.id, Competency.code, Competency.title).order_by(Competency.code))]
+    names = (Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
+    people = [(PersonOption(row.id, display_name(*row[1:6])), row.count) for row in db.session.execute(
+        select(Person.id, *names, func.count().label("count")).join(base, base.c.person_id == Person.id)
+        .group_by(Person.id, *names)
+        .order_by(func.lower(func.coalesce(Person.family_name, Person.name, Person.sub)), Person.id))]
     tree_departments = course_tree(course).departments()
     return {"competencies": competencies, "people": people, "departments": tree_departments}
 
