@@ -1,7 +1,7 @@
 """competency_statuses: the stored current status of each (technician, competency), filled from the history
 
 Revision ID: 0004_stored_status
-Revises: 0003_tenant_boundary
+Revises: 0008_standards
 Create Date: 2026-11-30 20:30:00
 
 """
@@ -14,7 +14,7 @@ from lti_tool.models.base import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = "0004_stored_status"
-down_revision = "0003_tenant_boundary"
+down_revision = "0008_standards"
 branch_labels = None
 depends_on = None
 
