@@ -26,7 +26,7 @@ from ..models import (
     SignOffRevocation,
 )
 from ..models.reviews import OPEN
-from . import DomainError, Forbidden, NotFound, scope, settings, status
+from . import DomainError, Forbidden, NotFound, preceptors, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
@@ -437,10 +437,13 @@ class ReviewContext:
 
 
 def review_request(actor, course_id: int, request_id: int) -> ReviewContext:
-    """One review request of the course with its evidence and history, for a manager of the course."""
-    course = _managed_course(actor, course_id)
+    """One review request of the course with its evidence and history, for a manager of the course or a
+    preceptor of its competency (others' cross-training only)."""
+    course, precepted = preceptors.reviewer_scope(actor, course_id)
     row = db.session.get(ReviewRequest, request_id)
     if row is None or row.course_id != course.id:
+        raise NotFound("No such review request.")
+    if precepted is not None and not preceptors.may_review(actor, row):
         raise NotFound("No such review request.")
     evidence = row.evidence
     history = list(db.session.scalars(
@@ -472,12 +475,16 @@ def selected_requests(actor, course_id: int, request_ids) -> list[ReviewRequest]
 
 def queue_options(actor, course_id: int) -> dict:
     """What the queue can be filtered by: competencies and technicians with open requests (with counts)."""
-    course = _managed_course(actor, course_id)
+    course, precepted = preceptors.reviewer_scope(actor, course_id)
     base = (select(ReviewRequest.competency_id, ReviewRequest.person_id)
             .join(Membership, (Membership.person_id == ReviewRequest.person_id)
                   & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
             .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
-                   ReviewRequest.person_id != actor.person.id)).subquery()
+                   ReviewRequest.person_id != actor.person.id))
+    if precepted is not None:
+        base = base.join(Evidence, Evidence.id == ReviewRequest.evidence_id).where(
+            ReviewRequest.competency_id.in_(precepted), Evidence.kind == preceptors.CROSS_TRAINING)
+    base = base.subquery()
     competencies = db.session.execute(
         select(Competency, func.count()).join(base, base.c.competency_id == Competency.id)
         .group_by(Competency.id).order_by(Competency.code)).all()
