@@ -13,7 +13,7 @@ from ..extensions import db
 from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
 from ..models import Registration
-from ..permissions import can_choose_course_frameworks, is_tool_admin
+from ..permissions import can_choose_course_frameworks, is_course_manager, is_tool_admin
 from ..services import DomainError, Forbidden, NotFound, case_api, frameworks, scope
 from ..services import admin as service
 from ..services import settings as tenant_settings
@@ -264,6 +264,7 @@ def course_frameworks():
     return render_template(
         "admin/course_frameworks.html", course=course, available=available, current=current, selected=selected,
         counts=frameworks.competency_counts(f.id for f in available), errors=errors,
+        by_default=not frameworks.chosen_framework_ids(course), team_manager=is_course_manager(session),
         pass_course=bool(request.values.get("course")), is_admin=is_tool_admin(session)), status
 
 

@@ -6,16 +6,16 @@ draft or has been returned; every change bumps `revision` (a sign-off records wh
 is written to the audit log with before and after. Requesting review and signing off live in services/reviews.py.
 """
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..lti.roles import OBSERVER
-from ..models import Attachment, Competency, CourseFramework, Evidence, EvidenceCompetency, Framework
+from ..models import Attachment, Competency, Evidence, EvidenceCompetency
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.frameworks import EVIDENCE_KINDS
 from ..schemas.evidence import editable_payload, load_evidence
-from . import DomainError, Forbidden, NotFound, attachments, audit, scope
+from . import DomainError, Forbidden, NotFound, attachments, audit, scope, status
 
 EDITABLE = (DRAFT, RETURNED)
 STATUSES = (DRAFT, SUBMITTED, RETURNED, SIGNED_OFF, WITHDRAWN)
@@ -109,15 +109,7 @@ def _course_competencies(course, competency_ids: list[int]) -> dict[int, Compete
     """The given competencies that belong to a framework the course uses (and the tenant may see)."""
     if not competency_ids:
         return {}
-    rows = db.session.scalars(
-        select(Competency)
-        .join(Framework, Framework.id == Competency.framework_id)
-        .join(CourseFramework, CourseFramework.framework_id == Competency.framework_id)
-        .where(CourseFramework.course_id == course.id,
-               Competency.id.in_(competency_ids),
-               or_(Framework.registration_id.is_(None), Framework.registration_id == course.registration_id))
-    ).all()
-    return {c.id: c for c in rows}
+    return {c.id: c for c in status.course_competencies(course, competency_ids)}
 
 
 def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):

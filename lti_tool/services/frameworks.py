@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, or_, select, true
+from sqlalchemy import delete, func, or_, select, true, union
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -96,13 +97,32 @@ def get_tree(actor, framework_id: int) -> io.FrameworkTree:
     return tree
 
 
+def used_framework_ids(course):
+    """A select of the ids of the frameworks a course uses: those its managers chose; until they choose, the
+    tenant's own frameworks, or, when the tenant has none, the shipped framework (the latest installed version
+    of each shipped code: a new version of the file installs alongside the old one). A course is usable from
+    its first launch. THE rule: status, forms, placements (deep linking), the matrix and exports all ask it."""
+    chosen = select(CourseFramework.framework_id).where(CourseFramework.course_id == course.id)
+    own_fw, shipped_fw, newer = aliased(Framework), aliased(Framework), aliased(Framework)
+    own = select(own_fw.id).where(own_fw.registration_id == course.registration_id)
+    shipped = select(shipped_fw.id).where(shipped_fw.registration_id.is_(None), ~select(newer.id).where(
+        newer.registration_id.is_(None), newer.code == shipped_fw.code, newer.id > shipped_fw.id).exists())
+    return union(chosen, own.where(~chosen.exists()), shipped.where(~chosen.exists(), ~own.exists()))
+
+
+def chosen_framework_ids(course) -> set[int]:
+    """The frameworks the course's managers chose (empty: the course follows the default of used_framework_ids)."""
+    return set(db.session.scalars(select(CourseFramework.framework_id).where(CourseFramework.course_id == course.id)))
+
+
 def course_frameworks(actor, course_id: int) -> list[Framework]:
+    """The frameworks a course uses (chosen, or the default while none are chosen), for its members."""
     course = scope.course(actor, course_id)
     if not (actor.is_admin or scope.is_member(actor.person.id, course.id)):
         raise NotFound("No such course.")
     return list(db.session.scalars(
-        select(Framework).join(CourseFramework, CourseFramework.framework_id == Framework.id)
-        .where(CourseFramework.course_id == course.id).order_by(Framework.name, Framework.id)))
+        select(Framework).where(Framework.id.in_(used_framework_ids(course)), _visible(actor))
+        .order_by(Framework.name, Framework.id)))
 
 
 def choose_course_frameworks(actor, course_id: int, framework_ids) -> list[Framework]:

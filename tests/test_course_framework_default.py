@@ -1,0 +1,53 @@
+"""A course without chosen frameworks uses the tenant's own frameworks, or else the shipped one: the same rule
+(frameworks.used_framework_ids) for status, forms (evidence validation), placements and the matrix."""
+from lti_tool.extensions import db
+from lti_tool.models import CourseFramework
+from lti_tool.services import evidence, frameworks, matrix, placements, status
+from tests.support.competency_world import make_framework
+
+
+def _codes(course):
+    return [c.code for c in status.course_competencies(course)]
+
+
+def test_a_fresh_course_uses_the_shipped_framework_everywhere(make):
+    shipped = frameworks.ensure_default_framework()
+    course = make.course()
+    manager, tech = make.actor(course, "manager"), make.actor(course, "technician")
+    codes = _codes(course)
+    assert "XT-IV-01" in codes and len(codes) == len(shipped.competencies)
+    assert [f.id for f in placements.course_frameworks(manager, course)] == [shipped.id]
+    assert [f.id for f in frameworks.course_frameworks(tech, course.id)] == [shipped.id]
+    leaves = matrix.course_tree(course).leaves
+    assert leaves and {c.framework_id for c in leaves} == {shipped.id}
+    # The technician's forms accept its competencies: a CE draft saves with no admin step.
+    law = next(c for c in leaves if c.evidence_kinds and "continuing_education" in c.evidence_kinds)
+    saved = evidence.create_draft(tech, "continuing_education", {
+        "title": "Law update", "uan": "0197-0000-24-001-H03-T", "hours": 1, "completion_date": "2026-01-10",
+        "provider_name": "Board of Pharmacy",
+        "competency_ids": [law.id]})
+    assert [link.competency_id for link in saved.competency_links] == [law.id]
+    statuses = status.statuses_for(tech.person, course)
+    assert statuses[law.id].status == status.IN_PROGRESS
+
+
+def test_the_tenants_own_framework_comes_before_the_shipped_one_and_a_choice_before_both(make):
+    frameworks.ensure_default_framework()
+    reg = make.registration()
+    course, other_tenant_course = make.course(reg), make.course()
+    own, (own_comp,) = make_framework(reg, code="own", competencies=[{"code": "OWN-1", "title": "Our skill"}])
+    assert _codes(course) == ["OWN-1"]
+    assert "OWN-1" not in _codes(other_tenant_course) and "XT-IV-01" in _codes(other_tenant_course)
+    chosen, _ = make_framework(reg, code="chosen", competencies=[{"code": "CH-1", "title": "Chosen skill"}])
+    db.session.add(CourseFramework(course_id=course.id, framework_id=chosen.id))
+    db.session.flush()
+    assert _codes(course) == ["CH-1"]
+    assert frameworks.chosen_framework_ids(course) == {chosen.id}
+
+
+def test_the_latest_installed_version_of_a_shipped_framework_is_the_default(make):
+    old, _ = make_framework(None, code="ship", competencies=[{"code": "OLD-1", "title": "Old"}])
+    old.version = "0"
+    db.session.flush()
+    make_framework(None, code="ship", competencies=[{"code": "NEW-1", "title": "New"}])
+    assert _codes(make.course()) == ["NEW-1"]
