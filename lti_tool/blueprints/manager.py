@@ -9,7 +9,7 @@ from ..extensions import db
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, evidence, matrix, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, reviews, status
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
@@ -230,8 +230,8 @@ def review(request_id: int):
                 errors["checklist"] = exc.message
             errors["_form"] = exc.message
     context = matrix.review_request(actor, course_id, request_id)
-    return render_template("manager/review.html", ctx=context, form=form, errors=errors,
-                           now=datetime.now(UTC)), http_status
+    return render_template("manager/review.html", ctx=context, form=form, errors=errors, now=datetime.now(UTC),
+                           signed=attestation.evidence_states([context.evidence.id])), http_status
 
 
 @bp.route("/attachments/<int:attachment_id>")
@@ -270,7 +270,8 @@ def matrix_page():
 @only_managers
 def technician(person_id: int):
     detail = matrix.technician_detail(_actor(), _course_id(), person_id)
-    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC))
+    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC),
+                           signed=attestation.evidence_states([item.id for item in detail.evidence]))
 
 
 @bp.route("/sign-offs/<int:sign_off_id>", methods=["GET", "POST"])

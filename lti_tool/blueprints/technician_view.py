@@ -15,7 +15,7 @@ from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.reviews import OPEN, SIGNED
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
-from ..services import DomainError, ce, status
+from ..services import DomainError, attestation, ce, status
 from ..services.placements import DEPARTMENT_LABELS
 from ..web import viewer_zone
 from . import technician_forms as forms
@@ -151,6 +151,7 @@ def dashboard(actor, today: date | None = None) -> dict:
                  else comp.evidence_kinds[0]}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
+    reassess = needs_reassessment(person, course, statuses, tree)
     drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
         Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
     return {
@@ -162,11 +163,37 @@ def dashboard(actor, today: date | None = None) -> dict:
         "due": attention(status.DUE_FOR_REVALIDATION),
         "expired": attention(status.EXPIRED),
         "returned": returned_evidence(person, course),
+        "reassess": reassess,
         "drafts": drafts,
         "ce_charts": ce_charts(person, today),
         "pathways": pathway_progress(actor),
         "has_frameworks": bool(tree.leaves),
     }
+
+
+def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
+    """Competencies whose sign-off was revoked or corrected to "not yet proficient" and that are not held
+    again since: the technician records new evidence for them. Read from attestation.evidence_states, the
+    rule every page and export follows."""
+    signed_ids = db.session.scalars(select(Evidence.id).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == SIGNED_OFF))
+    found: dict = {}
+    for evidence_id, state in attestation.evidence_states(list(signed_ids)).items():
+        for entry in state.competencies:
+            held = statuses.get(entry.competency_id)
+            if (entry.counts or entry.state not in (attestation.REVOKED, attestation.CORRECTED)
+                    or entry.competency_id not in tree.by_id):
+                continue
+            if held is not None and held.held:
+                continue
+            latest = found.get(entry.competency_id)
+            if latest is None or entry.at > latest["at"]:
+                comp = tree.by_id[entry.competency_id]
+                found[entry.competency_id] = {
+                    "competency": comp, "label": entry.label, "at": entry.at, "evidence_id": evidence_id,
+                    "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
+                    else comp.evidence_kinds[0]}
+    return sorted(found.values(), key=lambda item: item["competency"].code)
 
 
 def returned_evidence(person, course) -> list[dict]:

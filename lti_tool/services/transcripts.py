@@ -26,7 +26,7 @@ from ..lti.roles import ROLE_LABELS
 from ..models import Competency, Course, Evidence, Framework, SignOff, SignOffRevocation
 from ..models.evidence import RETURNED, SIGNED_OFF, SUBMITTED
 from ..schemas.evidence import DEPARTMENTS, RESPONSIBILITY_ROLES
-from . import NotFound, ce, scope, status
+from . import NotFound, attestation, ce, scope, status
 
 METHOD_LABELS = {
     "observed": "Observed",
@@ -43,10 +43,10 @@ KIND_LABELS = {
     "certification": "Certification",
     "continuing_education": "Continuing education",
 }
-# Attestation states, as printed.
-VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = "valid", "not_proficient", "expired", "revoked", "corrected"
-STATE_LABELS = {VALID: "Valid", NOT_PROFICIENT: "Not yet proficient", EXPIRED: "Expired", REVOKED: "Revoked",
-                CORRECTED: "Corrected"}
+# Attestation states, as printed (the rule lives in services.attestation).
+VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = (attestation.VALID, attestation.NOT_PROFICIENT,
+                                                      attestation.EXPIRED, attestation.REVOKED, attestation.CORRECTED)
+STATE_LABELS = attestation.STATE_LABELS
 LISTED_STATUSES = (SUBMITTED, SIGNED_OFF)
 DEFAULT_CE_RULE = "ptcb_cpht"
 
@@ -79,17 +79,8 @@ def record_scope(actor, person_id: int):
 
 def _attestation(sign_off: SignOff, revocation, corrected_by: SignOff | None, ev_kind, ev_title, course_title,
                  as_of) -> dict:
-    revoked = revocation is not None and revocation.revoked_at <= as_of
-    if revoked:
-        state = REVOKED
-    elif corrected_by is not None:
-        state = CORRECTED
-    elif not sign_off.proficient:
-        state = NOT_PROFICIENT
-    elif sign_off.expires_at is not None and sign_off.expires_at <= as_of:
-        state = EXPIRED
-    else:
-        state = VALID
+    state = attestation.sign_off_state(sign_off, revocation, corrected_by, as_of)
+    revoked = state == REVOKED
     return {
         "sign_off_id": sign_off.id,
         "signer_name": sign_off.signer_name,
@@ -175,11 +166,15 @@ def _label(choices: dict, data: dict, key: str, other_key: str) -> str | None:
     return choices.get(value, value)
 
 
-def _evidence_item(ev: Evidence, course_titles: dict) -> dict:
+def _evidence_item(ev: Evidence, course_titles: dict, signed) -> dict:
+    """`signed`: the item's attestation.EvidenceSignOff (None when never signed off): a revoked or corrected
+    sign-off reads as such, and only a standing one makes the item verified."""
     data = ev.data or {}
+    label = signed.label if signed is not None else EVIDENCE_STATUS_LABELS.get(ev.status, ev.status)
     item = {"evidence_id": ev.id, "kind": ev.kind, "kind_label": KIND_LABELS.get(ev.kind, ev.kind),
-            "title": ev.title, "status": ev.status, "status_label": EVIDENCE_STATUS_LABELS.get(ev.status, ev.status),
-            "verified": ev.status == SIGNED_OFF, "course_title": course_titles.get(ev.course_id),
+            "title": ev.title, "status": ev.status, "status_label": label,
+            "sign_off_state": signed.state if signed is not None else None,
+            "verified": signed is not None and signed.counts, "course_title": course_titles.get(ev.course_id),
             "submitted_at": _iso(ev.submitted_at), "notes": data.get("notes")}
     if ev.kind == "cross_training":
         item.update(department=data.get("department"),
@@ -243,7 +238,8 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
         query = query.where(Evidence.course_id.in_(course_ids))
     evidence_rows = db.session.execute(query).all()
     course_titles = {ev.course_id: title or label or context for ev, title, label, context in evidence_rows}
-    items = [_evidence_item(ev, course_titles) for ev, *_ in evidence_rows]
+    signed = attestation.evidence_states([ev.id for ev, *_ in evidence_rows], as_of)
+    items = [_evidence_item(ev, course_titles, signed.get(ev.id)) for ev, *_ in evidence_rows]
 
     cross_training: OrderedDict[str, list] = OrderedDict()
     for item in sorted((i for i in items if i["kind"] == "cross_training"),
