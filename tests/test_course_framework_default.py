@@ -51,3 +51,33 @@ def test_the_latest_installed_version_of_a_shipped_framework_is_the_default(make
     db.session.flush()
     make_framework(None, code="ship", competencies=[{"code": "NEW-1", "title": "New"}])
     assert _codes(make.course()) == ["NEW-1"]
+
+
+def test_certification_links_its_credential_competency_and_ce_its_default(make):
+    frameworks.ensure_default_framework()
+    course = make.course()
+    tech = make.actor(course, "technician")
+    by_code = {c.code: c.id for c in status.course_competencies(course)}
+    cert = evidence.create_draft(tech, "certification", {
+        "title": "PTCB CPhT", "credential": "ptcb_cpht", "number": "123456", "issued_date": "2025-01-05",
+        "expiry_date": "2027-01-31"})
+    assert [link.competency_id for link in cert.competency_links] == [by_code["CRED-CPHT"]]
+    # Chosen competencies are kept, and the credential's is added.
+    both = evidence.create_draft(tech, "certification", {
+        "title": "PTCB CPhT again", "credential": "ptcb_cpht", "number": "123457", "issued_date": "2025-01-05",
+        "competency_ids": [by_code["A5-01"]]})
+    assert sorted(link.competency_id for link in both.competency_links) == sorted(
+        [by_code["A5-01"], by_code["CRED-CPHT"]])
+    ce_item = evidence.create_draft(tech, "continuing_education", {
+        "title": "Law", "uan": "0197-0000-24-001-H03-T", "hours": 1, "completion_date": "2026-01-10",
+        "provider_name": "Board of Pharmacy"})
+    assert [link.competency_id for link in ce_item.competency_links] == [by_code["A2-01"]]
+
+
+def test_certification_and_ce_stand_without_any_competency_when_the_course_has_none(make):
+    course = make.course()
+    make_framework(course.registration, code="tiny", competencies=[{"code": "X-1", "title": "Other"}])
+    tech = make.actor(course, "technician")
+    cert = evidence.create_draft(tech, "certification", {
+        "title": "PTCB CPhT", "credential": "ptcb_cpht", "number": "1", "issued_date": "2025-01-05"})
+    assert cert.id and cert.competency_links == []
