@@ -57,7 +57,8 @@ def _upload_limits() -> dict:
 @bp.route("/")
 def dashboard():
     actor = _actor()
-    return render_template("technician/dashboard.html", **view.dashboard(actor, date.today()))
+    return render_template("technician/dashboard.html", **view.dashboard(actor, date.today()),
+                           hours_text=view.hours_text)
 
 
 @bp.route("/evidence")

@@ -12,7 +12,7 @@ from ..lti import keys
 from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
 from ..permissions import login_required
-from ..services import credentials, scope, transcript_exports, transcripts
+from ..services import attestation, credentials, scope, transcript_exports, transcripts
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
 from ..web import app_url, redirect_with_notice
@@ -35,6 +35,11 @@ def _attachment(body, mimetype: str, filename: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.context_processor
+def helpers():
+    return {"us_date": attestation.us_date, "hours": lambda h: f"{float(h):g} h"}
 
 
 def _manages_course(actor) -> bool:

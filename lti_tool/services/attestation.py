@@ -141,6 +141,11 @@ class EvidenceSignOff:
         return self.state in (REVOKED, CORRECTED, NOT_PROFICIENT) and not self.counts
 
 
+def is_verified(evidence_status: str, signed: EvidenceSignOff | None) -> bool:
+    """Verified evidence: signed off, with no sign-off on it revoked or corrected away (a standing one)."""
+    return evidence_status == SIGNED_OFF and (signed is None or signed.counts)
+
+
 def _head_state(head: SignOff, revocation, revoker: str | None, as_of: datetime) -> CompetencySignOff:
     if revocation is not None and revocation.revoked_at <= as_of:
         state, at, by = REVOKED, revocation.revoked_at, revoker or "a manager"

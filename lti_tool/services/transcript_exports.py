@@ -81,20 +81,26 @@ def to_csv(transcript: dict) -> str:
                          "code": item.get("number") or "", "title": item.get("credential_label") or item["title"],
                          "status": item["status_label"], "date": item.get("issued_date") or "",
                          "expires": item.get("expiry_date") or "", "state": "Expired" if item.get("expired") else ""})
-    ce_status = transcript["continuing_education"]["status"]
-    for item in transcript["continuing_education"]["activities"]:
+    ce = transcript["continuing_education"]
+    for item in ce["activities"]:
         writer.writerow({"section": "continuing_education", "code": item.get("uan") or "", "title": item["title"],
                          "status": item["status_label"], "date": item.get("completion_date") or "",
                          "detail": f"{item.get('hours')} h"})
-    for req in ce_status["verified"]["requirements"]:
-        writer.writerow({"section": "ce_requirement", "group": ce_status["name"], "code": req["code"],
-                         "title": req["label"], "status": "Met" if req["met"] else "Not met",
-                         "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
-                         "detail": f"{req['hours']:g} of {req['min_hours']:g} h verified"})
-    writer.writerow({"section": "ce_total", "group": ce_status["name"], "title": "Total CE hours (verified)",
-                     "status": "Met" if ce_status["verified"]["met"] else "Not met",
-                     "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
-                     "detail": ce_status["verified"]["summary"]})
+    # Per cycle (services.ce.report, as on every page): "status" is the verified answer; the detail gives the
+    # recorded hours beside the verified ones.
+    for cycle in ce.get("cycles") or [ce["status"]]:
+        for req, sent in zip(cycle["verified"]["requirements"], cycle["recorded"]["requirements"], strict=True):
+            writer.writerow({"section": "ce_requirement", "group": cycle["name"], "code": req["code"],
+                             "title": req["label"], "status": "Met" if req["met"] else "Not met",
+                             "date": cycle["cycle_start"], "expires": cycle["cycle_end"],
+                             "detail": f"{sent['hours']:g} h recorded; {req['hours']:g} of {req['min_hours']:g} h "
+                                       "verified"})
+        writer.writerow({"section": "ce_total", "group": cycle["name"], "title": "Total CE hours",
+                         "status": "Met" if cycle["verified"]["met"] else "Not met",
+                         "date": cycle["cycle_start"], "expires": cycle["cycle_end"],
+                         "detail": f"{cycle['recorded']['hours']:g} h recorded; {cycle['verified']['hours']:g} of "
+                                   f"{cycle['verified']['required_hours']:g} h verified. "
+                                   f"{cycle['verified']['summary']}"})
     return out.getvalue()
 
 
