@@ -81,3 +81,26 @@ def test_certification_and_ce_stand_without_any_competency_when_the_course_has_n
     cert = evidence.create_draft(tech, "certification", {
         "title": "PTCB CPhT", "credential": "ptcb_cpht", "number": "1", "issued_date": "2025-01-05"})
     assert cert.id and cert.competency_links == []
+
+
+def test_reimporting_the_shipped_frameworks_own_case_export_is_refused(make):
+    from sqlalchemy import func, select
+
+    from lti_tool.models import Competency, Framework
+    from lti_tool.services.framework_io import FrameworkImportError
+
+    shipped = frameworks.ensure_default_framework()
+    manager = make.actor(make.course(), "manager")
+    exported = frameworks.export_framework(manager, shipped.id, "case")
+    before = (db.session.scalar(select(func.count(Framework.id))), db.session.scalar(select(func.count(Competency.id))))
+    try:
+        frameworks.import_framework(manager, exported)
+    except FrameworkImportError as exc:
+        message = exc.errors[0]["message"]
+    else:
+        raise AssertionError("a duplicate of the shipped framework was imported")
+    assert "version 2025.1 already exists" in message and "shipped with the tool" in message
+    after = (db.session.scalar(select(func.count(Framework.id))), db.session.scalar(select(func.count(Competency.id))))
+    assert after == before
+    # Another version is a new framework.
+    assert frameworks.import_framework(manager, exported, version="2025.1-local").framework.version == "2025.1-local"

@@ -168,16 +168,22 @@ def create_framework(actor, tree: io.ValidTree, *, registration_id: int | None,
     """Write a checked tree. Everything was validated before this point and the clash with an existing framework
     is checked first, so a refused import writes nothing."""
     data = tree.framework
-    clash = db.session.scalars(select(Framework.id).where(
-        Framework.registration_id.is_(None) if registration_id is None else
-        Framework.registration_id == registration_id,
-        Framework.code == data["code"], Framework.version == data["version"])).first()
+    ident = framework_identifier(data.get("identifier"))
+    # A duplicate is the same framework (code or CASE identifier) in the same version among those the tenant
+    # sees: its own and the shipped ones (re-importing the shipped framework's own export is refused too).
+    seen_by = (Framework.registration_id.is_(None) if registration_id is None else
+               or_(Framework.registration_id.is_(None), Framework.registration_id == registration_id))
+    same = Framework.code == data["code"]
+    if ident:
+        same = or_(same, Framework.identifier == ident)
+    clash = db.session.scalars(select(Framework).where(seen_by, same, Framework.version == data["version"])
+                               .order_by(Framework.id)).first()
     if clash is not None:
+        whose = "shipped with the tool" if clash.registration_id is None else "your organization's"
         raise io.FrameworkImportError([{
             "where": "framework", "field": "version",
-            "message": f"Framework {data['code']} version {data['version']} already exists (id {clash}); "
-                       "import it with another version."}])
-    ident = framework_identifier(data.get("identifier"))
+            "message": f"Framework {clash.name} ({clash.code}) version {data['version']} already exists (id "
+                       f"{clash.id}, {whose}); import it with another version."}])
     framework = Framework(registration_id=registration_id, code=data["code"], name=data["name"],
                           version=data["version"], description=data.get("description"), source=data.get("source"),
                           identifier=ident, scale=[dict(level) for level in data["scale"]],
