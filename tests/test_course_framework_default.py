@@ -104,3 +104,33 @@ def test_reimporting_the_shipped_frameworks_own_case_export_is_refused(make):
     assert after == before
     # Another version is a new framework.
     assert frameworks.import_framework(manager, exported, version="2025.1-local").framework.version == "2025.1-local"
+
+
+def test_course_matrix_csv_lists_competencies_in_framework_order_with_signer_and_expiry(make):
+    import csv
+    import io
+    from datetime import UTC, datetime
+
+    from lti_tool.services import attestation, reviews, transcript_exports
+
+    frameworks.ensure_default_framework()
+    course = make.course()
+    manager, tech = make.actor(course, "manager"), make.actor(course, "technician")
+    tree = matrix.course_tree(course)
+    garb = next(c for c in tree.leaves if c.code == "USP797-02")
+    item = evidence.create_draft(tech, "cross_training", {
+        "title": "Garbing", "department": "iv_room", "skills": ["Garbing"], "trainer_name": "Dana", "hours": 2,
+        "start_date": "2026-01-05", "end_date": "2026-01-05", "competency_ids": [garb.id]})
+    request = reviews.request_review(tech, item.id)[0]
+    signed = reviews.sign_off(manager, request.id, "competent", "observed")
+    rows = list(csv.reader(io.StringIO(transcript_exports.course_matrix_csv(manager, course.id))))
+    header = rows[0][2:-1]
+    # Leaves only (no area rows), in the same framework order the matrix page shows.
+    assert header == [f"{c.code} {c.title}" for c in tree.leaves]
+    assert not any(h.split()[0] in {a.code for a, _ in tree.areas} for h in header)
+    assert len(header) == len(tree.leaves) < len(status.course_competencies(course))
+    cell = rows[1][2 + [c.id for c in tree.leaves].index(garb.id)]
+    today = attestation.us_date(datetime.now(UTC))
+    assert cell == (f"Achieved: signed {today} by {manager.person.display_name} (Manager); "
+                    f"expires {attestation.us_date(signed.expires_at)}")
+    assert rows[1][-1] == f"1/{len(tree.leaves)}"

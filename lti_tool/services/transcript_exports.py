@@ -27,10 +27,22 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
-from ..models import Course, ExportJob, Membership, Person
+from ..models import Course, ExportJob, Membership, Person, SignOff
 from ..models.exports import DONE, FAILED, QUEUED, RUNNING
-from . import DomainError, Forbidden, NotFound, credentials, scope, status, transcript_pdf, transcripts
+from . import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    attestation,
+    credentials,
+    matrix,
+    scope,
+    status,
+    transcript_pdf,
+    transcripts,
+)
 from .actors import Actor
+from .transcripts import SIGNER_ROLE_LABELS
 
 STALE_AFTER = timedelta(minutes=5)
 MAX_RUNNING = 2
@@ -109,27 +121,40 @@ def _safe(text: str) -> str:
     return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
+def _matrix_cell(entry, signers: dict) -> str:
+    """"Achieved: signed Nov 30, 2026 by Maria Manager (Manager); expires May 30, 2027" for a held competency
+    (and an expired one); the status alone otherwise."""
+    if entry.sign_off_id is None or entry.sign_off_id not in signers:
+        return entry.label
+    name, role = signers[entry.sign_off_id]
+    cell = (f"{entry.label}: signed {attestation.us_date(entry.achieved_at)} by {name} "
+            f"({SIGNER_ROLE_LABELS.get(role, role)})")
+    if entry.expires_at is not None:
+        verb = "expired" if entry.status == status.EXPIRED else "expires"
+        cell += f"; {verb} {attestation.us_date(entry.expires_at)}"
+    return cell
+
+
 def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
-    """Technicians (rows) x competencies (columns) of one course, with status and expiry: managers only."""
+    """Technicians (rows) x competencies (columns) of one course, in framework order, leaves only (areas are
+    groupings, not competencies): status, and for held ones the date, signer and expiration. Managers only."""
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
             raise Forbidden("Only the course's managers can export the team matrix.")
         raise NotFound("No such course.")
-    statuses = status.team_statuses(actor, course, as_of=as_of)
-    competencies = status.course_competencies(course)
+    competencies = matrix.course_tree(course).leaves
+    statuses = status.team_statuses(actor, course, competency_ids=[c.id for c in competencies], as_of=as_of)
     people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(list(statuses))))}
+    held_ids = {e.sign_off_id for row in statuses.values() for e in row.values() if e.sign_off_id is not None}
+    signers = {row.id: (row.signer_name, row.signer_role) for row in db.session.execute(
+        select(SignOff.id, SignOff.signer_name, SignOff.signer_role).where(SignOff.id.in_(held_ids)))} \
+        if held_ids else {}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["technician", "email", *(f"{c.code} {c.title}" for c in competencies), "held"])
+    writer.writerow(["technician", "email", *(_safe(f"{c.code} {c.title}") for c in competencies), "held"])
     for person_id in sorted(statuses, key=lambda p: people[p].display_name.lower()):
-        cells = []
-        for competency in competencies:
-            entry = statuses[person_id][competency.id]
-            cell = entry.label
-            if entry.expires_at is not None and entry.status != status.NOT_STARTED:
-                cell += f" (expires {entry.expires_at.date().isoformat()})"
-            cells.append(cell)
+        cells = [_safe(_matrix_cell(statuses[person_id][c.id], signers)) for c in competencies]
         held = sum(1 for e in statuses[person_id].values() if e.held)
         writer.writerow([_safe(people[person_id].display_name), _safe(people[person_id].email or ""), *cells,
                          f"{held}/{len(competencies)}"])
