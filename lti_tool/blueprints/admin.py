@@ -275,7 +275,8 @@ def _render_settings(errors=None, form=None, status=200):
     registration = db.session.get(Registration, actor.registration_id)
     current = tenant_settings.effective(registration)
     values = {"revalidation_warning_days": str(current["revalidation_warning_days"]),
-              "time_zone": current["time_zone"], **service.role_choices(registration)}
+              "time_zone": current["time_zone"], "organization_name": current["organization_name"] or "",
+              "lms_name": registration.name, **service.role_choices(registration)}
     values.update(form or {})
     return render_template(
         "admin/settings.html", values=values, errors=errors or {}, lti_roles=service.LTI_ROLES,
@@ -316,6 +317,21 @@ def save_time_zone():
         errors = {"time_zone": (exc.fields or {}).get("time_zone") or exc.message}
         return _render_settings(errors, {"time_zone": raw}, status)
     return redirect_with_notice("admin.settings", f"Times are now shown in {raw.replace('_', ' ')} time.")
+
+
+@bp.route("/settings/organization", methods=["POST"])
+@admin_only
+def save_organization():
+    raw = request.form.get("organization_name", "")
+    try:
+        saved = tenant_settings.update(_actor(), {"organization_name": raw})
+    except DomainError as exc:
+        status = _failed(exc)
+        errors = {"organization_name": (exc.fields or {}).get("organization_name") or exc.message}
+        return _render_settings(errors, {"organization_name": raw}, status)
+    name = saved["organization_name"]
+    return redirect_with_notice("admin.settings", f"Transcripts and credentials now name “{name}”." if name else
+                                "Transcripts and credentials name the LMS registration again.")
 
 
 @bp.route("/settings/roles", methods=["POST"])

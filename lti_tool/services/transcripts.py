@@ -26,7 +26,7 @@ from ..lti.roles import ROLE_LABELS
 from ..models import Competency, Course, Evidence, Framework, SignOff, SignOffRevocation
 from ..models.evidence import RETURNED, SIGNED_OFF, SUBMITTED
 from ..schemas.evidence import DEPARTMENTS, RESPONSIBILITY_ROLES
-from . import NotFound, attestation, ce, scope, status
+from . import NotFound, attestation, ce, scope, settings, status
 
 METHOD_LABELS = {
     "observed": "Observed",
@@ -237,7 +237,7 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
 
     return {
         "person": {"id": person.id, "name": person.display_name, "email": person.email},
-        "organisation": person.registration.name,
+        "organisation": settings.organization_name(person.registration),
         "as_of": _iso(as_of),
         "scope": "all courses" if course_ids is None else "courses managed by the requester",
         "competencies": competencies,
