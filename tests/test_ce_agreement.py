@@ -133,8 +133,8 @@ def test_dashboard_transcript_pdf_and_json_agree(setting, history, cert):
             expires = TODAY + timedelta(days=cert["expires_in"])
             setting.record("certification", {
                 "title": "PTCB CPhT", "credential": "ptcb_cpht", "number": "CPHT-1",
-                "issued_date": (expires - timedelta(days=730)).isoformat(), "expiry_date": expires.isoformat()},
-                "signed" if cert["verified"] else "submitted")
+                "issued_date": min(expires - timedelta(days=730), TODAY).isoformat(),
+                "expiry_date": expires.isoformat()}, "signed" if cert["verified"] else "submitted")
         for n, item in enumerate(history):
             done = TODAY - timedelta(days=item["days_ago"])
             setting.record("continuing_education", {

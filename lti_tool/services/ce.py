@@ -143,9 +143,10 @@ def _verified(evidence_ids, as_of: date) -> set[int]:
     return {i for i in evidence_ids if attestation.is_verified(SIGNED_OFF, states.get(i))}
 
 
-def _items(person, start: date, last: date, course_ids=None) -> tuple[list[dict], set[int], Decimal]:
-    """(CE items sent for review or signed off in the cycle, one per UAN, the ids of the verified ones, hours
-    of drafts and returned items in the cycle not sent yet)."""
+def _items(person, start: date, last: date, as_of: date, course_ids=None) -> tuple[list[dict], set[int], Decimal]:
+    """(CE items sent for review or signed off in the cycle, one per UAN, the ids of the verified ones (judged
+    at `as_of`: CE done in a cycle is often signed off after it), hours of drafts and returned items in the
+    cycle not sent yet)."""
     query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind == KIND,
                                    Evidence.status != WITHDRAWN)
     if course_ids is not None:
@@ -159,7 +160,7 @@ def _items(person, start: date, last: date, course_ids=None) -> tuple[list[dict]
             continue
         if start <= done <= last and "uan_parts" in data:
             rows.append((evidence, data))
-    verified = _verified([ev.id for ev, _ in rows if ev.status == SIGNED_OFF], last)
+    verified = _verified([ev.id for ev, _ in rows if ev.status == SIGNED_OFF], as_of)
     by_uan: dict[str, dict] = {}
     unsent: dict[str, Decimal] = {}
     for evidence, data in rows:
@@ -191,7 +192,7 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     if not isinstance(cycle_start, date):
         raise DomainError("Give the cycle's start date.", code="invalid", fields={"cycle_start": "Not a date."})
     last = cycle_end(rule_data, cycle_start)
-    items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), course_ids)
+    items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids)
     recorded = evaluate(rule_data, items)
     verified = evaluate(rule_data, [item for item in items if item["id"] in verified_ids])
     return {
