@@ -260,7 +260,8 @@ def course_frameworks():
                                         f"{course.display_title} now uses: {names}.", **values)
     available = frameworks.list_frameworks(actor)
     current = frameworks.course_frameworks(actor, course.id)
-    selected = {str(f.id) for f in current} if chosen is None else set(chosen)
+    # Ticked: what the course's managers chose (nothing while the course follows the default).
+    selected = {str(i) for i in frameworks.chosen_framework_ids(course)} if chosen is None else set(chosen)
     return render_template(
         "admin/course_frameworks.html", course=course, available=available, current=current, selected=selected,
         counts=frameworks.competency_counts(f.id for f in available), errors=errors,
