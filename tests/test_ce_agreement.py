@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pypdf import PdfReader
 from sqlalchemy import delete, select
 
+from lti_tool import formatting
 from lti_tool.extensions import db
 from lti_tool.models import (
     AuditEntry,
@@ -26,7 +27,7 @@ from lti_tool.models import (
     SignOff,
     SignOffRevocation,
 )
-from lti_tool.services import attestation, ce, evidence, frameworks, reviews
+from lti_tool.services import ce, evidence, frameworks, reviews
 from lti_tool.services.actors import Actor
 from tests.support.platform import CANVAS_ROLES
 
@@ -159,7 +160,7 @@ def test_dashboard_transcript_pdf_and_json_agree(setting, history, cert):
     if cert is not None and not cert["verified"]:
         assert any("pending verification" in w for w in data["continuing_education"]["warnings"])
 
-    us_start, us_end = attestation.us_date(start), attestation.us_date(end)
+    us_start, us_end = formatting.us_date(start), formatting.us_date(end)
     for page in (setting.get("/me/").text, setting.get(f"/transcripts/people/{setting.tech_id}").text):
         shown = _spans(page, "ptcb_cpht")
         assert (shown["cycle-start"], shown["cycle-end"]) == (us_start, us_end)
@@ -189,7 +190,7 @@ def test_an_unverified_certification_is_pending_and_does_not_move_the_cycle(sett
         db.session.commit()
     dashboard = " ".join(unescape(re.sub(r"<[^>]+>", " ", setting.get("/me/").text)).split())
     assert "20 days left in the cycle" in dashboard
-    assert (f"Your PTCB Certified Pharmacy Technician (CPhT) expires on {attestation.us_date(expires)} "
+    assert (f"Your PTCB Certified Pharmacy Technician (CPhT) expires on {formatting.us_date(expires)} "
             "(in 20 days).") in dashboard
     assert "cycle ends on" in dashboard and "verified CE falls short" in dashboard
     assert datetime.now(UTC)  # the page is computed for today

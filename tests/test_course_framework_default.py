@@ -111,7 +111,8 @@ def test_course_matrix_csv_lists_competencies_in_framework_order_with_signer_and
     import io
     from datetime import UTC, datetime
 
-    from lti_tool.services import attestation, reviews, transcript_exports
+    from lti_tool import formatting
+    from lti_tool.services import reviews, transcript_exports
 
     frameworks.ensure_default_framework()
     course = make.course()
@@ -130,7 +131,7 @@ def test_course_matrix_csv_lists_competencies_in_framework_order_with_signer_and
     assert not any(h.split()[0] in {a.code for a, _ in tree.areas} for h in header)
     assert len(header) == len(tree.leaves) < len(status.course_competencies(course))
     cell = rows[1][2 + [c.id for c in tree.leaves].index(garb.id)]
-    today = attestation.us_date(datetime.now(UTC))
+    today = formatting.us_date(datetime.now(UTC))
     assert cell == (f"Achieved: signed {today} by {manager.person.display_name} (Manager); "
-                    f"expires {attestation.us_date(signed.expires_at)}")
+                    f"expires {formatting.us_date(signed.expires_at)}")
     assert rows[1][-1] == f"1/{len(tree.leaves)}"

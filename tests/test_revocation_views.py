@@ -11,9 +11,9 @@ import pytest
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from lti_tool import formatting
 from lti_tool.extensions import db
 from lti_tool.models import ReviewRequest, SignOff
-from lti_tool.services import attestation
 from tests.test_manager_pages import Team, form_fields, launch
 
 
@@ -42,7 +42,7 @@ def test_a_revoked_sign_off_reads_as_revoked_everywhere(team, app, platform, htt
         "csrf_token": form_fields(page.text)["csrf_token"], "action": "revoke",
         "reason": "Observed technique was not aseptic"})
     assert revoked.status_code == 303
-    today = attestation.us_date(datetime.now(UTC))
+    today = formatting.us_date(datetime.now(UTC))
     label = f"Sign-off revoked on {today} by Maria Manager"
 
     tech = launch(platform, http, team.base, role="student", sub="Tech-0", name="Tech 000")
@@ -91,7 +91,7 @@ def test_a_correction_to_not_yet_proficient_needs_re_assessment(team, app, platf
         evidence_id = db.session.get(ReviewRequest, request_id).evidence_id
         assert db.session.scalars(select(SignOff.corrects_id).where(SignOff.corrects_id.is_not(None))).all() == [
             sign_off_id]
-    label = (f"Sign-off corrected to “Competent with supervision” on {attestation.us_date(datetime.now(UTC))} "
+    label = (f"Sign-off corrected to “Competent with supervision” on {formatting.us_date(datetime.now(UTC))} "
              "by Maria Manager")
     tech = launch(platform, http, team.base, role="student", sub="Tech-0", name="Tech 000")
     detail = _text(http.get(f"{team.base}/me/evidence/{evidence_id}?lt={tech}"))

@@ -8,9 +8,10 @@ from html import unescape
 import requests
 from sqlalchemy import select
 
+from lti_tool import formatting
 from lti_tool.extensions import db
 from lti_tool.models import IssuedCredential, Membership, Person, SignOff
-from lti_tool.services import attestation, reviews
+from lti_tool.services import reviews
 from lti_tool.services.actors import Actor
 from tests.support.platform import CANVAS_ROLES
 from tests.test_transcript_pages import launch, pdf_text, site  # noqa: F401 (the site fixture)
@@ -38,7 +39,7 @@ def test_verify_shows_what_a_transcript_certifies_and_the_pharmacys_name(site, a
     link = re.search(r"(http://\S+/verify/[0-9a-f-]{36})", pdf).group(1)
     page = requests.get(link, timeout=10)
     text = _text(page)
-    today = attestation.us_date(datetime.now(UTC))
+    today = formatting.us_date(datetime.now(UTC))
     assert page.status_code == 200 and "Valid" in text
     assert "Organization Riverside Health Pharmacy" in text and "Holder Tess Nguyen" in text
     assert f"IV-GARB Garbing and gloved-fingertip testing Competent {today} Mina Manager Manager" in text
@@ -81,7 +82,7 @@ def test_a_revocation_shows_that_and_when_never_why(site, app):  # noqa: F811
         reviews.revoke(Actor(person=manager, course=membership.course, membership=membership), sign_off,
                        "Private: failed the media fill twice")
         db.session.commit()
-    today = attestation.us_date(datetime.now(UTC))
+    today = formatting.us_date(datetime.now(UTC))
     for resp in (requests.get(f"{tech.base}/verify/{public_id}", timeout=10),
                  requests.get(f"{tech.base}/verify/{public_id}.json", timeout=10),
                  requests.post(tech.base + "/verify", data={"credential": clr}, timeout=10)):

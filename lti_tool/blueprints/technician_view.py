@@ -244,8 +244,8 @@ def _chart(result: dict) -> dict:
         "verified_hours": verified["hours"], "required_hours": verified["required_hours"],
         "unsent_hours": result["unsent_hours"],
         "limits": [limit["note"] for limit in recorded["limits"] if limit.get("note")],
-        "days_left": result["days_left"], "cycle_start": attestation.us_date(result["cycle_start"]),
-        "cycle_end": attestation.us_date(result["cycle_end"]), "known": result["known"],
+        "days_left": result["days_left"], "cycle_start": day_text(result["cycle_start"]),
+        "cycle_end": day_text(result["cycle_end"]), "known": result["known"],
         "certification": result["certification"], "warnings": result["warnings"],
     }
 

@@ -6,16 +6,16 @@ import json
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from sqlalchemy import select
 
-from .. import tool_session
+from .. import formatting, tool_session
 from ..extensions import db
 from ..lti import keys
 from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
 from ..permissions import login_required
-from ..services import attestation, credentials, scope, transcript_exports, transcripts, verification
+from ..services import credentials, scope, transcript_exports, transcripts, verification
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
-from ..web import app_url, redirect_with_notice
+from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
 DOWNLOADS = {"pdf-letter": "PDF (US Letter)", "pdf-a4": "PDF (A4)", "csv": "CSV", "json": "JSON",
@@ -39,7 +39,7 @@ def _attachment(body, mimetype: str, filename: str) -> Response:
 
 @bp.context_processor
 def helpers():
-    return {"us_date": attestation.us_date, "hours": lambda h: f"{float(h):g} h"}
+    return {"us_date": lambda value: formatting.us_date(value, viewer_zone()), "hours": lambda h: f"{float(h):g} h"}
 
 
 def _manages_course(actor) -> bool:

@@ -7,12 +7,14 @@ is sorted keys, no insignificant whitespace, UTF-8, so anyone can recompute the 
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..models import Evidence, Person, SignOff, SignOffRevocation
+from . import settings
 
 HASHED_KEYS = ("kind", "title", "data", "attachments", "revision")
 
@@ -73,17 +75,6 @@ SIGNED_OFF = "signed_off"
 EVIDENCE_ORDER = (REVOKED, CORRECTED, NOT_PROFICIENT, SIGNED_OFF)
 
 
-def us_date(moment) -> str:
-    """"Nov 30, 2026" (US style, as every page and export prints a date)."""
-    if moment is None:
-        return ""
-    if isinstance(moment, str):
-        moment = date.fromisoformat(moment[:10])
-    elif isinstance(moment, datetime):
-        moment = moment.astimezone(UTC).date()
-    return f"{moment:%b} {moment.day}, {moment.year}"
-
-
 def sign_off_state(sign_off: SignOff, revocation, corrected_by, as_of: datetime) -> str:
     """One sign-off at `as_of`: revoked, corrected (replaced by a correction), not proficient, expired or valid."""
     if revocation is not None and revocation.revoked_at <= as_of:
@@ -107,6 +98,7 @@ class CompetencySignOff:
     at: datetime  # when it was signed, corrected or revoked
     by: str  # who did that
     rating_label: str
+    tz: object = None  # the tenant's time zone, for the date in the label
 
     @property
     def counts(self) -> bool:
@@ -114,7 +106,7 @@ class CompetencySignOff:
 
     @property
     def label(self) -> str:
-        when = us_date(self.at)
+        when = formatting.us_date(self.at, self.tz)
         if self.state == REVOKED:
             return f"Sign-off revoked on {when} by {self.by}"
         if self.state == CORRECTED:
@@ -146,14 +138,14 @@ def is_verified(evidence_status: str, signed: EvidenceSignOff | None) -> bool:
     return evidence_status == SIGNED_OFF and (signed is None or signed.counts)
 
 
-def _head_state(head: SignOff, revocation, revoker: str | None, as_of: datetime) -> CompetencySignOff:
+def _head_state(head: SignOff, revocation, revoker: str | None, as_of: datetime, tz) -> CompetencySignOff:
     if revocation is not None and revocation.revoked_at <= as_of:
         state, at, by = REVOKED, revocation.revoked_at, revoker or "a manager"
     elif head.corrects_id is not None:
         state, at, by = CORRECTED, head.signed_at, head.signer_name
     else:
         state, at, by = (SIGNED_OFF if head.proficient else NOT_PROFICIENT), head.signed_at, head.signer_name
-    return CompetencySignOff(head.competency_id, state, head, at, by, head.rating_label)
+    return CompetencySignOff(head.competency_id, state, head, at, by, head.rating_label, tz)
 
 
 def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
@@ -171,13 +163,16 @@ def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
         .outerjoin(Person, Person.id == SignOffRevocation.revoked_by_id)
         .where(SignOff.evidence_id.in_(ids), SignOff.signed_at <= as_of)
         .order_by(SignOff.signed_at, SignOff.id)).all()
+    if not rows:
+        return {}
+    tz = settings.time_zone(db.session.get(Person, rows[0][0].person_id).registration)
     superseded = {row[0].corrects_id for row in rows if row[0].corrects_id is not None}
     heads: dict = {}
     for sign_off, revocation, revoker in rows:
         if sign_off.id in superseded:
             continue
         heads[(sign_off.evidence_id, sign_off.competency_id)] = _head_state(
-            sign_off, revocation, revoker.display_name if revoker is not None else None, as_of)
+            sign_off, revocation, revoker.display_name if revoker is not None else None, as_of, tz)
     by_evidence: dict = {}
     for (evidence_id, _), entry in sorted(heads.items()):
         by_evidence.setdefault(evidence_id, []).append(entry)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..models import Evidence
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
@@ -260,7 +261,7 @@ def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
 
 def _warnings(result: dict, cycle: dict, today: date) -> list[str]:
     out = []
-    end, days = attestation.us_date(result["cycle_end"]), result["days_left"]
+    end, days = formatting.us_date(result["cycle_end"]), result["days_left"]
     verified = result["verified"]
     if cycle["known"] and not verified["met"]:
         if days < 0:
@@ -274,7 +275,7 @@ def _warnings(result: dict, cycle: dict, today: date) -> list[str]:
     cert = cycle["certification"]
     if cert is not None and cert["expires"] is not None:
         left = (cert["expires"] - today).days
-        when = attestation.us_date(cert["expires"])
+        when = formatting.us_date(cert["expires"])
         if left < 0:
             out.append(f"Your {cert['label']} expired on {when}.")
         elif left <= WARNING_DAYS:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import and_, func, or_, select, update
 
+from .. import formatting
 from ..extensions import db
 from ..lti import keys
 from ..models import (
@@ -449,7 +450,7 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
 
 # --- state ----------------------------------------------------------------------------------------------------
 
-def _sign_off_problems(sign_off_ids) -> dict:
+def _sign_off_problems(sign_off_ids, tz=None) -> dict:
     """{sign_off_id: what happened} for sign-offs revoked or corrected (two queries). Only that and when: the
     reason is the organization's internal record and is never shown to whoever checks a credential."""
     ids = list(sign_off_ids)
@@ -461,12 +462,13 @@ def _sign_off_problems(sign_off_ids) -> dict:
         .join(Competency, Competency.id == SignOff.competency_id).where(SignOffRevocation.sign_off_id.in_(ids)))
     for revocation, code in rows:
         problems[revocation.sign_off_id] = (f"The sign-off of {code} was revoked on "
-                                            f"{attestation.us_date(revocation.revoked_at)}.")
+                                            f"{formatting.us_date(revocation.revoked_at, tz)}.")
     rows = db.session.execute(select(SignOff.corrects_id, SignOff.signed_at, SignOff.correction_reason,
                                      Competency.code).join(Competency, Competency.id == SignOff.competency_id)
                               .where(SignOff.corrects_id.in_(ids)))
     for corrects_id, signed_at, _reason, code in rows:
-        problems.setdefault(corrects_id, f"The sign-off of {code} was corrected on {attestation.us_date(signed_at)}.")
+        problems.setdefault(corrects_id,
+                            f"The sign-off of {code} was corrected on {formatting.us_date(signed_at, tz)}.")
     return problems
 
 
@@ -475,7 +477,7 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     reasons = []
     if row.kind == ACHIEVEMENT:
-        reasons = list(_sign_off_problems([row.sign_off_id]).values())
+        reasons = list(_sign_off_problems([row.sign_off_id], settings.time_zone(row.registration)).values())
         if not reasons:
             sign_off = db.session.get(SignOff, row.sign_off_id)
             if sign_off is None or not attestation.verify(sign_off)["snapshot_intact"]:
@@ -486,7 +488,8 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
         if evidence is None or evidence.status == WITHDRAWN:
             reasons = ["The certification record was withdrawn."]
     else:
-        reasons = sorted(_sign_off_problems((row.covers or {}).get("sign_off_ids", [])).values())
+        reasons = sorted(_sign_off_problems((row.covers or {}).get("sign_off_ids", []),
+                                            settings.time_zone(row.registration)).values())
     if reasons:
         return {"status": REVOKED, "reasons": reasons}
     if row.valid_until is not None and row.valid_until <= now:

@@ -6,6 +6,7 @@ rather than surprising the status computation later.
 """
 from zoneinfo import available_timezones
 
+from .. import formatting
 from ..extensions import db
 from ..formatting import DEFAULT_TIME_ZONE
 from ..models import Registration
@@ -55,6 +56,11 @@ VALIDATORS = {
     "time_zone": _time_zone,
     "organization_name": _name,
 }
+
+
+def time_zone(registration: Registration | None):
+    """The tenant's time zone (a ZoneInfo) for dates and times shown outside a page request."""
+    return formatting.zone(get(registration, "time_zone"))
 
 
 def organization_name(registration: Registration) -> str:

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Course, ExportJob, Membership, Person, SignOff
@@ -33,10 +34,10 @@ from . import (
     DomainError,
     Forbidden,
     NotFound,
-    attestation,
     credentials,
     matrix,
     scope,
+    settings,
     status,
     transcript_pdf,
     transcripts,
@@ -121,17 +122,17 @@ def _safe(text: str) -> str:
     return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
-def _matrix_cell(entry, signers: dict) -> str:
+def _matrix_cell(entry, signers: dict, tz) -> str:
     """"Achieved: signed Nov 30, 2026 by Maria Manager (Manager); expires May 30, 2027" for a held competency
     (and an expired one); the status alone otherwise."""
     if entry.sign_off_id is None or entry.sign_off_id not in signers:
         return entry.label
     name, role = signers[entry.sign_off_id]
-    cell = (f"{entry.label}: signed {attestation.us_date(entry.achieved_at)} by {name} "
+    cell = (f"{entry.label}: signed {formatting.us_date(entry.achieved_at, tz)} by {name} "
             f"({SIGNER_ROLE_LABELS.get(role, role)})")
     if entry.expires_at is not None:
         verb = "expired" if entry.status == status.EXPIRED else "expires"
-        cell += f"; {verb} {attestation.us_date(entry.expires_at)}"
+        cell += f"; {verb} {formatting.us_date(entry.expires_at, tz)}"
     return cell
 
 
@@ -150,11 +151,12 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
     signers = {row.id: (row.signer_name, row.signer_role) for row in db.session.execute(
         select(SignOff.id, SignOff.signer_name, SignOff.signer_role).where(SignOff.id.in_(held_ids)))} \
         if held_ids else {}
+    tz = settings.time_zone(course.registration)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["technician", "email", *(_safe(f"{c.code} {c.title}") for c in competencies), "held"])
     for person_id in sorted(statuses, key=lambda p: people[p].display_name.lower()):
-        cells = [_safe(_matrix_cell(statuses[person_id][c.id], signers)) for c in competencies]
+        cells = [_safe(_matrix_cell(statuses[person_id][c.id], signers, tz)) for c in competencies]
         held = sum(1 for e in statuses[person_id].values() if e.held)
         writer.writerow([_safe(people[person_id].display_name), _safe(people[person_id].email or ""), *cells,
                          f"{held}/{len(competencies)}"])

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..models import Competency, Evidence, IssuedCredential, SignOff, SignOffRevocation
 from ..models.exports import ACHIEVEMENT, CERTIFICATION
 from ..schemas.evidence import CREDENTIALS
-from . import attestation, credentials, settings
+from . import credentials, settings
 from .transcripts import SIGNER_ROLE_LABELS
 
 MAX_BUNDLE = 500  # credentials checked from one uploaded bundle
@@ -63,19 +64,20 @@ def certifies(row: IssuedCredential) -> list[dict]:
         .where(SignOff.id.in_(ids), SignOff.person_id == row.person_id)
         .order_by(Competency.framework_id, Competency.position, SignOff.signed_at)).all()
     corrections = {s.corrects_id: s for s in db.session.scalars(select(SignOff).where(SignOff.corrects_id.in_(ids)))}
+    tz = settings.time_zone(row.registration)
     out = []
     for sign_off, competency, revocation in rows:
         corrected = corrections.get(sign_off.id)
         if revocation is not None:
-            state = f"Revoked on {attestation.us_date(revocation.revoked_at)}"
+            state = f"Revoked on {formatting.us_date(revocation.revoked_at, tz)}"
         elif corrected is not None:
-            state = f"Corrected on {attestation.us_date(corrected.signed_at)}"
+            state = f"Corrected on {formatting.us_date(corrected.signed_at, tz)}"
         else:
             state = "In force"
         out.append({"code": competency.code, "title": competency.title, "rating": sign_off.rating_label,
-                    "signed": attestation.us_date(sign_off.signed_at), "signer": sign_off.signer_name,
+                    "signed": formatting.us_date(sign_off.signed_at, tz), "signer": sign_off.signer_name,
                     "role": SIGNER_ROLE_LABELS.get(sign_off.signer_role, sign_off.signer_role),
-                    "expires": attestation.us_date(sign_off.expires_at) if sign_off.expires_at else "No expiration",
+                    "expires": formatting.us_date(sign_off.expires_at, tz) if sign_off.expires_at else "No expiration",
                     "state": state})
     return out
 
@@ -89,8 +91,8 @@ def _certification(row: IssuedCredential) -> dict | None:
     data = evidence.data or {}
     credential = data.get("credential")
     return {"label": data.get("credential_other") or CREDENTIALS.get(credential, (evidence.title,))[0],
-            "number": data.get("number"), "issued": attestation.us_date(data.get("issued_date")),
-            "expires": attestation.us_date(data.get("expiry_date")) or "No expiration"}
+            "number": data.get("number"), "issued": formatting.us_date(data.get("issued_date")),
+            "expires": formatting.us_date(data.get("expiry_date")) or "No expiration"}
 
 
 def _with_details(result: dict) -> Checked:
