@@ -99,11 +99,11 @@ def test_reimporting_the_shipped_frameworks_own_case_export_is_refused(make):
         message = exc.errors[0]["message"]
     else:
         raise AssertionError("a duplicate of the shipped framework was imported")
-    assert "version 2025.1 already exists" in message and "shipped with the tool" in message
+    assert "version 2026.1 already exists" in message and "shipped with the tool" in message
     after = (db.session.scalar(select(func.count(Framework.id))), db.session.scalar(select(func.count(Competency.id))))
     assert after == before
     # Another version is a new framework.
-    assert frameworks.import_framework(manager, exported, version="2025.1-local").framework.version == "2025.1-local"
+    assert frameworks.import_framework(manager, exported, version="2026.1-local").framework.version == "2026.1-local"
 
 
 def test_course_matrix_csv_lists_competencies_in_framework_order_with_signer_and_expiry(make):

@@ -74,7 +74,7 @@ def test_case_round_trip_is_lossless(make, default_tree):
     # Exporting the import again gives the same document, bar the time stamps (the copy was created now).
     stamp = re.compile(r'"lastChangeDateTime": "[^"]+"')
     again = service.export_framework(None, back.framework.id, "case")
-    version = re.compile(r'"version": "2025\.1(-copy)?"')
+    version = re.compile(r'"version": "[^"]*"')
     assert version.sub("", stamp.sub("", again)) == version.sub("", stamp.sub("", exported))
 
 
