@@ -5,6 +5,7 @@ from flask import abort
 
 from . import tool_session
 from .lti.roles import MANAGER_SIDE, TECHNICIAN
+from .services import preceptors
 
 
 def is_manager_side(session) -> bool:
@@ -15,6 +16,13 @@ def is_course_manager(session) -> bool:
     """A manager-side member (MANAGER_SIDE) of the course the session acts in: the manager's pages."""
     return (session is not None and session.course is not None and session.membership is not None
             and session.membership.active and session.membership.role in MANAGER_SIDE)
+
+
+def can_review(session) -> bool:
+    """The review queue and review pages: the course's managers, and technicians it names preceptors."""
+    return is_course_manager(session) or (
+        session is not None and session.course is not None and session.membership is not None
+        and session.membership.active and preceptors.precepts_any(session.person.id, session.course.id))
 
 
 def is_tool_admin(session) -> bool:

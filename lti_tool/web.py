@@ -84,7 +84,7 @@ NAV = [
     ("My portfolio", "technician.dashboard", "technician"),
     ("Record evidence", "technician.new_evidence", "technician"),
     ("My evidence", "technician.evidence_list", "technician"),
-    ("Review queue", "manager.queue", "manager"),
+    ("Review queue", "manager.queue", "reviewer"),
     ("Team matrix", "manager.matrix", "manager"),
     ("Transcripts", "transcripts.index", "all"),
     ("Administration", "admin.index", "admin"),
@@ -92,7 +92,7 @@ NAV = [
 
 
 def nav_items() -> list[dict]:
-    from .permissions import is_manager_side, is_tool_admin
+    from .permissions import can_review, is_manager_side, is_tool_admin
 
     session = tool_session.current()
     if session is None:
@@ -101,7 +101,9 @@ def nav_items() -> list[dict]:
     if session.role == "technician":
         allowed.add("technician")
     if is_manager_side(session):
-        allowed.add("manager")
+        allowed.update(("manager", "reviewer"))
+    elif can_review(session):
+        allowed.add("reviewer")  # a technician named preceptor
     if is_tool_admin(session):
         allowed.add("admin")
     items = []

@@ -4,7 +4,7 @@ from datetime import date
 import pytest
 
 from lti_tool.extensions import db
-from lti_tool.models.evidence import SIGNED_OFF
+from lti_tool.models.evidence import SIGNED_OFF, SUBMITTED
 from lti_tool.services import NotFound, ce
 from lti_tool.services import evidence as evidence_service
 from tests.test_evidence_service import add_framework
@@ -22,7 +22,9 @@ def tech_world(make):
     return {"reg": reg, "course": course, "comps": comps, "tech": tech, "make": make}
 
 
-def record(world, uan, hours, done, *, signed=False, withdrawn=False, actor=None, comps=None, **extra):
+def record(world, uan, hours, done, *, signed=False, withdrawn=False, draft=False, actor=None, comps=None,
+           **extra):
+    """A CE item sent for review (by default), signed off, withdrawn or left a draft."""
     actor = actor or world["tech"]
     comps = comps or world["comps"]
     evidence = evidence_service.create_draft(actor, "continuing_education", {
@@ -30,8 +32,8 @@ def record(world, uan, hours, done, *, signed=False, withdrawn=False, actor=None
         "completion_date": done, "provider_name": "Provider", **extra})
     if withdrawn:
         evidence_service.withdraw(actor, evidence.id)
-    if signed:
-        evidence.status = SIGNED_OFF
+    if signed or not (withdrawn or draft):
+        evidence.status = SIGNED_OFF if signed else SUBMITTED
         db.session.flush()
     return evidence
 
@@ -39,7 +41,8 @@ def record(world, uan, hours, done, *, signed=False, withdrawn=False, actor=None
 def test_ptcb_cpht_worked_example(tech_world):
     w = tech_world
     a = record(w, "0197-0000-22-001-L03-T", 1, "2022-02-01", signed=True)      # law, technician
-    b = record(w, "0197-0000-22-002-H05-T", 0.5, "2022-03-01")                 # patient safety, draft
+    b = record(w, "0197-0000-22-002-H05-T", 0.5, "2022-03-01")                 # patient safety, sent for review
+    record(w, "0197-0000-22-008-H05-T", 2, "2022-03-02", draft=True)           # a draft: counts nowhere
     c = record(w, "0197-0000-22-003-H01-T", 10, "2022-05-01", signed=True)     # drug therapy
     d = record(w, "0204-9999-22-004-L04-P", 6, "2022-06-01", signed=True)      # pharmacist-specific
     record(w, "0197-0000-21-005-H06-T", 2, "2021-12-31", signed=True)          # before the cycle
@@ -52,6 +55,7 @@ def test_ptcb_cpht_worked_example(tech_world):
     assert result["days_left"] == 184
     assert result["name"] == "PTCB CPhT recertification"
 
+    assert result["unsent_hours"] == 2.0
     recorded = result["recorded"]
     # 1 + 0.5 + 10 + 6 = 17.5 recorded; 6 pharmacist-specific hours, 5 count: 16.5 counted; 20 - 16.5 = 3.5.
     assert (recorded["recorded_hours"], recorded["hours"], recorded["missing_hours"]) == (17.5, 16.5, 3.5)

@@ -168,10 +168,25 @@ COMMON_BAD = [
 ]
 
 
+# Certifications and CE stand without a chosen competency (the service links a default one).
+OPTIONAL_COMPETENCIES = ("certification", "continuing_education")
+
+
 @pytest.mark.parametrize("kind", sorted(SCHEMAS))
 @pytest.mark.parametrize("changes, expected", COMMON_BAD)
 def test_common_fields_bad(kind, changes, expected):
+    if kind in OPTIONAL_COMPETENCIES and changes.get("competency_ids") in (DROP, []):
+        assert load(kind, **changes)[2] == []
+        return
     assert errors_of(kind, **changes) == expected
+
+
+@pytest.mark.parametrize("kind", OPTIONAL_COMPETENCIES)
+def test_certification_and_ce_stand_without_a_competency(kind):
+    assert load(kind, competency_ids=DROP)[2] == []
+    assert load(kind, competency_ids=None)[2] == []
+    assert errors_of(kind, competency_ids=list(range(1, 22))) == {"competency_ids": ["Link at most 20 competencies."]}
+
 
 
 @pytest.mark.parametrize("changes, expected", [

@@ -58,17 +58,24 @@ def test_case_round_trip_is_lossless(make, default_tree):
     assert assoc["sequenceNumber"] == 2
     assert len(package["CFItems"]) == len(package["CFAssociations"]) == len(default_tree)
 
-    result = service.import_framework(None, exported, filename="pt.json", registration_id=reg.id)
+    # The same framework in the same version is a duplicate, also for a tenant (issue 11): import the copy
+    # as another version; everything else must come back unchanged.
+    with pytest.raises(FrameworkImportError, match="already exists"):
+        service.import_framework(None, exported, filename="pt.json", registration_id=reg.id)
+    result = service.import_framework(None, exported, filename="pt.json", registration_id=reg.id,
+                                      version="2025.1-copy")
     assert result.format == "case" and result.warnings == []
     back = service.get_tree(None, result.framework.id)
     assert shape(back, extras=True) == shape(default_tree, extras=True)
-    for attr in ("code", "name", "version", "description", "source", "identifier", "scale"):
+    assert back.framework.version == "2025.1-copy"
+    for attr in ("code", "name", "description", "source", "identifier", "scale"):
         assert getattr(back.framework, attr) == getattr(default_tree.framework, attr), attr
     assert back.framework.registration_id == reg.id
     # Exporting the import again gives the same document, bar the time stamps (the copy was created now).
     stamp = re.compile(r'"lastChangeDateTime": "[^"]+"')
     again = service.export_framework(None, back.framework.id, "case")
-    assert stamp.sub("", again) == stamp.sub("", exported)
+    version = re.compile(r'"version": "[^"]*"')
+    assert version.sub("", stamp.sub("", again)) == version.sub("", stamp.sub("", exported))
 
 
 def test_moodle_csv_round_trip(make, default_tree):

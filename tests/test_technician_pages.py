@@ -162,15 +162,22 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
             "competency_ids": [db.session.scalars(select(Competency.id).where(Competency.code == "XT-CEN-01")).one()]})
         request = reviews.request_review(me, returned.id)[0]
         reviews.return_for_revision(boss, request.id, "Add the cart number and the ward.")
-        evidence_service.create_draft(me, "certification", {
+        cert = evidence_service.create_draft(me, "certification", {
             "title": "CPhT", "credential": "ptcb_cpht", "number": "9", "issued_date": days_ago(500),
             "expiry_date": (TODAY + timedelta(days=100)).isoformat(),
             "competency_ids": [db.session.scalars(select(Competency.id).where(Competency.code == "CRED-CPHT")).one()]})
-        for uan, hours in (("0197-0000-23-001-L03-T", 1.5), ("0197-0000-23-002-H01-T", 6)):
-            evidence_service.create_draft(me, "continuing_education", {
+        # The verified certification sets the CE cycle.
+        reviews.sign_off(boss, reviews.request_review(me, cert.id)[0].id, "competent", "verified_document")
+        for uan, hours, verify in (("0197-0000-23-001-L03-T", 1.5, True), ("0197-0000-23-002-H01-T", 6, False),
+                                   ("0197-0000-23-003-H05-T", 2, None)):
+            item = evidence_service.create_draft(me, "continuing_education", {
                 "title": f"CE {uan}", "uan": uan, "hours": hours, "completion_date": days_ago(20),
                 "provider_name": "ACPE provider",
                 "competency_ids": [db.session.scalars(select(Competency.id).where(Competency.code == "A2-01")).one()]})
+            if verify is not None:  # None: left a draft, which counts nowhere
+                request = reviews.request_review(me, item.id)[0]
+                if verify:
+                    reviews.sign_off(boss, request.id, "competent", "verified_document")
         db.session.commit()
 
     page = tech.get("/me/")
@@ -181,7 +188,7 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     for label in ("Not started", "In progress", "Awaiting review", "Achieved", "Due for revalidation", "Expired"):
         assert label in text
     tile = re.search(r'tile-achieved">\s*<span class="tile-count">(\d+)</span>', text)
-    assert tile and tile.group(1) == "1"
+    assert tile and tile.group(1) == "3"  # XT-IV-01, CRED-CPHT (the certification), A2-01 (the law CE)
     # What needs attention: due with its date, expired, returned with the manager's words.
     due = re.search(r"<h3>Due for revalidation</h3>(.*?)</ul>", text, re.S).group(1)
     assert "USP797-02" in due and "expires on" in due
@@ -190,11 +197,14 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     returned_block = re.search(r"<h3>Returned for revision</h3>(.*?)</ul>", text, re.S).group(1)
     assert "Cart fill" in returned_block and "Add the cart number and the ward." in returned_block
     assert "Tess Nguyen" in returned_block  # the manager who returned it (the platform's name)
-    # CE against CPhT: 7.5 of 20 hours, law met, patient safety not, days left from the certification's expiry.
+    # CE against CPhT: 7.5 hours recorded (sent for review or signed off), 1.5 verified of 20; law met (verified),
+    # patient safety not (its 2 hours are a draft); days left from the verified certification's expiry.
     assert "PTCB CPhT recertification" in text
-    assert "7.5 hours of 20 hours" in text
-    assert re.search(r"Pharmacy law \(ACPE topic 03\)</span>.*?1.5 hours of 1 hour.*?Met", text, re.S)
-    assert re.search(r"Patient safety \(ACPE topic 05\)</span>.*?0 hours of 1 hour.*?Not yet", text, re.S)
+    assert "1.5 hours verified of 20 hours; 7.5 hours recorded" in text
+    assert re.search(r'data-ce="recorded">7.5 hours<.*?data-ce="verified">1.5 hours<', text, re.S)
+    assert re.search(r"Pharmacy law \(ACPE topic 03\)</span>.*?1.5 hours verified of 1 hour.*?Met", text, re.S)
+    assert re.search(r"Patient safety \(ACPE topic 05\)</span>.*?0 hours verified of 1 hour.*?Not yet", text, re.S)
+    assert "2 hours more in drafts or returned items" in text
     assert "100 days left" in text
     # Areas and departments, with text equivalents of the bars.
     assert "<h3 class=\"progress-title\">USP compounding competency assessments</h3>" in text

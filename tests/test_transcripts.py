@@ -108,7 +108,10 @@ def test_transcript_lists_attestations_sections_and_ce(world):
     titles = {i["title"]: i for i in group["items"]}
     assert set(titles) == {"IV room rotation", "Gloved-fingertip test", "Cart fill checklist", "CS audit"}
     assert titles["IV room rotation"]["status_label"] == "Awaiting review"  # the draft is left out
-    assert not titles["IV room rotation"]["verified"] and titles["CS audit"]["verified"]
+    assert not titles["IV room rotation"]["verified"] and titles["Gloved-fingertip test"]["verified"]
+    # The CS audit's only sign-off was revoked: it reads so and no longer verifies the item.
+    assert titles["CS audit"]["sign_off_state"] == "revoked" and not titles["CS audit"]["verified"]
+    assert titles["CS audit"]["status_label"].startswith("Sign-off revoked on ")
     assert data["responsibilities"][0]["role_label"] == "Inventory lead"
     assert data["qi_projects"][0]["pdsa_cycles"] == 1
     [cert] = data["certifications"]
@@ -116,8 +119,9 @@ def test_transcript_lists_attestations_sections_and_ce(world):
 
     ce = data["continuing_education"]["status"]
     assert ce["rule"] == "ptcb_cpht"
-    # The cycle is the certification's: it expires 2026-01-31, so the 24-month cycle began 2024-01-31.
-    assert ce["cycle_start"] == "2024-01-31"
+    # The cycle is the verified certification's: it ends on its expiration date, 2026-01-31 (inclusive), so
+    # the 24-month cycle began 2024-02-01 (the same dates as the dashboard's).
+    assert (ce["cycle_start"], ce["cycle_end"]) == ("2024-02-01", "2026-01-31")
     assert ce["verified"]["hours"] == 3.5 and not ce["verified"]["met"]
     assert {r["code"]: r["met"] for r in ce["verified"]["requirements"]} == {
         "law": True, "patient_safety": True, "technician_specific": False}
@@ -230,8 +234,9 @@ def test_pdf_for_registers_a_transcript_whose_link_verifies(world):
     assert credentials.status_of(row.public_id)["status"] == "valid"
     reviews.revoke(world.manager, world.sign_offs["garb"].id, "Media fill failed", now=datetime.now(UTC))
     result = credentials.status_of(row.public_id)
-    assert result["status"] == "revoked" and any("IV-GARB" in r and "Media fill failed" in r
-                                                 for r in result["reasons"])
+    # That it was revoked and when, never why (issue 11).
+    assert result["status"] == "revoked" and any("IV-GARB" in r and "revoked on" in r for r in result["reasons"])
+    assert not any("Media fill failed" in r for r in result["reasons"])
 
 
 def test_course_matrix_csv(world, make):

@@ -13,7 +13,7 @@ from ..extensions import db
 from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
 from ..models import Registration
-from ..permissions import can_choose_course_frameworks, is_tool_admin
+from ..permissions import can_choose_course_frameworks, is_course_manager, is_tool_admin
 from ..services import DomainError, Forbidden, NotFound, case_api, frameworks, scope
 from ..services import admin as service
 from ..services import settings as tenant_settings
@@ -260,10 +260,12 @@ def course_frameworks():
                                         f"{course.display_title} now uses: {names}.", **values)
     available = frameworks.list_frameworks(actor)
     current = frameworks.course_frameworks(actor, course.id)
-    selected = {str(f.id) for f in current} if chosen is None else set(chosen)
+    # Ticked: what the course's managers chose (nothing while the course follows the default).
+    selected = {str(i) for i in frameworks.chosen_framework_ids(course)} if chosen is None else set(chosen)
     return render_template(
         "admin/course_frameworks.html", course=course, available=available, current=current, selected=selected,
         counts=frameworks.competency_counts(f.id for f in available), errors=errors,
+        by_default=not frameworks.chosen_framework_ids(course), team_manager=is_course_manager(session),
         pass_course=bool(request.values.get("course")), is_admin=is_tool_admin(session)), status
 
 
@@ -274,7 +276,8 @@ def _render_settings(errors=None, form=None, status=200):
     registration = db.session.get(Registration, actor.registration_id)
     current = tenant_settings.effective(registration)
     values = {"revalidation_warning_days": str(current["revalidation_warning_days"]),
-              "time_zone": current["time_zone"], **service.role_choices(registration)}
+              "time_zone": current["time_zone"], "organization_name": current["organization_name"] or "",
+              "lms_name": registration.name, **service.role_choices(registration)}
     values.update(form or {})
     return render_template(
         "admin/settings.html", values=values, errors=errors or {}, lti_roles=service.LTI_ROLES,
@@ -315,6 +318,21 @@ def save_time_zone():
         errors = {"time_zone": (exc.fields or {}).get("time_zone") or exc.message}
         return _render_settings(errors, {"time_zone": raw}, status)
     return redirect_with_notice("admin.settings", f"Times are now shown in {raw.replace('_', ' ')} time.")
+
+
+@bp.route("/settings/organization", methods=["POST"])
+@admin_only
+def save_organization():
+    raw = request.form.get("organization_name", "")
+    try:
+        saved = tenant_settings.update(_actor(), {"organization_name": raw})
+    except DomainError as exc:
+        status = _failed(exc)
+        errors = {"organization_name": (exc.fields or {}).get("organization_name") or exc.message}
+        return _render_settings(errors, {"organization_name": raw}, status)
+    name = saved["organization_name"]
+    return redirect_with_notice("admin.settings", f"Transcripts and credentials now name “{name}”." if name else
+                                "Transcripts and credentials name the LMS registration again.")
 
 
 @bp.route("/settings/roles", methods=["POST"])

@@ -8,9 +8,9 @@ from markupsafe import Markup
 from .. import formatting, tool_session
 from ..extensions import db
 from ..models.reviews import METHODS
-from ..permissions import is_course_manager, require
+from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, evidence, matrix, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, reviews, status
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
@@ -21,6 +21,11 @@ only_managers = require(
     is_course_manager,
     "The review queue, the team matrix and the other team pages are for this course's managers. Your role in "
     "this course does not include them.")
+# The review queue and review pages are also open to the technicians the course names preceptors.
+only_reviewers = require(
+    can_review,
+    "The review queue is for this course's managers and named preceptors. Your role in this course does not "
+    "include it.")
 
 METHOD_LABELS = {
     "observed": "Observed",
@@ -112,6 +117,8 @@ def helpers():
         "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
         "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
         "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
+        # Preceptors share the queue and review pages; the team's other pages are for managers.
+        "team_manager": is_course_manager(tool_session.current()),
     }
 
 
@@ -133,7 +140,7 @@ def _failed(exc: DomainError) -> int:
 # --- Review queue -----------------------------------------------------------------------------------------
 
 @bp.route("/queue")
-@only_managers
+@only_reviewers
 def queue():
     actor, course_id = _actor(), _course_id()
     chosen = {
@@ -205,7 +212,7 @@ def bulk_done():
 # --- Review page ------------------------------------------------------------------------------------------
 
 @bp.route("/review/<int:request_id>", methods=["GET", "POST"])
-@only_managers
+@only_reviewers
 def review(request_id: int):
     actor, course_id = _actor(), _course_id()
     form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
@@ -242,12 +249,12 @@ def review(request_id: int):
                 errors["checklist"] = exc.message
             errors["_form"] = exc.message
     context = matrix.review_request(actor, course_id, request_id)
-    return render_template("manager/review.html", ctx=context, form=form, errors=errors,
-                           now=datetime.now(UTC)), http_status
+    return render_template("manager/review.html", ctx=context, form=form, errors=errors, now=datetime.now(UTC),
+                           signed=attestation.evidence_states([context.evidence.id])), http_status
 
 
 @bp.route("/attachments/<int:attachment_id>")
-@only_managers
+@only_reviewers
 def attachment(attachment_id: int):
     row, stream = evidence.open_attachment(_actor(), attachment_id)
     download = request.args.get("download") == "1"
@@ -282,7 +289,8 @@ def matrix_page():
 @only_managers
 def technician(person_id: int):
     detail = matrix.technician_detail(_actor(), _course_id(), person_id)
-    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC))
+    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC),
+                           signed=attestation.evidence_states([item.id for item in detail.evidence]))
 
 
 @bp.route("/sign-offs/<int:sign_off_id>", methods=["GET", "POST"])

@@ -15,7 +15,7 @@ from ..models import Person
 from ..models.evidence import DRAFT, RETURNED
 from ..models.frameworks import EVIDENCE_KINDS
 from ..permissions import check, is_technician
-from ..services import DomainError, Forbidden, NotFound, attachments, reviews, scope
+from ..services import DomainError, Forbidden, NotFound, attachments, attestation, reviews, scope
 from ..services import evidence as evidence_service
 from ..services.actors import Actor
 from ..web import redirect_with_notice
@@ -57,7 +57,8 @@ def _upload_limits() -> dict:
 @bp.route("/")
 def dashboard():
     actor = _actor()
-    return render_template("technician/dashboard.html", **view.dashboard(actor, date.today()))
+    return render_template("technician/dashboard.html", **view.dashboard(actor, date.today()),
+                           hours_text=view.hours_text)
 
 
 @bp.route("/evidence")
@@ -73,6 +74,7 @@ def evidence_list():
                                              course_id=actor.course.id)
     tree = view.Tree.of(actor.course)
     return render_template("technician/list.html", evidence_items=items, kind=kind, state=state, tree=tree,
+                           signed=attestation.evidence_states([ev.id for ev in items]),
                            kinds=forms.KINDS, labels=view.EVIDENCE_LABELS, day_text=view.day_text,
                            session_token=g.get("session_token", ""))
 
@@ -220,9 +222,11 @@ def evidence_detail(evidence_id):
         people = {p.id: p.display_name for p in db.session.scalars(
             select(Person).where(Person.id == trainer_id, Person.registration_id == actor.registration_id))}
     returned = [r for r in requests if r.status == "returned" and r.return_comment]
+    signed = attestation.evidence_states([evidence.id]).get(evidence.id)
     return render_template(
         "technician/detail.html", evidence=evidence, kind_label=forms.KINDS[evidence.kind][0],
-        status_label=view.EVIDENCE_LABELS[evidence.status], fields=view.field_rows(evidence, people),
+        status_label=signed.label if signed else view.EVIDENCE_LABELS[evidence.status], signed=signed,
+        fields=view.field_rows(evidence, people),
         competencies=[link.competency for link in evidence.competency_links], requests=requests,
         request_labels=view.REQUEST_LABELS, sign_offs=view.sign_off_rows(sign_offs),
         returned=returned[-3:], history=view.history(evidence, requests, sign_offs, actor.person.id),

@@ -2,7 +2,7 @@
 department, what needs attention, CE against the recertification rule, career pathways), the competency choices
 of a form, and an evidence item's reviews, sign-offs and history in plain words."""
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
@@ -15,7 +15,7 @@ from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.reviews import OPEN, SIGNED
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
-from ..services import DomainError, ce, status
+from ..services import DomainError, attestation, ce, status
 from ..services.placements import DEPARTMENT_LABELS
 from ..web import viewer_zone
 from . import technician_forms as forms
@@ -32,10 +32,6 @@ REQUEST_LABELS = {OPEN: "Waiting for review", SIGNED: "Signed off", REQUEST_RETU
 METHOD_LABELS = {"observed": "Observed", "demonstrated": "Demonstrated", "verified_document": "Document verified",
                  "attested": "Attested"}
 PEOPLE_ROLES = {**ROLE_LABELS, "preceptor": "Preceptor", "system": "the tool"}
-# The CE rule that applies is the one of the credential the technician holds, CPhT when none is recorded.
-RULE_PREFERENCE = ("ptcb_cpht_adv", "ptcb_cpht", "nha_excpt")
-DEFAULT_RULE = "ptcb_cpht"
-EXTRA_RULES = ("ptcb_cspt",)
 
 
 def day_text(value) -> str:
@@ -153,6 +149,7 @@ def dashboard(actor, today: date | None = None) -> dict:
                  else comp.evidence_kinds[0]}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
+    reassess = needs_reassessment(person, course, statuses, tree)
     drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
         Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
     return {
@@ -164,11 +161,37 @@ def dashboard(actor, today: date | None = None) -> dict:
         "due": attention(status.DUE_FOR_REVALIDATION),
         "expired": attention(status.EXPIRED),
         "returned": returned_evidence(person, course),
+        "reassess": reassess,
         "drafts": drafts,
-        "ce_charts": ce_charts(person, today),
+        "ce": ce_report(person, today),
         "pathways": pathway_progress(actor, known),
         "has_frameworks": bool(tree.leaves),
     }
+
+
+def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
+    """Competencies whose sign-off was revoked or corrected to "not yet proficient" and that are not held
+    again since: the technician records new evidence for them. Read from attestation.evidence_states, the
+    rule every page and export follows."""
+    signed_ids = db.session.scalars(select(Evidence.id).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == SIGNED_OFF))
+    found: dict = {}
+    for evidence_id, state in attestation.evidence_states(list(signed_ids)).items():
+        for entry in state.competencies:
+            held = statuses.get(entry.competency_id)
+            if (entry.counts or entry.state not in (attestation.REVOKED, attestation.CORRECTED)
+                    or entry.competency_id not in tree.by_id):
+                continue
+            if held is not None and held.held:
+                continue
+            latest = found.get(entry.competency_id)
+            if latest is None or entry.at > latest["at"]:
+                comp = tree.by_id[entry.competency_id]
+                found[entry.competency_id] = {
+                    "competency": comp, "label": entry.label, "at": entry.at, "evidence_id": evidence_id,
+                    "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
+                    else comp.evidence_kinds[0]}
+    return sorted(found.values(), key=lambda item: item["competency"].code)
 
 
 def returned_evidence(person, course) -> list[dict]:
@@ -194,67 +217,38 @@ def returned_evidence(person, course) -> list[dict]:
     return list(items.values())
 
 
-def _cycle(rule_data: dict, evidence, today: date) -> tuple[date, bool]:
-    """The cycle start from a certification item (its expiry ends the cycle; else its issue date starts the
-    first), and whether the cycle is known or a stand-in (the last cycle-length before today)."""
-    months = rule_data["cycle_months"]
-    data = (evidence.data or {}) if evidence is not None else {}
-    for key in ("expiry_date", "issued_date"):
-        try:
-            data[key] = date.fromisoformat(data[key]) if data.get(key) else None
-        except (TypeError, ValueError):
-            data[key] = None
-    if data.get("expiry_date"):
-        return ce.add_months(data["expiry_date"] + timedelta(days=1), -months), True
-    if data.get("issued_date"):
-        start = data["issued_date"]
-        while ce.cycle_end(rule_data, start) < today:
-            start = ce.add_months(start, months)
-        return start, True
-    return ce.add_months(today, -months) + timedelta(days=1), False
+def ce_report(person, today: date) -> dict:
+    """CE for the dashboard: services.ce.report (the one computation the transcript and exports use too),
+    shaped as charts: verified hours against each requirement, with the recorded hours beside them."""
+    report = ce.report(person, today)
+    return {"charts": [_chart(result) for result in report["cycles"]], "warnings": report["warnings"],
+            "pending": report["pending"]}
 
 
-def ce_charts(person, today: date) -> list[dict]:
-    rules = ce.rules()
-    by_credential = {r.get("credential"): code for code, r in rules.items()}
-    held: dict[str, Evidence] = {}
-    for ev in db.session.scalars(select(Evidence).where(
-            Evidence.person_id == person.id, Evidence.kind == "certification", Evidence.status != WITHDRAWN)
-            .order_by(Evidence.id)):
-        code = by_credential.get((ev.data or {}).get("credential"))
-        if code:
-            held[code] = ev  # the latest record of each credential wins
-    main = next((code for code in RULE_PREFERENCE if code in held), DEFAULT_RULE)
-    codes = [main] + [code for code in EXTRA_RULES if code in held and code in rules]
-    charts = []
-    for code in codes:
-        if code not in rules:
-            continue
-        start, known = _cycle(rules[code], held.get(code), today)
-        result = ce.ce_status(person, code, start, today)
-        charts.append(_chart(code, result, known, held.get(code)))
-    return charts
+def _bar(label: str, verified: float, recorded: float, need: float, met: bool) -> dict:
+    scale = max(need, recorded, verified, 0.01)
+    return {"label": label, "hours": verified, "recorded": recorded, "need": need, "met": met,
+            "width": round(min(100.0, 100 * verified / scale), 2),
+            "recorded_width": round(min(100.0, 100 * recorded / scale), 2), "mark": round(100 * need / scale, 2),
+            "text": f"{hours_text(verified)} verified of {hours_text(need)}; {hours_text(recorded)} recorded"}
 
 
-def _bar(label: str, hours: float, need: float, met: bool, note: str = "") -> dict:
-    scale = max(need, hours, 0.01)
-    return {"label": label, "hours": hours, "need": need, "met": met, "note": note,
-            "width": round(min(100.0, 100 * hours / scale), 2), "mark": round(100 * need / scale, 2),
-            "text": f"{hours_text(hours)} of {hours_text(need)}"}
-
-
-def _chart(code: str, result: dict, known: bool, evidence) -> dict:
+def _chart(result: dict) -> dict:
     recorded, verified = result["recorded"], result["verified"]
-    bars = [_bar("All CE hours", recorded["hours"], recorded["required_hours"],
-                 recorded["hours"] >= recorded["required_hours"],
-                 f"{hours_text(verified['hours'])} of these signed off")]
-    for req in recorded["requirements"]:
-        bars.append(_bar(req["label"][:1].upper() + req["label"][1:], req["hours"], req["min_hours"], req["met"]))
+    bars = [_bar("All CE hours", verified["hours"], recorded["hours"], verified["required_hours"],
+                 verified["hours"] >= verified["required_hours"])]
+    for mine, sent in zip(verified["requirements"], recorded["requirements"], strict=True):
+        bars.append(_bar(mine["label"][:1].upper() + mine["label"][1:], mine["hours"], sent["hours"],
+                         mine["min_hours"], mine["met"]))
     return {
-        "code": code, "name": result["name"], "bars": bars, "summary": recorded["summary"],
+        "code": result["rule"], "name": result["name"], "bars": bars, "summary": verified["summary"],
+        "recorded_summary": recorded["summary"], "recorded_hours": recorded["hours"],
+        "verified_hours": verified["hours"], "required_hours": verified["required_hours"],
+        "unsent_hours": result["unsent_hours"],
         "limits": [limit["note"] for limit in recorded["limits"] if limit.get("note")],
         "days_left": result["days_left"], "cycle_start": day_text(result["cycle_start"]),
-        "cycle_end": day_text(result["cycle_end"]), "known": known, "evidence": evidence,
+        "cycle_end": day_text(result["cycle_end"]), "known": result["known"],
+        "certification": result["certification"], "warnings": result["warnings"],
     }
 
 

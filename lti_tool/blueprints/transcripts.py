@@ -6,16 +6,16 @@ import json
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
 from sqlalchemy import select
 
-from .. import tool_session
+from .. import formatting, tool_session
 from ..extensions import db
 from ..lti import keys
 from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
 from ..permissions import login_required
-from ..services import credentials, scope, transcript_exports, transcripts
+from ..services import credentials, scope, transcript_exports, transcripts, verification
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
-from ..web import app_url, redirect_with_notice
+from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
 DOWNLOADS = {"pdf-letter": "PDF (US Letter)", "pdf-a4": "PDF (A4)", "csv": "CSV", "json": "JSON",
@@ -35,6 +35,11 @@ def _attachment(body, mimetype: str, filename: str) -> Response:
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.context_processor
+def helpers():
+    return {"us_date": lambda value: formatting.us_date(value, viewer_zone()), "hours": lambda h: f"{float(h):g} h"}
 
 
 def _manages_course(actor) -> bool:
@@ -134,15 +139,20 @@ def export_download(public_id):
 
 # --- public: verification, status lists, issuer ------------------------------------------------------------------
 
+def _answer_json(answer) -> dict:
+    return {**answer.result, "certifies": answer.certifies, "certification": answer.certification}
+
+
 @bp.route("/verify/<uuid:public_id>.json")
 def verify_json(public_id):
-    return jsonify(credentials.status_of(str(public_id)))
+    return jsonify(_answer_json(verification.status_of(str(public_id))))
 
 
 @bp.route("/verify/<uuid:public_id>")
 def verify_page(public_id):
-    result = credentials.status_of(str(public_id))
-    return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS)
+    answer = verification.status_of(str(public_id))
+    return render_template("transcripts/verify.html", answers=[answer], overall=answer.status,
+                           labels=credentials.STATUS_LABELS)
 
 
 @bp.route("/verify", methods=["GET", "POST"])
@@ -150,23 +160,33 @@ def verify():
     if request.method == "GET":
         return render_template("transcripts/verify_form.html")
     presented = ""
+    from_form = bool(request.form or request.files)
     try:
         presented = _presented()
-        result = credentials.verify(presented)
+        answers = verification.check(presented)
     except CredentialError as exc:
-        if request.is_json or not request.form:
+        if not from_form:
             return jsonify({"error": {"status": 400, "code": exc.code, "title": "Not a credential",
                                       "message": exc.message}}), 400
-        return render_template("transcripts/verify_form.html", error=exc.message, presented=presented), 400
+        shown = presented if isinstance(presented, str) and len(presented) < 100_000 else ""
+        return render_template("transcripts/verify_form.html", error=exc.message, presented=shown), 400
+    overall = verification.overall(answers)
     # A credential that is not what this tool signed (tampered, foreign, unknown) is the presenter's error.
-    code = 422 if result["status"] == credentials.INVALID else 200
-    if request.form:
-        return render_template("transcripts/verify.html", result=result, labels=credentials.STATUS_LABELS), code
-    return jsonify(result), code
+    code = 422 if overall == credentials.INVALID else 200
+    if from_form:
+        return render_template("transcripts/verify.html", answers=answers, overall=overall,
+                               labels=credentials.STATUS_LABELS), code
+    if not answers.bundle:
+        return jsonify(_answer_json(answers[0])), code
+    return jsonify({"status": overall, "credentials": [_answer_json(a) for a in answers]}), code
 
 
 def _presented():
-    """The credential from a form field, a JSON body ({"credential": ...} or the credential itself) or raw text."""
+    """The credential from an uploaded file or a form field (as downloaded: a JWT, a credential's JSON or the
+    Open Badges bundle), a JSON body ({"credential": ...} or the credential itself) or raw text."""
+    upload = request.files.get("file")
+    if upload is not None and upload.filename:
+        return upload.read(5_000_001)
     if request.form:
         return request.form.get("credential", "")
     if request.is_json:

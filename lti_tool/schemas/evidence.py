@@ -69,6 +69,18 @@ CREDENTIALS = {
     "state_registration": ("State pharmacy technician registration or license", None),
     "other": ("Other credential", None),
 }
+# The competency (shipped framework's code) that a certification of each credential attests: a certification
+# links it by itself, so recording "PTCB CPhT" counts toward CRED-CPHT without a choice in the form.
+CREDENTIAL_COMPETENCY_CODES = {
+    "ptcb_cpht": "CRED-CPHT", "ptcb_cspt": "CRED-CSPT", "ptcb_cpht_adv": "CRED-ADV",
+    "ptcb_technician_product_verification": "CRED-TPV", "ptcb_medication_history": "CRED-MH",
+    "ptcb_hazardous_drug_management": "CRED-HDM", "ptcb_billing_reimbursement": "CRED-BR",
+    "ptcb_controlled_substances_diversion_prevention": "CRED-CSDP", "ptcb_immunization_administration": "CRED-IA",
+    "ptcb_point_of_care_testing": "CRED-POCT", "ptcb_medication_therapy_management": "CRED-MTM",
+    "ptcb_regulatory_compliance": "CRED-RC", "ptcb_supply_chain_inventory_management": "CRED-SCIM",
+    "ptcb_nonsterile_compounding": "CRED-NSC", "nha_excpt": "CRED-EXCPT", "state_registration": "CRED-STATE",
+}
+assert set(CREDENTIAL_COMPETENCY_CODES) <= set(CREDENTIALS)
 US_STATES = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
     "OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP".split()
@@ -183,6 +195,13 @@ class OptionalList(fields.List):
         if value is None:
             return []
         return super().deserialize(value, attr, data, **kwargs)
+
+
+def _optional_competency_id_list():
+    """Certifications and CE stand without a chosen competency (the service links a default one)."""
+    return OptionalList(
+        fields.Integer(strict=True, validate=validate.Range(min=1, error="Not a valid id.")),
+        load_default=list, validate=validate.Length(max=20, error="Link at most 20 competencies."))
 
 
 def _text_list(item_max: int, *, minimum: int, maximum: int, what: str, required: bool = True):
@@ -313,6 +332,7 @@ class QIProjectSchema(_EvidenceSchema):
 
 
 class CertificationSchema(_EvidenceSchema):
+    competency_ids = _optional_competency_id_list()
     credential = Choice(CREDENTIALS, "credential")
     credential_other = Text(200, required=False)
     number = Text(100)
@@ -341,6 +361,7 @@ class CertificationSchema(_EvidenceSchema):
 
 
 class ContinuingEducationSchema(_EvidenceSchema):
+    competency_ids = _optional_competency_id_list()
     uan = UANField(required=True)
     hours = Hours(100)
     completion_date = Day()

@@ -6,8 +6,15 @@ is sorted keys, no insignificant whitespace, UTF-8, so anyone can recompute the 
 """
 import hashlib
 import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from ..models import Evidence, SignOff
+from sqlalchemy import select
+
+from .. import formatting
+from ..extensions import db
+from ..models import Evidence, Person, SignOff, SignOffRevocation
+from . import settings
 
 HASHED_KEYS = ("kind", "title", "data", "attachments", "revision")
 
@@ -56,3 +63,122 @@ def verify(sign_off: SignOff) -> dict:
         "snapshot_intact": evidence_hash(document) == sign_off.evidence_hash,
         "evidence_unchanged": current == sign_off.evidence_hash,
     }
+
+
+# --- Where a sign-off stands: ONE rule for every page and export ----------------------------------------------
+
+VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = "valid", "not_proficient", "expired", "revoked", "corrected"
+STATE_LABELS = {VALID: "Valid", NOT_PROFICIENT: "Not yet proficient", EXPIRED: "Expired", REVOKED: "Revoked",
+                CORRECTED: "Corrected"}
+# Evidence-level states, worst first: what a reader must see before anything else.
+SIGNED_OFF = "signed_off"
+EVIDENCE_ORDER = (REVOKED, CORRECTED, NOT_PROFICIENT, SIGNED_OFF)
+
+
+def sign_off_state(sign_off: SignOff, revocation, corrected_by, as_of: datetime) -> str:
+    """One sign-off at `as_of`: revoked, corrected (replaced by a correction), not proficient, expired or valid."""
+    if revocation is not None and revocation.revoked_at <= as_of:
+        return REVOKED
+    if corrected_by is not None and corrected_by.signed_at <= as_of:
+        return CORRECTED
+    if not sign_off.proficient:
+        return NOT_PROFICIENT
+    if sign_off.expires_at is not None and sign_off.expires_at <= as_of:
+        return EXPIRED
+    return VALID
+
+
+@dataclass(frozen=True)
+class CompetencySignOff:
+    """Where the sign-off of one competency on one evidence item stands (the head of its correction chain)."""
+
+    competency_id: int
+    state: str  # SIGNED_OFF, NOT_PROFICIENT, CORRECTED (a correction stands), REVOKED
+    sign_off: SignOff
+    at: datetime  # when it was signed, corrected or revoked
+    by: str  # who did that
+    rating_label: str
+    tz: object = None  # the tenant's time zone, for the date in the label
+
+    @property
+    def counts(self) -> bool:
+        return self.state in (SIGNED_OFF, CORRECTED) and self.sign_off.proficient
+
+    @property
+    def label(self) -> str:
+        when = formatting.us_date(self.at, self.tz)
+        if self.state == REVOKED:
+            return f"Sign-off revoked on {when} by {self.by}"
+        if self.state == CORRECTED:
+            return f"Sign-off corrected to “{self.rating_label}” on {when} by {self.by}"
+        if self.state == NOT_PROFICIENT:
+            return f"Assessed “{self.rating_label}” (not yet proficient) on {when} by {self.by}"
+        return f"Signed off on {when} by {self.by}"
+
+
+@dataclass(frozen=True)
+class EvidenceSignOff:
+    """The current sign-off state of an evidence item: the worst of its competencies' (revoked first)."""
+
+    state: str
+    label: str
+    competencies: tuple  # CompetencySignOff, by competency id
+
+    @property
+    def counts(self) -> bool:
+        return any(c.counts for c in self.competencies)
+
+    @property
+    def needs_reassessment(self) -> bool:
+        return self.state in (REVOKED, CORRECTED, NOT_PROFICIENT) and not self.counts
+
+
+def is_verified(evidence_status: str, signed: EvidenceSignOff | None) -> bool:
+    """Verified evidence: signed off, with no sign-off on it revoked or corrected away (a standing one)."""
+    return evidence_status == SIGNED_OFF and (signed is None or signed.counts)
+
+
+def _head_state(head: SignOff, revocation, revoker: str | None, as_of: datetime, tz) -> CompetencySignOff:
+    if revocation is not None and revocation.revoked_at <= as_of:
+        state, at, by = REVOKED, revocation.revoked_at, revoker or "a manager"
+    elif head.corrects_id is not None:
+        state, at, by = CORRECTED, head.signed_at, head.signer_name
+    else:
+        state, at, by = (SIGNED_OFF if head.proficient else NOT_PROFICIENT), head.signed_at, head.signer_name
+    return CompetencySignOff(head.competency_id, state, head, at, by, head.rating_label, tz)
+
+
+def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
+    """{evidence_id: EvidenceSignOff} for the items among `evidence_ids` that were ever signed off (by `as_of`),
+    in one query. Items never signed off are absent: their workflow status (draft, submitted...) says it all.
+    Every page and export that says "signed off" asks this, so a revoked or corrected sign-off reads as such
+    everywhere."""
+    ids = list(dict.fromkeys(evidence_ids))
+    if not ids:
+        return {}
+    as_of = as_of or datetime.now(UTC)
+    rows = db.session.execute(
+        select(SignOff, SignOffRevocation, Person)
+        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
+        .outerjoin(Person, Person.id == SignOffRevocation.revoked_by_id)
+        .where(SignOff.evidence_id.in_(ids), SignOff.signed_at <= as_of)
+        .order_by(SignOff.signed_at, SignOff.id)).all()
+    if not rows:
+        return {}
+    tz = settings.time_zone(db.session.get(Person, rows[0][0].person_id).registration)
+    superseded = {row[0].corrects_id for row in rows if row[0].corrects_id is not None}
+    heads: dict = {}
+    for sign_off, revocation, revoker in rows:
+        if sign_off.id in superseded:
+            continue
+        heads[(sign_off.evidence_id, sign_off.competency_id)] = _head_state(
+            sign_off, revocation, revoker.display_name if revoker is not None else None, as_of, tz)
+    by_evidence: dict = {}
+    for (evidence_id, _), entry in sorted(heads.items()):
+        by_evidence.setdefault(evidence_id, []).append(entry)
+    out = {}
+    for evidence_id, entries in by_evidence.items():
+        worst = min(entries, key=lambda e: EVIDENCE_ORDER.index(e.state))
+        label = "Signed off" if worst.state == SIGNED_OFF else worst.label
+        out[evidence_id] = EvidenceSignOff(worst.state, label, tuple(entries))
+    return out

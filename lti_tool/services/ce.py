@@ -1,29 +1,45 @@
-"""Continuing-education compliance: how a technician's CE stands against a recertification rule.
+"""Continuing-education compliance: how a technician's CE stands against a recertification rule, and in which
+cycle. THE one CE computation: the dashboard, the transcript page, PDF, CSV/JSON and credentials all call
+`report` (or `ce_status` with the cycle it chose), so they cannot disagree.
 
-Rules are data (lti_tool/data/ce_rules.json). Two answers are given side by side:
-- "recorded": every CE item the technician recorded that is not withdrawn (drafts included: it is their own
-  record of what they did, useful for planning);
-- "verified": only CE items a manager has signed off.
+Rules are data (lti_tool/data/ce_rules.json). Two answers are given side by side, labelled on every page:
+- "recorded": CE items sent for review or signed off (drafts and returned items are work in progress: their
+  hours are reported apart, as `unsent_hours`, and count in neither answer);
+- "verified": CE items whose sign-off stands (a revoked or corrected-away sign-off does not verify).
 An activity (one UAN) counts once, even if recorded in two courses. Hours are counted when the completion date
 falls in the cycle and not after `as_of`.
+
+The cycle (`cycle_for`) comes from the technician's VERIFIED certification for the rule's credential: the cycle
+ends on its expiration date (inclusive) and began one cycle-length before; with only an issue date, cycles run
+on from it. An unreviewed certification is listed as pending and does not move the cycle. Without a verified
+certification the cycle is a stand-in: the cycle-length ending today ("assumed").
 """
 import calendar
 import json
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..models import Evidence
-from ..models.evidence import SIGNED_OFF, WITHDRAWN
-from . import DomainError, NotFound, scope
+from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
+from ..schemas.evidence import CREDENTIALS
+from . import DomainError, NotFound, attestation, scope
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "ce_rules.json"
 KIND = "continuing_education"
-_STATUS_RANK = {SIGNED_OFF: 0}
+RECORDED = (SUBMITTED, SIGNED_OFF)
+UNSENT = (DRAFT, RETURNED)
+# The rule that applies is the one of the credential the technician holds (verified), CPhT when none is.
+RULE_PREFERENCE = ("ptcb_cpht_adv", "ptcb_cpht", "nha_excpt")
+DEFAULT_RULE = "ptcb_cpht"
+EXTRA_RULES = ("ptcb_cspt",)
+# Warn this many days ahead of a cycle's end with CE missing, and of a certification's expiration.
+WARNING_DAYS = 90
 
 
 @cache
@@ -121,26 +137,48 @@ def evaluate(rule_data: dict, items: list[dict]) -> dict:
     }
 
 
-def _items(person, start: date, last: date, course_ids=None) -> list[tuple[Evidence, dict]]:
+def _verified(evidence_ids, as_of: date) -> set[int]:
+    """Signed-off items whose sign-off stands (attestation.evidence_states: the one rule)."""
+    moment = datetime.combine(as_of, time.max, tzinfo=UTC)
+    states = attestation.evidence_states(evidence_ids, moment)
+    return {i for i in evidence_ids if attestation.is_verified(SIGNED_OFF, states.get(i))}
+
+
+def _items(person, start: date, last: date, as_of: date, course_ids=None) -> tuple[list[dict], set[int], Decimal]:
+    """(CE items sent for review or signed off in the cycle, one per UAN, the ids of the verified ones (judged
+    at `as_of`: CE done in a cycle is often signed off after it), hours of drafts and returned items in the
+    cycle not sent yet)."""
     query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind == KIND,
                                    Evidence.status != WITHDRAWN)
     if course_ids is not None:
         query = query.where(Evidence.course_id.in_(course_ids))
-    by_uan: dict[str, tuple[Evidence, dict]] = {}
+    rows = []
     for evidence in db.session.scalars(query.order_by(Evidence.id)):
         data = evidence.data or {}
         try:
             done = date.fromisoformat(data["completion_date"])
         except (KeyError, TypeError, ValueError):
             continue
-        if not (start <= done <= last) or "uan_parts" not in data:
+        if start <= done <= last and "uan_parts" in data:
+            rows.append((evidence, data))
+    verified = _verified([ev.id for ev, _ in rows if ev.status == SIGNED_OFF], as_of)
+    by_uan: dict[str, dict] = {}
+    unsent: dict[str, Decimal] = {}
+    for evidence, data in rows:
+        if evidence.status in UNSENT:
+            unsent.setdefault(data["uan"], Decimal(str(data.get("hours") or 0)))
             continue
-        item = {"id": evidence.id, "status": evidence.status, **data}
+        if evidence.status not in RECORDED:
+            continue
+        item = {"id": evidence.id, "status": evidence.status, "verified": evidence.id in verified, **data}
         seen = by_uan.get(data["uan"])
-        # One activity counts once: keep the signed-off record if there is one, else the first recorded.
-        if seen is None or (_STATUS_RANK.get(evidence.status, 1) < _STATUS_RANK.get(seen[0].status, 1)):
-            by_uan[data["uan"]] = (evidence, item)
-    return list(by_uan.values())
+        # One activity counts once: keep a verified record if there is one, else the first recorded.
+        if seen is None or (item["verified"] and not seen["verified"]):
+            by_uan[data["uan"]] = item
+    items = list(by_uan.values())
+    sent = {i["uan"] for i in items}
+    return items, {i["id"] for i in items if i["verified"]}, sum(
+        (hours for uan, hours in unsent.items() if uan not in sent), Decimal(0))
 
 
 def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = None, *, course_ids=None) -> dict:
@@ -155,9 +193,9 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     if not isinstance(cycle_start, date):
         raise DomainError("Give the cycle's start date.", code="invalid", fields={"cycle_start": "Not a date."})
     last = cycle_end(rule_data, cycle_start)
-    found = _items(person, cycle_start, min(last, as_of), course_ids)
-    recorded = evaluate(rule_data, [item for _, item in found])
-    verified = evaluate(rule_data, [item for ev, item in found if ev.status == SIGNED_OFF])
+    items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids)
+    recorded = evaluate(rule_data, items)
+    verified = evaluate(rule_data, [item for item in items if item["id"] in verified_ids])
     return {
         "rule": rule_code,
         "name": rule_data["name"],
@@ -167,7 +205,114 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
         "days_left": (last - as_of).days,
         "recorded": recorded,
         "verified": verified,
+        "unsent_hours": _num(unsent),
     }
+
+
+# --- Which rule and which cycle: from the technician's verified certifications ---------------------------------
+
+def _day(value) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except (TypeError, ValueError):
+        return None
+
+
+def certifications(person, as_of: date, course_ids=None) -> list[dict]:
+    """The technician's certification records (not withdrawn), oldest first, each with `verified` (a standing
+    sign-off) and its dates."""
+    query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind == "certification",
+                                   Evidence.status != WITHDRAWN)
+    if course_ids is not None:
+        query = query.where(Evidence.course_id.in_(course_ids))
+    rows = list(db.session.scalars(query.order_by(Evidence.id)))
+    verified = _verified([ev.id for ev in rows if ev.status == SIGNED_OFF], as_of)
+    out = []
+    for ev in rows:
+        data = ev.data or {}
+        credential = data.get("credential")
+        out.append({"evidence_id": ev.id, "title": ev.title, "credential": credential,
+                    "label": data.get("credential_other") or CREDENTIALS.get(credential, (ev.title,))[0],
+                    "issued": _day(data.get("issued_date")), "expires": _day(data.get("expiry_date")),
+                    "status": ev.status, "verified": ev.id in verified})
+    return out
+
+
+def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
+    """The cycle of `rule_code` from the latest verified certification of its credential:
+    {"start", "end", "known", "certification"}."""
+    rule_data = rule(rule_code)
+    months = rule_data["cycle_months"]
+    mine = [c for c in certs if c["verified"] and c["credential"] == rule_data.get("credential")
+            and (c["expires"] or c["issued"])]
+    mine.sort(key=lambda c: (c["issued"] or date.min, c["expires"] or date.min, c["evidence_id"]))
+    if mine:
+        cert = mine[-1]
+        if cert["expires"]:
+            start = add_months(cert["expires"] + timedelta(days=1), -months)
+        else:
+            start = cert["issued"]
+            while cycle_end(rule_data, start) < today:
+                start = add_months(start, months)
+        return {"start": start, "end": cycle_end(rule_data, start), "known": True, "certification": cert}
+    start = add_months(today, -months) + timedelta(days=1)
+    return {"start": start, "end": cycle_end(rule_data, start), "known": False, "certification": None}
+
+
+def _warnings(result: dict, cycle: dict, today: date) -> list[str]:
+    out = []
+    end, days = formatting.us_date(result["cycle_end"]), result["days_left"]
+    verified = result["verified"]
+    if cycle["known"] and not verified["met"]:
+        if days < 0:
+            out.append(f"Your {result['name']} cycle ended on {end} without the CE it needs. "
+                       f"{verified['summary']}")
+        elif days <= WARNING_DAYS:
+            extra = (" Your recorded CE would cover it once signed off: ask for review."
+                     if result["recorded"]["met"] else "")
+            out.append(f"Your {result['name']} cycle ends on {end} (in {days} day{'s' if days != 1 else ''}) "
+                       f"and verified CE falls short. {verified['summary']}{extra}")
+    cert = cycle["certification"]
+    if cert is not None and cert["expires"] is not None:
+        left = (cert["expires"] - today).days
+        when = formatting.us_date(cert["expires"])
+        if left < 0:
+            out.append(f"Your {cert['label']} expired on {when}.")
+        elif left <= WARNING_DAYS:
+            out.append(f"Your {cert['label']} expires on {when} (in {left} day{'s' if left != 1 else ''}).")
+    return out
+
+
+def report(person, today: date | None = None, *, course_ids=None, rule_code: str | None = None) -> dict:
+    """Everything every page and export says about CE: {"cycles": [the main rule's, then CSPT's if held],
+    "pending": [certifications not verified yet], "warnings": [...]}. Each cycle is a ce_status result plus
+    "known" (cycle from a verified certification) and "certification"."""
+    today = today or date.today()
+    certs = certifications(person, today, course_ids)
+    held = {c["credential"] for c in certs if c["verified"]}
+    by_credential = {r.get("credential"): code for code, r in rules().items()}
+    main = rule_code or next((c for c in RULE_PREFERENCE if rule(c).get("credential") in held), DEFAULT_RULE)
+    codes = [main] + [c for c in EXTRA_RULES if c != main and rule(c).get("credential") in held]
+    cycles, warnings = [], []
+    for code in codes:
+        cycle = cycle_for(code, certs, today)
+        result = ce_status(person, code, cycle["start"], today, course_ids=course_ids)
+        result.update(known=cycle["known"], certification=_cert_json(cycle["certification"]),
+                      warnings=_warnings(result, cycle, today))
+        warnings += result["warnings"]
+        cycles.append(result)
+    pending = [_cert_json(c) for c in certs if not c["verified"] and c["credential"] in by_credential]
+    for cert in pending:
+        warnings.append(f"Your {cert['label']} is pending verification: it sets your CE cycle once a manager signs "
+                        "it off.")
+    return {"cycles": cycles, "pending": pending, "warnings": warnings}
+
+
+def _cert_json(cert: dict | None) -> dict | None:
+    if cert is None:
+        return None
+    return {**cert, "issued": cert["issued"].isoformat() if cert["issued"] else None,
+            "expires": cert["expires"].isoformat() if cert["expires"] else None}
 
 
 def status_for(actor, person_id: int, rule_code: str, cycle_start: date, as_of: date | None = None) -> dict:

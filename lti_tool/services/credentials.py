@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from sqlalchemy import and_, func, or_, select, update
 
+from .. import formatting
 from ..extensions import db
 from ..lti import keys
 from ..models import (
@@ -47,7 +48,7 @@ from ..models import (
 )
 from ..models.evidence import WITHDRAWN
 from ..models.exports import ACHIEVEMENT, CERTIFICATION, CLR, TRANSCRIPT
-from . import DomainError, NotFound, attestation, data_integrity, transcripts
+from . import DomainError, NotFound, attestation, data_integrity, settings, transcripts
 
 VC2_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB3_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
@@ -449,8 +450,9 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
 
 # --- state ----------------------------------------------------------------------------------------------------
 
-def _sign_off_problems(sign_off_ids) -> dict:
-    """{sign_off_id: reason} for sign-offs revoked or corrected (two queries)."""
+def _sign_off_problems(sign_off_ids, tz=None) -> dict:
+    """{sign_off_id: what happened} for sign-offs revoked or corrected (two queries). Only that and when: the
+    reason is the organization's internal record and is never shown to whoever checks a credential."""
     ids = list(sign_off_ids)
     if not ids:
         return {}
@@ -460,13 +462,13 @@ def _sign_off_problems(sign_off_ids) -> dict:
         .join(Competency, Competency.id == SignOff.competency_id).where(SignOffRevocation.sign_off_id.in_(ids)))
     for revocation, code in rows:
         problems[revocation.sign_off_id] = (f"The sign-off of {code} was revoked on "
-                                            f"{revocation.revoked_at.date().isoformat()}: {revocation.reason}")
+                                            f"{formatting.us_date(revocation.revoked_at, tz)}.")
     rows = db.session.execute(select(SignOff.corrects_id, SignOff.signed_at, SignOff.correction_reason,
                                      Competency.code).join(Competency, Competency.id == SignOff.competency_id)
                               .where(SignOff.corrects_id.in_(ids)))
-    for corrects_id, signed_at, reason, code in rows:
-        problems.setdefault(corrects_id, f"The sign-off of {code} was corrected on {signed_at.date().isoformat()}"
-                                         + (f": {reason}" if reason else "."))
+    for corrects_id, signed_at, _reason, code in rows:
+        problems.setdefault(corrects_id,
+                            f"The sign-off of {code} was corrected on {formatting.us_date(signed_at, tz)}.")
     return problems
 
 
@@ -475,7 +477,7 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     reasons = []
     if row.kind == ACHIEVEMENT:
-        reasons = list(_sign_off_problems([row.sign_off_id]).values())
+        reasons = list(_sign_off_problems([row.sign_off_id], settings.time_zone(row.registration)).values())
         if not reasons:
             sign_off = db.session.get(SignOff, row.sign_off_id)
             if sign_off is None or not attestation.verify(sign_off)["snapshot_intact"]:
@@ -486,7 +488,8 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
         if evidence is None or evidence.status == WITHDRAWN:
             reasons = ["The certification record was withdrawn."]
     else:
-        reasons = sorted(_sign_off_problems((row.covers or {}).get("sign_off_ids", [])).values())
+        reasons = sorted(_sign_off_problems((row.covers or {}).get("sign_off_ids", []),
+                                            settings.time_zone(row.registration)).values())
     if reasons:
         return {"status": REVOKED, "reasons": reasons}
     if row.valid_until is not None and row.valid_until <= now:
@@ -498,7 +501,8 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
 def describe(row: IssuedCredential) -> dict:
     person = db.session.get(Person, row.person_id)
     return {"id": row.public_id, "kind": row.kind, "name": row.name,
-            "holder": person.display_name if person else None, "organisation": row.registration.name,
+            "holder": person.display_name if person else None,
+            "organisation": settings.organization_name(row.registration),
             "issued_at": _iso(row.issued_at), "valid_until": _iso(row.valid_until) if row.valid_until else None}
 
 
@@ -579,7 +583,9 @@ def _verify_document(document: dict) -> dict:
     row = _row_for(document)
     if row is None:
         return _result(INVALID, ["This tool has no record of issuing a credential with this id."])
-    if row.body_sha256 is None or row.body_sha256 != body_hash(document):
+    # An embedded proof is not part of the body that was hashed when issued.
+    plain = {k: v for k, v in document.items() if k != "proof"}
+    if row.body_sha256 is None or row.body_sha256 not in (body_hash(document), body_hash(plain)):
         return _result(INVALID, ["The credential's content differs from what this tool issued under this id: it "
                                  "was altered."], row)
     return {**state(row), "credential": describe(row)}

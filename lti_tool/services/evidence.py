@@ -6,16 +6,16 @@ draft or has been returned; every change bumps `revision` (a sign-off records wh
 is written to the audit log with before and after. Requesting review and signing off live in services/reviews.py.
 """
 from marshmallow import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..lti.roles import OBSERVER
-from ..models import Attachment, Competency, CourseFramework, Evidence, EvidenceCompetency, Framework
+from ..models import Attachment, Competency, Evidence, EvidenceCompetency
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.frameworks import EVIDENCE_KINDS
-from ..schemas.evidence import editable_payload, load_evidence
-from . import DomainError, Forbidden, NotFound, attachments, audit, scope
+from ..schemas.evidence import CREDENTIAL_COMPETENCY_CODES, editable_payload, load_evidence
+from . import DomainError, Forbidden, NotFound, attachments, audit, scope, status
 
 EDITABLE = (DRAFT, RETURNED)
 STATUSES = (DRAFT, SUBMITTED, RETURNED, SIGNED_OFF, WITHDRAWN)
@@ -109,15 +109,23 @@ def _course_competencies(course, competency_ids: list[int]) -> dict[int, Compete
     """The given competencies that belong to a framework the course uses (and the tenant may see)."""
     if not competency_ids:
         return {}
-    rows = db.session.scalars(
-        select(Competency)
-        .join(Framework, Framework.id == Competency.framework_id)
-        .join(CourseFramework, CourseFramework.framework_id == Competency.framework_id)
-        .where(CourseFramework.course_id == course.id,
-               Competency.id.in_(competency_ids),
-               or_(Framework.registration_id.is_(None), Framework.registration_id == course.registration_id))
-    ).all()
-    return {c.id: c for c in rows}
+    return {c.id: c for c in status.course_competencies(course, competency_ids)}
+
+
+def _with_defaults(course, kind: str, data: dict, competency_ids: list[int]) -> list[int]:
+    """A certification links its credential's competency by itself (PTCB CPhT -> CRED-CPHT); CE with no chosen
+    competency links the course's continuing-education competency (one accepting CE only). Either stands without
+    one when the course's frameworks have none."""
+    if kind not in ("certification", "continuing_education"):
+        return competency_ids
+    wanted = CREDENTIAL_COMPETENCY_CODES.get(data.get("credential")) if kind == "certification" else None
+    if kind == "continuing_education" and competency_ids:
+        return competency_ids
+    for competency in status.course_competencies(course):
+        if (competency.code == wanted if wanted else
+                kind == "continuing_education" and (competency.evidence_kinds or []) == [kind]):
+            return list(dict.fromkeys([*competency_ids, competency.id]))
+    return competency_ids
 
 
 def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
@@ -128,6 +136,7 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
         raise DomainError("Some fields need attention.", code="invalid", fields=_flatten(exc.messages)) from exc
 
     errors: dict[str, list[str]] = {}
+    competency_ids = _with_defaults(actor.course, kind, data, competency_ids)
     found = _course_competencies(actor.course, competency_ids)
     missing = [str(i) for i in competency_ids if i not in found]
     if missing:

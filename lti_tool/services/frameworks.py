@@ -10,7 +10,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, func, or_, select, true
+from sqlalchemy import delete, func, or_, select, true, union
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -96,13 +97,32 @@ def get_tree(actor, framework_id: int) -> io.FrameworkTree:
     return tree
 
 
+def used_framework_ids(course):
+    """A select of the ids of the frameworks a course uses: those its managers chose; until they choose, the
+    tenant's own frameworks, or, when the tenant has none, the shipped framework (the latest installed version
+    of each shipped code: a new version of the file installs alongside the old one). A course is usable from
+    its first launch. THE rule: status, forms, placements (deep linking), the matrix and exports all ask it."""
+    chosen = select(CourseFramework.framework_id).where(CourseFramework.course_id == course.id)
+    own_fw, shipped_fw, newer = aliased(Framework), aliased(Framework), aliased(Framework)
+    own = select(own_fw.id).where(own_fw.registration_id == course.registration_id)
+    shipped = select(shipped_fw.id).where(shipped_fw.registration_id.is_(None), ~select(newer.id).where(
+        newer.registration_id.is_(None), newer.code == shipped_fw.code, newer.id > shipped_fw.id).exists())
+    return union(chosen, own.where(~chosen.exists()), shipped.where(~chosen.exists(), ~own.exists()))
+
+
+def chosen_framework_ids(course) -> set[int]:
+    """The frameworks the course's managers chose (empty: the course follows the default of used_framework_ids)."""
+    return set(db.session.scalars(select(CourseFramework.framework_id).where(CourseFramework.course_id == course.id)))
+
+
 def course_frameworks(actor, course_id: int) -> list[Framework]:
+    """The frameworks a course uses (chosen, or the default while none are chosen), for its members."""
     course = scope.course(actor, course_id)
     if not (actor.is_admin or scope.is_member(actor.person.id, course.id)):
         raise NotFound("No such course.")
     return list(db.session.scalars(
-        select(Framework).join(CourseFramework, CourseFramework.framework_id == Framework.id)
-        .where(CourseFramework.course_id == course.id).order_by(Framework.name, Framework.id)))
+        select(Framework).where(Framework.id.in_(used_framework_ids(course)), _visible(actor))
+        .order_by(Framework.name, Framework.id)))
 
 
 def choose_course_frameworks(actor, course_id: int, framework_ids) -> list[Framework]:
@@ -148,16 +168,22 @@ def create_framework(actor, tree: io.ValidTree, *, registration_id: int | None,
     """Write a checked tree. Everything was validated before this point and the clash with an existing framework
     is checked first, so a refused import writes nothing."""
     data = tree.framework
-    clash = db.session.scalars(select(Framework.id).where(
-        Framework.registration_id.is_(None) if registration_id is None else
-        Framework.registration_id == registration_id,
-        Framework.code == data["code"], Framework.version == data["version"])).first()
+    ident = framework_identifier(data.get("identifier"))
+    # A duplicate is the same framework (code or CASE identifier) in the same version among those the tenant
+    # sees: its own and the shipped ones (re-importing the shipped framework's own export is refused too).
+    seen_by = (Framework.registration_id.is_(None) if registration_id is None else
+               or_(Framework.registration_id.is_(None), Framework.registration_id == registration_id))
+    same = Framework.code == data["code"]
+    if ident:
+        same = or_(same, Framework.identifier == ident)
+    clash = db.session.scalars(select(Framework).where(seen_by, same, Framework.version == data["version"])
+                               .order_by(Framework.id)).first()
     if clash is not None:
+        whose = "shipped with the tool" if clash.registration_id is None else "your organization's"
         raise io.FrameworkImportError([{
             "where": "framework", "field": "version",
-            "message": f"Framework {data['code']} version {data['version']} already exists (id {clash}); "
-                       "import it with another version."}])
-    ident = framework_identifier(data.get("identifier"))
+            "message": f"Framework {clash.name} ({clash.code}) version {data['version']} already exists (id "
+                       f"{clash.id}, {whose}); import it with another version."}])
     framework = Framework(registration_id=registration_id, code=data["code"], name=data["name"],
                           version=data["version"], description=data.get("description"), source=data.get("source"),
                           identifier=ident, scale=[dict(level) for level in data["scale"]],

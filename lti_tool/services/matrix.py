@@ -28,7 +28,7 @@ from ..models import (
 )
 from ..models.people import display_name
 from ..models.reviews import OPEN
-from . import DomainError, Forbidden, NotFound, scope, status
+from . import DomainError, Forbidden, NotFound, preceptors, scope, status
 from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
@@ -396,10 +396,13 @@ class ReviewContext:
 
 
 def review_request(actor, course_id: int, request_id: int) -> ReviewContext:
-    """One review request of the course with its evidence and history, for a manager of the course."""
-    course = _managed_course(actor, course_id)
+    """One review request of the course with its evidence and history, for a manager of the course or a
+    preceptor of its competency (others' cross-training only)."""
+    course, precepted = preceptors.reviewer_scope(actor, course_id)
     row = db.session.get(ReviewRequest, request_id)
     if row is None or row.course_id != course.id:
+        raise NotFound("No such review request.")
+    if precepted is not None and not preceptors.may_review(actor, row):
         raise NotFound("No such review request.")
     evidence = row.evidence
     history = list(db.session.scalars(
@@ -442,12 +445,16 @@ class PersonOption(NamedTuple):
 
 def queue_options(actor, course_id: int) -> dict:
     """What the queue can be filtered by: competencies and technicians with open requests (with counts)."""
-    course = _managed_course(actor, course_id)
+    course, precepted = preceptors.reviewer_scope(actor, course_id)
     base = (select(ReviewRequest.competency_id, ReviewRequest.person_id)
             .join(Membership, (Membership.person_id == ReviewRequest.person_id)
                   & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
             .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
-                   ReviewRequest.person_id != actor.person.id)).subquery()
+                   ReviewRequest.person_id != actor.person.id))
+    if precepted is not None:
+        base = base.join(Evidence, Evidence.id == ReviewRequest.evidence_id).where(
+            ReviewRequest.competency_id.in_(precepted), Evidence.kind == preceptors.CROSS_TRAINING)
+    base = base.subquery()
     # Plain columns, not entities: a large course has a technician option for each of hundreds of people.
     competencies = [(CompetencyOption(row.id, row.code, row.title), row.count) for row in db.session.execute(
         select(Competency.id, Competency.code, Competency.title, func.count().label("count"))

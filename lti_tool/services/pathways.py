@@ -29,7 +29,7 @@ from sqlalchemy.orm import aliased, joinedload
 from ..extensions import db
 from ..models import (
     Competency,
-    CourseFramework,
+    Course,
     Evidence,
     Framework,
     Membership,
@@ -38,7 +38,7 @@ from ..models import (
 )
 from ..models.evidence import WITHDRAWN
 from ..schemas.evidence import DEPARTMENTS
-from . import DomainError, NotFound, scope
+from . import DomainError, NotFound, frameworks, scope
 from .status import _aware, add_months, compute
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "career_pathways.json"
@@ -519,11 +519,13 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
     courses = select(Membership.course_id).where(Membership.person_id == person.id, Membership.active.is_(True))
     if course_id is not None:
         courses = courses.where(Membership.course_id == course_id)
+    # The frameworks each course uses, by the one rule (frameworks.used_framework_ids: chosen, else the default).
+    framework_ids = {fid for course in db.session.scalars(select(Course).where(Course.id.in_(courses)))
+                     for fid in db.session.scalars(frameworks.used_framework_ids(course))}
     competencies = list(db.session.scalars(
         select(Competency)
         .join(Framework, Framework.id == Competency.framework_id)
-        .where(Competency.framework_id.in_(select(CourseFramework.framework_id)
-                                           .where(CourseFramework.course_id.in_(courses))),
+        .where(Competency.framework_id.in_(framework_ids),
                Framework.registration_id.is_(None) | (Framework.registration_id == person.registration_id))
         .order_by(Competency.framework_id, Competency.position, Competency.id)))
     if statuses is None or as_of is not None:

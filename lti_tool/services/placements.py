@@ -14,8 +14,8 @@ DEPARTMENT_LABELS = {
 
 
 def course_frameworks(actor, course) -> list[Framework]:
-    """The frameworks a course uses; every framework visible to its tenant when none was chosen yet."""
-    return frameworks.course_frameworks(actor, course.id) or frameworks.list_frameworks(actor)
+    """The frameworks a course uses (frameworks.used_framework_ids: the chosen ones, else the default)."""
+    return frameworks.course_frameworks(actor, course.id)
 
 
 def offered_pathways() -> list[dict]:

@@ -12,6 +12,8 @@ from ..models import Membership, Preceptor
 from . import DomainError, Forbidden, NotFound, audit, scope
 from .status import _aware, course_competencies
 
+CROSS_TRAINING = "cross_training"
+
 
 def membership(person_id: int, course_id: int) -> Membership | None:
     return db.session.scalar(select(Membership).where(
@@ -22,6 +24,39 @@ def is_preceptor(person_id: int, course_id: int, competency_id: int) -> bool:
     return bool(db.session.scalar(select(exists().where(
         Preceptor.person_id == person_id, Preceptor.course_id == course_id,
         Preceptor.competency_id == competency_id, Preceptor.active.is_(True)))))
+
+
+def precepted(person_id: int, course_id: int):
+    """A select of the competency ids someone is an active preceptor for in a course."""
+    return select(Preceptor.competency_id).where(
+        Preceptor.course_id == course_id, Preceptor.person_id == person_id, Preceptor.active.is_(True))
+
+
+def precepts_any(person_id: int, course_id: int) -> bool:
+    """An active member of the course named preceptor for at least one of its competencies."""
+    return membership(person_id, course_id) is not None and bool(db.session.scalar(select(exists().where(
+        Preceptor.course_id == course_id, Preceptor.person_id == person_id, Preceptor.active.is_(True)))))
+
+
+def reviewer_scope(actor, course_id: int):
+    """(course, competency ids the actor reviews there): None for a manager of the course (every competency);
+    for a named preceptor a select of the competencies they precept (cross-training only, never their own
+    evidence: review_queue and reviews._signing_role apply that). Anyone else: Forbidden (a member) or
+    NotFound. The one rule behind the review queue, the review page and the queue's filters."""
+    course = scope.course(actor, course_id)
+    if scope.manages(actor.person.id, course.id):
+        return course, None
+    if not scope.is_member(actor.person.id, course.id):
+        raise NotFound("No such course.")
+    if not precepts_any(actor.person.id, course.id):
+        raise Forbidden("Only managers and named preceptors review evidence.")
+    return course, precepted(actor.person.id, course.id)
+
+
+def may_review(actor, row) -> bool:
+    """A preceptor reviews another technician's cross-training for a competency they precept."""
+    return (row.person_id != actor.person.id and row.evidence.kind == CROSS_TRAINING
+            and is_preceptor(actor.person.id, row.course_id, row.competency_id))
 
 
 def _managed_course(actor, course_id: int):

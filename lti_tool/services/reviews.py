@@ -32,7 +32,6 @@ from ..models import (
     Course,
     Evidence,
     Membership,
-    Preceptor,
     ReviewRequest,
     SignOff,
     SignOffRevocation,
@@ -42,14 +41,21 @@ from ..models.reviews import METHODS, OPEN, SIGNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from . import DomainError, Forbidden, NotFound, audit, grades, scope, status_store
 from .attestation import evidence_document, evidence_hash, snapshot
-from .preceptors import course_preceptors, is_preceptor, membership, name_preceptor, remove_preceptor
+from .preceptors import (
+    CROSS_TRAINING,
+    course_preceptors,
+    is_preceptor,
+    membership,
+    name_preceptor,
+    remove_preceptor,
+    reviewer_scope,
+)
 from .status import _aware, course_competencies, expiry_for
 
 # The workflow's API; naming preceptors lives in services.preceptors and is part of it.
 __all__ = ["bulk_sign_off", "correct", "course_preceptors", "name_preceptor", "remove_preceptor",
            "request_review", "return_for_revision", "review_queue", "revoke", "sign_off", "withdraw_request"]
 
-CROSS_TRAINING = "cross_training"
 PRECEPTOR = "preceptor"
 REQUEST_FIELDS = ("id", "evidence_id", "competency_id", "course_id", "person_id", "status", "evidence_revision",
                   "requested_at", "resolved_at", "resolved_by_id", "return_comment")
@@ -468,7 +474,7 @@ def review_queue(actor, course_id: int, competency_id: int | None = None, depart
     cross-training for their competencies. `department` matches the competency's department tags.
     Paged by keyset: `after` (a request id) gives the requests after it in that order, `limit` at most that
     many. `count`: the number of requests matching the filters instead of the rows."""
-    course = scope.course(actor, course_id)
+    course, precepted = reviewer_scope(actor, course_id)
     query = (
         select(ReviewRequest)
         .join(Evidence, Evidence.id == ReviewRequest.evidence_id)
@@ -477,14 +483,8 @@ def review_queue(actor, course_id: int, competency_id: int | None = None, depart
         .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
                ReviewRequest.person_id != actor.person.id)
     )
-    if not scope.manages(actor.person.id, course.id):
-        if not scope.is_member(actor.person.id, course.id):
-            raise NotFound("No such course.")
-        mine = select(Preceptor.competency_id).where(
-            Preceptor.course_id == course.id, Preceptor.person_id == actor.person.id, Preceptor.active.is_(True))
-        if not db.session.scalar(select(func.count()).select_from(mine.subquery())):
-            raise Forbidden("Only managers and named preceptors review evidence.")
-        query = query.where(ReviewRequest.competency_id.in_(mine), Evidence.kind == CROSS_TRAINING)
+    if precepted is not None:
+        query = query.where(ReviewRequest.competency_id.in_(precepted), Evidence.kind == CROSS_TRAINING)
     if competency_id is not None:
         query = query.where(ReviewRequest.competency_id == competency_id)
     if person_id is not None:

@@ -5,7 +5,7 @@ from sqlalchemy import exists, select
 
 from ..extensions import db
 from ..lti.roles import MANAGER_SIDE
-from ..models import Course, Evidence, Membership, Person
+from ..models import Course, Evidence, Membership, Person, Preceptor, ReviewRequest
 from . import NotFound
 
 
@@ -71,6 +71,15 @@ def evidence(actor, evidence_id: int) -> Evidence:
     row = db.session.get(Evidence, evidence_id)
     if row is None or row.person.registration_id != actor.registration_id:
         raise NotFound("No such evidence.")
-    if row.person_id == actor.person.id or manages(actor.person.id, row.course_id):
+    if row.person_id == actor.person.id or manages(actor.person.id, row.course_id) or _precepts(actor, row):
         return row
     raise NotFound("No such evidence.")
+
+
+def _precepts(actor, row: Evidence) -> bool:
+    """A preceptor sees the cross-training they are asked to review (a request for a competency they precept),
+    e.g. to open its attachments."""
+    return row.kind == "cross_training" and bool(db.session.scalar(select(exists().where(
+        ReviewRequest.evidence_id == row.id, Preceptor.course_id == row.course_id,
+        Preceptor.person_id == actor.person.id, Preceptor.competency_id == ReviewRequest.competency_id,
+        Preceptor.active.is_(True))))) and is_member(actor.person.id, row.course_id)

@@ -6,6 +6,7 @@ rather than surprising the status computation later.
 """
 from zoneinfo import available_timezones
 
+from .. import formatting
 from ..extensions import db
 from ..formatting import DEFAULT_TIME_ZONE
 from ..models import Registration
@@ -27,6 +28,14 @@ def _time_zone(value):
     return value
 
 
+def _name(value):
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip()) > 200 or any(ord(c) < 32 for c in value):
+        raise DomainError("Give a name of at most 200 characters on one line.", code="invalid_setting")
+    return value.strip() or None
+
+
 # The US zones offered first on the settings page (any IANA zone is accepted).
 US_TIME_ZONES = [
     ("America/New_York", "Eastern"), ("America/Chicago", "Central"), ("America/Denver", "Mountain"),
@@ -39,11 +48,24 @@ DEFAULTS = {
     "revalidation_warning_days": 30,
     # Times on pages, PDFs and e-mails are shown in this zone.
     "time_zone": DEFAULT_TIME_ZONE,
+    # The pharmacy's name on transcripts, credentials and the public verify page (None: the LMS's name).
+    "organization_name": None,
 }
 VALIDATORS = {
     "revalidation_warning_days": _int_between(1, 365),
     "time_zone": _time_zone,
+    "organization_name": _name,
 }
+
+
+def time_zone(registration: Registration | None):
+    """The tenant's time zone (a ZoneInfo) for dates and times shown outside a page request."""
+    return formatting.zone(get(registration, "time_zone"))
+
+
+def organization_name(registration: Registration) -> str:
+    """The organization's name as its administrator set it, else the name of its LMS registration."""
+    return get(registration, "organization_name") or registration.name
 
 
 def effective(registration: Registration | None) -> dict:

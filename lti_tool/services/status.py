@@ -41,7 +41,6 @@ from ..lti.roles import TECHNICIAN
 from ..models import (
     Competency,
     Course,
-    CourseFramework,
     Evidence,
     EvidenceCompetency,
     Framework,
@@ -54,7 +53,7 @@ from ..models import (
 )
 from ..models.evidence import DRAFT, RETURNED
 from ..models.reviews import OPEN
-from . import Forbidden, NotFound, scope, settings
+from . import Forbidden, NotFound, frameworks, scope, settings
 
 NOT_STARTED = "not_started"
 IN_PROGRESS = "in_progress"
@@ -137,10 +136,9 @@ def course_competencies(course: Course, competency_ids=None) -> list[Competency]
     """The competencies of the frameworks a course uses (one query), in framework order."""
     query = (
         select(Competency)
-        .join(CourseFramework, CourseFramework.framework_id == Competency.framework_id)
         .join(Framework, Framework.id == Competency.framework_id)
         .where(
-            CourseFramework.course_id == course.id,
+            Competency.framework_id.in_(frameworks.used_framework_ids(course)),
             # A course can only use frameworks its tenant can see; belt and braces against a bad link row.
             (Framework.registration_id.is_(None)) | (Framework.registration_id == course.registration_id),
         )

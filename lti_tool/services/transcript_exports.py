@@ -25,12 +25,25 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
-from ..models import Course, ExportJob, Membership, Person
+from ..models import Course, ExportJob, Membership, Person, SignOff
 from ..models.exports import DONE, FAILED, QUEUED, RUNNING
-from . import DomainError, Forbidden, NotFound, credentials, scope, status, transcript_pdf, transcripts
+from . import (
+    DomainError,
+    Forbidden,
+    NotFound,
+    credentials,
+    matrix,
+    scope,
+    settings,
+    status,
+    transcript_pdf,
+    transcripts,
+)
 from .actors import Actor
+from .transcripts import SIGNER_ROLE_LABELS
 
 STALE_AFTER = timedelta(minutes=5)
 MAX_RUNNING = 2
@@ -81,20 +94,26 @@ def to_csv(transcript: dict) -> str:
                          "code": item.get("number") or "", "title": item.get("credential_label") or item["title"],
                          "status": item["status_label"], "date": item.get("issued_date") or "",
                          "expires": item.get("expiry_date") or "", "state": "Expired" if item.get("expired") else ""})
-    ce_status = transcript["continuing_education"]["status"]
-    for item in transcript["continuing_education"]["activities"]:
+    ce = transcript["continuing_education"]
+    for item in ce["activities"]:
         writer.writerow({"section": "continuing_education", "code": item.get("uan") or "", "title": item["title"],
                          "status": item["status_label"], "date": item.get("completion_date") or "",
                          "detail": f"{item.get('hours')} h"})
-    for req in ce_status["verified"]["requirements"]:
-        writer.writerow({"section": "ce_requirement", "group": ce_status["name"], "code": req["code"],
-                         "title": req["label"], "status": "Met" if req["met"] else "Not met",
-                         "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
-                         "detail": f"{req['hours']:g} of {req['min_hours']:g} h verified"})
-    writer.writerow({"section": "ce_total", "group": ce_status["name"], "title": "Total CE hours (verified)",
-                     "status": "Met" if ce_status["verified"]["met"] else "Not met",
-                     "date": ce_status["cycle_start"], "expires": ce_status["cycle_end"],
-                     "detail": ce_status["verified"]["summary"]})
+    # Per cycle (services.ce.report, as on every page): "status" is the verified answer; the detail gives the
+    # recorded hours beside the verified ones.
+    for cycle in ce.get("cycles") or [ce["status"]]:
+        for req, sent in zip(cycle["verified"]["requirements"], cycle["recorded"]["requirements"], strict=True):
+            writer.writerow({"section": "ce_requirement", "group": cycle["name"], "code": req["code"],
+                             "title": req["label"], "status": "Met" if req["met"] else "Not met",
+                             "date": cycle["cycle_start"], "expires": cycle["cycle_end"],
+                             "detail": f"{sent['hours']:g} h recorded; {req['hours']:g} of {req['min_hours']:g} h "
+                                       "verified"})
+        writer.writerow({"section": "ce_total", "group": cycle["name"], "title": "Total CE hours",
+                         "status": "Met" if cycle["verified"]["met"] else "Not met",
+                         "date": cycle["cycle_start"], "expires": cycle["cycle_end"],
+                         "detail": f"{cycle['recorded']['hours']:g} h recorded; {cycle['verified']['hours']:g} of "
+                                   f"{cycle['verified']['required_hours']:g} h verified. "
+                                   f"{cycle['verified']['summary']}"})
     return out.getvalue()
 
 
@@ -103,27 +122,41 @@ def _safe(text: str) -> str:
     return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
+def _matrix_cell(entry, signers: dict, tz) -> str:
+    """"Achieved: signed Nov 30, 2026 by Maria Manager (Manager); expires May 30, 2027" for a held competency
+    (and an expired one); the status alone otherwise."""
+    if entry.sign_off_id is None or entry.sign_off_id not in signers:
+        return entry.label
+    name, role = signers[entry.sign_off_id]
+    cell = (f"{entry.label}: signed {formatting.us_date(entry.achieved_at, tz)} by {name} "
+            f"({SIGNER_ROLE_LABELS.get(role, role)})")
+    if entry.expires_at is not None:
+        verb = "expired" if entry.status == status.EXPIRED else "expires"
+        cell += f"; {verb} {formatting.us_date(entry.expires_at, tz)}"
+    return cell
+
+
 def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
-    """Technicians (rows) x competencies (columns) of one course, with status and expiry: managers only."""
+    """Technicians (rows) x competencies (columns) of one course, in framework order, leaves only (areas are
+    groupings, not competencies): status, and for held ones the date, signer and expiration. Managers only."""
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
             raise Forbidden("Only the course's managers can export the team matrix.")
         raise NotFound("No such course.")
-    statuses = status.team_statuses(actor, course, as_of=as_of)
-    competencies = status.course_competencies(course)
+    competencies = matrix.course_tree(course).leaves
+    statuses = status.team_statuses(actor, course, competency_ids=[c.id for c in competencies], as_of=as_of)
     people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(list(statuses))))}
+    held_ids = {e.sign_off_id for row in statuses.values() for e in row.values() if e.sign_off_id is not None}
+    signers = {row.id: (row.signer_name, row.signer_role) for row in db.session.execute(
+        select(SignOff.id, SignOff.signer_name, SignOff.signer_role).where(SignOff.id.in_(held_ids)))} \
+        if held_ids else {}
+    tz = settings.time_zone(course.registration)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["technician", "email", *(f"{c.code} {c.title}" for c in competencies), "held"])
+    writer.writerow(["technician", "email", *(_safe(f"{c.code} {c.title}") for c in competencies), "held"])
     for person_id in sorted(statuses, key=lambda p: people[p].display_name.lower()):
-        cells = []
-        for competency in competencies:
-            entry = statuses[person_id][competency.id]
-            cell = entry.label
-            if entry.expires_at is not None and entry.status != status.NOT_STARTED:
-                cell += f" (expires {entry.expires_at.date().isoformat()})"
-            cells.append(cell)
+        cells = [_safe(_matrix_cell(statuses[person_id][c.id], signers, tz)) for c in competencies]
         held = sum(1 for e in statuses[person_id].values() if e.held)
         writer.writerow([_safe(people[person_id].display_name), _safe(people[person_id].email or ""), *cells,
                          f"{held}/{len(competencies)}"])

@@ -219,27 +219,35 @@ def _simple_section(title, items, header, row_of, fractions, styles, usable):
 
 
 def _ce_section(transcript, styles, usable):
+    """CE as services.ce.report gives it (the same numbers as the dashboard and the transcript page): per cycle,
+    recorded and verified hours side by side, then the activities."""
     ce = transcript["continuing_education"]
-    status = ce["status"]
-    out = [Paragraph("Continuing education", styles["h2"]),
-           Paragraph(f"<b>{escape(status['name'])}</b>, cycle {fmt_date(status['cycle_start'])} to "
-                     f"{fmt_date(status['cycle_end'])}.", styles["body"])]
-    for key, label in (("verified", "Verified (signed off)"), ("recorded", "Recorded")):
-        result = status[key]
-        out.append(Paragraph(f"<b>{label}:</b> {result['hours']:g} of {result['required_hours']:g} hours. "
-                             f"{escape(result['summary'])}", styles["body"]))
-    if status["verified"]["requirements"]:
-        rows = [[r["label"], f"{r['min_hours']:g}", f"{r['hours']:g}", "Met" if r["met"] else
-                 f"Missing {r['missing_hours']:g} h"] for r in status["verified"]["requirements"]]
-        out.append(_table(["Requirement (verified CE)", "At least", "Hours", "State"], rows,
-                          [usable * f for f in (0.55, 0.12, 0.12, 0.21)], styles))
+    out = [Paragraph("Continuing education", styles["h2"])]
+    for warning in ce.get("warnings") or []:
+        out.append(_p(f"Warning: {warning}", styles["body"]))
+    for status in ce.get("cycles") or [ce["status"]]:
+        source = (f"from the verified {status['certification']['label']}" if status.get("known")
+                  else "assumed: no verified certification")
+        out.append(Paragraph(f"<b>{escape(status['name'])}</b>, cycle {fmt_date(status['cycle_start'])} to "
+                             f"{fmt_date(status['cycle_end'])} ({escape(source)}).", styles["body"]))
+        recorded, verified = status["recorded"], status["verified"]
+        rows = [["All CE hours", f"{recorded['hours']:g}", f"{verified['hours']:g}", f"{verified['required_hours']:g}"]]
+        rows += [[r["label"], f"{sent['hours']:g}", f"{r['hours']:g}", f"at least {r['min_hours']:g}"]
+                 for r, sent in zip(verified["requirements"], recorded["requirements"], strict=True)]
+        out.append(_table(["Hours", "Recorded (sent for review or signed off)", "Verified (signed off)", "Needed"],
+                          rows, [usable * f for f in (0.40, 0.22, 0.20, 0.18)], styles))
+        out.append(_p(f"Recorded: {recorded['hours']:g} of {recorded['required_hours']:g} hours. "
+                      f"Verified: {verified['hours']:g} of {verified['required_hours']:g} hours. "
+                      f"{verified['summary']}", styles["body"]))
     out.append(Spacer(1, 4))
-    out += _simple_section("CE activities", ce["activities"], ["Activity", "UAN", "Hours", "Completed", "Status"],
-                           lambda i: [i["title"] + (f" ({i['provider_name']})" if i.get("provider_name") else ""),
-                                      i.get("uan") or "", i.get("hours") if i.get("hours") is not None else "",
-                                      fmt_date(i.get("completion_date")), i["status_label"]],
-                           (0.40, 0.24, 0.08, 0.13, 0.15), styles, usable)[1:]
-    return out
+    activities = _simple_section("CE activities", ce["activities"], ["Activity", "UAN", "Hours", "Completed",
+                                                                     "Status"],
+                                 lambda i: [i["title"] + (f" ({i['provider_name']})" if i.get("provider_name") else ""),
+                                            i.get("uan") or "", i.get("hours") if i.get("hours") is not None else "",
+                                            fmt_date(i.get("completion_date")), i["status_label"]],
+                                 (0.40, 0.24, 0.08, 0.13, 0.15), styles, usable)
+    activities[0] = Paragraph("CE activities (sent for review or signed off, all cycles)", styles["h3"])
+    return out + activities
 
 
 def render(transcript: dict, verify_url: str, page_size: str = "letter", out=None) -> bytes | None:

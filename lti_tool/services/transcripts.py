@@ -17,7 +17,7 @@ The whole transcript is read in a fixed number of queries whatever the number of
 the status computation, the evidence, CE).
 """
 from collections import OrderedDict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from sqlalchemy import select
 
@@ -26,7 +26,7 @@ from ..lti.roles import ROLE_LABELS
 from ..models import Competency, Course, Evidence, Framework, SignOff, SignOffRevocation
 from ..models.evidence import RETURNED, SIGNED_OFF, SUBMITTED
 from ..schemas.evidence import DEPARTMENTS, RESPONSIBILITY_ROLES
-from . import NotFound, ce, scope, status
+from . import NotFound, attestation, ce, scope, settings, status
 
 METHOD_LABELS = {
     "observed": "Observed",
@@ -43,12 +43,11 @@ KIND_LABELS = {
     "certification": "Certification",
     "continuing_education": "Continuing education",
 }
-# Attestation states, as printed.
-VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = "valid", "not_proficient", "expired", "revoked", "corrected"
-STATE_LABELS = {VALID: "Valid", NOT_PROFICIENT: "Not yet proficient", EXPIRED: "Expired", REVOKED: "Revoked",
-                CORRECTED: "Corrected"}
+# Attestation states, as printed (the rule lives in services.attestation).
+VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = (attestation.VALID, attestation.NOT_PROFICIENT,
+                                                      attestation.EXPIRED, attestation.REVOKED, attestation.CORRECTED)
+STATE_LABELS = attestation.STATE_LABELS
 LISTED_STATUSES = (SUBMITTED, SIGNED_OFF)
-DEFAULT_CE_RULE = "ptcb_cpht"
 
 
 def _iso(value) -> str | None:
@@ -79,17 +78,8 @@ def record_scope(actor, person_id: int):
 
 def _attestation(sign_off: SignOff, revocation, corrected_by: SignOff | None, ev_kind, ev_title, course_title,
                  as_of) -> dict:
-    revoked = revocation is not None and revocation.revoked_at <= as_of
-    if revoked:
-        state = REVOKED
-    elif corrected_by is not None:
-        state = CORRECTED
-    elif not sign_off.proficient:
-        state = NOT_PROFICIENT
-    elif sign_off.expires_at is not None and sign_off.expires_at <= as_of:
-        state = EXPIRED
-    else:
-        state = VALID
+    state = attestation.sign_off_state(sign_off, revocation, corrected_by, as_of)
+    revoked = state == REVOKED
     return {
         "sign_off_id": sign_off.id,
         "signer_name": sign_off.signer_name,
@@ -175,11 +165,15 @@ def _label(choices: dict, data: dict, key: str, other_key: str) -> str | None:
     return choices.get(value, value)
 
 
-def _evidence_item(ev: Evidence, course_titles: dict) -> dict:
+def _evidence_item(ev: Evidence, course_titles: dict, signed) -> dict:
+    """`signed`: the item's attestation.EvidenceSignOff (None when never signed off): a revoked or corrected
+    sign-off reads as such, and only a standing one makes the item verified."""
     data = ev.data or {}
+    label = signed.label if signed is not None else EVIDENCE_STATUS_LABELS.get(ev.status, ev.status)
     item = {"evidence_id": ev.id, "kind": ev.kind, "kind_label": KIND_LABELS.get(ev.kind, ev.kind),
-            "title": ev.title, "status": ev.status, "status_label": EVIDENCE_STATUS_LABELS.get(ev.status, ev.status),
-            "verified": ev.status == SIGNED_OFF, "course_title": course_titles.get(ev.course_id),
+            "title": ev.title, "status": ev.status, "status_label": label,
+            "sign_off_state": signed.state if signed is not None else None,
+            "verified": attestation.is_verified(ev.status, signed), "course_title": course_titles.get(ev.course_id),
             "submitted_at": _iso(ev.submitted_at), "notes": data.get("notes")}
     if ev.kind == "cross_training":
         item.update(department=data.get("department"),
@@ -208,27 +202,7 @@ def _evidence_item(ev: Evidence, course_titles: dict) -> dict:
     return item
 
 
-def _cycle_start(certifications: list[dict], rule_code: str, today: date) -> date:
-    """The CE cycle the transcript reports on: the current cycle of the technician's certification for this rule
-    (from its expiry date, else counted on from its issue date), else the months up to today."""
-    rule = ce.rule(rule_code)
-    months = rule["cycle_months"]
-    credential = rule.get("credential")
-    mine = [c for c in certifications if c.get("credential") == credential]
-    mine.sort(key=lambda c: (c["verified"], c.get("issued_date") or ""), reverse=True)
-    for cert in mine:
-        if cert.get("expiry_date"):
-            return ce.add_months(date.fromisoformat(cert["expiry_date"]), -months)
-        if cert.get("issued_date"):
-            start = date.fromisoformat(cert["issued_date"])
-            while ce.add_months(start, months) <= today:
-                start = ce.add_months(start, months)
-            return start
-    return ce.add_months(today, -months) + timedelta(days=1)
-
-
-def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str = DEFAULT_CE_RULE,
-          cycle_start: date | None = None) -> dict:
+def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str | None = None) -> dict:
     """The transcript of one technician, as JSON-ready data (dates and times as ISO 8601 strings)."""
     as_of = _as_of(as_of)
     person, course_ids = record_scope(actor, person_id)
@@ -243,7 +217,8 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
         query = query.where(Evidence.course_id.in_(course_ids))
     evidence_rows = db.session.execute(query).all()
     course_titles = {ev.course_id: title or label or context for ev, title, label, context in evidence_rows}
-    items = [_evidence_item(ev, course_titles) for ev, *_ in evidence_rows]
+    signed = attestation.evidence_states([ev.id for ev, *_ in evidence_rows], as_of)
+    items = [_evidence_item(ev, course_titles, signed.get(ev.id)) for ev, *_ in evidence_rows]
 
     cross_training: OrderedDict[str, list] = OrderedDict()
     for item in sorted((i for i in items if i["kind"] == "cross_training"),
@@ -257,12 +232,12 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
     today = as_of.date()
     for cert in certifications:
         cert["expired"] = bool(cert.get("expiry_date")) and date.fromisoformat(cert["expiry_date"]) < today
-    start = cycle_start or _cycle_start(certifications, ce_rule, today)
-    ce_result = ce.ce_status(person, ce_rule, start, today, course_ids=course_ids)
+    # The one CE computation (services.ce.report): the same rule, cycle and hours as the dashboard.
+    ce_report = ce.report(person, today, course_ids=course_ids, rule_code=ce_rule)
 
     return {
         "person": {"id": person.id, "name": person.display_name, "email": person.email},
-        "organisation": person.registration.name,
+        "organisation": settings.organization_name(person.registration),
         "as_of": _iso(as_of),
         "scope": "all courses" if course_ids is None else "courses managed by the requester",
         "competencies": competencies,
@@ -270,8 +245,9 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
         "responsibilities": by_date("responsibility", "start_date"),
         "qi_projects": by_date("qi_project", "last_cycle_date"),
         "certifications": certifications,
-        "continuing_education": {"status": ce_result, "activities": by_date("continuing_education",
-                                                                            "completion_date")},
+        "continuing_education": {"status": ce_report["cycles"][0], "cycles": ce_report["cycles"],
+                                 "warnings": ce_report["warnings"], "pending": ce_report["pending"],
+                                 "activities": by_date("continuing_education", "completion_date")},
         "sign_off_ids": sign_off_ids,
         # Sign-offs in force when this transcript was made: revoking or correcting one later makes a printed
         # transcript or CLR of it report "revoked" (those already revoked or corrected are printed as such).
