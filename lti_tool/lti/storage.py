@@ -1,7 +1,7 @@
 """A key/value store in the database for state, nonces and launch data.
 
 Every server process sees the same rows, so a login served by one gunicorn worker and the launch
-served by another agree; nothing large goes into a cookie.
+served by another agree; nothing large goes into a cookie. Each operation is one statement.
 """
 from datetime import timedelta
 
@@ -12,16 +12,18 @@ from sqlalchemy import delete, select
 from ..extensions import db
 from ..models import LtiStoreEntry
 from ..models.base import utcnow
+from ..models.upsert import insert
 
 
-def put(key: str, value, ttl_seconds: int) -> None:
-    entry = db.session.get(LtiStoreEntry, key)
-    expires = utcnow() + timedelta(seconds=ttl_seconds)
-    if entry is None:
-        db.session.add(LtiStoreEntry(key=key, value=value, expires_at=expires))
-    else:
-        entry.value, entry.expires_at = value, expires
-    db.session.flush()
+def put(key: str, value, ttl_seconds: int, *, also=None):
+    """Store (or replace) a value. `also`: a scalar SQL expression read in the same statement, and returned."""
+    stmt = insert(LtiStoreEntry).values(key=key, value=value, expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+        "value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at})
+    if also is None:
+        db.session.execute(stmt)
+        return None
+    return db.session.execute(stmt.returning(also)).scalar_one()
 
 
 def get(key: str):
@@ -31,15 +33,17 @@ def get(key: str):
     return None if entry is None else entry.value
 
 
-def take(key: str):
-    """Read and delete in one step; of two racing requests only one gets the value (single use)."""
-    value = get(key)
-    if value is None:
-        return None
-    result = db.session.execute(delete(LtiStoreEntry).where(LtiStoreEntry.key == key))
-    if result.rowcount != 1:
-        return None
-    return value
+def take(key: str, *, also=None):
+    """Read and delete in one statement (DELETE ... RETURNING): of two racing requests only one gets the value.
+
+    Returns the value (None when unknown or expired), or (value, also's value) when `also` is given."""
+    stmt = (delete(LtiStoreEntry).where(LtiStoreEntry.key == key, LtiStoreEntry.expires_at > utcnow())
+            .returning(LtiStoreEntry.value, *([also] if also is not None else []))
+            .execution_options(synchronize_session=False))
+    row = db.session.execute(stmt).first()
+    if also is None:
+        return None if row is None else row[0]
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def purge_expired() -> int:
@@ -65,13 +69,9 @@ class DbLaunchDataStorage(LaunchDataStorage):
 
 
 class DbSessionService(SessionService):
-    """Nonces are consumed on first use, atomically, so a replayed id_token is refused."""
+    """Launch data goes to the shared table. Nonces live in the state entry and are consumed with it."""
 
     def __init__(self, request, lifetime: int):
         super().__init__(request)
         self.set_data_storage(DbLaunchDataStorage())
         self._launch_data_lifetime = lifetime
-
-    def check_nonce(self, nonce: str) -> bool:
-        key = self.data_storage._prepare_key(self._get_key("nonce", nonce))
-        return take(key) is not None

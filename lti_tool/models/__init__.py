@@ -6,12 +6,12 @@ from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
 from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
-from .registrations import Deployment, Registration, RegistrationLink, ToolKey
+from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
-    "Preceptor", "Registration", "RegistrationLink", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff",
-    "SignOffRevocation", "ToolKey",
+    "Preceptor", "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest",
+    "ScoreOutbox", "SignOff", "SignOffRevocation", "ToolKey",
 ]
