@@ -29,7 +29,8 @@ class Config:
     TOOL_TITLE = "Pharmacy Tech Pathways"
     SECRET_KEY = None
     SQLALCHEMY_DATABASE_URI = None
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Idle pooled connections are pinged before use (extensions.py); busy ones are not.
+    SQLALCHEMY_ENGINE_OPTIONS = {}
     DEV_LMS_ENABLED = False
     # Every outbound call to a platform (lti/http.py: registration, JWKS, token, AGS, NRPS): connect/read timeout
     # in seconds (the whole answer must arrive within twice this), and the largest answer read.

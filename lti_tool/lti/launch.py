@@ -63,6 +63,8 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         self.registration_row = None
 
     def build_redirect(self, launch_url: str):
+        # The state row is the login's only write, and harmless if the login fails after it (it expires unused).
+        storage.autocommit()
         issuer = self._get_request_param("iss")
         login_hint = self._get_request_param("login_hint")
         target = self._get_request_param("target_link_uri")
