@@ -7,12 +7,12 @@ from datetime import timedelta
 
 from pylti1p3.launch_data_storage.base import LaunchDataStorage
 from pylti1p3.session import SessionService
-from sqlalchemy import delete, select
+from sqlalchemy import JSON, bindparam, delete, select
 
 from ..extensions import db
 from ..models import LtiStoreEntry
 from ..models.base import utcnow
-from ..models.upsert import insert
+from ..models.upsert import insert, prebuilt
 
 
 def autocommit() -> None:
@@ -22,14 +22,19 @@ def autocommit() -> None:
 
 
 def put(key: str, value, ttl_seconds: int, *, also=None):
-    """Store (or replace) a value. `also`: a scalar SQL expression read in the same statement, and returned."""
-    stmt = insert(LtiStoreEntry).values(key=key, value=value, expires_at=utcnow() + timedelta(seconds=ttl_seconds))
-    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
-        "value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at})
-    if also is None:
-        db.session.execute(stmt)
-        return None
-    return db.session.execute(stmt.returning(also)).scalar_one()
+    """Store (or replace) a value. `also`: a scalar SQL expression read in the same statement, and returned; it
+    must be built once and reused (it keys the statement cache), like tool_conf.stamp()."""
+
+    def build(dialect):
+        stmt = insert(LtiStoreEntry.__table__, dialect).values(
+            key=bindparam("key"), value=bindparam("value", type_=JSON), expires_at=bindparam("expires_at"))
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
+            "value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at})
+        return stmt if also is None else stmt.returning(also)
+
+    params = {"key": key, "value": value, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
+    result = db.session.execute(prebuilt(("store-put", id(also) if also is not None else None), build), params)
+    return None if also is None else result.scalar_one()
 
 
 def get(key: str):
@@ -42,11 +47,15 @@ def get(key: str):
 def take(key: str, *, also=None):
     """Read and delete in one statement (DELETE ... RETURNING): of two racing requests only one gets the value.
 
-    Returns the value (None when unknown or expired), or (value, also's value) when `also` is given."""
-    stmt = (delete(LtiStoreEntry).where(LtiStoreEntry.key == key, LtiStoreEntry.expires_at > utcnow())
-            .returning(LtiStoreEntry.value, *([also] if also is not None else []))
-            .execution_options(synchronize_session=False))
-    row = db.session.execute(stmt).first()
+    Returns the value (None when unknown or expired), or (value, also's value) when `also` is given (see put)."""
+    table = LtiStoreEntry.__table__
+
+    def build(dialect):
+        return (delete(table).where(table.c.key == bindparam("key"), table.c.expires_at > bindparam("now"))
+                .returning(table.c.value, *([also] if also is not None else [])))
+
+    row = db.session.execute(prebuilt(("store-take", id(also) if also is not None else None), build),
+                             {"key": key, "now": utcnow()}).first()
     if also is None:
         return None if row is None else row[0]
     return (None, None) if row is None else (row[0], row[1])

@@ -76,9 +76,17 @@ class RegistrationInfo:
 _STAMP_ROW = 1
 
 
+_stamp = None
+
+
 def stamp():
-    """The current registry stamp as a scalar subquery, to be read inside a statement that runs anyway."""
-    return select(RegistryVersion.stamp).where(RegistryVersion.id == _STAMP_ROW).scalar_subquery()
+    """The current registry stamp as a scalar subquery, to be read inside a statement that runs anyway (one
+    expression for the process: statements that embed it are built once)."""
+    global _stamp
+    if _stamp is None:
+        table = RegistryVersion.__table__
+        _stamp = select(table.c.stamp).where(table.c.id == _STAMP_ROW).scalar_subquery()
+    return _stamp
 
 
 def note_registry_change(session: Session) -> None:

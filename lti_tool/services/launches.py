@@ -1,5 +1,5 @@
 """Turn a validated launch into people, courses and memberships."""
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 
 from ..extensions import db
 from ..lti.errors import LaunchError
@@ -7,7 +7,7 @@ from ..lti.roles import map_roles
 from ..lti.urls import origin
 from ..models import Course, Membership, Person, Registration, ResourceLink
 from ..models.base import utcnow
-from ..models.upsert import upsert
+from ..models.upsert import as_loaded, prebuilt, upsert
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -103,26 +103,37 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
               "ags_scopes": list(ags["scope"]) if ags.get("scope") else None}
     link_claim = claims.get(CLAIM + "resource_link") or {}
     link_id = str(link_claim["id"]) if link_claim.get("id") else None
-    course, link = db.session.execute(
-        select(Course, ResourceLink)
-        .outerjoin(ResourceLink, and_(ResourceLink.course_id == Course.id, ResourceLink.resource_link_id == link_id))
-        .where(Course.registration_id == registration.id, Course.context_id == context_id)
-    ).first() or (None, None)
-    if course is None or _brings_news(course, wanted):
+    found = db.session.execute(prebuilt(("course-and-link",), _course_and_link), {
+        "registration_id": registration.id, "context_id": context_id, "link_id": link_id}).first()
+    course_columns = Course.__table__.c.keys()
+    if found is None or _brings_news(found._mapping, wanted):
         course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
+    else:
+        course = as_loaded(Course, {k: found._mapping[k] for k in course_columns})
     if link_id:
         wanted_link = {"course_id": course.id, "resource_link_id": link_id, "title": link_claim.get("title") or None,
                        "target": parse_target((claims.get(CLAIM + "custom") or {}).get("target")),
                        "lineitem_url": ags.get("lineitem") or None}
-        if link is None or _brings_news(link, wanted_link):
+        link = {k: found._mapping["link_" + k] for k in wanted_link} if found is not None else {}
+        if link.get("resource_link_id") is None or _brings_news(link, wanted_link):
             upsert(ResourceLink, ("course_id", "resource_link_id"), {**wanted_link, "updated_at": now},
                    keep=LINK_KEEP)
     return course
 
 
-def _brings_news(row, wanted: dict) -> bool:
+def _course_and_link(dialect):
+    """The course of a context and, in the same statement, the launched resource link (if the course has it)."""
+    course, link = Course.__table__, ResourceLink.__table__
+    joined = course.outerjoin(link, and_(link.c.course_id == course.c.id,
+                                         link.c.resource_link_id == bindparam("link_id")))
+    return (select(*course.c, *[c.label("link_" + c.name) for c in link.c]).select_from(joined)
+            .where(course.c.registration_id == bindparam("registration_id"),
+                   course.c.context_id == bindparam("context_id")))
+
+
+def _brings_news(stored, wanted: dict) -> bool:
     """True when a value the launch sent differs from the stored one (an absent value changes nothing)."""
-    return any(value is not None and getattr(row, key) != value for key, value in wanted.items())
+    return any(value is not None and stored[key] != value for key, value in wanted.items())
 
 
 TARGET_TYPES = ("competency", "department", "pathway", "portfolio", "matrix")
