@@ -173,3 +173,17 @@ def test_upsert_returns_the_row_and_keeps_absent_values(app_ctx, make):
                    keep=("name", "email"))
     assert again.id == first.id
     assert (again.name, again.email) == ("Ana", "ana.r@example.org")
+
+
+@pytest.mark.postgres_only
+def test_the_state_statement_relaxes_only_its_own_transactions_commit(app_ctx):
+    from sqlalchemy import text
+
+    from lti_tool.lti import storage
+
+    storage.put("state-relaxed", {"nonce": "n"}, 60, relaxed_commit=True)
+    assert db.session.scalar(text("SHOW synchronous_commit")) == "off"
+    db.session.commit()
+    assert db.session.scalar(text("SHOW synchronous_commit")) == "on"
+    assert storage.take("state-relaxed") == {"nonce": "n"}
+    assert storage.take("state-relaxed") is None  # single use

@@ -87,7 +87,7 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         ttl = current_app.config["LTI_STATE_TTL"]
         # One row holds the state and its nonce: consuming the state at launch consumes the nonce with it.
         entry = {"nonce": nonce, "registration_id": row.id, "target": target}
-        seen = storage.put(state_key(state), entry, ttl, also=stamp())
+        seen = storage.put(state_key(state), entry, ttl, also=stamp(), relaxed_commit=True)
         if not cache().is_current(issuer, seen):
             # A registration changed since this process cached it: read it again before redirecting anywhere.
             fresh = pick(cache().reload(issuer), client_id)
@@ -295,7 +295,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not state:
             raise LaunchError("The launch is incomplete", "The launch has no state parameter.",
                               status=400, code="missing_state")
-        entry, seen = storage.take(state_key(state), also=stamp())
+        entry, seen = storage.take(state_key(state), also=stamp(), relaxed_commit=True)
         if entry is not None and not cache().is_current(self.registration_row.issuer, seen):
             # The registry changed since this process cached it (another worker, the CLI): check the token again
             # against the registration as it is now, before anything is written.

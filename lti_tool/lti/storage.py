@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pylti1p3.launch_data_storage.base import LaunchDataStorage
 from pylti1p3.session import SessionService
-from sqlalchemy import JSON, bindparam, delete, select
+from sqlalchemy import JSON, bindparam, delete, func, select
 
 from ..extensions import db
 from ..models import LtiStoreEntry
@@ -21,20 +21,34 @@ def autocommit() -> None:
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
-def put(key: str, value, ttl_seconds: int, *, also=None):
+def _extras(dialect, also, relaxed_commit):
+    extras = [also] if also is not None else []
+    if relaxed_commit and dialect == "postgresql":
+        extras.append(func.set_config("synchronous_commit", "off", True))
+    return extras
+
+
+def put(key: str, value, ttl_seconds: int, *, also=None, relaxed_commit=False):
     """Store (or replace) a value. `also`: a scalar SQL expression read in the same statement, and returned; it
-    must be built once and reused (it keys the statement cache), like tool_conf.stamp()."""
+    must be built once and reused (it keys the statement cache), like tool_conf.stamp().
+
+    `relaxed_commit`: on PostgreSQL the same statement lets this transaction commit without waiting for the disk
+    (set_config('synchronous_commit', 'off', true) is SET LOCAL as a function). A login or launch loses nothing
+    that matters if the server crashes in the next fraction of a second, and the wait for fdatasync was most of
+    its time; anything committed after it (a sign-off, evidence) is flushed together with it, durably."""
 
     def build(dialect):
         stmt = insert(LtiStoreEntry.__table__, dialect).values(
             key=bindparam("key"), value=bindparam("value", type_=JSON), expires_at=bindparam("expires_at"))
         stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={
             "value": stmt.excluded.value, "expires_at": stmt.excluded.expires_at})
-        return stmt if also is None else stmt.returning(also)
+        extras = _extras(dialect, also, relaxed_commit)
+        return stmt.returning(*extras) if extras else stmt
 
     params = {"key": key, "value": value, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
-    result = db.session.execute(prebuilt(("store-put", id(also) if also is not None else None), build), params)
-    return None if also is None else result.scalar_one()
+    cache_key = ("store-put", id(also) if also is not None else None, relaxed_commit)
+    result = db.session.execute(prebuilt(cache_key, build), params)
+    return None if also is None else result.first()[0]
 
 
 def get(key: str):
@@ -44,7 +58,7 @@ def get(key: str):
     return None if entry is None else entry.value
 
 
-def take(key: str, *, also=None):
+def take(key: str, *, also=None, relaxed_commit=False):
     """Read and delete in one statement (DELETE ... RETURNING): of two racing requests only one gets the value.
 
     Returns the value (None when unknown or expired), or (value, also's value) when `also` is given (see put)."""
@@ -52,10 +66,10 @@ def take(key: str, *, also=None):
 
     def build(dialect):
         return (delete(table).where(table.c.key == bindparam("key"), table.c.expires_at > bindparam("now"))
-                .returning(table.c.value, *([also] if also is not None else [])))
+                .returning(table.c.value, *_extras(dialect, also, relaxed_commit)))
 
-    row = db.session.execute(prebuilt(("store-take", id(also) if also is not None else None), build),
-                             {"key": key, "now": utcnow()}).first()
+    cache_key = ("store-take", id(also) if also is not None else None, relaxed_commit)
+    row = db.session.execute(prebuilt(cache_key, build), {"key": key, "now": utcnow()}).first()
     if also is None:
         return None if row is None else row[0]
     return (None, None) if row is None else (row[0], row[1])
