@@ -8,11 +8,12 @@ import dataclasses
 import json
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import urlencode, urlsplit
 
 import jwt
 from flask import current_app, request
-from jwcrypto.jwk import JWK
+from jwt.algorithms import RSAAlgorithm
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException
 from sqlalchemy import select
@@ -134,7 +135,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def __init__(self, lti_req):
         session = storage.DbSessionService(lti_req, current_app.config["LTI_LAUNCH_DATA_TTL"])
         super().__init__(lti_req, DbToolConf(), session_service=session,
-                         cookie_service=FlaskCookieService(lti_req), requests_session=http_session())
+                         cookie_service=FlaskCookieService(lti_req), requests_session=_HttpOnDemand())
         self.registration_row = None
         self.deployment_row = None
         self.browser_bound = False
@@ -244,7 +245,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               f"The platform's key set has no key {kid!r} for {alg}.",
                               "If the LMS rotated its keys recently, an administrator should check its JWKS URL.",
                               status=401, code="unknown_kid")
-        return JWK.from_json(json.dumps(key)).export_to_pem(), alg
+        return _public_key(json.dumps(key, sort_keys=True)), alg
 
     def validate_jwt_signature(self):
         public_key, alg = self.get_public_key()
@@ -410,6 +411,24 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     @property
     def claims(self) -> dict:
         return self._jwt["body"]
+
+
+@lru_cache(maxsize=64)
+def _public_key(jwk_json: str):
+    """The platform's key, parsed once per process (parsing it took longer than checking the signature)."""
+    return RSAAlgorithm.from_jwk(jwk_json)
+
+
+class _HttpOnDemand:
+    """Stands in for the HTTP session pylti1p3 wants at construction: a launch whose platform keys are cached
+    makes no outbound call, so it does not build a session either."""
+
+    _session = None
+
+    def __getattr__(self, name):
+        if self._session is None:
+            self._session = http_session()
+        return getattr(self._session, name)
 
 
 def _find_key(keyset, kid, alg):

@@ -14,14 +14,14 @@ _built: dict = {}
 def insert(model, dialect: str | None = None):
     """The database's own INSERT construct, which has on_conflict_do_update() and .excluded (for the session's
     database unless a dialect name is given)."""
-    dialect = dialect or db.session.get_bind().dialect.name
+    dialect = dialect or db.engine.dialect.name
     return postgresql.insert(model) if dialect == "postgresql" else sqlite.insert(model)
 
 
 def prebuilt(key, build):
     """The statement `build(dialect)` makes, built once per process and database kind and reused (with bind
     parameters) ever after."""
-    dialect = db.session.get_bind().dialect.name
+    dialect = db.engine.dialect.name
     stmt = _built.get((dialect, key))
     if stmt is None:
         stmt = _built[(dialect, key)] = build(dialect)
