@@ -187,3 +187,25 @@ def test_the_state_statement_relaxes_only_its_own_transactions_commit(app_ctx):
     assert db.session.scalar(text("SHOW synchronous_commit")) == "on"
     assert storage.take("state-relaxed") == {"nonce": "n"}
     assert storage.take("state-relaxed") is None  # single use
+
+
+@pytest.mark.postgres_only
+def test_idle_connections_the_server_dropped_are_replaced_before_use(app, elsewhere, monkeypatch):
+    """Busy pooled connections are not pinged (a round trip per request); idle ones are, so a database restart
+    or an idle timeout does not cost the next request an error."""
+    from sqlalchemy import text
+
+    from lti_tool import extensions
+
+    with app.app_context():
+        before = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.remove()
+    with elsewhere.begin() as conn:  # the server drops every connection of the tool's pool
+        dropped = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                                    "AND backend_type = 'client backend'")).scalars().all()
+    assert dropped and all(dropped)
+    monkeypatch.setattr(extensions, "IDLE_PING_SECONDS", 0)  # every pooled connection counts as idle now
+    with app.app_context():
+        assert db.session.scalar(text("SELECT pg_backend_pid()")) != before
+        db.session.remove()
