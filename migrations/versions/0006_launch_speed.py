@@ -1,7 +1,7 @@
 """registry version: one row whose stamp changes with every registration or deployment change, for per-process caches
 
 Revision ID: 0006_launch_speed
-Revises: 0002_competencies
+Revises: 0003_tenant_boundary
 Create Date: 2026-11-30 20:05:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0006_launch_speed'
-down_revision = '0002_competencies'
+down_revision = '0003_tenant_boundary'
 branch_labels = None
 depends_on = None
 
