@@ -232,9 +232,18 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               status=401, code="missing_kid")
         row = self.registration_row
         max_age = timedelta(seconds=current_app.config["LTI_JWKS_CACHE_SECONDS"])
+
+        def stale(row):
+            return not row.jwks_cache or not row.jwks_fetched_at or utcnow() - row.jwks_fetched_at > max_age
+
+        if stale(row) or _find_key(row.jwks_cache, kid, alg) is None:
+            # Another process may have fetched the keys since this one cached the registration: read it again
+            # (one query, only here) rather than fetch them a second time.
+            row = pick(cache().reload(row.issuer), row.client_id) or row
+            self.registration_row = row
         keyset = row.jwks_cache
         fresh = False
-        if not keyset or not row.jwks_fetched_at or utcnow() - row.jwks_fetched_at > max_age:
+        if stale(row):
             keyset, fresh = self._fetch_jwks(), True
         key = _find_key(keyset, kid, alg)
         if key is None and not fresh:
