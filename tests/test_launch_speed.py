@@ -209,3 +209,36 @@ def test_idle_connections_the_server_dropped_are_replaced_before_use(app, elsewh
     with app.app_context():
         assert db.session.scalar(text("SELECT pg_backend_pid()")) != before
         db.session.remove()
+
+
+def test_a_process_with_an_older_copy_reads_the_keys_another_process_fetched(live_server, platform, registered,
+                                                                              http):
+    """Two server processes: the second cached the registration before the first fetched the platform's keys.
+    It reads them from the database instead of fetching them again."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from lti_tool import create_app
+    from tests.conftest import settings_for_tests
+
+    second = create_app(settings_for_tests())
+    server = make_server("127.0.0.1", 0, second, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert platform.login(http, other)[0].status_code == 302  # the second process caches the registration
+        before = platform.jwks_requests
+        assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303  # the first fetches the keys
+        assert platform.jwks_requests == before + 1
+        resp, auth = platform.login(http, live_server)  # logged in at the first, launched at the second
+        body = platform.claims(auth["nonce"], sub="t-2")
+        body["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = auth["redirect_uri"]
+        resp = http.post(other + "/lti/launch", data={"id_token": platform.sign(body), "state": auth["state"]},
+                         allow_redirects=False)
+        assert resp.status_code == 303, resp.text
+        assert platform.jwks_requests == before + 1
+    finally:
+        server.shutdown()
+        with second.app_context():
+            db.engine.dispose()
