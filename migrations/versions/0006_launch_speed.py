@@ -1,7 +1,7 @@
 """registry version: one row whose stamp changes with every registration or deployment change, for per-process caches
 
 Revision ID: 0006_launch_speed
-Revises: 0003_tenant_boundary
+Revises: 0008_standards
 Create Date: 2026-11-30 20:05:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0006_launch_speed'
-down_revision = '0003_tenant_boundary'
+down_revision = '0008_standards'
 branch_labels = None
 depends_on = None
 
