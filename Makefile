@@ -66,5 +66,6 @@ test-postgres: install chromium postgres
 test: lint test-sqlite test-postgres
 	@echo "Screenshots of the main pages: $(ARTIFACTS)"
 
+# The launch next to a plain pylti1p3 tool and a bare Flask app (and bench/pages.py when present); see bench/README.md.
 bench: install postgres
-	$(PY) bench/launch.py
+	$(PY) bench/compare.py

@@ -90,17 +90,20 @@ class TimingMiddleware:
 
 
 class Gunicorn:
-    def __init__(self, url: str, workers: int):
+    """gunicorn -w N serving the tool (or, for bench/compare.py, another app: `app` run from `chdir`)."""
+
+    def __init__(self, url: str, workers: int, app: str = "lti_tool:create_app()", env: dict | None = None,
+                 chdir: Path = ROOT):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(tempfile.mkstemp(prefix="bench-gunicorn-", suffix=".log")[1])
         env = dict(os.environ, LTI_TOOL_ENV="testing", DATABASE_URL=url, SECRET_KEY="bench-secret",
-                   PROXY_FIX_HOPS="0")
+                   PROXY_FIX_HOPS="0", **(env or {}))
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(
                 [str(ROOT / ".venv" / "bin" / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
-                 "--access-logfile", "-", "--access-logformat", "%(U)s %(s)s %(D)s", "lti_tool:create_app()"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                 "--access-logfile", "-", "--access-logformat", "%(U)s %(s)s %(D)s", app],
+                cwd=chdir, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.label = f"gunicorn -w {workers}"
         deadline = time.monotonic() + 30
         while True:

@@ -29,7 +29,8 @@ class Config:
     TOOL_TITLE = "Pharmacy Tech Pathways"
     SECRET_KEY = None
     SQLALCHEMY_DATABASE_URI = None
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # Idle pooled connections are pinged before use (extensions.py); busy ones are not.
+    SQLALCHEMY_ENGINE_OPTIONS = {}
     DEV_LMS_ENABLED = False
     # Every outbound call to a platform (lti/http.py: registration, JWKS, token, AGS, NRPS): connect/read timeout
     # in seconds (the whole answer must arrive within twice this), and the largest answer read.
@@ -46,6 +47,9 @@ class Config:
     LTI_LAUNCH_DATA_TTL = 86400
     # Platform JWKS cache lifetime.
     LTI_JWKS_CACHE_SECONDS = 3600
+    # Each process caches registrations; changes made through the tool reach every process at their next login or
+    # launch (lti/tool_conf.py). This bounds how long a change made behind the tool's back (raw SQL) goes unseen.
+    LTI_REGISTRY_CACHE_SECONDS = 300
     # A rotated signing key is published at once but signs only after this delay, so platforms that cache the
     # tool's JWKS have fetched it first. To replace a compromised key at once: rotate-key, then retire-key OLD.
     LTI_KEY_ACTIVATION_DELAY = 24 * 3600

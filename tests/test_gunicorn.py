@@ -104,3 +104,41 @@ def test_200_consecutive_launches_through_gunicorn_with_4_workers(gunicorn, plat
     print(f"\n{LAUNCHES} launches in {elapsed:.1f}s; requests per worker {dict(workers)}; "
           f"{crossed} launches finished on another worker than their login")
     assert crossed > 0
+
+
+def test_parallel_first_launches_into_a_new_course_create_each_row_once(gunicorn, platform, registered, app):
+    """A shift change: new technicians open the tool in a course nobody has opened yet, all at once, some in two
+    tabs. Every launch lands (no 5xx), and the course, each person and each membership exist exactly once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from lti_tool.extensions import db
+
+    url, log = gunicorn
+    people, tabs = 8, 2
+    logged_in = []
+    for n in range(people * tabs):  # logins first, so that the launches themselves race
+        http = requests.Session()
+        resp, auth = platform.login(http, url)
+        assert resp.status_code == 302, resp.text
+        body = platform.claims(auth["nonce"], sub=f"new-tech-{n % people}", context_id="course-opened-today")
+        body["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = url + "/lti/launch"
+        logged_in.append((http, auth, platform.sign(body)))
+    start = threading.Barrier(len(logged_in))
+
+    def launch(item):
+        http, auth, token = item
+        start.wait(timeout=30)
+        return http.post(auth["redirect_uri"], data={"id_token": token, "state": auth["state"]},
+                         allow_redirects=False, timeout=30).status_code
+
+    with ThreadPoolExecutor(len(logged_in)) as pool:
+        statuses = list(pool.map(launch, logged_in))
+    assert statuses == [303] * len(logged_in), statuses
+    with app.app_context():
+        counts = {t: db.session.execute(text(f"SELECT COUNT(*) FROM {t}")).scalar()
+                  for t in ("people", "courses", "memberships", "resource_links")}
+    assert counts == {"people": people, "courses": 1, "memberships": people, "resource_links": 1}
+    assert " 500" not in log.read_text()

@@ -4,25 +4,39 @@ pylti1p3 2.0 leaves several gaps that matter in production (see shared REFERENCE
 re-fetch on an unknown kid, aud/azp/iss not checked, nonces never consumed, state only in a cookie. The
 subclasses below close them and turn every refusal into a LaunchError a person can read.
 """
+import dataclasses
 import json
 import secrets
 from datetime import timedelta
+from functools import lru_cache
 from urllib.parse import urlencode, urlsplit
 
 import jwt
 from flask import current_app, request
-from jwcrypto.jwk import JWK
+from jwt.algorithms import RSAAlgorithm
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Deployment
+from ..models import Deployment, Registration
 from ..models.base import utcnow
+from ..models.upsert import insert
 from . import storage
 from .errors import ADMIN_REGISTRATION_ADVICE, LaunchError
 from .http import http_session
-from .tool_conf import DbToolConf, find_deployment_row, find_registration_row
+from .tool_conf import (
+    DbToolConf,
+    DeploymentInfo,
+    ToolRegistration,
+    cache,
+    deployment_known,
+    find_deployment_row,
+    note_registry_change,
+    pick,
+    registration_info,
+    stamp,
+)
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 ALLOWED_ALGS = ("RS256", "RS384", "RS512")
@@ -50,6 +64,8 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         self.registration_row = None
 
     def build_redirect(self, launch_url: str):
+        # The state row is the login's only write, and harmless if the login fails after it (it expires unused).
+        storage.autocommit()
         issuer = self._get_request_param("iss")
         login_hint = self._get_request_param("login_hint")
         target = self._get_request_param("target_link_uri")
@@ -60,23 +76,28 @@ class ToolOIDCLogin(FlaskOIDCLogin):
             raise LaunchError("The LMS did not say who you are",
                               "The login request has no login_hint.", status=400, code="missing_login_hint")
         client_id = self._get_request_param("client_id")
-        row = find_registration_row(issuer, client_id, self._get_request_param("lti_deployment_id"))
+        row = registration_info(issuer, client_id, self._get_request_param("lti_deployment_id"))
         if row is None:
-            raise LaunchError(
-                "This LMS is not registered with the tool",
-                f"No registration matches issuer {issuer}" + (f" and client id {client_id}." if client_id else "."),
-                ADMIN_REGISTRATION_ADVICE, status=400, code="unknown_registration",
-            )
+            raise self._unknown(issuer, client_id)
         if target and urlsplit(target).netloc not in ("", urlsplit(launch_url).netloc):
             raise LaunchError("The link points elsewhere",
                               "The target_link_uri is not an address of this tool.", status=400,
                               code="foreign_target")
-        self.registration_row = row
         state = "state-" + secrets.token_urlsafe(24)
         nonce = secrets.token_urlsafe(24)
         ttl = current_app.config["LTI_STATE_TTL"]
-        storage.put(state_key(state), {"nonce": nonce, "registration_id": row.id, "target": target}, ttl)
-        storage.put(f"lti1p3-nonce-{nonce}", True, ttl)
+        # One row holds the state and its nonce: consuming the state at launch consumes the nonce with it.
+        entry = {"nonce": nonce, "registration_id": row.id, "target": target}
+        seen = storage.put(state_key(state), entry, ttl, also=stamp(), relaxed_commit=True)
+        if not cache().is_current(issuer, seen):
+            # A registration changed since this process cached it: read it again before redirecting anywhere.
+            fresh = pick(cache().reload(issuer), client_id)
+            if fresh is None:
+                raise self._unknown(issuer, client_id)
+            if fresh.id != row.id:
+                storage.put(state_key(state), {**entry, "registration_id": fresh.id}, ttl)
+            row = fresh
+        self.registration_row = row
         self._cookie_service.set_cookie(state, state, ttl)
         params = {
             "scope": "openid",
@@ -95,6 +116,14 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         sep = "&" if "?" in row.auth_login_url else "?"
         return row.auth_login_url + sep + urlencode(params), state, nonce
 
+    @staticmethod
+    def _unknown(issuer, client_id):
+        return LaunchError(
+            "This LMS is not registered with the tool",
+            f"No registration matches issuer {issuer}" + (f" and client id {client_id}." if client_id else "."),
+            ADMIN_REGISTRATION_ADVICE, status=400, code="unknown_registration",
+        )
+
     def apply_cookies(self, response):
         self._cookie_service.update_response(response)
         return response
@@ -106,7 +135,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def __init__(self, lti_req):
         session = storage.DbSessionService(lti_req, current_app.config["LTI_LAUNCH_DATA_TTL"])
         super().__init__(lti_req, DbToolConf(), session_service=session,
-                         cookie_service=FlaskCookieService(lti_req), requests_session=http_session())
+                         cookie_service=FlaskCookieService(lti_req), requests_session=_HttpOnDemand())
         self.registration_row = None
         self.deployment_row = None
         self.browser_bound = False
@@ -158,13 +187,13 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not iss or not isinstance(iss, str):
             raise LaunchError("The LMS did not say who it is", "The id_token has no issuer (iss).",
                               status=400, code="missing_iss")
-        row = find_registration_row(iss, client_id) if isinstance(client_id, str) else None
+        row = registration_info(iss, client_id) if isinstance(client_id, str) else None
         if row is None:
             raise LaunchError("This LMS is not registered with the tool",
                               f"No registration matches issuer {iss} and client id {client_id}.",
                               ADMIN_REGISTRATION_ADVICE, status=401, code="unknown_registration")
         self.registration_row = row
-        self._registration = DbToolConf().find_registration_by_params(iss, row.client_id)
+        self._registration = ToolRegistration(row)
         return self
 
     # -- keys -----------------------------------------------------------------------------------
@@ -182,8 +211,13 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               f"Fetching the platform's public keys from {row.jwks_url} failed.",
                               "An administrator should check the registration's JWKS URL and that the LMS is up.",
                               status=400, code="jwks_unavailable") from exc
-        row.jwks_cache = data
-        row.jwks_fetched_at = utcnow()
+        # Stored on the registration (every process reads it from there) and in this launch's copy.
+        stored = db.session.get(Registration, row.id)
+        if stored is None:
+            raise LaunchError("This LMS is not registered with the tool", "The registration was just removed.",
+                              ADMIN_REGISTRATION_ADVICE, status=401, code="unknown_registration")
+        stored.jwks_cache, stored.jwks_fetched_at = data, utcnow()
+        self.registration_row = dataclasses.replace(row, jwks_cache=data, jwks_fetched_at=stored.jwks_fetched_at)
         return data
 
     def get_public_key(self):
@@ -198,9 +232,18 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               status=401, code="missing_kid")
         row = self.registration_row
         max_age = timedelta(seconds=current_app.config["LTI_JWKS_CACHE_SECONDS"])
+
+        def stale(row):
+            return not row.jwks_cache or not row.jwks_fetched_at or utcnow() - row.jwks_fetched_at > max_age
+
+        if stale(row) or _find_key(row.jwks_cache, kid, alg) is None:
+            # Another process may have fetched the keys since this one cached the registration: read it again
+            # (one query, only here) rather than fetch them a second time.
+            row = pick(cache().reload(row.issuer), row.client_id) or row
+            self.registration_row = row
         keyset = row.jwks_cache
         fresh = False
-        if not keyset or not row.jwks_fetched_at or utcnow() - row.jwks_fetched_at > max_age:
+        if stale(row):
             keyset, fresh = self._fetch_jwks(), True
         key = _find_key(keyset, kid, alg)
         if key is None and not fresh:
@@ -211,7 +254,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               f"The platform's key set has no key {kid!r} for {alg}.",
                               "If the LMS rotated its keys recently, an administrator should check its JWKS URL.",
                               status=401, code="unknown_kid")
-        return JWK.from_json(json.dumps(key)).export_to_pem(), alg
+        return _public_key(json.dumps(key, sort_keys=True)), alg
 
     def validate_jwt_signature(self):
         public_key, alg = self.get_public_key()
@@ -262,7 +305,13 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not state:
             raise LaunchError("The launch is incomplete", "The launch has no state parameter.",
                               status=400, code="missing_state")
-        entry = storage.take(state_key(state))
+        entry, seen = storage.take(state_key(state), also=stamp(), relaxed_commit=True)
+        if entry is not None and not cache().is_current(self.registration_row.issuer, seen):
+            # The registry changed since this process cached it (another worker, the CLI): check the token again
+            # against the registration as it is now, before anything is written.
+            cache().reload(self.registration_row.issuer)
+            self.validate_registration()
+            self.validate_jwt_signature()
         if entry is None:
             raise LaunchError("This launch was already used or has expired",
                               "The state of this launch is unknown: it was used before, it is more than a few "
@@ -290,10 +339,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self
 
     def validate_nonce(self):
-        nonce = self._jwt["body"].get("nonce")
-        if not nonce or not self._session_service.check_nonce(nonce):
-            raise LaunchError("This launch was already used", "The id_token's nonce was used before (replay).",
-                              "Open the tool again from your course.", status=400, code="nonce_replayed")
+        """The nonce was issued in the state entry that validate_state consumed (and compared it with): a replayed
+        id_token finds no entry with its nonce, so nothing is left to check or delete here."""
         return self
 
     def validate_deployment(self):
@@ -302,17 +349,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             raise LaunchError("The launch names no deployment", "The id_token has no deployment_id.",
                               status=400, code="missing_deployment")
         row = find_deployment_row(self.registration_row, deployment_id)
-        if row is None and db.session.scalar(select(Deployment.id).where(
-                Deployment.registration_id == self.registration_row.id, Deployment.deployment_id == deployment_id)):
+        if row is None and deployment_known(self.registration_row, deployment_id):
             # Disabled on the administration page: refused, and never re-created by auto_deployments.
             raise LaunchError("This deployment of the tool is disabled",
                               f"Deployment {deployment_id!r} has been disabled by an administrator of the tool.",
                               "Ask your LMS administrator to enable it again on the tool's administration page.",
                               status=403, code="deployment_disabled")
         if row is None and self.registration_row.auto_deployments:
-            row = Deployment(registration_id=self.registration_row.id, deployment_id=deployment_id)
-            db.session.add(row)
-            db.session.flush()
+            row = self._record_new_deployment(deployment_id)
         if row is None:
             raise LaunchError("This deployment of the tool is not registered",
                               f"Deployment {deployment_id!r} is not registered for this LMS.",
@@ -321,6 +365,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               code="unknown_deployment")
         self.deployment_row = row
         return self
+
+    def _record_new_deployment(self, deployment_id: str) -> DeploymentInfo:
+        """A deployment id first seen in a launch this registration signed; two such launches at once both pass."""
+        registration_id = self.registration_row.id
+        db.session.execute(insert(Deployment).values(registration_id=registration_id, deployment_id=deployment_id)
+                           .on_conflict_do_nothing(index_elements=["registration_id", "deployment_id"]))
+        pk = db.session.scalar(select(Deployment.id).where(Deployment.registration_id == registration_id,
+                                                           Deployment.deployment_id == deployment_id))
+        note_registry_change(db.session)
+        return DeploymentInfo(pk, deployment_id, True)
 
     def validate_message(self):
         body = self._jwt["body"]
@@ -356,12 +410,34 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self
 
     def save_launch_data(self):
-        self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
+        """Kept only where something reads the claims again: the deep-linking picker, and a launch held until the
+        page confirms its state from platform storage. A plain resource-link launch needs no extra write."""
+        deep_linking = self._jwt["body"].get(CLAIM + "message_type") == "LtiDeepLinkingRequest"
+        if deep_linking or not self.browser_bound:
+            self._session_service.save_launch_data(self._launch_id, self._jwt["body"])
         return self
 
     @property
     def claims(self) -> dict:
         return self._jwt["body"]
+
+
+@lru_cache(maxsize=64)
+def _public_key(jwk_json: str):
+    """The platform's key, parsed once per process (parsing it took longer than checking the signature)."""
+    return RSAAlgorithm.from_jwk(jwk_json)
+
+
+class _HttpOnDemand:
+    """Stands in for the HTTP session pylti1p3 wants at construction: a launch whose platform keys are cached
+    makes no outbound call, so it does not build a session either."""
+
+    _session = None
+
+    def __getattr__(self, name):
+        if self._session is None:
+            self._session = http_session()
+        return getattr(self._session, name)
 
 
 def _find_key(keyset, kid, alg):

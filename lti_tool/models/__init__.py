@@ -6,13 +6,13 @@ from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
 from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
-from .registrations import Deployment, Registration, RegistrationLink, ToolKey
+from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 from .status import StoredStatus
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
-    "Preceptor", "Registration", "RegistrationLink", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff",
-    "SignOffRevocation", "StoredStatus", "ToolKey",
+    "Preceptor", "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest",
+    "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus", "ToolKey",
 ]

@@ -83,3 +83,16 @@ class RegistrationLink(db.Model):
     expires_at = mapped_column(UTCDateTime, nullable=False)
     used_at = mapped_column(UTCDateTime)
     registration_id: Mapped[int | None] = mapped_column(ForeignKey("registrations.id", ondelete="SET NULL"))
+
+
+class RegistryVersion(db.Model):
+    """A single row whose stamp changes in the same transaction as any change to a registration or deployment.
+
+    Each server process caches registrations and deployments (lti/tool_conf.py) and compares this stamp, read in
+    a statement a launch runs anyway, with the one its cache was filled at."""
+
+    __tablename__ = "registry_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # A random token, not a counter: emptying and refilling the table can never bring back a stamp seen before.
+    stamp: Mapped[str | None] = mapped_column(String(32))

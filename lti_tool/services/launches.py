@@ -1,12 +1,13 @@
 """Turn a validated launch into people, courses and memberships."""
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 
 from ..extensions import db
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
 from ..lti.urls import origin
-from ..models import Course, Deployment, Membership, Person, Registration, ResourceLink
+from ..models import Course, Membership, Person, Registration, ResourceLink
 from ..models.base import utcnow
+from ..models.upsert import as_loaded, prebuilt, upsert
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -15,20 +16,24 @@ DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_setting
 MAX_FRAME_ORIGINS = 20
 
 
-def remember_origins(registration: Registration, claims: dict) -> None:
+def remember_origins(registration, claims: dict) -> None:
     """Keep the origins a validated launch came from, so this registration's pages may be framed there (CSP
     frame-ancestors) and post back there (form-action): launch_presentation.return_url and deep_link_return_url.
-    Both are inside the signed id_token; no request header (Origin, Referer) is ever trusted for this."""
+    Both are inside the signed id_token; no request header (Origin, Referer) is ever trusted for this.
+    `registration` may be the launch's cached copy: the row is read and written only when an origin is new."""
     found = {
         origin((claims.get(CLAIM + "launch_presentation") or {}).get("return_url")),
         origin((claims.get(DL_SETTINGS) or {}).get("deep_link_return_url")),
     } - {None}
-    settings = dict(registration.settings or {})
+    if not found - set((registration.settings or {}).get("frame_origins") or []):
+        return
+    row = db.session.get(Registration, registration.id)
+    settings = dict(row.settings or {})
     known = list(settings.get("frame_origins") or [])
     new = sorted(found - set(known))
     if new:
         settings["frame_origins"] = (known + new)[-MAX_FRAME_ORIGINS:]
-        registration.settings = settings
+        row.settings = settings
 
 
 def frame_origins(registration: Registration) -> list[str]:
@@ -40,8 +45,13 @@ def frame_origins(registration: Registration) -> list[str]:
     return sorted({o for o in found if o and origin(o) == o})
 
 
-def record_launch(registration: Registration, deployment: Deployment, claims: dict):
+def record_launch(registration, deployment, claims: dict):
     """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
+
+    A returning person's launch takes three statements: the person and the membership are written with
+    INSERT ... ON CONFLICT (their last launch changes every time), the course and the launched resource link are
+    read in one SELECT and written only when the launch brings something new, so hundreds of launches into one
+    course do not queue on its row. Two first launches at once cannot create a row twice.
 
     Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
     this tool understands, before anything is written.
@@ -58,76 +68,72 @@ def record_launch(registration: Registration, deployment: Deployment, claims: di
             status=403, code="no_role",
         )
     now = utcnow()
-    person = db.session.scalars(
-        select(Person).where(Person.registration_id == registration.id, Person.sub == claims["sub"])
-    ).first()
-    if person is None:
-        person = Person(registration_id=registration.id, sub=claims["sub"])
-        db.session.add(person)
-    # Names and email change in the LMS; the latest launch wins.
-    person.name = claims.get("name") or person.name
-    person.given_name = claims.get("given_name") or person.given_name
-    person.family_name = claims.get("family_name") or person.family_name
-    person.email = claims.get("email") or person.email
-    person.is_admin = is_admin
-    person.last_launch_at = now
+    # Names and email change in the LMS; the latest launch wins (an absent one keeps what we have).
+    person = upsert(Person, ("registration_id", "sub"), {
+        "registration_id": registration.id, "sub": claims["sub"],
+        "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
+        "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
+        "is_admin": is_admin, "last_launch_at": now, "updated_at": now,
+    }, keep=("name", "given_name", "family_name", "email"))
 
     course = membership = None
     if context.get("id"):
-        course = db.session.scalars(
-            select(Course).where(Course.registration_id == registration.id, Course.context_id == str(context["id"]))
-        ).first()
-        if course is None:
-            course = Course(registration_id=registration.id, context_id=str(context["id"]))
-            db.session.add(course)
-        course.title = context.get("title") or course.title
-        course.label = context.get("label") or course.label
-        course.deployment_id = deployment.id
-        db.session.flush()
-        record_services(course, claims)
-        membership = db.session.scalars(
-            select(Membership).where(Membership.person_id == person.id, Membership.course_id == course.id)
-        ).first()
-        if membership is None:
-            membership = Membership(person_id=person.id, course_id=course.id)
-            db.session.add(membership)
-        membership.role = role
-        membership.source = "launch"
-        membership.lti_roles = roles
-        membership.active = True
-        membership.last_launch_at = now
-    db.session.flush()
+        course = record_course(registration, deployment, str(context["id"]), context, claims, now)
+        membership = upsert(Membership, ("person_id", "course_id"), {
+            "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
+            "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
+        })
     return person, course, membership
 
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+COURSE_KEEP = ("title", "label", "nrps_url", "ags_lineitems_url", "ags_scopes")
+LINK_KEEP = ("title", "target", "lineitem_url")
 
 
-def record_services(course: Course, claims: dict) -> None:
-    """Keep the course's Advantage endpoints and the launched resource link (with its line item) current."""
+def record_course(registration, deployment, context_id: str, context: dict, claims: dict, now) -> Course:
+    """The course with its Advantage endpoints, and the launched resource link (with its line item) current."""
     nrps = claims.get(NRPS) or {}
-    if nrps.get("context_memberships_url"):
-        course.nrps_url = nrps["context_memberships_url"]
     ags = claims.get(AGS) or {}
-    if ags.get("lineitems"):
-        course.ags_lineitems_url = ags["lineitems"]
-    if ags.get("scope"):
-        course.ags_scopes = list(ags["scope"])
+    wanted = {"registration_id": registration.id, "context_id": context_id, "deployment_id": deployment.id,
+              "title": context.get("title") or None, "label": context.get("label") or None,
+              "nrps_url": nrps.get("context_memberships_url") or None,
+              "ags_lineitems_url": ags.get("lineitems") or None,
+              "ags_scopes": list(ags["scope"]) if ags.get("scope") else None}
     link_claim = claims.get(CLAIM + "resource_link") or {}
-    if not link_claim.get("id"):
-        return
-    link = db.session.scalars(select(ResourceLink).where(
-        ResourceLink.course_id == course.id, ResourceLink.resource_link_id == str(link_claim["id"]))).first()
-    if link is None:
-        link = ResourceLink(course_id=course.id, resource_link_id=str(link_claim["id"]))
-        db.session.add(link)
-    link.title = link_claim.get("title") or link.title
-    target = parse_target((claims.get(CLAIM + "custom") or {}).get("target"))
-    if target:
-        link.target = target
-    if ags.get("lineitem"):
-        link.lineitem_url = ags["lineitem"]
+    link_id = str(link_claim["id"]) if link_claim.get("id") else None
+    found = db.session.execute(prebuilt(("course-and-link",), _course_and_link), {
+        "registration_id": registration.id, "context_id": context_id, "link_id": link_id}).first()
+    course_columns = Course.__table__.c.keys()
+    if found is None or _brings_news(found._mapping, wanted):
+        course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
+    else:
+        course = as_loaded(Course, {k: found._mapping[k] for k in course_columns})
+    if link_id:
+        wanted_link = {"course_id": course.id, "resource_link_id": link_id, "title": link_claim.get("title") or None,
+                       "target": parse_target((claims.get(CLAIM + "custom") or {}).get("target")),
+                       "lineitem_url": ags.get("lineitem") or None}
+        link = {k: found._mapping["link_" + k] for k in wanted_link} if found is not None else {}
+        if link.get("resource_link_id") is None or _brings_news(link, wanted_link):
+            upsert(ResourceLink, ("course_id", "resource_link_id"), {**wanted_link, "updated_at": now},
+                   keep=LINK_KEEP)
+    return course
+
+
+def _course_and_link(dialect):
+    """The course of a context and, in the same statement, the launched resource link (if the course has it)."""
+    course, link = Course.__table__, ResourceLink.__table__
+    joined = course.outerjoin(link, and_(link.c.course_id == course.c.id,
+                                         link.c.resource_link_id == bindparam("link_id")))
+    return (select(*course.c, *[c.label("link_" + c.name) for c in link.c]).select_from(joined)
+            .where(course.c.registration_id == bindparam("registration_id"),
+                   course.c.context_id == bindparam("context_id")))
+
+
+def _brings_news(stored, wanted: dict) -> bool:
+    """True when a value the launch sent differs from the stored one (an absent value changes nothing)."""
+    return any(value is not None and stored[key] != value for key, value in wanted.items())
 
 
 TARGET_TYPES = ("competency", "department", "pathway", "portfolio", "matrix")

@@ -1,0 +1,247 @@
+"""A returning user's login+launch in a handful of statements, and the per-process registration cache that makes
+it possible: changes made elsewhere (another server process, the CLI) are seen at the very next login or launch.
+
+Everything goes through real HTTP against the live server, with real RS256 id_tokens from the test platform.
+"""
+import secrets
+
+import pytest
+from sqlalchemy import create_engine, update
+
+from lti_tool.extensions import db
+from lti_tool.models import Deployment, Registration, RegistryVersion
+from lti_tool.models.upsert import insert
+from tests.conftest import DATABASE_URL
+from tests.support.platform import CANVAS_ROLES
+from tests.support.statements import recorded_statements
+
+# The issue's budget for a returning user's login and launch together (the CSP header's registration query,
+# being removed from every response separately, included).
+MAX_STATEMENTS = 8
+
+
+@pytest.fixture
+def engine(app):
+    with app.app_context():
+        return db.engine
+
+
+@pytest.fixture
+def elsewhere():
+    """A connection of its own, standing for another server process or the CLI: what it writes reaches the
+    database (and the registry stamp, when it writes one) but not this process's cache."""
+    other = create_engine(DATABASE_URL)
+    yield other
+    other.dispose()
+
+
+def _write_stamp(conn):
+    new = secrets.token_hex(16)
+    stmt = insert(RegistryVersion.__table__, conn.dialect.name).values(id=1, stamp=new)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["id"], set_={"stamp": new}))
+
+
+def _disable_deployments(conn, registration_id):
+    conn.execute(update(Deployment.__table__).where(Deployment.__table__.c.registration_id == registration_id)
+                 .values(active=False))
+
+
+def test_returning_users_login_and_launch_take_at_most_8_statements(app, engine, live_server, platform, registered,
+                                                                    http, count_rows):
+    for _ in range(2):  # the first launch fetches the platform's keys, which changes the registration once
+        resp, _, _ = platform.launch(http, live_server, sub="back-again")
+        assert resp.status_code == 303, resp.text
+    jwks_before = platform.jwks_requests
+    with recorded_statements(engine) as seen:
+        resp, _, _ = platform.launch(http, live_server, sub="back-again", name="Tess Nguyen-Ramos")
+    assert resp.status_code == 303, resp.text
+    assert len(seen) <= MAX_STATEMENTS, "\n".join(seen)
+    lowered = [s.lower() for s in seen]
+    # Registration and deployment come from the cache; state and nonce are consumed by one DELETE ... RETURNING.
+    assert not any(s.startswith("select") and "from registrations" in s and "deployments" in s for s in lowered)
+    assert not any("from deployments" in s for s in lowered)
+    store = [s for s in lowered if "lti_store" in s]
+    assert len(store) == 2 and store[0].startswith("insert") and store[1].startswith("delete")
+    assert "returning" in store[1]
+    assert platform.jwks_requests == jwks_before  # no outbound call
+    assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+    page = http.get(live_server + resp.headers["Location"])
+    assert "Tess Nguyen-Ramos" in page.text
+
+
+def test_a_new_course_and_person_are_created_by_the_launch(live_server, platform, registered, http, count_rows):
+    resp, _, _ = platform.launch(http, live_server, sub="first-timer", context_id="brand-new-course",
+                                 roles=CANVAS_ROLES["teacher"])
+    assert resp.status_code == 303, resp.text
+    assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+    assert ">Manager<" in http.get(live_server + resp.headers["Location"]).text
+
+
+def test_an_absent_name_keeps_the_stored_one_and_a_new_title_is_stored(app, live_server, platform, registered,
+                                                                       http):
+    platform.launch(http, live_server, sub="keeps-name", name="Ana Ruiz")
+    resp, _, _ = platform.launch(
+        http, live_server, sub="keeps-name", claims=lambda c: {
+            **{k: v for k, v in c.items() if k != "name"},
+            "https://purl.imsglobal.org/spec/lti/claim/context": {"id": "course-1", "title": "Sterile Compounding"}})
+    assert resp.status_code == 303, resp.text
+    page = http.get(live_server + resp.headers["Location"]).text
+    assert "Ana Ruiz" in page and "Sterile Compounding" in page
+
+
+def test_a_deployment_disabled_by_another_process_is_refused_at_the_next_launch(live_server, platform, registered,
+                                                                                http, elsewhere, count_rows):
+    assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303  # cached in this process now
+    with elsewhere.begin() as conn:  # what the CLI or another worker's admin page does
+        _disable_deployments(conn, registered)
+        _write_stamp(conn)
+    before = count_rows()
+    resp, _, _ = platform.launch(http, live_server, sub="t-2")
+    assert resp.status_code == 403
+    assert "This deployment of the tool is disabled" in resp.text
+    assert count_rows() == before
+
+
+def test_a_change_behind_the_tools_back_is_seen_once_the_cached_copy_is_older_than_the_limit(
+        app, live_server, platform, registered, http, elsewhere, monkeypatch):
+    assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303
+    with elsewhere.begin() as conn:  # raw SQL: no new stamp
+        _disable_deployments(conn, registered)
+    monkeypatch.setitem(app.config, "LTI_REGISTRY_CACHE_SECONDS", 0)
+    resp, _, _ = platform.launch(http, live_server, sub="t-2")
+    assert resp.status_code == 403 and "This deployment of the tool is disabled" in resp.text
+
+
+def test_a_registration_removed_by_another_process_is_refused_at_the_next_login(live_server, platform, registered,
+                                                                                http, elsewhere, app):
+    assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303
+    with elsewhere.begin() as conn:  # moved to another client id, as `lti add-platform` would re-register it
+        conn.execute(update(Registration.__table__).where(Registration.__table__.c.id == registered)
+                     .values(client_id="retired-client"))
+        _write_stamp(conn)
+    resp, _ = platform.login(http, live_server)
+    assert resp.status_code == 400
+    assert "This LMS is not registered with the tool" in resp.text
+
+
+def test_a_changed_login_endpoint_is_used_at_once(live_server, platform, registered, http, elsewhere):
+    assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303
+    with elsewhere.begin() as conn:
+        conn.execute(update(Registration.__table__).where(Registration.__table__.c.id == registered)
+                     .values(auth_login_url=platform.base + "/auth?v=2"))
+        _write_stamp(conn)
+    resp, _ = platform.login(http, live_server)
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith(platform.base + "/auth?v=2&")
+
+
+def test_a_change_made_through_the_tool_clears_this_process_cache(app, live_server, platform, registered, http):
+    assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303
+    with app.app_context():
+        db.session.get(Deployment, db.session.scalars(
+            Deployment.__table__.select().where(Deployment.__table__.c.registration_id == registered)).first()
+        ).active = False
+        db.session.commit()
+        assert len(app.extensions["lti_registry_cache"]) == 0
+    resp, _, _ = platform.launch(http, live_server, sub="t-2")
+    assert resp.status_code == 403
+
+
+def test_launches_from_a_new_canvas_deployment_record_it_once(app, live_server, platform, http):
+    with app.app_context():
+        registration_id = platform.register_in(db, auto_deployments=True).id
+    for sub in ("a", "b"):
+        resp, _, _ = platform.launch(http, live_server, sub=sub, deployment_id="2:new-account")
+        assert resp.status_code == 303, resp.text
+    with app.app_context():
+        rows = db.session.scalars(Deployment.__table__.select().where(
+            Deployment.__table__.c.registration_id == registration_id,
+            Deployment.__table__.c.deployment_id == "2:new-account")).all()
+    assert len(rows) == 1
+
+
+def test_upsert_returns_the_row_and_keeps_absent_values(app_ctx, make):
+    from lti_tool.models import Person
+    from lti_tool.models.upsert import upsert
+
+    registration = make.registration()
+    first = upsert(Person, ("registration_id", "sub"), {"registration_id": registration.id, "sub": "u-1",
+                                                        "name": "Ana", "email": "ana@example.org"},
+                   keep=("name", "email"))
+    again = upsert(Person, ("registration_id", "sub"), {"registration_id": registration.id, "sub": "u-1",
+                                                        "name": None, "email": "ana.r@example.org"},
+                   keep=("name", "email"))
+    assert again.id == first.id
+    assert (again.name, again.email) == ("Ana", "ana.r@example.org")
+
+
+@pytest.mark.postgres_only
+def test_the_state_statement_relaxes_only_its_own_transactions_commit(app_ctx):
+    from sqlalchemy import text
+
+    from lti_tool.lti import storage
+
+    storage.put("state-relaxed", {"nonce": "n"}, 60, relaxed_commit=True)
+    assert db.session.scalar(text("SHOW synchronous_commit")) == "off"
+    db.session.commit()
+    assert db.session.scalar(text("SHOW synchronous_commit")) == "on"
+    assert storage.take("state-relaxed") == {"nonce": "n"}
+    assert storage.take("state-relaxed") is None  # single use
+
+
+@pytest.mark.postgres_only
+def test_idle_connections_the_server_dropped_are_replaced_before_use(app, elsewhere, monkeypatch):
+    """Busy pooled connections are not pinged (a round trip per request); idle ones are, so a database restart
+    or an idle timeout does not cost the next request an error."""
+    from sqlalchemy import text
+
+    from lti_tool import extensions
+
+    with app.app_context():
+        before = db.session.scalar(text("SELECT pg_backend_pid()"))
+        db.session.remove()
+    with elsewhere.begin() as conn:  # the server drops every connection of the tool's pool
+        dropped = conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                                    "AND backend_type = 'client backend'")).scalars().all()
+    assert dropped and all(dropped)
+    monkeypatch.setattr(extensions, "IDLE_PING_SECONDS", 0)  # every pooled connection counts as idle now
+    with app.app_context():
+        try:
+            assert db.session.scalar(text("SELECT pg_backend_pid()")) != before
+        finally:
+            db.session.remove()
+            db.engine.dispose()  # the pool's other dropped connections, before the next test uses the pool
+
+
+def test_a_process_with_an_older_copy_reads_the_keys_another_process_fetched(live_server, platform, registered,
+                                                                              http):
+    """Two server processes: the second cached the registration before the first fetched the platform's keys.
+    It reads them from the database instead of fetching them again."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from lti_tool import create_app
+    from tests.conftest import settings_for_tests
+
+    second = create_app(settings_for_tests())
+    server = make_server("127.0.0.1", 0, second, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert platform.login(http, other)[0].status_code == 302  # the second process caches the registration
+        before = platform.jwks_requests
+        assert platform.launch(http, live_server, sub="t-1")[0].status_code == 303  # the first fetches the keys
+        assert platform.jwks_requests == before + 1
+        resp, auth = platform.login(http, live_server)  # logged in at the first, launched at the second
+        body = platform.claims(auth["nonce"], sub="t-2")
+        body["https://purl.imsglobal.org/spec/lti/claim/target_link_uri"] = auth["redirect_uri"]
+        resp = http.post(other + "/lti/launch", data={"id_token": platform.sign(body), "state": auth["state"]},
+                         allow_redirects=False)
+        assert resp.status_code == 303, resp.text
+        assert platform.jwks_requests == before + 1
+    finally:
+        server.shutdown()
+        with second.app_context():
+            db.engine.dispose()
