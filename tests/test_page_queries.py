@@ -49,7 +49,8 @@ def _record(app, n: int, tag: str):
         manager = _manager(actor)
         codes = db.session.scalars(select(Competency).where(Competency.code.like("XT-%"))
                                    .order_by(Competency.code)).all()
-        leaves = [c for c in codes if not c.children][:max(n, 1)]
+        leaves = [c for c in codes if not c.children
+                  and (not c.evidence_kinds or "cross_training" in c.evidence_kinds)][:max(n, 1)]
         for i in range(n):
             item = Evidence(person_id=actor.person.id, course_id=actor.course.id, kind="cross_training",
                             title=f"{tag} {i}", data={"department": "iv_room", "hours": 4,
