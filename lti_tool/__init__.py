@@ -50,6 +50,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.admin import bp as admin_bp
 
     app.register_blueprint(admin_bp)
+    from .blueprints.reports import bp as reports_bp
+
+    app.register_blueprint(reports_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")

@@ -40,6 +40,16 @@ def can_choose_course_frameworks(session) -> bool:
                                       and session.role in MANAGER_SIDE)
 
 
+def can_see_reports(session) -> bool:
+    """Reports of the session's course: its managers, and the tenant's administrator launched from it."""
+    return is_course_manager(session) or (is_tool_admin(session) and session.course is not None)
+
+
+def can_read_audit_log(session) -> bool:
+    """The audit log: a course's managers (that course) and the tenant's administrator (the whole tenant)."""
+    return is_course_manager(session) or is_tool_admin(session)
+
+
 def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):

@@ -86,6 +86,7 @@ NAV = [
     ("My evidence", "technician.evidence_list", "technician"),
     ("Review queue", "manager.queue", "reviewer"),
     ("Team matrix", "manager.matrix", "manager"),
+    ("Reports", "reports.index", "reports"),
     ("Transcripts", "transcripts.index", "all"),
     ("Administration", "admin.index", "admin"),
 ]
@@ -106,6 +107,8 @@ def nav_items() -> list[dict]:
         allowed.add("reviewer")  # a technician named preceptor
     if is_tool_admin(session):
         allowed.add("admin")
+    if is_manager_side(session) or is_tool_admin(session):
+        allowed.add("reports")
     items = []
     for label, endpoint, who in NAV:
         if who in allowed and endpoint in current_app.view_functions:
