@@ -4,6 +4,7 @@ from .audit import AuditEntry
 from .evidence import Attachment, Evidence, EvidenceCompetency
 from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
+from .imports import ImportBatch, ImportedRecord
 from .lti_store import LtiStoreEntry
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
@@ -12,7 +13,7 @@ from .status import StoredStatus
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
-    "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
-    "Preceptor", "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest",
-    "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus", "ToolKey",
+    "EvidenceCompetency", "ExportJob", "Framework", "ImportBatch", "ImportedRecord", "IssuedCredential",
+    "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration", "RegistrationLink", "RegistryVersion",
+    "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus", "ToolKey",
 ]

@@ -405,15 +405,17 @@ def _json_ready(value):
     return value
 
 
-def load_evidence(kind: str, payload, *, today: date | None = None) -> tuple[str, dict, list[int]]:
-    """Validate a kind's payload. Returns (title, data, competency_ids); raises ValidationError."""
+def load_evidence(kind: str, payload, *, today: date | None = None,
+                  competencies_required: bool = True) -> tuple[str, dict, list[int]]:
+    """Validate a kind's payload. Returns (title, data, competency_ids); raises ValidationError.
+    `competencies_required=False` (imports of prior certifications and CE) accepts an item linked to none."""
     if kind not in SCHEMAS:
         raise ValidationError({"kind": [f"Unknown evidence kind '{kind}'; choose one of {_choices(SCHEMAS)}."]})
     if not isinstance(payload, dict):
         raise ValidationError({"_schema": ["Send the evidence as an object of fields."]})
-    loaded = SCHEMAS[kind](today=today).load(payload)
+    loaded = SCHEMAS[kind](today=today).load(payload, partial=() if competencies_required else ("competency_ids",))
     title = loaded.pop("title")
-    competency_ids = list(dict.fromkeys(loaded.pop("competency_ids")))
+    competency_ids = list(dict.fromkeys(loaded.pop("competency_ids", [])))
     if kind == "continuing_education":
         parsed = loaded["uan"]
         loaded["uan"] = parsed.canonical

@@ -66,7 +66,8 @@ ACTIONS = {
     "score.retry": "Retried a gradebook score",
 }
 ROLE_LABELS = {"manager": "Manager", "pharmacist": "Pharmacist", "technician": "Technician", "admin": "Administrator",
-               "preceptor": "Preceptor", "system": "The tool", "observer": "Observer", "designer": "Course designer"}
+               "preceptor": "Preceptor", "system": "The tool",
+               "imported": "Imported from prior records", "observer": "Observer", "designer": "Course designer"}
 
 
 def action_label(action: str) -> str:

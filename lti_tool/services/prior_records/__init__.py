@@ -1,0 +1,8 @@
+"""Go-live import of prior records (historical sign-offs, certifications, continuing education) from CSV and
+XLSX files: reading the files (files), the columns and templates (columns), and the dry run, import and undo
+(importer)."""
+from .columns import FIELDS, KIND_LABELS, template_csv
+from .importer import IMPORTED_ROLE, Options, Plan, blockers, preview, recent, run, undo
+
+__all__ = ["FIELDS", "IMPORTED_ROLE", "KIND_LABELS", "Options", "Plan", "blockers", "preview", "recent", "run",
+           "template_csv", "undo"]
