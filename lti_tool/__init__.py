@@ -53,6 +53,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.reports import bp as reports_bp
 
     app.register_blueprint(reports_bp)
+    from .blueprints.imports import bp as imports_bp
+
+    app.register_blueprint(imports_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from . import cli_advantage
 from .cli_frameworks import frameworks_cli
+from .cli_records import records_cli
 from .cli_status import status_cli
 from .cli_transcripts import transcripts_cli
 from .extensions import db
@@ -253,3 +254,4 @@ def register(app):
     app.cli.add_command(frameworks_cli)
     app.cli.add_command(transcripts_cli)
     app.cli.add_command(status_cli)
+    app.cli.add_command(records_cli)

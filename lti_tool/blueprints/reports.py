@@ -36,7 +36,7 @@ def _as_of():
     return reports.parse_as_of(request.args.get("as_of"))
 
 
-@bp.context_processor
+@bp.app_context_processor
 def helpers():
     session = tool_session.current()
     tz = localtime.zone(session.registration) if session else None
