@@ -10,14 +10,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import event  # noqa: E402
-
 from bench.seed import make_app, reset_schema, seed  # noqa: E402
+from bench.timing import timed_requests  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
 
 SCENARIOS = [
@@ -57,28 +55,7 @@ def area_id(app, made, code):
 
 
 def measure(app, token, params, repeat):
-    counter = [0]
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        counter[0] += 1
-
-    client = app.test_client()
-    with app.app_context():
-        engine = db.engine
-    query = {"lt": token, **params}
-    client.get("/team/", query_string=query)  # warm: templates compiled, framework cached by the database
-    times, counts = [], []
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        for _ in range(repeat):
-            counter[0] = 0
-            started = time.perf_counter()
-            resp = client.get("/team/", query_string=query)
-            times.append((time.perf_counter() - started) * 1000)
-            counts.append(counter[0])
-            assert resp.status_code == 200, resp.status_code
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    times, counts, resp = timed_requests(app, "/team/", {"lt": token, **params}, repeat)
     body = resp.get_data(as_text=True)
     rows = body.count('<th scope="row" class="name-col">')
     heading = body.split('<h2 id="grid-title">', 1)[1].split("</h2>", 1)[0].split()

@@ -29,8 +29,18 @@ def svg(series: list[tuple[str, list]], title: str) -> str:
     days = [d for d, _ in series[0][1]] if series else []
     n = len(days)
     label = escape(title, {'"': "&quot;"})
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+    total_height = HEIGHT + 18 * len(series)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {total_height}" role="img" '
              f'aria-label="{label}" class="trend-chart">', f"<title>{escape(title)}</title>"]
+    for k, (name, points) in enumerate(series):  # the legend, under the plot: line style, name, last value
+        y = HEIGHT + 4 + 18 * k
+        dash = DASHES[k % len(DASHES)]
+        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        last = next((v for _, v in reversed(points) if v is not None), None)
+        parts.append(f'<line x1="{LEFT}" y1="{y + 5}" x2="{LEFT + 30}" y2="{y + 5}" '
+                     f'stroke="{PALETTE[k % len(PALETTE)]}" stroke-width="2"{dash_attr}/>')
+        parts.append(f'<text x="{LEFT + 38}" y="{y + 9}" font-size="12" fill="#222222">{escape(name)}'
+                     f"{'' if last is None else f': {last}%'}</text>")
     for pct in (0, 25, 50, 75, 100):
         _, y = _xy(0, 2, pct)
         parts.append(f'<line x1="{LEFT}" y1="{y}" x2="{WIDTH - RIGHT}" y2="{y}" stroke="#cccccc" stroke-width="1"/>')
