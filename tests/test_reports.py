@@ -79,8 +79,11 @@ def test_roster_queries_do_not_grow_with_technicians(world, make):
     for _ in range(6):
         make.member(world.course)
     with count_queries() as many:
-        reports.roster(world.manager, world.course.id, "dept:central")
+        report = reports.roster(world.manager, world.course.id, "dept:central")
     assert many[0] == few[0]
+    rows, number, pages = report.page(3, per_page=3)  # 8 technicians x 2 central competencies
+    assert (number, pages, report.technicians) == (3, 3, 8) and len(rows) == 2 * 2
+    assert report.page(99, per_page=3)[1] == 3 and len(report.page(1, per_page=3)[0]) == 3 * 2
 
 
 def test_summary_and_trend(world):

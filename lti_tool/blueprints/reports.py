@@ -66,7 +66,9 @@ def roster():
     if fmt == "pdf":
         return _download(report_pdf.roster_pdf(report), "application/pdf", f"competency-roster-{stamp}.pdf")
     sets = reports.competency_sets(report.course)
-    return render_template("reports/roster.html", r=report, sets=sets)
+    raw_page = request.args.get("page", "1")
+    rows, number, pages = report.page(int(raw_page) if raw_page.isdigit() and len(raw_page) < 7 else 1)
+    return render_template("reports/roster.html", r=report, sets=sets, rows=rows, page=number, pages=pages)
 
 
 @bp.route("/summary")

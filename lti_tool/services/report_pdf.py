@@ -49,6 +49,11 @@ def _table(header, rows, widths, st) -> LongTable:
     return table
 
 
+def _cut(value, limit: int) -> str:
+    text = "" if value is None else " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _build(story, footer: str, pagesize) -> bytes:
     """The document, with "Page n of N" (a canvas that draws footers once the page count is known)."""
 
@@ -83,21 +88,72 @@ def _footer(course, day, tz) -> str:
     return f"{course.display_title} · as of {localtime.us_date(day)} · printed {printed}"
 
 
+ROSTER_COLUMNS = [("Technician", 1.5), ("Competency", 2.4), ("Standing", 1.35), ("Last assessed", 0.85),
+                  ("Assessor", 1.25), ("Role", 0.75), ("Method", 0.8), ("Next due", 0.85), ("Evidence", 0.6)]
+ROW_HEIGHT = 11
+
+
 def roster_pdf(report: Roster) -> bytes:
-    st, tz = _styles(), report.tz
-    story = [_p(f"Competency roster: {report.chosen.label}", st["title"]),
-             _p(f"{report.course.display_title}. As of {localtime.us_date(report.day)}. "
-                + "; ".join(f"{STANDING_LABELS[k]}: {v}" for k, v in report.counts.items()) + ".", st["body"]),
-             Spacer(1, 6)]
+    """Drawn straight on the canvas, row by row: a roster of 2,000 technicians is thousands of rows, which
+    reportlab's table layout takes minutes to set; one line per row, cut to its column, takes seconds."""
+    tz = report.tz
     rows = [[r.person.display_name, f"{r.competency.code} {r.competency.title}", r.standing_label,
              localtime.us_date(r.last_assessed, tz), r.assessor, r.assessor_role, r.method.replace("_", " "),
-             localtime.us_date(r.next_due, tz), r.evidence_id or ""] for r in report.rows]
-    widths = [1.5 * inch, 2.4 * inch, 1.3 * inch, 0.85 * inch, 1.2 * inch, 0.75 * inch, 0.8 * inch, 0.85 * inch,
-              0.6 * inch]
-    story.append(_table(["Technician", "Competency", "Standing", "Last assessed", "Assessor", "Role", "Method",
-                         "Next due", "Evidence"], rows or [["No technicians in this course."] + [""] * 8],
-                        widths, st))
-    return _build(story, _footer(report.course, report.day, tz), landscape(LETTER))
+             localtime.us_date(r.next_due, tz), r.evidence_id or ""] for r in report.rows] \
+        or [["No technicians in this course."] + [""] * 8]
+    width, height = landscape(LETTER)
+    top, bottom = height - MARGIN, 0.8 * inch
+    first_page_rows = int((top - 40 - bottom) // ROW_HEIGHT) - 1
+    per_page = int((top - bottom) // ROW_HEIGHT) - 1
+    pages = 1 + max(0, -(-(len(rows) - first_page_rows) // per_page))
+    footer = _footer(report.course, report.day, tz)
+    out = io.BytesIO()
+    pdf = pdfcanvas.Canvas(out, pagesize=(width, height))
+    pdf.setTitle(f"Competency roster: {report.chosen.label}")
+    pdf.setAuthor("Pharmacy Tech Pathways")
+    xs, x = [], MARGIN
+    for _, w in ROSTER_COLUMNS:
+        xs.append(x)
+        x += w * inch
+    limits = [max(4, int(w * inch / 4.1)) for _, w in ROSTER_COLUMNS]
+    index = 0
+    for page in range(1, pages + 1):
+        y = top
+        if page == 1:
+            pdf.setFont("Helvetica-Bold", 15)
+            pdf.drawString(MARGIN, y - 12, _cut(f"Competency roster: {report.chosen.label}", 95))
+            pdf.setFont("Helvetica", 9)
+            pdf.drawString(MARGIN, y - 28, _cut(
+                f"{report.course.display_title}. As of {localtime.us_date(report.day)}. "
+                + "; ".join(f"{STANDING_LABELS[k]}: {v}" for k, v in report.counts.items()) + ".", 170))
+            y -= 40
+        pdf.setFillColor(colors.HexColor("#e6e6e6"))
+        pdf.rect(MARGIN, y - ROW_HEIGHT + 2, x - MARGIN, ROW_HEIGHT, stroke=0, fill=1)
+        pdf.setFillColor(colors.black)
+        pdf.setFont("Helvetica-Bold", 8)
+        for (label, _), left in zip(ROSTER_COLUMNS, xs, strict=True):
+            pdf.drawString(left + 2, y - 6, label)
+        y -= ROW_HEIGHT
+        pdf.setStrokeColor(colors.HexColor("#999999"))
+        pdf.setLineWidth(0.3)
+        text = pdf.beginText()  # one text object per page: far cheaper than a drawString per cell
+        text.setFont("Helvetica", 8)
+        lines = []
+        for row in rows[index:index + (first_page_rows if page == 1 else per_page)]:
+            for value, left, limit in zip(row, xs, limits, strict=True):
+                text.setTextOrigin(left + 2, y - 6)
+                text.textOut(_cut(value, limit))
+            lines.append((MARGIN, y - ROW_HEIGHT + 2, x, y - ROW_HEIGHT + 2))
+            y -= ROW_HEIGHT
+            index += 1
+        pdf.drawText(text)
+        pdf.lines(lines)
+        pdf.setFont("Helvetica", 7.5)
+        pdf.drawString(MARGIN, 0.4 * inch, footer)
+        pdf.drawRightString(width - MARGIN, 0.4 * inch, f"Page {page} of {pages}")
+        pdf.showPage()
+    pdf.save()
+    return out.getvalue()
 
 
 def summary_pdf(report: Summary) -> bytes:

@@ -159,6 +159,16 @@ class Roster:
     rows: list
     counts: dict
     tz: object
+    technicians: int = 0
+
+    def page(self, number: int, per_page: int = 50) -> tuple[list, int, int]:
+        """(rows of the page's technicians, the page number, pages): the page lists `per_page` technicians
+        with all their rows; the PDF and CSV list everyone."""
+        width = len(self.chosen.competencies) or 1
+        pages = max(1, -(-self.technicians // per_page))
+        number = min(max(1, number), pages)
+        start = (number - 1) * per_page * width
+        return self.rows[start:start + per_page * width], number, pages
 
 
 def roster(actor, course_id: int, set_key: str | None = None, day: date | None = None) -> Roster:
@@ -190,7 +200,7 @@ def roster(actor, course_id: int, set_key: str | None = None, day: date | None =
                 row.evidence_id = detail.evidence_id
             rows.append(row)
     return Roster(course=course, chosen=chosen, day=day, as_of=moment, rows=rows, counts=counts,
-                  tz=localtime.zone(course.registration))
+                  tz=localtime.zone(course.registration), technicians=len(people))
 
 
 ROSTER_HEADER = ["Technician", "Email", "Competency code", "Competency", "Standing", "Status", "Last assessed",
