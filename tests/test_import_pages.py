@@ -97,6 +97,10 @@ def test_check_import_and_undo(course, app):
     assert 'name="token"' not in rechecked.page
     with app.app_context():
         batch_id = db.session.scalars(select(ImportBatch.id)).one()
+    log = admin.get("/reports/audit", action="import.applied")
+    assert f"#batch-{batch_id}\"" in log.page and "/imports/?lt=" in log.page and "Imported prior records" in log.page
+    imported = admin.get("/reports/audit", action="sign_off.imported")
+    assert imported.page.count('data-action="sign_off.imported"') == 2 and "Nora New" in imported.page
     undone = admin.follow(admin.post(f"/imports/{batch_id}/undo"))
     assert "Undid the import of old.csv" in undone.page and count(app, SignOff) == 0
 

@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from .. import tool_session
 from ..permissions import can_read_audit_log, can_see_reports, is_course_manager, is_tool_admin, require
-from ..services import DomainError, audit_log, localtime, report_chart, report_pdf, reports
+from ..services import DomainError, audit_log, localtime, report_chart, report_pdf, reports, status
 from ..services.actors import Actor
 from ..services.csv_out import to_csv
 
@@ -120,6 +120,8 @@ def audit():
         return _download(to_csv(audit_log.CSV_HEADER, audit_log.csv_rows(actor, course_id, filters)), "text/csv",
                          "audit-log.csv")
     page = audit_log.page(actor, course_id, filters)
+    competencies = status.course_competencies(session.course) if session.course is not None else []
     return render_template("reports/audit.html", p=page, options=audit_log.options(actor, course_id),
+                           competencies=competencies,
                            errors=errors, args=request.args, tenant=course_id is None,
                            can_open_person=can_see_reports(session)), status_code

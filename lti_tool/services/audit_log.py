@@ -222,6 +222,8 @@ def _subjects(entries) -> dict:
         found[("people", ident)] = (ident, None, ("person", ident))
     for ident in wanted.get("frameworks", ()):
         found[("frameworks", ident)] = (None, None, ("framework", ident))
+    for ident in wanted.get("import_batches", ()):
+        found[("import_batches", ident)] = (None, None, ("import", ident))
     return found
 
 
