@@ -25,6 +25,7 @@ from ..models import (
     SignOffRevocation,
 )
 from . import DomainError, Forbidden, localtime, scope
+from .transcripts import SIGNER_ROLE_LABELS
 
 PER_PAGE = 50
 CSV_LIMIT = 50_000
@@ -65,9 +66,7 @@ ACTIONS = {
     "roster.synced": "Synchronized the course roster",
     "score.retry": "Retried a gradebook score",
 }
-ROLE_LABELS = {"manager": "Manager", "pharmacist": "Pharmacist", "technician": "Technician", "admin": "Administrator",
-               "preceptor": "Preceptor", "system": "The tool",
-               "imported": "Imported from prior records", "observer": "Observer", "designer": "Course designer"}
+ROLE_LABELS = {**SIGNER_ROLE_LABELS, "system": "The tool"}
 
 
 def action_label(action: str) -> str:

@@ -34,7 +34,8 @@ METHOD_LABELS = {
     "verified_document": "Verified document",
     "attested": "Attested",
 }
-SIGNER_ROLE_LABELS = {**ROLE_LABELS, "preceptor": "Preceptor"}
+# "imported": sign-offs of prior records loaded at go-live (services/prior_records), attested by the importer.
+SIGNER_ROLE_LABELS = {**ROLE_LABELS, "preceptor": "Preceptor", "imported": "Imported from prior records"}
 EVIDENCE_STATUS_LABELS = {SUBMITTED: "Awaiting review", SIGNED_OFF: "Signed off", RETURNED: "Returned"}
 KIND_LABELS = {
     "cross_training": "Cross-training",
