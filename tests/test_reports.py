@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from pypdf import PdfReader
 
-from lti_tool.services import DomainError, NotFound, report_chart, report_pdf, reports, reviews
+from lti_tool.services import DomainError, NotFound, report_chart, report_pdf, reports, reviews, status
 from lti_tool.services.csv_out import safe_cell, to_csv
 from tests.support.competency_world import T0, World, count_queries
 
@@ -96,6 +96,16 @@ def test_summary_and_trend(world):
     # On Dec 31, 2024 nothing was signed off yet.
     assert dict(report.overall.trend)[date(2024, 12, 31)] == 0.0
     assert dict(report.overall.trend)[date(2025, 2, 1)] == round(100 * 2 / 6, 1)
+    # The trend agrees with status.compute (the rule every page uses) at every point.
+    people = [world.tech.person.id, world.tech2.person.id]
+    comps = [world.garb.id, world.cart.id, world.audit_comp.id]
+    for point, percent in report.overall.trend:
+        at = reports.as_of_moment(world.course, point)[1]
+        held = sum(e.held for per in status.compute(world.reg, people, comps, at).values() for e in per.values())
+        assert percent == round(100 * held / 6, 1), point
+    later = reports.summary(world.manager, world.course.id, date(2025, 8, 1))
+    assert dict(later.overall.trend)[date(2025, 3, 31)] == round(100 / 6, 1)  # the cart fill was revoked Mar 1
+    assert later.overall.expired == 1  # garbing lapsed Jul 15
     svg = report_chart.svg(report_pdf.chart_series(report), "Trend")
     assert svg.startswith("<svg") and "<polyline" in svg and "Feb 1, 2025: 33.3%" in svg
     parsed = list(csv.reader(io.StringIO(to_csv(reports.SUMMARY_HEADER, reports.summary_csv_rows(report)))))

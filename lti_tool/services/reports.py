@@ -9,16 +9,17 @@ then: one that later expired or was revoked shows as current if it was current o
 warning window); "due" is the latter; "expired" held it once and it lapsed; "not qualified" never held it (with
 the finer status: not started, in progress, awaiting review).
 """
+from collections import namedtuple
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
-from ..models import Competency, Course, Evidence, Membership, Person, SignOff
-from . import DomainError, NotFound, audit_log, localtime, scope, status
+from ..models import Competency, Course, Evidence, Membership, Person, SignOff, SignOffRevocation
+from . import DomainError, NotFound, audit_log, localtime, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 from .status import add_months
 
@@ -254,37 +255,72 @@ def trend_days(day: date, months: int = TREND_MONTHS) -> list[date]:
     return [*out, day]
 
 
+_LeanSignOff = namedtuple("_LeanSignOff", "id corrects_id proficient signed_at expires_at")
+_LeanRevocation = namedtuple("_LeanRevocation", "revoked_at")
+
+
+def _sign_off_history(course: Course, leaves, moment: datetime) -> dict:
+    """{(person_id, competency_id): [(sign-off, revocation or None)]} of the course's active technicians,
+    signed by `moment`, as plain tuples (one query; no ORM objects, no evidence snapshots)."""
+    people = select(Membership.person_id).where(Membership.course_id == course.id, Membership.role == TECHNICIAN,
+                                                Membership.active.is_(True))
+    rows = db.session.execute(
+        select(SignOff.person_id, SignOff.competency_id, SignOff.id, SignOff.corrects_id, SignOff.proficient,
+               SignOff.signed_at, SignOff.expires_at, SignOffRevocation.revoked_at)
+        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
+        .where(SignOff.person_id.in_(people), SignOff.competency_id.in_(leaves), SignOff.signed_at <= moment))
+    history: dict = {}
+    for person_id, comp_id, ident, corrects_id, proficient, signed_at, expires_at, revoked_at in rows:
+        history.setdefault((person_id, comp_id), []).append((
+            _LeanSignOff(ident, corrects_id, proficient, _utc(signed_at), _utc(expires_at)),
+            _LeanRevocation(_utc(revoked_at)) if revoked_at is not None else None))
+    return history
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """Plain column reads skip the UTC type's conversion on SQLite (naive values): make them aware."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def summary(actor, course_id: int, day: date | None = None) -> Summary:
     """Percentage current (pairs of technician x competency held, over all pairs) for the course, by department
-    and by framework area, on the as-of day and at each of the 12 month-ends before it."""
+    and by framework area, on the as-of day and at each of the 12 month-ends before it.
+
+    Held-ness depends on sign-offs only (requests and drafts never make a competency current), so the sign-off
+    history is read once and each (technician, competency) pair that has any is judged at each date by
+    status._judge, the rule status.compute applies; pairs without a sign-off are never current."""
     course = report_course(actor, course_id)
     day, moment = as_of_moment(course, day)
     tz = localtime.zone(course.registration)
-    people = [p.id for p in technicians(course)]
+    people = technicians(course)
     sets = competency_sets(course)
     leaves = sorted({c.id for s in sets if s.key.startswith("c:") for c in s.competencies})
     groups = [SummaryGroup("all", "All competencies")]
-    members = {"all": set(leaves)}
+    members = {"all": leaves}
     for s in sets:
         if s.key.startswith(("dept:", "area:")):
             groups.append(SummaryGroup(s.key, s.label.removeprefix("Department: ")))
-            members[s.key] = {c.id for c in s.competencies}
+            members[s.key] = [c.id for c in s.competencies]
+    history = _sign_off_history(course, leaves, moment)
+    warning = timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
     days = trend_days(day)
     for point in days:
         at = moment if point == day else localtime.end_of(point, tz)
-        statuses = status.compute(course.registration, people, leaves, at)
+        counts: dict = {}  # competency_id -> {standing: pairs}
+        for (_, comp_id), signed in history.items():
+            signed = [pair for pair in signed if pair[0].signed_at <= at]  # as status.compute reads them at `at`
+            if not signed:
+                continue
+            key = standing(status._judge(comp_id, signed, (), False, at, warning))
+            per = counts.setdefault(comp_id, dict.fromkeys(STANDING_LABELS, 0))
+            per[key] += 1
         for group in groups:
-            total = current = due = expired = 0
-            for per in statuses.values():
-                for comp_id in members[group.key]:
-                    key = standing(per[comp_id])
-                    total += 1
-                    current += key in (CURRENT, DUE)
-                    due += key == DUE
-                    expired += key == EXPIRED
+            total = len(people) * len(members[group.key])
+            tally = {k: sum(counts.get(c, {}).get(k, 0) for c in members[group.key]) for k in (CURRENT, DUE, EXPIRED)}
+            current = tally[CURRENT] + tally[DUE]
             group.trend.append((point, round(100 * current / total, 1) if total else None))
             if point == day:
-                group.total, group.current, group.due, group.expired = total, current, due, expired
+                group.total, group.current, group.due, group.expired = total, current, tally[DUE], tally[EXPIRED]
     return Summary(course=course, day=day, as_of=moment, technicians=len(people), overall=groups[0],
                    departments=[g for g in groups if g.key.startswith("dept:")],
                    areas=[g for g in groups if g.key.startswith("area:")], points=days)
