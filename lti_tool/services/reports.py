@@ -9,7 +9,7 @@ then: one that later expired or was revoked shows as current if it was current o
 warning window); "due" is the latter; "expired" held it once and it lapsed; "not qualified" never held it (with
 the finer status: not started, in progress, awaiting review).
 """
-from collections import namedtuple
+from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -304,19 +304,27 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
     history = _sign_off_history(course, leaves, moment)
     warning = timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
     days = trend_days(day)
-    for point in days:
-        at = moment if point == day else localtime.end_of(point, tz)
-        counts: dict = {}  # competency_id -> {standing: pairs}
-        for (_, comp_id), signed in history.items():
-            signed = [pair for pair in signed if pair[0].signed_at <= at]  # as status.compute reads them at `at`
-            if not signed:
-                continue
-            key = standing(status._judge(comp_id, signed, (), False, at, warning))
-            per = counts.setdefault(comp_id, dict.fromkeys(STANDING_LABELS, 0))
-            per[key] += 1
+    moments = [moment if point == day else localtime.end_of(point, tz) for point in days]
+    standings = [Counter() for _ in days]  # per date: (competency_id, standing) -> pairs
+    for (_, comp_id), signed in history.items():
+        # _judge compares `at` only with these moments (each as "moment <= at"), so between two of them its
+        # answer cannot change: judge once per stretch between them, not once per date.
+        edges = sorted({t for s, r in signed for t in (s.signed_at, r and r.revoked_at, s.expires_at,
+                                                         s.expires_at and s.expires_at - warning) if t})
+        passed, judged_at, key = 0, -1, None
+        for i, at in enumerate(moments):
+            while passed < len(edges) and edges[passed] <= at:
+                passed += 1
+            if passed != judged_at:
+                held = [pair for pair in signed if pair[0].signed_at <= at]  # as status.compute reads them
+                key = standing(status._judge(comp_id, held, (), False, at, warning)) if held else None
+                judged_at = passed
+            if key is not None:
+                standings[i][comp_id, key] += 1
+    for point, counts in zip(days, standings, strict=True):
         for group in groups:
             total = len(people) * len(members[group.key])
-            tally = {k: sum(counts.get(c, {}).get(k, 0) for c in members[group.key]) for k in (CURRENT, DUE, EXPIRED)}
+            tally = {k: sum(counts[c, k] for c in members[group.key]) for k in (CURRENT, DUE, EXPIRED)}
             current = tally[CURRENT] + tally[DUE]
             group.trend.append((point, round(100 * current / total, 1) if total else None))
             if point == day:
