@@ -46,7 +46,7 @@ def import_rows(app, made, rows: int):
         codes = list(db.session.scalars(select(Competency.code).join(
             CourseFramework, CourseFramework.framework_id == Competency.framework_id)
             .where(CourseFramework.course_id == course.id, Competency.code.like("USP%"))))
-        emails = [f"prior{i}@example.org" for i in range(rows // len(codes) + 1)]
+        emails = [f"prior{i}-{rows}-{time.time_ns()}@example.org" for i in range(rows // len(codes) + 1)]
         lines = ["Technician email,Technician name,Competency code,Date assessed,Assessor name,Assessor role"]
         start = date(2023, 1, 2)
         for i in range(rows):

@@ -382,6 +382,9 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
                              if plan.missing_required else "") + ". Fix them and try again.",
                           code="import_refused")
     course = scope.course(actor, course_id)
+    # Rows go to the database in INSERTs of 100 rows: every such statement has the same text, which the driver
+    # converts once (psycopg re-parses each distinct statement; 1,000-row statements cost more than the rows).
+    db.session.connection().execution_options(insertmanyvalues_page_size=100)
     batch = ImportBatch(registration_id=course.registration_id, course_id=course.id, actor_id=actor.person.id,
                         kind=plan.kind, filename=(filename or "upload")[:255], status=APPLIED)
     db.session.add(batch)
