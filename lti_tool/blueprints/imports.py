@@ -17,8 +17,10 @@ from ..services import DomainError, attachments, prior_records
 from ..services.actors import Actor
 from ..services.prior_records import columns, files
 from ..web import redirect_with_notice
+from .reports import helpers as report_helpers
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
+bp.context_processor(report_helpers)
 ADMIN_ONLY = ("Importing prior records is for the LMS administrator (an institution or system Administrator in "
               "Canvas or Moodle), launched from the course the records belong to.")
 only_admins = require(lambda s: is_tool_admin(s) and s.course is not None, ADMIN_ONLY)

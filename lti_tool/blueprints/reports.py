@@ -4,11 +4,12 @@ administrator sees the course they launched from, and the whole tenant's audit l
 from flask import Blueprint, Response, current_app, render_template, request
 from markupsafe import Markup
 
-from .. import tool_session
+from .. import formatting, tool_session
 from ..permissions import can_read_audit_log, can_see_reports, is_course_manager, is_tool_admin, require
-from ..services import DomainError, audit_log, localtime, report_chart, report_pdf, reports, status
+from ..services import DomainError, audit_log, report_chart, report_pdf, reports, status
 from ..services.actors import Actor
 from ..services.csv_out import to_csv
+from ..web import viewer_zone
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 REPORTS_ONLY = ("Reports are for this course's managers and the LMS administrator. Your role in this course does "
@@ -36,11 +37,11 @@ def _as_of():
     return reports.parse_as_of(request.args.get("as_of"))
 
 
-@bp.app_context_processor
+@bp.context_processor
 def helpers():
-    session = tool_session.current()
-    tz = localtime.zone(session.registration) if session else None
-    return {"us_date": lambda v: localtime.us_date(v, tz), "us_datetime": lambda v: localtime.us_datetime(v, tz),
+    """Local US dates in the viewer's zone; also used by the import page (blueprints/imports.py)."""
+    tz = viewer_zone()
+    return {"us_date": lambda v: formatting.us_date(v, tz), "us_datetime": lambda v: formatting.us_datetime(v, tz),
             "standing_labels": reports.STANDING_LABELS,
             "has_imports": "imports.index" in current_app.view_functions}
 
