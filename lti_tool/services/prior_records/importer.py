@@ -5,23 +5,22 @@ certifications and continuing education.
   "already imported" (its natural key exists: re-running an import creates nothing twice) or a list of problems.
 - `run` applies a file with no problems, all or nothing, as one ImportBatch; every record carries its natural
   key (ImportedRecord), and the audit log gets an entry per record plus one for the batch.
-- `undo` removes everything a batch created, as long as nothing builds on it yet (a revocation or correction of
-  an imported sign-off, a review request on imported evidence, an edit, a launch by a person the import created).
+- `batches.undo` removes everything a batch created, as long as nothing builds on it yet.
+- Checking a row (people, dates, the competency and rating, the certification or CE fields) is `rows`' job.
 - People are matched in the tenant by LMS id (the LTI `sub`) or e-mail; anyone else is created "not launched
   yet" (no launch date) and added to the course as a technician.
 - Imported sign-offs are attestations by the importer (signer = the administrator, role "imported") of a prior
   record; the original assessor's name and role, the source file and row are kept in the evidence they attest,
   so they are part of the hashed snapshot.
 
-`run` is a plain function of (actor, course, file, options) so a background task can call it unchanged; today the
-request runs it inline (5,000 rows take a few seconds; see tests/test_prior_records.py).
+`run` is a plain function of (actor, course, file, options, progress) so a background task can call it unchanged;
+today the request runs it inline. 5,000 rows took about a minute on the loaded 2-CPU benchmark machine
+(bench/reports.py): files that large belong in a background task.
 """
-import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from marshmallow import ValidationError
-from sqlalchemy import delete, exists, func, insert, or_, select
+from sqlalchemy import func, insert, or_, select
 
 from ...extensions import db
 from ...lti.roles import TECHNICIAN
@@ -32,25 +31,17 @@ from ...models import (
     ImportedRecord,
     Membership,
     Person,
-    ReviewRequest,
     SignOff,
-    SignOffRevocation,
 )
 from ...models.evidence import DRAFT, SIGNED_OFF
-from ...models.imports import APPLIED, UNDONE
-from ...models.reviews import METHODS
-from ...schemas.evidence import CREDENTIALS, load_evidence
-from .. import DomainError, Forbidden, NotFound, audit, localtime, scope, status
+from ...models.imports import APPLIED
+from .. import DomainError, Forbidden, audit, localtime, scope, status
 from ..attestation import evidence_document, evidence_hash, snapshot
 from . import columns, files
+from . import rows as row_checks
 
 IMPORTED_ROLE = "imported"
 FLUSH_EVERY = 500
-_METHOD_WORDS = {"observed": "observed", "observation": "observed", "demonstrated": "demonstrated",
-                 "demonstration": "demonstrated", "return demonstration": "demonstrated",
-                 "verified document": "verified_document", "verified_document": "verified_document",
-                 "document": "verified_document", "documentation": "verified_document", "written test": "attested",
-                 "attested": "attested", "attestation": "attested", "self attestation": "attested"}
 
 
 @dataclass
@@ -58,17 +49,6 @@ class Options:
     kind: str
     mapping: dict = field(default_factory=dict)  # {field key: header text} chosen by hand
     technician: str = ""  # e-mail or LMS id for files about one person (a CPE Monitor transcript)
-
-
-@dataclass
-class PlannedRow:
-    number: int
-    problems: list = field(default_factory=list)
-    skip: str = ""  # why nothing is created ("already imported")
-    what: str = ""  # "Tess Nguyen: USP797-02 assessed Jan 15, 2025"
-    person_key: str = ""
-    key: str = ""
-    values: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -102,10 +82,6 @@ def _admin_course(actor, course_id: int):
     if not actor.is_admin:
         raise Forbidden("Importing prior records is for the LMS administrator.")
     return scope.course(actor, course_id)
-
-
-def _natural_key(*parts) -> str:
-    return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
 
 
 def _mapping(kind: str, header: list, chosen: dict) -> dict:
@@ -143,26 +119,6 @@ def _people(registration_id: int, rows, technician: str) -> dict:
     return found
 
 
-def _rating(framework, raw: str):
-    scale = framework.scale or []
-    if not raw:
-        return next((lvl for lvl in scale if lvl.get("proficient")), None)
-    wanted = columns.normalize(raw)
-    return next((lvl for lvl in scale if wanted in (columns.normalize(lvl.get("code")),
-                                                    columns.normalize(lvl.get("label")))), None)
-
-
-def _credential(raw: str) -> tuple[str, str | None]:
-    """("ptcb_cpht", None) for "PTCB CPhT" or "CPhT"; ("other", raw) for anything unknown."""
-    wanted = columns.normalize(raw)
-    for code, (label, _) in CREDENTIALS.items():
-        short = label[label.find("(") + 1:label.find(")")] if "(" in label else ""
-        if wanted in (columns.normalize(code), columns.normalize(label), columns.normalize(short),
-                      columns.normalize("ptcb" + short)):
-            return code, None
-    return "other", raw
-
-
 def _cell(values: list, mapping: dict, key: str):
     index = mapping.get(key)
     return values[index] if index is not None and index < len(values) else None
@@ -190,11 +146,12 @@ def preview(actor, course_id: int, filename: str, data: bytes, options: Options)
         "competencies": {c.code.lower(): c for c in status.course_competencies(course)},
         "existing": set(),
     }
-    rows = [PlannedRow(number=n) for n, _ in text_rows]
+    rows = [row_checks.PlannedRow(number=n) for n, _ in text_rows]
     if not missing:
-        checker = {"sign_offs": _check_sign_off, "certifications": _check_certification, "ce": _check_ce}
+        checker = {"sign_offs": row_checks.check_sign_off, "certifications": row_checks.check_certification,
+                   "ce": row_checks.check_ce}
         for planned, (_, values) in zip(rows, text_rows, strict=True):
-            _resolve_person(planned, values, options.technician.strip(), context)
+            row_checks.resolve_person(planned, values, options.technician.strip(), context)
             checker[options.kind](planned, values, context)
         keys = [r.key for r in rows if r.key]
         existing = set()
@@ -217,160 +174,6 @@ def preview(actor, course_id: int, filename: str, data: bytes, options: Options)
     return Plan(kind=options.kind, filename=filename, header=table.header, mapping=mapping, rows=rows,
                 new_people=new_people, missing_required=missing)
 
-
-def _resolve_person(planned: PlannedRow, values: dict, technician: str, context):
-    email = (values.get("email") or (technician if "@" in technician else "")).strip().lower()
-    sub = (values.get("lms_id") or (technician if technician and "@" not in technician else "")).strip()
-    name = (values.get("name") or "").strip()[:300]
-    if email and ("@" not in email or len(email) > 320 or " " in email):
-        planned.problems.append(f"'{email[:60]}' is not an e-mail address.")
-        return
-    if len(sub) > 200:
-        planned.problems.append("The LMS id is too long.")
-        return
-    person = context["people"].get(("sub", sub)) if sub else None
-    person = person or (context["people"].get(("email", email)) if email else None)
-    if person is not None:
-        planned.values["person"] = person
-        planned.person_key = f"id:{person.id}"
-        planned.values["person_name"] = person.display_name
-    elif email or sub:
-        planned.person_key = f"sub:{sub}" if sub else f"email:{email}"
-        planned.values["new_person"] = (email or None, sub or None, name or None)
-        planned.values["person_name"] = name or email or sub
-    else:
-        planned.problems.append("Give the technician's e-mail or LMS id.")
-
-
-def _date(planned: PlannedRow, raw, label: str, required: bool, context, future_ok: bool = False):
-    try:
-        day = files.date_of(raw)
-    except ValueError as exc:
-        planned.problems.append(f"{label}: {exc}")
-        return None
-    if day is None and required:
-        planned.problems.append(f"{label} is missing.")
-    if day is not None and not future_ok and day > context["today"]:
-        planned.problems.append(f"{label} is in the future.")
-    if day is not None and day.year < 1970:
-        planned.problems.append(f"{label} is before 1970.")
-    return day
-
-
-def _keyed(planned: PlannedRow, *parts):
-    """The row's natural key: what it records and whose it is. A person the import has yet to create is named by
-    e-mail or LMS id here (so the dry run finds repeats in the file); once created, by id, which is what a re-run
-    finds, however the next file names them."""
-    planned.values["key_parts"] = parts
-    planned.key = _natural_key(planned.person_key, *parts)
-
-
-def _check_sign_off(planned: PlannedRow, v: dict, context):
-    code = v.get("competency") or ""
-    competency = context["competencies"].get(code.lower())
-    if not code:
-        planned.problems.append("Competency code is missing.")
-    elif competency is None:
-        planned.problems.append(f"'{code[:60]}' is not a competency of this course's frameworks.")
-    assessed = _date(planned, v.get("assessed"), "Date assessed", True, context)
-    expires = _date(planned, v.get("expires"), "Expiry date", False, context, future_ok=True)
-    interval = None
-    raw_interval = (v.get("interval") or "").lower()
-    if raw_interval:
-        words = {"annual": 12, "annually": 12, "yearly": 12, "semiannual": 6, "semiannually": 6, "quarterly": 3,
-                 "monthly": 1, "every 6 months": 6, "every 12 months": 12, "every 3 months": 3}
-        digits = "".join(ch for ch in raw_interval.split()[0] if ch.isdigit())
-        interval = words.get(raw_interval) or (int(digits) if digits else None)
-        if "year" in raw_interval and digits:
-            interval = int(digits) * 12
-        if not interval or interval > 120:
-            planned.problems.append(f"Interval '{raw_interval[:30]}' is not a number of months (e.g. 6 or 12).")
-    method_raw = (v.get("method") or "").lower().replace("-", " ").strip()
-    method = _METHOD_WORDS.get(method_raw, method_raw.replace(" ", "_")) if method_raw else "verified_document"
-    if method not in METHODS:
-        planned.problems.append(f"Method '{method_raw[:40]}' is not one of observed, demonstrated, verified document, "
-                                "attested.")
-    level = None
-    if competency is not None:
-        level = _rating(competency.framework, v.get("rating") or "")
-        if level is None:
-            scale = ", ".join(lvl.get("label") or lvl["code"] for lvl in competency.framework.scale or [])
-            planned.problems.append(f"Rating '{(v.get('rating') or '')[:40]}' is not on the scale ({scale}).")
-    for key, limit in (("assessor_name", 300), ("assessor_role", 100), ("note", 2000)):
-        if len(v.get(key) or "") > limit:
-            planned.problems.append(f"{key.replace('_', ' ').capitalize()} is longer than {limit} characters.")
-    if expires and assessed and expires <= assessed:
-        planned.problems.append("The expiry date is not after the date assessed.")
-    if planned.problems or competency is None or assessed is None:
-        return
-    _keyed(planned, "sign_off", context["course"].registration_id, competency.code, assessed.isoformat())
-    planned.values.update(competency=competency, assessed=assessed, expires=expires, interval=interval,
-                          method=method, level=level, assessor_name=v.get("assessor_name") or "",
-                          assessor_role=v.get("assessor_role") or "", note=v.get("note") or "")
-    planned.what = (f"{planned.values['person_name']}: {competency.code} assessed {localtime.us_date(assessed)}"
-                    + (f" by {v['assessor_name']}" if v.get("assessor_name") else ""))
-
-
-def _evidence_payload(planned: PlannedRow, kind: str, payload: dict, context) -> dict | None:
-    try:
-        title, data, _ = load_evidence(kind, payload, today=context["today"], competencies_required=False)
-    except ValidationError as exc:
-        for name, messages in exc.messages.items():
-            text = " ".join(m for m in messages if isinstance(m, str)) if isinstance(messages, list) else messages
-            planned.problems.append(f"{name.replace('_', ' ').capitalize()}: {text}")
-        return None
-    return {"title": title, "data": data}
-
-
-def _check_certification(planned: PlannedRow, v: dict, context):
-    issued = _date(planned, v.get("issued"), "Issued", True, context)
-    expires = _date(planned, v.get("expires"), "Expires", False, context, future_ok=True)
-    if planned.problems:
-        return
-    credential, other = _credential(v.get("credential") or "")
-    label = other or CREDENTIALS[credential][0]
-    payload = {"title": label[:300], "credential": credential, "number": v.get("number") or None,
-               "issued_date": issued.isoformat() if issued else None}
-    if other:
-        payload["credential_other"] = other[:200]
-    for key, value in (("expiry_date", expires.isoformat() if expires else None),
-                       ("issuing_body", v.get("issuing_body") or None), ("state", (v.get("state") or "").upper()
-                                                                         or None)):
-        if value:
-            payload[key] = value
-    loaded = _evidence_payload(planned, "certification", payload, context)
-    if loaded is None:
-        return
-    _keyed(planned, "certification", context["course"].registration_id, credential, columns.normalize(other or ""),
-           columns.normalize(v.get("number") or ""))
-    planned.values.update(kind="certification", **loaded)
-    planned.what = f"{planned.values['person_name']}: {label} no. {v.get('number')} issued {localtime.us_date(issued)}"
-
-
-def _check_ce(planned: PlannedRow, v: dict, context):
-    completed = _date(planned, v.get("completed"), "Completion date", True, context)
-    hours = v.get("hours") or ""
-    if not hours and v.get("ceus"):
-        try:  # 1 CEU = 10 contact hours (ACPE)
-            hours = str(round(float(v["ceus"]) * 10, 2))
-        except ValueError:
-            planned.problems.append(f"CEUs '{v['ceus'][:20]}' is not a number.")
-    if planned.problems:
-        return
-    title = (v.get("title") or f"ACPE activity {v.get('uan')}")[:300]
-    payload = {"title": title, "uan": v.get("uan"), "hours": hours or None,
-               "completion_date": completed.isoformat() if completed else None,
-               "provider_name": (v.get("provider") or "Not recorded")[:200]}
-    loaded = _evidence_payload(planned, "continuing_education", payload, context)
-    if loaded is None:
-        return
-    _keyed(planned, "ce", context["course"].registration_id, loaded["data"]["uan"], completed.isoformat())
-    planned.values.update(kind="continuing_education", **loaded)
-    planned.what = (f"{planned.values['person_name']}: {loaded['data']['uan']} ({loaded['data']['hours']} h) "
-                    f"completed {localtime.us_date(completed)}")
-
-
-# --- Applying -----------------------------------------------------------------------------------------------
 
 def run(actor, course_id: int, filename: str, data: bytes, options: Options, progress=None) -> ImportBatch:
     """Apply a file whose dry run shows no problems, as one batch (all or nothing: the caller commits).
@@ -403,7 +206,7 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
             person = row.values.get("person")
             if person is None:
                 person = people[row.person_key]
-                row.key = _natural_key(f"id:{person.id}", *row.values["key_parts"])
+                row.key = row_checks.natural_key(f"id:{person.id}", *row.values["key_parts"])
             membership = None
             if person.id not in members:
                 membership = Membership(person_id=person.id, course_id=course.id, role=TECHNICIAN, lti_roles=[],
@@ -422,12 +225,12 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
         keys, entries = [], []
         for row, person, evidence, membership in written:
             if membership is not None:
-                _remember(batch, _natural_key("membership", batch.id, person.id, course.id), membership, row.number,
-                          keys)
+                _remember(batch, row_checks.natural_key("membership", batch.id, person.id, course.id), membership,
+                          row.number, keys)
             sign_off = sign_offs.get(row.number)
             if sign_off is not None:
                 _remember(batch, row.key, sign_off, row.number, keys)
-                _remember(batch, _natural_key("evidence-of", row.key), evidence, row.number, keys)
+                _remember(batch, row_checks.natural_key("evidence-of", row.key), evidence, row.number, keys)
                 entries.append(audit.values(actor, "sign_off.imported", sign_off,
                                             after=_sign_off_facts(sign_off, row, batch), course_id=course.id))
             else:
@@ -465,7 +268,7 @@ def _create_people(actor, batch, course, plan: Plan) -> dict:
     db.session.flush()
     keys = []
     for key, person in made.items():
-        _remember(batch, _natural_key("person", course.registration_id, key), person, None, keys)
+        _remember(batch, row_checks.natural_key("person", course.registration_id, key), person, None, keys)
     if keys:
         db.session.execute(insert(ImportedRecord), keys)
     audit.record_many([audit.values(actor, "person.imported", person, after={
@@ -474,7 +277,7 @@ def _create_people(actor, batch, course, plan: Plan) -> dict:
     return made
 
 
-def _new_evidence(batch, course, person, row: PlannedRow, tz) -> Evidence:
+def _new_evidence(batch, course, person, row: row_checks.PlannedRow, tz) -> Evidence:
     """The evidence a row creates (unflushed): the prior record an imported sign-off attests, or the
     certification or CE item itself (a draft the technician and their manager can see and verify)."""
     v = row.values
@@ -510,7 +313,7 @@ def _new_evidence(batch, course, person, row: PlannedRow, tz) -> Evidence:
     return evidence
 
 
-def _new_sign_off(actor, course, person, evidence: Evidence, row: PlannedRow) -> SignOff:
+def _new_sign_off(actor, course, person, evidence: Evidence, row: row_checks.PlannedRow) -> SignOff:
     """The importer's attestation of a prior record (unflushed), made like every sign-off: the rating on the
     framework's scale, the hash and snapshot of the evidence, never edited afterwards."""
     v, level = row.values, row.values["level"]
@@ -526,7 +329,7 @@ def _new_sign_off(actor, course, person, evidence: Evidence, row: PlannedRow) ->
     return sign_off
 
 
-def _sign_off_facts(sign_off: SignOff, row: PlannedRow, batch) -> dict:
+def _sign_off_facts(sign_off: SignOff, row: row_checks.PlannedRow, batch) -> dict:
     v = row.values
     return {"competency": v["competency"].code, "person_id": sign_off.person_id, "assessed": v["assessed"],
             "expires_at": sign_off.expires_at, "rating": sign_off.rating_code, "method": sign_off.method,
@@ -535,64 +338,3 @@ def _sign_off_facts(sign_off: SignOff, row: PlannedRow, batch) -> dict:
 
 
 # --- Undo and listing ---------------------------------------------------------------------------------------
-
-def _ids(batch_id: int, entity: str):
-    return select(ImportedRecord.entity_id).where(ImportedRecord.batch_id == batch_id,
-                                                  ImportedRecord.entity_type == entity)
-
-
-def blockers(batch: ImportBatch) -> list[str]:
-    """What builds on a batch's records (so it can no longer be undone), in plain words."""
-    sign_offs, evidence, people = _ids(batch.id, "sign_offs"), _ids(batch.id, "evidence"), _ids(batch.id, "people")
-    checks = [
-        (exists().where(SignOffRevocation.sign_off_id.in_(sign_offs)), "an imported sign-off was revoked"),
-        (exists().where(SignOff.corrects_id.in_(sign_offs)), "an imported sign-off was corrected"),
-        (exists().where(ReviewRequest.evidence_id.in_(evidence)), "imported evidence was sent for review"),
-        (exists().where(Evidence.id.in_(evidence), Evidence.revision > 1), "imported evidence was edited"),
-        (exists().where(Person.id.in_(people), Person.last_launch_at.is_not(None)),
-         "a person the import added has since opened the tool"),
-        (exists().where(Evidence.person_id.in_(people), Evidence.id.not_in(evidence)),
-         "a person the import added has other records"),
-        (exists().where(SignOff.person_id.in_(people), SignOff.id.not_in(sign_offs)),
-         "a person the import added has other sign-offs"),
-    ]
-    return [text for clause, text in checks if db.session.scalar(select(clause))]
-
-
-def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
-    """Remove everything a batch created (sign-offs, evidence, memberships, people), if nothing builds on it."""
-    if not actor.is_admin:
-        raise Forbidden("Undoing an import is for the LMS administrator.")
-    batch = db.session.get(ImportBatch, batch_id)
-    if batch is None or batch.registration_id != actor.registration_id:
-        raise NotFound("No such import.")
-    if batch.status == UNDONE:
-        raise DomainError("This import was already undone.", status=409, code="already_undone")
-    reasons = blockers(batch)
-    if reasons:
-        raise DomainError("This import can no longer be undone: " + "; ".join(reasons) + ".", status=409,
-                          code="import_in_use")
-    counts = {}
-    for entity, model in (("sign_offs", SignOff), ("evidence", Evidence), ("memberships", Membership),
-                          ("people", Person)):
-        ids = list(db.session.scalars(_ids(batch.id, entity)))
-        if entity == "evidence":
-            db.session.execute(delete(EvidenceCompetency).where(EvidenceCompetency.evidence_id.in_(ids)))
-        for start in range(0, len(ids), 900):
-            db.session.execute(delete(model).where(model.id.in_(ids[start:start + 900]))
-                               .execution_options(synchronize_session=False))
-        counts[entity] = len(ids)
-    db.session.execute(delete(ImportedRecord).where(ImportedRecord.batch_id == batch.id))
-    batch.status, batch.undone_at = UNDONE, now or datetime.now(UTC)
-    db.session.flush()
-    audit.record(actor, "import.undone", batch, after={"removed": counts, "filename": batch.filename},
-                 course_id=batch.course_id)
-    db.session.expire_all()
-    return batch
-
-
-def recent(actor, limit: int = 50) -> list[ImportBatch]:
-    if not actor.is_admin:
-        raise Forbidden("Importing prior records is for the LMS administrator.")
-    return list(db.session.scalars(select(ImportBatch).where(ImportBatch.registration_id == actor.registration_id)
-                                   .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc()).limit(limit)))

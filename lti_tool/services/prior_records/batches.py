@@ -1,0 +1,83 @@
+"""Undoing an import as a whole, and the list of imports: an import can be undone until something builds on its
+records (a revocation or correction of an imported sign-off, a review request on or an edit of imported evidence,
+a launch or other records of a person it added); then its records are removed and the undo is audited."""
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, exists, select
+
+from ...extensions import db
+from ...models import (
+    Evidence,
+    EvidenceCompetency,
+    ImportBatch,
+    ImportedRecord,
+    Membership,
+    Person,
+    ReviewRequest,
+    SignOff,
+    SignOffRevocation,
+)
+from ...models.imports import UNDONE
+from .. import DomainError, Forbidden, NotFound, audit
+
+
+def _ids(batch_id: int, entity: str):
+    return select(ImportedRecord.entity_id).where(ImportedRecord.batch_id == batch_id,
+                                                  ImportedRecord.entity_type == entity)
+
+
+def blockers(batch: ImportBatch) -> list[str]:
+    """What builds on a batch's records (so it can no longer be undone), in plain words."""
+    sign_offs, evidence, people = _ids(batch.id, "sign_offs"), _ids(batch.id, "evidence"), _ids(batch.id, "people")
+    checks = [
+        (exists().where(SignOffRevocation.sign_off_id.in_(sign_offs)), "an imported sign-off was revoked"),
+        (exists().where(SignOff.corrects_id.in_(sign_offs)), "an imported sign-off was corrected"),
+        (exists().where(ReviewRequest.evidence_id.in_(evidence)), "imported evidence was sent for review"),
+        (exists().where(Evidence.id.in_(evidence), Evidence.revision > 1), "imported evidence was edited"),
+        (exists().where(Person.id.in_(people), Person.last_launch_at.is_not(None)),
+         "a person the import added has since opened the tool"),
+        (exists().where(Evidence.person_id.in_(people), Evidence.id.not_in(evidence)),
+         "a person the import added has other records"),
+        (exists().where(SignOff.person_id.in_(people), SignOff.id.not_in(sign_offs)),
+         "a person the import added has other sign-offs"),
+    ]
+    return [text for clause, text in checks if db.session.scalar(select(clause))]
+
+
+def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
+    """Remove everything a batch created (sign-offs, evidence, memberships, people), if nothing builds on it."""
+    if not actor.is_admin:
+        raise Forbidden("Undoing an import is for the LMS administrator.")
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is None or batch.registration_id != actor.registration_id:
+        raise NotFound("No such import.")
+    if batch.status == UNDONE:
+        raise DomainError("This import was already undone.", status=409, code="already_undone")
+    reasons = blockers(batch)
+    if reasons:
+        raise DomainError("This import can no longer be undone: " + "; ".join(reasons) + ".", status=409,
+                          code="import_in_use")
+    counts = {}
+    for entity, model in (("sign_offs", SignOff), ("evidence", Evidence), ("memberships", Membership),
+                          ("people", Person)):
+        ids = list(db.session.scalars(_ids(batch.id, entity)))
+        if entity == "evidence":
+            db.session.execute(delete(EvidenceCompetency).where(EvidenceCompetency.evidence_id.in_(ids)))
+        for start in range(0, len(ids), 900):
+            db.session.execute(delete(model).where(model.id.in_(ids[start:start + 900]))
+                               .execution_options(synchronize_session=False))
+        counts[entity] = len(ids)
+    db.session.execute(delete(ImportedRecord).where(ImportedRecord.batch_id == batch.id))
+    batch.status, batch.undone_at = UNDONE, now or datetime.now(UTC)
+    db.session.flush()
+    audit.record(actor, "import.undone", batch, after={"removed": counts, "filename": batch.filename},
+                 course_id=batch.course_id)
+    db.session.expire_all()
+    return batch
+
+
+def recent(actor, limit: int = 50) -> list[ImportBatch]:
+    if not actor.is_admin:
+        raise Forbidden("Importing prior records is for the LMS administrator.")
+    return list(db.session.scalars(select(ImportBatch).where(ImportBatch.registration_id == actor.registration_id)
+                                   .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc()).limit(limit)))
