@@ -10,7 +10,7 @@ from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from lti_tool.extensions import db
-from lti_tool.models import AuditEntry, Evidence, ImportBatch, Membership, Person, SignOff
+from lti_tool.models import AuditEntry, Evidence, ImportBatch, Membership, Person, SignOff, StoredStatus
 from lti_tool.services import DomainError, Forbidden, reports, reviews, status
 from lti_tool.services.actors import Actor
 from lti_tool.services.prior_records import Options, preview, run, template_csv, undo
@@ -99,8 +99,13 @@ def test_xlsx_dry_run_import_idempotency_and_undo(world):
     assert second.summary["created"]["sign_offs"] == 0 and second.summary["skipped"] == 2
     assert db.session.scalar(select(func.count()).select_from(SignOff)) == 2
 
+    # The stored status follows the import and its undo (the team matrix and every page read it).
+    stored = db.session.get(StoredStatus, (world.tech.person.id, world.garb.id))
+    assert stored is not None and stored.sign_off_id == tess.id
     nora_id = nora.id
     undo(world.admin, batch.id)
+    stored = db.session.get(StoredStatus, (world.tech.person.id, world.garb.id))
+    assert stored is None or stored.sign_off_id is None
     assert db.session.scalar(select(func.count()).select_from(SignOff)) == 0
     assert db.session.scalar(select(func.count()).select_from(Person).where(Person.id == nora_id)) == 0
     assert db.session.get(ImportBatch, batch.id).status == "undone"

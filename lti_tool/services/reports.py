@@ -255,7 +255,7 @@ def trend_days(day: date, months: int = TREND_MONTHS) -> list[date]:
     return [*out, day]
 
 
-_LeanSignOff = namedtuple("_LeanSignOff", "id corrects_id proficient signed_at expires_at")
+_LeanSignOff = namedtuple("_LeanSignOff", "id corrects_id proficient signed_at expires_at signer_name signer_role")
 _LeanRevocation = namedtuple("_LeanRevocation", "revoked_at")
 
 
@@ -266,13 +266,14 @@ def _sign_off_history(course: Course, leaves, moment: datetime) -> dict:
                                                 Membership.active.is_(True))
     rows = db.session.execute(
         select(SignOff.person_id, SignOff.competency_id, SignOff.id, SignOff.corrects_id, SignOff.proficient,
-               SignOff.signed_at, SignOff.expires_at, SignOffRevocation.revoked_at)
+               SignOff.signed_at, SignOff.expires_at, SignOff.signer_name, SignOff.signer_role,
+               SignOffRevocation.revoked_at)
         .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
         .where(SignOff.person_id.in_(people), SignOff.competency_id.in_(leaves), SignOff.signed_at <= moment))
     history: dict = {}
-    for person_id, comp_id, ident, corrects_id, proficient, signed_at, expires_at, revoked_at in rows:
+    for person_id, comp_id, ident, corrects_id, proficient, signed_at, expires_at, name, role, revoked_at in rows:
         history.setdefault((person_id, comp_id), []).append((
-            _LeanSignOff(ident, corrects_id, proficient, _utc(signed_at), _utc(expires_at)),
+            _LeanSignOff(ident, corrects_id, proficient, _utc(signed_at), _utc(expires_at), name, role),
             _LeanRevocation(_utc(revoked_at)) if revoked_at is not None else None))
     return history
 

@@ -16,9 +16,10 @@ from ...models import (
     ReviewRequest,
     SignOff,
     SignOffRevocation,
+    StoredStatus,
 )
 from ...models.imports import UNDONE
-from .. import DomainError, Forbidden, NotFound, audit
+from .. import DomainError, Forbidden, NotFound, audit, status_store
 
 
 def _ids(batch_id: int, entity: str):
@@ -57,6 +58,18 @@ def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
     if reasons:
         raise DomainError("This import can no longer be undone: " + "; ".join(reasons) + ".", status=409,
                           code="import_in_use")
+    # The stored status of every pair the import touched is dropped now and judged again at the next flush
+    # (status_store): the deletes below bypass the unit of work its events watch.
+    pairs = set(db.session.execute(select(SignOff.person_id, SignOff.competency_id)
+                                   .where(SignOff.id.in_(_ids(batch.id, "sign_offs")))).all())
+    pairs |= set(db.session.execute(select(Evidence.person_id, EvidenceCompetency.competency_id)
+                                    .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
+                                    .where(Evidence.id.in_(_ids(batch.id, "evidence")))).all())
+    created_people = set(db.session.scalars(_ids(batch.id, "people")))
+    for person_id, competency_id in pairs:
+        db.session.execute(delete(StoredStatus).where(StoredStatus.person_id == person_id,
+                                                      StoredStatus.competency_id == competency_id))
+    db.session.execute(delete(StoredStatus).where(StoredStatus.person_id.in_(created_people)))
     counts = {}
     for entity, model in (("sign_offs", SignOff), ("evidence", Evidence), ("memberships", Membership),
                           ("people", Person)):
@@ -68,6 +81,8 @@ def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
                                .execution_options(synchronize_session=False))
         counts[entity] = len(ids)
     db.session.execute(delete(ImportedRecord).where(ImportedRecord.batch_id == batch.id))
+    for person_id, competency_id in pairs - {p for p in pairs if p[0] in created_people}:
+        status_store.touch(person_id, [competency_id])
     batch.status, batch.undone_at = UNDONE, now or datetime.now(UTC)
     db.session.flush()
     audit.record(actor, "import.undone", batch, after={"removed": counts, "filename": batch.filename},
