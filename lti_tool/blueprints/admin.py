@@ -10,6 +10,8 @@ from flask import Blueprint, abort, render_template, request, send_file
 
 from .. import formatting, tool_session
 from ..extensions import db
+from ..ids import id_or_none
+from ..ids import ids as id_list
 from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
 from ..models import Registration
@@ -125,7 +127,7 @@ def deployment_status(deployment_pk):
 def retry_scores():
     ids = None
     if request.form.get("all") != "1":
-        ids = [int(v) for v in request.form.getlist("score") if v.strip().isdigit()]
+        ids = id_list(request.form.getlist("score"))
     try:
         count = service.retry_scores(_actor(), ids)
     except DomainError as exc:
@@ -227,9 +229,9 @@ def _course_for_page(session, actor):
     raw = request.values.get("course", "").strip()
     if not raw:
         return session.course
-    if not raw.isdigit():
+    course_id = id_or_none(raw)
+    if course_id is None:
         raise NotFound("No such course.")
-    course_id = int(raw)
     if (session.course is None or session.course.id != course_id) and not is_tool_admin(session):
         raise Forbidden("You can choose the frameworks of the course you opened the tool from only.")
     return scope.course(actor, course_id)

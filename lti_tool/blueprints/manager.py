@@ -7,6 +7,7 @@ from markupsafe import Markup
 
 from .. import formatting, tool_session
 from ..extensions import db
+from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
@@ -123,12 +124,7 @@ def helpers():
 
 
 def _ids(values) -> list[int]:
-    out = []
-    for value in values:
-        value = (value or "").strip()
-        if value.isdigit():
-            out.append(int(value))
-    return out
+    return ids(values)
 
 
 def _failed(exc: DomainError) -> int:
@@ -337,13 +333,13 @@ def preceptors():
     form = {"person": request.form.get("person", ""), "competencies": _ids(request.form.getlist("competency"))}
     errors, http_status = {}, 200
     if request.method == "POST":
-        if not form["person"].isdigit():
+        if id_or_none(form["person"]) is None:
             errors["person"] = "Choose a technician."
         if not form["competencies"]:
             errors["competency"] = "Choose at least one competency."
         if not errors:
             try:
-                named = reviews.name_preceptor(actor, course_id, int(form["person"]), form["competencies"])
+                named = reviews.name_preceptor(actor, course_id, parse_id(form["person"]), form["competencies"])
             except DomainError as exc:
                 http_status = _failed(exc)
                 errors = {("competency" if k == "competency_ids" else k): (v if isinstance(v, str) else exc.message)

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from .. import tool_session
 from ..extensions import db
+from ..ids import parse_id
 from ..models import Person
 from ..models.evidence import DRAFT, RETURNED
 from ..models.frameworks import EVIDENCE_KINDS
@@ -84,7 +85,7 @@ def evidence_list():
 @bp.route("/evidence/new")
 def new_evidence():
     return render_template("technician/choose.html", kinds=forms.KINDS,
-                           competency=request.args.get("competency", type=int))
+                           competency=request.args.get("competency", type=parse_id))
 
 
 def _render_form(actor, kind, values, *, evidence=None, error=None, extra_errors=None, files_lost=False,
@@ -141,7 +142,7 @@ def record(kind):
     actor = _actor()
     if request.method == "GET":
         values = forms.blank_values(kind)
-        chosen = request.args.get("competency", type=int)
+        chosen = request.args.get("competency", type=parse_id)
         if chosen:
             values["competency_ids"] = [chosen]
         return _render_form(actor, kind, values)
@@ -189,11 +190,11 @@ def edit_evidence(evidence_id):
         return _render_form(actor, kind, values, evidence=evidence)
     files = _uploads()
     try:
-        revision = request.form.get("revision", type=int)
+        revision = request.form.get("revision", type=parse_id)
         evidence_service.update_draft(actor, evidence.id, payload, expected_revision=revision)
         if parse_errors:
             raise DomainError("Some fields need attention.", fields=parse_errors)
-        for attachment_id in request.form.getlist("remove_attachment", type=int):
+        for attachment_id in request.form.getlist("remove_attachment", type=parse_id):
             evidence_service.remove_attachment(actor, evidence.id, attachment_id)
         _attach(actor, evidence.id, files)
         if action == "submit":
@@ -273,7 +274,7 @@ def withdraw_evidence(evidence_id):
 @bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
 def withdraw_request(request_id):
     actor = _actor()
-    evidence_id = request.form.get("evidence_id", type=int)
+    evidence_id = request.form.get("evidence_id", type=parse_id)
     evidence = _own(actor, evidence_id) if evidence_id else None
     if evidence is None:
         abort(400, "The form did not say which evidence the request belongs to.")
