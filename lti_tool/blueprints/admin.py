@@ -4,11 +4,11 @@ for a course, open to the course's managers too. Everything works on the adminis
 import re
 from datetime import UTC, datetime
 from functools import wraps
-from io import BytesIO
 
-from flask import Blueprint, abort, render_template, request, send_file
+from flask import Blueprint, abort, render_template, request
 
 from .. import formatting, tool_session
+from ..downloads import file_response
 from ..extensions import db
 from ..ids import id_or_none
 from ..ids import ids as id_list
@@ -217,8 +217,7 @@ def export_framework(framework_id, fmt):
     fw = frameworks.get_framework(actor, framework_id)
     text = frameworks.export_framework(actor, fw.id, fmt)
     _, mimetype, suffix = EXPORTS[fmt]
-    return send_file(BytesIO(text.encode("utf-8")), mimetype=mimetype, as_attachment=True,
-                     download_name=f"{_slug(fw.code)}-{_slug(fw.version)}-{suffix}", max_age=0)
+    return file_response(text, mimetype, f"{_slug(fw.code)}-{_slug(fw.version)}-{suffix}")
 
 
 # --- Course frameworks (managers of the course, or the administrator) -------------------------------------

@@ -2,10 +2,11 @@
 revocation and correction, and named preceptors. Managers only (manager-side members of the course)."""
 from datetime import UTC, datetime
 
-from flask import Blueprint, render_template, request, send_file
+from flask import Blueprint, render_template, request
 from markupsafe import Markup
 
 from .. import formatting, tool_session
+from ..downloads import evidence_file
 from ..extensions import db
 from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
@@ -253,11 +254,7 @@ def review(request_id: int):
 @only_reviewers
 def attachment(attachment_id: int):
     row, stream = evidence.open_attachment(_actor(), attachment_id)
-    download = request.args.get("download") == "1"
-    response = send_file(stream, mimetype=row.content_type, as_attachment=download, download_name=row.filename,
-                         max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_file(row, stream, inline=request.args.get("download") != "1")
 
 
 # --- Team matrix ------------------------------------------------------------------------------------------

@@ -6,10 +6,11 @@ an error summary and a message next to each field, with status 400 and nothing w
 """
 from datetime import date
 
-from flask import Blueprint, abort, g, render_template, request, send_file
+from flask import Blueprint, abort, g, render_template, request
 from sqlalchemy import select
 
 from .. import tool_session
+from ..downloads import evidence_file
 from ..extensions import db
 from ..ids import parse_id
 from ..models import Person
@@ -290,7 +291,4 @@ def download(evidence_id, attachment_id):
     if attachment.evidence_id != evidence.id:
         stream.close()
         raise NotFound("No such attachment.")
-    response = send_file(stream, mimetype=attachment.content_type, as_attachment=True,
-                         download_name=attachment.filename, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_file(attachment, stream)
