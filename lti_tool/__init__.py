@@ -60,11 +60,12 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(dev.bp)
 
-    from . import cli, errors, guards, web
+    from . import cli, errors, guards, submissions, web
 
     errors.register(app)
     web.register(app)
     guards.register(app)
+    submissions.register(app)
     cli.register(app)
 
     @app.before_request

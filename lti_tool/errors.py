@@ -3,6 +3,7 @@ from flask import jsonify, render_template, request
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .extensions import db
 from .lti.errors import LaunchError
 from .services import DomainError
 from .tool_session import SessionError
@@ -45,6 +46,9 @@ def register(app):
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        # Refused: whatever was flushed goes (the request boundary would roll back anyway), and the error page
+        # renders from a usable session even after a refused INSERT.
+        db.session.rollback()
         title = MESSAGES.get(exc.status, MESSAGES[400])[0]
         return error_response(exc.status, title, exc.message, code=exc.code, fields=exc.fields)
 

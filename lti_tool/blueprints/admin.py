@@ -22,6 +22,7 @@ from ..services import settings as tenant_settings
 from ..services.actors import Actor
 from ..services.framework_io import FrameworkImportError
 from ..services.framework_io.common import describe
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -156,6 +157,7 @@ def frameworks_page():
 
 @bp.route("/frameworks/import", methods=["POST"])
 @admin_only
+@once_per_submission
 def import_framework():
     upload = request.files.get("file")
     form = {"version": request.form.get("version", "").strip()}

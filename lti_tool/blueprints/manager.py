@@ -16,6 +16,7 @@ from ..services import DomainError, attestation, evidence, matrix, reviews, stat
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("manager", __name__, url_prefix="/team")
@@ -160,6 +161,7 @@ def queue():
 
 @bp.route("/bulk", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def bulk():
     actor, course_id = _actor(), _course_id()
     ids = _ids(request.values.getlist("request"))
@@ -210,6 +212,7 @@ def bulk_done():
 
 @bp.route("/review/<int:request_id>", methods=["GET", "POST"])
 @only_reviewers
+@once_per_submission
 def review(request_id: int):
     actor, course_id = _actor(), _course_id()
     form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
@@ -288,6 +291,7 @@ def technician(person_id: int):
 
 @bp.route("/sign-offs/<int:sign_off_id>", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def sign_off(sign_off_id: int):
     actor, course_id = _actor(), _course_id()
     row = matrix.sign_off(actor, course_id, sign_off_id)
@@ -325,6 +329,7 @@ def sign_off(sign_off_id: int):
 
 @bp.route("/preceptors", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def preceptors():
     actor, course_id = _actor(), _course_id()
     form = {"person": request.form.get("person", ""), "competencies": _ids(request.form.getlist("competency"))}

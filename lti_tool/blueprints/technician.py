@@ -20,6 +20,7 @@ from ..permissions import check, is_technician
 from ..services import DomainError, Forbidden, NotFound, attachments, attestation, reviews, scope
 from ..services import evidence as evidence_service
 from ..services.actors import Actor
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice
 from . import technician_forms as forms
 from . import technician_view as view
@@ -137,6 +138,7 @@ def _saved_message(evidence, submitted: bool) -> str:
 
 
 @bp.route("/evidence/new/<kind>", methods=["GET", "POST"])
+@once_per_submission
 def record(kind):
     if kind not in forms.KINDS:
         abort(404)
@@ -172,6 +174,7 @@ def record(kind):
 
 
 @bp.route("/evidence/<int:evidence_id>/edit", methods=["GET", "POST"])
+@once_per_submission
 def edit_evidence(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
@@ -256,6 +259,7 @@ def _action(evidence_id, fn, success: str):
 
 
 @bp.route("/evidence/<int:evidence_id>/request-review", methods=["POST"])
+@once_per_submission
 def request_review(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)

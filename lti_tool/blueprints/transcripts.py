@@ -17,6 +17,7 @@ from ..permissions import login_required
 from ..services import credentials, scope, transcript_exports, transcripts, verification
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
+from ..submissions import once_per_submission
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
@@ -100,6 +101,7 @@ def matrix_csv(course_id):
 
 @bp.route("/transcripts/courses/<int:course_id>/exports", methods=["POST"])
 @login_required
+@once_per_submission
 def start_export(course_id):
     actor = _actor()
     job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"))
