@@ -13,7 +13,7 @@ from datetime import timedelta
 from functools import wraps
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import abort, g, redirect, request
+from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -86,7 +86,7 @@ def once_per_submission(view):
                 abort(409, "This form was already sent and is still being handled. Wait a moment, then reload "
                            "the page to see the result.")
             return redirect(_with_token(first.result_url), code=303)
-        response = view(*args, **kwargs)
+        response = current_app.make_response(view(*args, **kwargs))
         _remember(key, response)
         return response
 
@@ -95,6 +95,7 @@ def once_per_submission(view):
 
 def register(app):
     app.jinja_env.globals["submission_field"] = submission_field
+    app.jinja_env.globals["scoped_url"] = tool_session.scoped_url
 
 
 def purge_old(now=None) -> int:
