@@ -110,6 +110,7 @@ def index():
 
 @bp.route("/deployments/<int:deployment_pk>/status", methods=["POST"])
 @admin_only
+@once_per_submission
 def deployment_status(deployment_pk):
     active = request.form.get("active")
     if active not in ("0", "1"):
@@ -125,6 +126,7 @@ def deployment_status(deployment_pk):
 
 @bp.route("/scores/retry", methods=["POST"])
 @admin_only
+@once_per_submission
 def retry_scores():
     ids = None
     if request.form.get("all") != "1":
@@ -240,6 +242,7 @@ def _course_for_page(session, actor):
 
 @bp.route("/course-frameworks", methods=["GET", "POST"])
 @_only(can_choose_course_frameworks, COURSE_FRAMEWORKS_ONLY)
+@once_per_submission
 def course_frameworks():
     session = tool_session.current()
     actor = _actor()
@@ -297,6 +300,7 @@ def settings():
 
 @bp.route("/settings/revalidation", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_revalidation():
     raw = request.form.get("revalidation_warning_days", "")
     try:
@@ -312,6 +316,7 @@ def save_revalidation():
 
 @bp.route("/settings/time-zone", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_time_zone():
     raw = request.form.get("time_zone", "")
     try:
@@ -340,6 +345,7 @@ def save_organization():
 
 @bp.route("/settings/roles", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_roles():
     choices = {role: request.form.get(f"role-{role}") for role in service.LTI_ROLES}
     try:

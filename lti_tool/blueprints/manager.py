@@ -365,6 +365,7 @@ def preceptors():
 
 @bp.route("/preceptors/remove", methods=["POST"])
 @only_managers
+@once_per_submission
 def remove_preceptor():
     actor = _actor()
     person_id = _ids([request.form.get("person", "")])

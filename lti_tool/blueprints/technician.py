@@ -268,6 +268,7 @@ def request_review(evidence_id):
 
 
 @bp.route("/evidence/<int:evidence_id>/withdraw", methods=["POST"])
+@once_per_submission
 def withdraw_evidence(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
@@ -277,6 +278,7 @@ def withdraw_evidence(evidence_id):
 
 
 @bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
+@once_per_submission
 def withdraw_request(request_id):
     actor = _actor()
     evidence_id = request.form.get("evidence_id", type=parse_id)
