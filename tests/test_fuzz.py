@@ -125,6 +125,7 @@ def sessions(app, live_server, platform, registered):
         http.close()
 
 
+@pytest.mark.timeout(max(300, EXAMPLES // 2))  # a longer local run gets the time it needs
 def test_no_request_to_any_route_answers_5xx(app, live_server, sessions):
     routes = _routes(app)
     anonymous = requests.Session()
