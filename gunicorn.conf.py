@@ -13,6 +13,9 @@ bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 # Transcript PDFs and ZIP exports of a large course take a while; the LMS frame waits longer than this anyway.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl): a second instance on the
+# host would take it over. Nothing here uses it.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 # remote address, time, method, path WITHOUT the query string, protocol, status, bytes, duration, user agent

@@ -31,11 +31,11 @@ def serve(log: Path, workers: int = 4):
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # 4 workers importing the app on a busy 2-CPU machine
         while True:
             assert proc.poll() is None, log.read_text()
             try:
-                if requests.get(url + "/", timeout=2).status_code == 200:
+                if requests.get(url + "/", timeout=10).status_code == 200:
                     break
             except requests.RequestException:  # bound but workers still booting
                 pass
