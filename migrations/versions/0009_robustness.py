@@ -1,7 +1,7 @@
 """robustness: one-time form submission keys; one live record of a CE activity per technician and course
 
 Revision ID: 0009_robustness
-Revises: 0008_standards
+Revises: 0006_launch_speed
 Create Date: 2026-11-30 20:10:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0009_robustness'
-down_revision = '0008_standards'
+down_revision = '0006_launch_speed'
 branch_labels = None
 depends_on = None
 
