@@ -1,5 +1,5 @@
 """One-time form submission keys: a second submit of the same form shows the first one's result."""
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -14,7 +14,10 @@ class FormSubmission(db.Model):
     __tablename__ = "form_submissions"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    # Deliberately no foreign key: its KEY SHARE lock on the person, taken by the claim at the start of a request,
+    # deadlocks with the FOR UPDATE that rewriting a person's status takes (services/status_store.py) while a
+    # parallel request of the same person waits on the CE activity index.
+    person_id: Mapped[int] = mapped_column(Integer, index=True)
     # Where the first submit sent the browser (without the session token), once it finished.
     result_url: Mapped[str | None] = mapped_column(String(2000))
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)

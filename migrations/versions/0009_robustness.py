@@ -24,7 +24,6 @@ def upgrade():
     sa.Column('person_id', sa.Integer(), nullable=False),
     sa.Column('result_url', sa.String(length=2000), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_form_submissions_person_id_people'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_form_submissions'))
     )
     with op.batch_alter_table('form_submissions', schema=None) as batch_op:
