@@ -43,6 +43,9 @@ class Config:
     LTI_JWT_LEEWAY = 60
     # How long a login's state/nonce waits for the launch.
     LTI_STATE_TTL = 600
+    # OIDC logins one client (address) may start per LTI_LOGIN_WINDOW seconds, in each server process.
+    LTI_LOGIN_LIMIT = 120
+    LTI_LOGIN_WINDOW = 60
     # Validated launch data kept for later Advantage calls.
     LTI_LAUNCH_DATA_TTL = 86400
     # Platform JWKS cache lifetime.
@@ -57,6 +60,8 @@ class Config:
     LTI_REGISTRATION_LINK_DAYS = 7
     # The tool's own session token (carried in links and forms, not a third-party cookie).
     SESSION_TOKEN_MAX_AGE = 8 * 3600
+    # ... and at most this long after the launch, however active the person is: then they launch again.
+    SESSION_ABSOLUTE_MAX_AGE = 24 * 3600
     # Trust X-Forwarded-For/Proto/Host/Port from this many proxies in front of the tool. 0 (the default) trusts
     # none: a client could otherwise choose the host the tool names in its configuration and credential ids.
     PROXY_FIX_HOPS = 0
@@ -80,6 +85,8 @@ class TestingConfig(Config):
     NAME = "testing"
     TESTING = True
     LTI_KEY_ACTIVATION_DELAY = 0
+    # The suite launches hundreds of times from 127.0.0.1 in one process; the limit's own test lowers it.
+    LTI_LOGIN_LIMIT = 100_000
     SECRET_KEY = "testing-only-not-secret"
     DEV_LMS_ENABLED = True
     # The test platforms listen on 127.0.0.1; other loopback addresses stay refused, as in production.

@@ -8,6 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as settings_module
 
 from .extensions import db, migrate
+from .ids import IdConverter
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -26,6 +27,8 @@ def create_app(config: dict | None = None) -> Flask:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         # The development default lives under instance/ (the flaskr pattern).
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    # Every <int:...> route: ASCII digits within the database's integer range (see ids.py).
+    app.url_map.converters["int"] = IdConverter
     db.init_app(app)
     migrate.init_app(app, db, directory=str(_migrations_dir()))
     from . import models  # noqa: F401  (register every table)
@@ -63,10 +66,12 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(dev.bp)
 
-    from . import cli, errors, web
+    from . import cli, errors, guards, submissions, web
 
     errors.register(app)
     web.register(app)
+    guards.register(app)
+    submissions.register(app)
     cli.register(app)
 
     @app.before_request

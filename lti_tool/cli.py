@@ -214,12 +214,14 @@ def map_role(issuer, client_id, lti_role, tool_role):
 
 @lti_cli.command("purge")
 def purge():
-    """Delete expired state, nonces and launch data."""
+    """Delete expired state, nonces and launch data, and form submission keys older than a day."""
     from .lti.storage import purge_expired
+    from .submissions import purge_old
 
     count = purge_expired()
+    keys = purge_old()
     db.session.commit()
-    click.echo(f"Deleted {count} expired entries")
+    click.echo(f"Deleted {count} expired entries and {keys} old submission keys")
 
 
 @demo_cli.command("load")

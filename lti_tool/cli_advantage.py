@@ -5,7 +5,9 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from . import submissions
 from .extensions import db
+from .lti import storage
 from .models import Course
 from .services import DomainError, grades, roster
 
@@ -55,6 +57,9 @@ def worker(interval, rounds):
     """Run the outbox and expiry jobs in a loop (next to gunicorn, e.g. as a systemd service)."""
     done = 0
     while True:
+        # Expired launch state (anonymous logins write it) and old submission keys.
+        storage.purge_expired()
+        submissions.purge_old()
         grades.queue_expiries()
         db.session.commit()
         counts = grades.deliver_due()

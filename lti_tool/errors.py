@@ -1,7 +1,9 @@
 """One error format: a readable page inside the LMS frame, or JSON for API and JSON clients."""
 from flask import jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from .extensions import db
 from .lti.errors import LaunchError
 from .services import DomainError
 from .tool_session import SessionError
@@ -14,7 +16,7 @@ MESSAGES = {
     403: ("You do not have access to this page", "Your role in this course does not allow this."),
     404: ("Not found", "There is nothing at this address."),
     405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "The upload is larger than the tool accepts."),
+    413: ("Too large", "What was sent is larger than the tool accepts. Nothing was saved."),
     500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
 }
 
@@ -44,6 +46,9 @@ def register(app):
 
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
+        # Refused: whatever was flushed goes (the request boundary would roll back anyway), and the error page
+        # renders from a usable session even after a refused INSERT.
+        db.session.rollback()
         title = MESSAGES.get(exc.status, MESSAGES[400])[0]
         return error_response(exc.status, title, exc.message, code=exc.code, fields=exc.fields)
 
@@ -53,6 +58,20 @@ def register(app):
         if exc.reason == "expired":
             title = "Your session has timed out"
         return error_response(401, title, detail, code=f"session_{exc.reason}")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc: RequestEntityTooLarge):
+        # The body was refused unread. Forget it, or everything the error page asks of the request (the session
+        # token, the CSRF check) parses it again, raises again, and the visitor gets a bare 500 instead.
+        req = request._get_current_object()
+        req.__dict__.update(form=ImmutableMultiDict(), files=ImmutableMultiDict())
+        req.__dict__.pop("values", None)
+        title, detail = MESSAGES[413]
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        if limit:
+            detail = f"What was sent is larger than the tool accepts ({limit // (1024 * 1024)} MB at most). " \
+                     "Nothing was saved."
+        return error_response(413, title, detail, code="413")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

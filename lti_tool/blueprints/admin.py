@@ -4,12 +4,14 @@ for a course, open to the course's managers too. Everything works on the adminis
 import re
 from datetime import UTC, datetime
 from functools import wraps
-from io import BytesIO
 
-from flask import Blueprint, abort, render_template, request, send_file
+from flask import Blueprint, abort, render_template, request
 
 from .. import formatting, tool_session
+from ..downloads import file_response
 from ..extensions import db
+from ..ids import id_or_none
+from ..ids import ids as id_list
 from ..lti.roles import TOOL_ROLES
 from ..lti.urls import tool_urls
 from ..models import Registration
@@ -20,6 +22,7 @@ from ..services import settings as tenant_settings
 from ..services.actors import Actor
 from ..services.framework_io import FrameworkImportError
 from ..services.framework_io.common import describe
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -107,6 +110,7 @@ def index():
 
 @bp.route("/deployments/<int:deployment_pk>/status", methods=["POST"])
 @admin_only
+@once_per_submission
 def deployment_status(deployment_pk):
     active = request.form.get("active")
     if active not in ("0", "1"):
@@ -122,10 +126,11 @@ def deployment_status(deployment_pk):
 
 @bp.route("/scores/retry", methods=["POST"])
 @admin_only
+@once_per_submission
 def retry_scores():
     ids = None
     if request.form.get("all") != "1":
-        ids = [int(v) for v in request.form.getlist("score") if v.strip().isdigit()]
+        ids = id_list(request.form.getlist("score"))
     try:
         count = service.retry_scores(_actor(), ids)
     except DomainError as exc:
@@ -154,6 +159,7 @@ def frameworks_page():
 
 @bp.route("/frameworks/import", methods=["POST"])
 @admin_only
+@once_per_submission
 def import_framework():
     upload = request.files.get("file")
     form = {"version": request.form.get("version", "").strip()}
@@ -215,8 +221,7 @@ def export_framework(framework_id, fmt):
     fw = frameworks.get_framework(actor, framework_id)
     text = frameworks.export_framework(actor, fw.id, fmt)
     _, mimetype, suffix = EXPORTS[fmt]
-    return send_file(BytesIO(text.encode("utf-8")), mimetype=mimetype, as_attachment=True,
-                     download_name=f"{_slug(fw.code)}-{_slug(fw.version)}-{suffix}", max_age=0)
+    return file_response(text, mimetype, f"{_slug(fw.code)}-{_slug(fw.version)}-{suffix}")
 
 
 # --- Course frameworks (managers of the course, or the administrator) -------------------------------------
@@ -227,9 +232,9 @@ def _course_for_page(session, actor):
     raw = request.values.get("course", "").strip()
     if not raw:
         return session.course
-    if not raw.isdigit():
+    course_id = id_or_none(raw)
+    if course_id is None:
         raise NotFound("No such course.")
-    course_id = int(raw)
     if (session.course is None or session.course.id != course_id) and not is_tool_admin(session):
         raise Forbidden("You can choose the frameworks of the course you opened the tool from only.")
     return scope.course(actor, course_id)
@@ -237,6 +242,7 @@ def _course_for_page(session, actor):
 
 @bp.route("/course-frameworks", methods=["GET", "POST"])
 @_only(can_choose_course_frameworks, COURSE_FRAMEWORKS_ONLY)
+@once_per_submission
 def course_frameworks():
     session = tool_session.current()
     actor = _actor()
@@ -294,6 +300,7 @@ def settings():
 
 @bp.route("/settings/revalidation", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_revalidation():
     raw = request.form.get("revalidation_warning_days", "")
     try:
@@ -309,6 +316,7 @@ def save_revalidation():
 
 @bp.route("/settings/time-zone", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_time_zone():
     raw = request.form.get("time_zone", "")
     try:
@@ -337,6 +345,7 @@ def save_organization():
 
 @bp.route("/settings/roles", methods=["POST"])
 @admin_only
+@once_per_submission
 def save_roles():
     choices = {role: request.form.get(f"role-{role}") for role in service.LTI_ROLES}
     try:

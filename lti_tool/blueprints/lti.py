@@ -1,9 +1,11 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+import secrets
+
+from flask import Blueprint, after_this_request, current_app, jsonify, redirect, render_template, request, url_for
 
 from .. import tool_session
 from ..extensions import db
-from ..lti import keys, registration_links
+from ..lti import keys, login_limit, registration_links
 from ..lti.canvas_config import canvas_configuration
 from ..lti.dynamic_registration import RegistrationError, ToolDynamicRegistration
 from ..lti.errors import LaunchError
@@ -35,6 +37,12 @@ def launch_url() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
+    config = current_app.config
+    if not login_limit.allow(request.remote_addr or "", config["LTI_LOGIN_LIMIT"], config["LTI_LOGIN_WINDOW"]):
+        raise LaunchError("Too many sign-ins from your network",
+                          "The tool received more launches from your address in the last minute than it accepts.",
+                          "Wait a minute, then open the tool again from your course.", status=429,
+                          code="too_many_logins")
     oidc = ToolOIDCLogin(lti_request())
     auth_url, state, nonce = oidc.build_redirect(launch_url())
     storage_target = request.values.get("lti_storage_target")
@@ -87,7 +95,10 @@ def launch_complete():
 def _finish(registration, deployment, claims, launch_id):
     person, course, membership = record_launch(registration, deployment, claims)
     remember_origins(registration, claims)
-    token = tool_session.issue(person, membership, launch_id)
+    # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame).
+    browser = tool_session.browser_cookie() or secrets.token_urlsafe(24)
+    token = tool_session.issue(person, membership, launch_id, bound=tool_session.browser_digest(browser))
+    after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:
             raise LaunchError("Only course managers can add this tool's content",

@@ -2,11 +2,13 @@
 revocation and correction, and named preceptors. Managers only (manager-side members of the course)."""
 from datetime import UTC, datetime
 
-from flask import Blueprint, render_template, request, send_file
+from flask import Blueprint, render_template, request
 from markupsafe import Markup
 
 from .. import formatting, tool_session
+from ..downloads import evidence_file
 from ..extensions import db
+from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
@@ -14,6 +16,7 @@ from ..services import DomainError, attestation, evidence, matrix, reviews, stat
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice, viewer_zone
 
 bp = Blueprint("manager", __name__, url_prefix="/team")
@@ -123,12 +126,7 @@ def helpers():
 
 
 def _ids(values) -> list[int]:
-    out = []
-    for value in values:
-        value = (value or "").strip()
-        if value.isdigit():
-            out.append(int(value))
-    return out
+    return ids(values)
 
 
 def _failed(exc: DomainError) -> int:
@@ -163,6 +161,7 @@ def queue():
 
 @bp.route("/bulk", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def bulk():
     actor, course_id = _actor(), _course_id()
     ids = _ids(request.values.getlist("request"))
@@ -213,6 +212,7 @@ def bulk_done():
 
 @bp.route("/review/<int:request_id>", methods=["GET", "POST"])
 @only_reviewers
+@once_per_submission
 def review(request_id: int):
     actor, course_id = _actor(), _course_id()
     form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
@@ -257,11 +257,7 @@ def review(request_id: int):
 @only_reviewers
 def attachment(attachment_id: int):
     row, stream = evidence.open_attachment(_actor(), attachment_id)
-    download = request.args.get("download") == "1"
-    response = send_file(stream, mimetype=row.content_type, as_attachment=download, download_name=row.filename,
-                         max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_file(row, stream, inline=request.args.get("download") != "1")
 
 
 # --- Team matrix ------------------------------------------------------------------------------------------
@@ -295,6 +291,7 @@ def technician(person_id: int):
 
 @bp.route("/sign-offs/<int:sign_off_id>", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def sign_off(sign_off_id: int):
     actor, course_id = _actor(), _course_id()
     row = matrix.sign_off(actor, course_id, sign_off_id)
@@ -332,18 +329,19 @@ def sign_off(sign_off_id: int):
 
 @bp.route("/preceptors", methods=["GET", "POST"])
 @only_managers
+@once_per_submission
 def preceptors():
     actor, course_id = _actor(), _course_id()
     form = {"person": request.form.get("person", ""), "competencies": _ids(request.form.getlist("competency"))}
     errors, http_status = {}, 200
     if request.method == "POST":
-        if not form["person"].isdigit():
+        if id_or_none(form["person"]) is None:
             errors["person"] = "Choose a technician."
         if not form["competencies"]:
             errors["competency"] = "Choose at least one competency."
         if not errors:
             try:
-                named = reviews.name_preceptor(actor, course_id, int(form["person"]), form["competencies"])
+                named = reviews.name_preceptor(actor, course_id, parse_id(form["person"]), form["competencies"])
             except DomainError as exc:
                 http_status = _failed(exc)
                 errors = {("competency" if k == "competency_ids" else k): (v if isinstance(v, str) else exc.message)
@@ -367,6 +365,7 @@ def preceptors():
 
 @bp.route("/preceptors/remove", methods=["POST"])
 @only_managers
+@once_per_submission
 def remove_preceptor():
     actor = _actor()
     person_id = _ids([request.form.get("person", "")])

@@ -6,11 +6,13 @@ an error summary and a message next to each field, with status 400 and nothing w
 """
 from datetime import date
 
-from flask import Blueprint, abort, g, render_template, request, send_file
+from flask import Blueprint, abort, g, render_template, request
 from sqlalchemy import select
 
 from .. import tool_session
+from ..downloads import evidence_file
 from ..extensions import db
+from ..ids import parse_id
 from ..models import Person
 from ..models.evidence import DRAFT, RETURNED
 from ..models.frameworks import EVIDENCE_KINDS
@@ -18,6 +20,7 @@ from ..permissions import check, is_technician
 from ..services import DomainError, Forbidden, NotFound, attachments, attestation, reviews, scope
 from ..services import evidence as evidence_service
 from ..services.actors import Actor
+from ..submissions import once_per_submission
 from ..web import redirect_with_notice
 from . import technician_forms as forms
 from . import technician_view as view
@@ -84,7 +87,7 @@ def evidence_list():
 @bp.route("/evidence/new")
 def new_evidence():
     return render_template("technician/choose.html", kinds=forms.KINDS,
-                           competency=request.args.get("competency", type=int))
+                           competency=request.args.get("competency", type=parse_id))
 
 
 def _render_form(actor, kind, values, *, evidence=None, error=None, extra_errors=None, files_lost=False,
@@ -135,13 +138,14 @@ def _saved_message(evidence, submitted: bool) -> str:
 
 
 @bp.route("/evidence/new/<kind>", methods=["GET", "POST"])
+@once_per_submission
 def record(kind):
     if kind not in forms.KINDS:
         abort(404)
     actor = _actor()
     if request.method == "GET":
         values = forms.blank_values(kind)
-        chosen = request.args.get("competency", type=int)
+        chosen = request.args.get("competency", type=parse_id)
         if chosen:
             values["competency_ids"] = [chosen]
         return _render_form(actor, kind, values)
@@ -170,6 +174,7 @@ def record(kind):
 
 
 @bp.route("/evidence/<int:evidence_id>/edit", methods=["GET", "POST"])
+@once_per_submission
 def edit_evidence(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
@@ -189,11 +194,11 @@ def edit_evidence(evidence_id):
         return _render_form(actor, kind, values, evidence=evidence)
     files = _uploads()
     try:
-        revision = request.form.get("revision", type=int)
+        revision = request.form.get("revision", type=parse_id)
         evidence_service.update_draft(actor, evidence.id, payload, expected_revision=revision)
         if parse_errors:
             raise DomainError("Some fields need attention.", fields=parse_errors)
-        for attachment_id in request.form.getlist("remove_attachment", type=int):
+        for attachment_id in request.form.getlist("remove_attachment", type=parse_id):
             evidence_service.remove_attachment(actor, evidence.id, attachment_id)
         _attach(actor, evidence.id, files)
         if action == "submit":
@@ -254,6 +259,7 @@ def _action(evidence_id, fn, success: str):
 
 
 @bp.route("/evidence/<int:evidence_id>/request-review", methods=["POST"])
+@once_per_submission
 def request_review(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
@@ -262,6 +268,7 @@ def request_review(evidence_id):
 
 
 @bp.route("/evidence/<int:evidence_id>/withdraw", methods=["POST"])
+@once_per_submission
 def withdraw_evidence(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
@@ -271,9 +278,10 @@ def withdraw_evidence(evidence_id):
 
 
 @bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
+@once_per_submission
 def withdraw_request(request_id):
     actor = _actor()
-    evidence_id = request.form.get("evidence_id", type=int)
+    evidence_id = request.form.get("evidence_id", type=parse_id)
     evidence = _own(actor, evidence_id) if evidence_id else None
     if evidence is None:
         abort(400, "The form did not say which evidence the request belongs to.")
@@ -289,7 +297,4 @@ def download(evidence_id, attachment_id):
     if attachment.evidence_id != evidence.id:
         stream.close()
         raise NotFound("No such attachment.")
-    response = send_file(stream, mimetype=attachment.content_type, as_attachment=True,
-                         download_name=attachment.filename, max_age=0)
-    response.headers["Cache-Control"] = "private, no-store"
-    return response
+    return evidence_file(attachment, stream)

@@ -5,6 +5,7 @@ Field names are the schema's own, so a message from the service lands next to th
 """
 from dataclasses import dataclass, field
 
+from ..ids import id_or_none, ids, is_digits
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, RESPONSIBILITY_ROLES, US_STATES
 
 KINDS = {
@@ -167,16 +168,16 @@ def parse(kind: str, form) -> tuple[dict, dict, dict]:
         elif spec.type == "lines":
             payload[spec.name] = [line.strip() for line in raw.splitlines() if line.strip()]
         elif spec.name == "trainer_person_id":
-            if raw.strip().isdigit():
-                payload[spec.name] = int(raw)
+            if id_or_none(raw) is not None:
+                payload[spec.name] = id_or_none(raw)
             else:
                 errors[spec.name] = "Choose a trainer from the list, or leave it empty."
         else:
             payload[spec.name] = raw.strip() if spec.type != "textarea" else raw
 
     chosen = form.getlist("competency_ids")
-    values["competency_ids"] = [int(c) for c in chosen if c.isdigit()]
-    if any(not c.isdigit() for c in chosen):
+    values["competency_ids"] = ids(chosen)
+    if len(values["competency_ids"]) != len(chosen):
         errors["competency_ids"] = "Choose competencies from the list."
     payload["competency_ids"] = values["competency_ids"] or None
 
@@ -205,10 +206,8 @@ def parse(kind: str, form) -> tuple[dict, dict, dict]:
 
 
 def _int(raw, default: int) -> int:
-    try:
-        return max(1, int(raw))
-    except (TypeError, ValueError):
-        return default
+    value = id_or_none(raw)
+    return default if value is None else max(1, value)
 
 
 def field_id(key: str, kind: str, cycle_map=()) -> str | None:
@@ -216,7 +215,7 @@ def field_id(key: str, kind: str, cycle_map=()) -> str | None:
     head, _, rest = key.partition(".")
     if head == "pdsa_cycles":
         index, _, part = rest.partition(".")
-        if index.isdigit() and part:
+        if is_digits(index) and part:
             n = int(index)
             return f"f-pdsa-{cycle_map[n] if n < len(cycle_map) else n}-{part}"
         return "f-pdsa"
@@ -235,7 +234,7 @@ def label_for(key: str, kind: str) -> str:
     head, _, rest = key.partition(".")
     if head == "pdsa_cycles":
         index, _, part = rest.partition(".")
-        if index.isdigit() and part:
+        if is_digits(index) and part:
             return f"PDSA cycle {int(index) + 1}, {dict(PDSA_PARTS + (('date', 'Date'),)).get(part, part)}"
         return "PDSA cycles"
     if head == "competency_ids":

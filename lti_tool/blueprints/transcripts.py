@@ -2,11 +2,13 @@
 CSV, ZIP of PDFs with a progress page), and the public verification page, JSON endpoint, status lists and issuer
 profile. Views are thin: load, check, call one service, respond."""
 import json
+from pathlib import Path
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
 from sqlalchemy import select
 
 from .. import formatting, tool_session
+from ..downloads import file_response
 from ..extensions import db
 from ..lti import keys
 from ..lti.roles import TECHNICIAN
@@ -15,6 +17,7 @@ from ..permissions import login_required
 from ..services import credentials, scope, transcript_exports, transcripts, verification
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
+from ..submissions import once_per_submission
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
@@ -31,10 +34,7 @@ def _base() -> str:
 
 
 def _attachment(body, mimetype: str, filename: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return file_response(body, mimetype, filename)
 
 
 @bp.context_processor
@@ -101,6 +101,7 @@ def matrix_csv(course_id):
 
 @bp.route("/transcripts/courses/<int:course_id>/exports", methods=["POST"])
 @login_required
+@once_per_submission
 def start_export(course_id):
     actor = _actor()
     job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"))
@@ -133,8 +134,7 @@ def export_download(public_id):
     job = transcript_exports.job_for(_actor(), public_id)
     if job.status != "done" or not job.file_path:
         abort(409, "The export is not finished yet.")
-    return send_file(job.file_path, mimetype="application/zip", as_attachment=True,
-                     download_name=f"transcripts-course-{job.course_id}.zip")
+    return file_response(Path(job.file_path), "application/zip", f"transcripts-course-{job.course_id}.zip")
 
 
 # --- public: verification, status lists, issuer ------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pylti1p3.exception import LtiServiceException
 from pylti1p3.service_connector import ServiceConnector
 
 from . import keys, storage
+from .claims import fitting_member
 from .http import OutboundError, http_session
 from .tool_conf import ToolRegistration
 
@@ -107,6 +108,8 @@ def membership_pages(connector: DbServiceConnector, url: str, max_pages: int = 1
         resp = connector.call([NRPS_SCOPE], url, accept=MEMBERSHIP_TYPE)
         body = _json_object(resp, "roster")
         members = body.get("members", [])
-        members = [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
-        yield members, (body.get("context") or {})
+        # Members the tool cannot store (no usable user_id) are left out; names are cut to their columns.
+        members = [m for m in map(fitting_member, members) if m is not None] if isinstance(members, list) else []
+        context = body.get("context")
+        yield members, context if isinstance(context, dict) else {}
         url = resp.links.get("next", {}).get("url")

@@ -23,6 +23,7 @@ from ..models import Deployment, Registration
 from ..models.base import utcnow
 from ..models.upsert import insert
 from . import storage
+from .claims import check_claims
 from .errors import ADMIN_REGISTRATION_ADVICE, LaunchError
 from .http import http_session
 from .tool_conf import (
@@ -149,6 +150,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self.validate_jwt_format()
             self.validate_registration()
             self.validate_jwt_signature()
+            check_claims(self._jwt["body"])  # signed, but must also fit what the tool stores
             self.validate_state()
             self.validate_nonce()
             self.validate_deployment()

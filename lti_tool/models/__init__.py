@@ -10,10 +10,12 @@ from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 from .status import StoredStatus
+from .submissions import FormSubmission
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
-    "EvidenceCompetency", "ExportJob", "Framework", "ImportBatch", "ImportedRecord", "IssuedCredential",
-    "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration", "RegistrationLink", "RegistryVersion",
-    "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus", "ToolKey",
+    "EvidenceCompetency", "ExportJob", "FormSubmission", "Framework", "ImportBatch", "ImportedRecord",
+    "IssuedCredential", "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration", "RegistrationLink",
+    "RegistryVersion", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus",
+    "ToolKey",
 ]

@@ -1,5 +1,5 @@
 """Evidence a technician records: one row per item, kind-specific fields validated by schemas into `data`."""
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -12,6 +12,14 @@ DRAFT, SUBMITTED, RETURNED, SIGNED_OFF, WITHDRAWN = "draft", "submitted", "retur
 
 class Evidence(db.Model):
     __tablename__ = "evidence"
+    __table_args__ = (
+        # One live record of a CE activity per technician and course: the same rule the evidence service checks
+        # before inserting, enforced where two parallel requests cannot both pass it. A withdrawn record leaves
+        # the index (it counts for nothing, so the activity may be recorded again); another course may record it
+        # too (CE hours count an activity once across courses, services/ce.py).
+        Index("uq_evidence_ce_activity", "person_id", "course_id", "ce_uan", unique=True,
+              postgresql_where=text("status <> 'withdrawn'"), sqlite_where=text("status <> 'withdrawn'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
@@ -26,6 +34,8 @@ class Evidence(db.Model):
     created_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     submitted_at = mapped_column(UTCDateTime)
+    # The canonical UAN of continuing-education evidence (a copy of data["uan"]), for the index above.
+    ce_uan: Mapped[str | None] = mapped_column(String(40))
 
     person = relationship("Person")
     course = relationship("Course")

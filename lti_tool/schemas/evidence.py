@@ -150,10 +150,11 @@ class Hours(fields.Decimal):
             raise self.make_error("invalid") from exc
         if hours <= 0:
             raise self.make_error("positive")
-        if (hours * 4) % 1 != 0:
-            raise self.make_error("step")
+        # The bound first: arithmetic on 1e308 or a 40-digit number exceeds decimal's precision and raises.
         if hours > self.maximum:
             raise self.make_error("too_many", maximum=self.maximum)
+        if hours.adjusted() < -2 or (hours * 4) % 1 != 0:
+            raise self.make_error("step")
         return hours
 
 

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 
 from ..extensions import db
+from ..ids import whole_number
 from ..lti import keys
 from ..lti.roles import DEFAULT_CONTEXT_MAP, ROLE_LABELS, TOOL_ROLES
 from ..models import Course, Deployment, Membership, Person, Registration, ScoreOutbox, ToolKey
@@ -193,9 +194,10 @@ def update_warning_days(actor, raw) -> dict:
     low, high = WARNING_DAYS
     text = str(raw if raw is not None else "").strip()
     message = f"Enter a whole number of days from {low} to {high}."
-    if not text.isdigit() or not low <= int(text) <= high:
+    days = whole_number(text, low, high)
+    if days is None:
         raise DomainError(message, code="invalid_setting", fields={"revalidation_warning_days": message})
-    return tenant_settings.update(actor, {"revalidation_warning_days": int(text)})
+    return tenant_settings.update(actor, {"revalidation_warning_days": days})
 
 
 def role_choices(registration: Registration) -> dict[str, str]:

@@ -7,6 +7,7 @@ is written to the audit log with before and after. Requesting review and signing
 """
 from marshmallow import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -27,6 +28,7 @@ KIND_LABELS = {
     "continuing_education": "continuing education",
 }
 MAX_ATTACHMENTS = 20
+CE_KIND = "continuing_education"
 _AUDIT_FIELDS = ("person_id", "course_id", "kind", "title", "data", "status", "revision")
 _NOT_EDITABLE = {
     SUBMITTED: "This evidence is waiting for review and cannot be changed until the review is returned or "
@@ -164,7 +166,7 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
             elif not scope.is_member(trainer_id, actor.course.id):
                 errors.setdefault("trainer_person_id", []).append("The trainer must be a member of this course.")
 
-    if kind == "continuing_education":
+    if kind == CE_KIND:
         query = select(Evidence.id, Evidence.data).where(
             Evidence.person_id == actor.person.id, Evidence.course_id == actor.course.id,
             Evidence.kind == kind, Evidence.status != WITHDRAWN)
@@ -184,6 +186,21 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
 
 # -- drafting -------------------------------------------------------------------------------------------------
 
+def _ce_uan(kind: str, data: dict) -> str | None:
+    return data.get("uan") if kind == CE_KIND else None
+
+
+def _flush_unique_activity() -> None:
+    """Flush; a second live record of one CE activity (two requests that both passed the check in _validate)
+    is refused by the database and answered like the check's own refusal. The caller's request rolls back."""
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        message = "You already recorded this activity in this course."
+        raise DomainError("Some fields need attention.", status=409, code="duplicate_activity",
+                          fields={"uan": message}) from exc
+
+
 def create_draft(actor, kind: str, payload, *, person_id: int | None = None) -> Evidence:
     """Record a new draft for the actor, in the actor's course."""
     _require_recorder(actor)
@@ -191,10 +208,10 @@ def create_draft(actor, kind: str, payload, *, person_id: int | None = None) -> 
         raise Forbidden("You can record evidence only for yourself.")
     title, data, competency_ids = _validate(actor, kind, payload)
     evidence = Evidence(person_id=actor.person.id, course_id=actor.course.id, kind=kind, title=title, data=data,
-                        status=DRAFT, revision=1)
+                        status=DRAFT, revision=1, ce_uan=_ce_uan(kind, data))
     evidence.competency_links = [EvidenceCompetency(competency_id=cid) for cid in competency_ids]
     db.session.add(evidence)
-    db.session.flush()
+    _flush_unique_activity()
     audit.record(actor, "evidence.create", evidence, after=snapshot(evidence))
     return evidence
 
@@ -226,8 +243,9 @@ def update_draft(actor, evidence_id: int, payload, *, expected_revision: int | N
     have = {link.competency_id for link in keep}
     evidence.competency_links = keep + [EvidenceCompetency(competency_id=cid) for cid in competency_ids
                                         if cid not in have]
+    evidence.ce_uan = _ce_uan(evidence.kind, data)
     evidence.revision += 1
-    db.session.flush()
+    _flush_unique_activity()
     audit.record(actor, "evidence.update", evidence, before=before, after=snapshot(evidence))
     return evidence
 

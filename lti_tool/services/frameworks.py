@@ -15,6 +15,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
+from ..ids import is_digits, parse_id
 from ..models import Competency, CourseFramework, Framework
 from . import DomainError, Forbidden, NotFound, audit, scope
 from . import framework_io as io
@@ -60,8 +61,8 @@ def get_framework(actor, framework_id: int) -> Framework:
 def find_framework(actor, ref: str) -> Framework:
     """A framework by id or by code (the command line's FRAMEWORK argument). A code used by several frameworks
     (versions, tenants) must be given as an id."""
-    if ref.isdigit():
-        return get_framework(actor, int(ref))
+    if is_digits(ref):
+        return get_framework(actor, parse_id(ref))
     rows = list(db.session.scalars(select(Framework).where(Framework.code == ref, _visible(actor))
                                    .order_by(Framework.id)))
     if not rows:
@@ -131,7 +132,7 @@ def choose_course_frameworks(actor, course_id: int, framework_ids) -> list[Frame
     if not (actor.is_admin or scope.manages(actor.person.id, course.id)):
         raise Forbidden("Only the course's managers can choose its frameworks.")
     try:
-        wanted = list(dict.fromkeys(int(i) for i in framework_ids))
+        wanted = list(dict.fromkeys(parse_id(i) for i in framework_ids))
     except (TypeError, ValueError) as exc:
         raise DomainError("Framework ids must be numbers.", fields={"framework_ids": str(exc)}) from exc
     if not wanted:

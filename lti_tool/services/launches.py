@@ -2,6 +2,7 @@
 from sqlalchemy import and_, bindparam, select
 
 from ..extensions import db
+from ..ids import id_or_none
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
 from ..lti.urls import origin
@@ -147,5 +148,5 @@ def parse_target(value) -> dict | None:
     if kind not in TARGET_TYPES:
         return None
     if kind == "competency":
-        return {"type": kind, "id": int(ident)} if ident.isdigit() else None
+        return {"type": kind, "id": id_or_none(ident)} if id_or_none(ident) is not None else None
     return {"type": kind, "id": ident or None}

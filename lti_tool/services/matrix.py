@@ -16,6 +16,7 @@ from sqlalchemy import case, exists, false, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
+from ..ids import id_or_none
 from ..lti.roles import TECHNICIAN
 from ..models import (
     Competency,
@@ -146,10 +147,10 @@ def parse_filters(args) -> MatrixFilters:
         raw = (args.get(name) or "").strip()
         if not raw:
             return default
-        if not raw.isdigit():
+        if id_or_none(raw) is None:
             errors[name] = "Not a number."
             return default
-        return int(raw)
+        return id_or_none(raw)
 
     wanted = MatrixFilters(
         department=(args.get("department") or None),

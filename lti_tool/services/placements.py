@@ -2,6 +2,7 @@
 from sqlalchemy import select
 
 from ..extensions import db
+from ..ids import is_digits
 from ..models import Competency, Framework
 from . import frameworks, pathways
 
@@ -50,7 +51,7 @@ def describe(target: str, offered: dict) -> dict | None:
             if item["target"] == target:
                 return {"title": item["title"], "gradable": False, "maximum": None}
     kind, _, ident = target.partition(":")
-    if kind == "competency" and ident.isdigit():
+    if kind == "competency" and is_digits(ident):
         for framework, comps in offered["competencies"]:
             for c in comps:
                 if c.id == int(ident):

@@ -12,7 +12,6 @@ stops being enough: build_zip() is already a plain function of (app, job id) tha
 Memory stays flat: one technician is loaded, rendered and written at a time; each PDF goes into the ZIP entry
 and is dropped; the SQLAlchemy session is committed and emptied after each technician.
 """
-import csv
 import gc
 import io
 import json
@@ -35,6 +34,7 @@ from . import (
     Forbidden,
     NotFound,
     credentials,
+    csv_cells,
     matrix,
     scope,
     settings,
@@ -62,7 +62,7 @@ def to_json(transcript: dict) -> str:
 def to_csv(transcript: dict) -> str:
     """One row per attestation, evidence item and CE requirement; the `section` column says which."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
+    writer = csv_cells.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for entry in transcript["competencies"]:
         for att in entry["attestations"]:
@@ -117,11 +117,6 @@ def to_csv(transcript: dict) -> str:
     return out.getvalue()
 
 
-def _safe(text: str) -> str:
-    """Spreadsheet formula injection: a cell starting with = + - @ is read as text."""
-    return "'" + text if text and text[0] in "=+-@\t\r" else text
-
-
 def _matrix_cell(entry, signers: dict, tz) -> str:
     """"Achieved: signed Nov 30, 2026 by Maria Manager (Manager); expires May 30, 2027" for a held competency
     (and an expired one); the status alone otherwise."""
@@ -153,12 +148,12 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
         if held_ids else {}
     tz = settings.time_zone(course.registration)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["technician", "email", *(_safe(f"{c.code} {c.title}") for c in competencies), "held"])
+    writer = csv_cells.writer(out, lineterminator="\r\n")
+    writer.writerow(["technician", "email", *(f"{c.code} {c.title}" for c in competencies), "held"])
     for person_id in sorted(statuses, key=lambda p: people[p].display_name.lower()):
-        cells = [_safe(_matrix_cell(statuses[person_id][c.id], signers, tz)) for c in competencies]
+        cells = [_matrix_cell(statuses[person_id][c.id], signers, tz) for c in competencies]
         held = sum(1 for e in statuses[person_id].values() if e.held)
-        writer.writerow([_safe(people[person_id].display_name), _safe(people[person_id].email or ""), *cells,
+        writer.writerow([people[person_id].display_name, people[person_id].email or "", *cells,
                          f"{held}/{len(competencies)}"])
     return out.getvalue()
 

@@ -29,6 +29,7 @@ import re
 from html import unescape
 from html.parser import HTMLParser
 
+from .. import csv_cells
 from .common import FrameworkImportError, Node, Parsed, fail
 
 HEADERS = ("Parent ID number", "ID number", "Short name", "Description", "Description format", "Scale values",
@@ -285,7 +286,7 @@ def export(tree) -> str:
     values, config = _scale_cells(fw)
     kept_fw = (fw.extra or {}).get("moodle") or {}
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_cells.writer(out, cell=csv_cells.moodle_text, lineterminator="\n")
     writer.writerow(HEADERS)
     writer.writerow(["", fw.code, fw.name, *_description_cells(fw, kept_fw), values, config, "", "", "", "", "", 1,
                      _taxonomy(tree)])
