@@ -75,6 +75,8 @@ def test_the_dashboard_costs_the_same_statements_for_a_small_and_a_large_record(
     large, page = _statements(app, lambda: tech.get("/me/"))
     assert page.status_code == 200
     assert large == small
-    # Session 2, course tree 1, stored status 1 (shared with the pathways), drafts 1, returned 1, CE 2,
-    # pathways 2 (competencies; evidence with links and attestation); the CSP origins are cached.
-    assert large <= 10, large
+    # Session 2, course tree 1, stored status 1 (shared with the pathways), drafts 1, returned 1, pathways 2
+    # (competencies; evidence with links and attestation); the one CE computation (recorded and verified hours,
+    # the verified and pending certifications) and the re-assessment list (signed-off evidence and their
+    # attestation states) added 6 when they landed: the 10 is the next step, this bound keeps them flat.
+    assert large <= 16, large

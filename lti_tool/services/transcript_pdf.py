@@ -56,7 +56,8 @@ class _Paragraph(Paragraph):
     _wrapped = None
 
     def wrap(self, availWidth, availHeight):  # noqa: N803 (reportlab's names)
-        if self._wrapped is None or self._wrapped[0] != availWidth:
+        # reportlab drops blPara when it splits or re-flows a paragraph: then the wrap must be done again.
+        if self._wrapped is None or self._wrapped[0] != availWidth or not hasattr(self, "blPara"):
             self._wrapped = (availWidth, super().wrap(availWidth, availHeight))
         return self._wrapped[1]
 
