@@ -50,6 +50,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.admin import bp as admin_bp
 
     app.register_blueprint(admin_bp)
+    from .blueprints.notifications import bp as notifications_bp
+
+    app.register_blueprint(notifications_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")
@@ -57,11 +60,12 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(dev.bp)
 
-    from . import cli, errors, web
+    from . import cli, errors, tasks, web
 
     errors.register(app)
     web.register(app)
     cli.register(app)
+    tasks.init_app(app)
 
     @app.before_request
     def csp_nonce():

@@ -13,6 +13,7 @@ from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
 from ..permissions import login_required
 from ..services import credentials, scope, transcript_exports, transcripts, verification
+from ..tasks import enqueue_after_commit
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
 from ..web import app_url, redirect_with_notice, viewer_zone
@@ -103,10 +104,9 @@ def matrix_csv(course_id):
 @login_required
 def start_export(course_id):
     actor = _actor()
-    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"))
-    # The thread reads the job from its own session: it must be committed first.
-    db.session.commit()
-    transcript_exports.start_zip_job(job, _base())
+    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"), _base())
+    # A queue worker builds it once this request is committed (and the sweep, should the queue lose the task).
+    enqueue_after_commit("build_export", job.id)
     return redirect_with_notice("transcripts.export_page", "The export has started.", public_id=job.public_id)
 
 

@@ -5,6 +5,7 @@ from .evidence import Attachment, Evidence, EvidenceCompetency
 from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
 from .lti_store import LtiStoreEntry
+from .notifications import NotificationPreference, SentMessage
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
@@ -12,7 +13,8 @@ from .status import StoredStatus
 
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
-    "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership", "Person",
-    "Preceptor", "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest",
-    "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus", "ToolKey",
+    "EvidenceCompetency", "ExportJob", "Framework", "IssuedCredential", "LtiStoreEntry", "Membership",
+    "NotificationPreference", "Person", "Preceptor", "Registration", "RegistrationLink", "RegistryVersion",
+    "ResourceLink", "ReviewRequest", "ScoreOutbox", "SentMessage", "SignOff", "SignOffRevocation", "StoredStatus",
+    "ToolKey",
 ]
