@@ -55,7 +55,9 @@ def deliver_scores():
 @click.option("--workers", default=2, show_default=True, help="Worker threads in this process")
 @click.option("--no-periodic", is_flag=True, help="Leave the schedule to another worker process")
 @click.option("--once", is_flag=True, help="Run every periodic job once in this process, then exit (cron, tests)")
-def worker(workers, no_periodic, once):
+@click.option("--max-delay", default=10.0, show_default=True,
+              help="Longest pause between polls of an idle SQLite queue (Redis waits for tasks instead)")
+def worker(workers, no_periodic, once, max_delay):
     """The task queue's worker (Huey consumer): scores, exports, rosters, reminders, e-mail, the periodic sweep.
     Run as many as needed on as many machines as share TASK_QUEUE_URL (Redis)."""
     huey = current_app.extensions["huey"]
@@ -67,7 +69,7 @@ def worker(workers, no_periodic, once):
     if huey.immediate:
         raise click.ClickException("TASK_QUEUE_URL is memory://: tasks run as they are queued, nothing to consume.")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    huey.create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread").run()
+    huey.create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread", max_delay=max_delay).run()
 
 
 def register(group):
