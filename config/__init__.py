@@ -71,6 +71,8 @@ class Config:
     TASK_QUEUE_URL = "redis://127.0.0.1:6379/0"
     # The queue's name: Huey's key prefix on Redis, so several installations (or test runs) share one Redis.
     TASK_QUEUE_NAME = "pathways"
+    # Where ZIP exports are written (default: next to ATTACHMENT_DIR); web and worker hosts must share it.
+    EXPORT_DIR = None
     # A running ZIP export not heard from for this long died with its worker; the sweep starts it again.
     EXPORT_STALE_SECONDS = 300
     # E-mail. MAIL_BACKEND: smtp (production), console (development: print) or file (append to MAIL_FILE).
@@ -155,7 +157,7 @@ def load(environ=None) -> dict:
         settings["ATTACHMENT_DIR"] = environ["ATTACHMENT_DIR"]
     if environ.get("ATTACHMENT_MAX_BYTES"):
         settings["ATTACHMENT_MAX_BYTES"] = int(environ["ATTACHMENT_MAX_BYTES"])
-    for key in ("TASK_QUEUE_URL", "TASK_QUEUE_NAME", "MAIL_BACKEND", "MAIL_HOST", "MAIL_TLS", "MAIL_USERNAME",
+    for key in ("EXPORT_DIR", "TASK_QUEUE_URL", "TASK_QUEUE_NAME", "MAIL_BACKEND", "MAIL_HOST", "MAIL_TLS", "MAIL_USERNAME",
                 "MAIL_PASSWORD", "MAIL_SENDER", "MAIL_FILE"):
         if environ.get(key):
             settings[key] = environ[key]

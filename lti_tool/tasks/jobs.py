@@ -45,13 +45,16 @@ def send_messages(message_ids: list):
 def sweep():
     """Queue again whatever the database says is unfinished, so nothing depends on the broker keeping a task."""
     now = utcnow()
-    if db.session.scalar(select(exists().where(ScoreOutbox.status == PENDING, ScoreOutbox.next_attempt_at <= now))):
+    scores = db.session.scalar(select(exists().where(ScoreOutbox.status == PENDING,
+                                                     ScoreOutbox.next_attempt_at <= now)))
+    exports = transcript_exports.unfinished(now)
+    messages = mailer.due(now)
+    db.session.commit()  # what the tasks read is committed before they are queued
+    if scores:
         enqueue("deliver_scores")
-    for job_id in transcript_exports.unfinished(now):
+    for job_id in exports:
         enqueue("build_export", job_id)
-    due = mailer.due(now)
-    db.session.commit()
-    for batch in mailer.batches(due):
+    for batch in mailer.batches(messages):
         enqueue("send_messages", batch)
 
 
