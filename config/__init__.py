@@ -157,8 +157,8 @@ def load(environ=None) -> dict:
         settings["ATTACHMENT_DIR"] = environ["ATTACHMENT_DIR"]
     if environ.get("ATTACHMENT_MAX_BYTES"):
         settings["ATTACHMENT_MAX_BYTES"] = int(environ["ATTACHMENT_MAX_BYTES"])
-    for key in ("EXPORT_DIR", "TASK_QUEUE_URL", "TASK_QUEUE_NAME", "MAIL_BACKEND", "MAIL_HOST", "MAIL_TLS", "MAIL_USERNAME",
-                "MAIL_PASSWORD", "MAIL_SENDER", "MAIL_FILE"):
+    for key in ("EXPORT_DIR", "TASK_QUEUE_URL", "TASK_QUEUE_NAME", "MAIL_BACKEND", "MAIL_HOST", "MAIL_TLS",
+                "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_SENDER", "MAIL_FILE"):
         if environ.get(key):
             settings[key] = environ[key]
     for key in ("MAIL_PORT", "EXPORT_STALE_SECONDS"):

@@ -116,7 +116,8 @@ def test_two_workers_send_each_message_once(app, make, smtp, tmp_path):
     db.session.commit()
     settings = queue_settings(tmp_path, **smtp_settings(smtp.port))
     producer = create_app(settings_for_tests(**settings))
-    workers = [Worker(settings, tmp_path / f"worker-{n}.log", "--no-periodic", "--workers", "2", "--max-delay", "0.5") for n in range(2)]
+    workers = [Worker(settings, tmp_path / f"worker-{n}.log", "--no-periodic", "--workers", "2", "--max-delay", "0.5")
+               for n in range(2)]
     try:
         with producer.app_context():
             for _ in range(4):

@@ -4,8 +4,8 @@ from flask import Blueprint, current_app, redirect, render_template, request
 from .. import tool_session
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
-from ..permissions import is_manager_side, login_required
 from ..models.base import utcnow
+from ..permissions import is_manager_side, login_required
 from ..services import notices, reviews, status
 from ..services.actors import Actor
 from ..services.launches import parse_target

@@ -13,9 +13,9 @@ from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
 from ..permissions import login_required
 from ..services import credentials, scope, transcript_exports, transcripts, verification
-from ..tasks import enqueue_after_commit
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
+from ..tasks import enqueue_after_commit
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
