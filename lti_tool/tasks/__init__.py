@@ -15,6 +15,7 @@ import the queue and the queue is bound per app (create_app builds one Huey inst
 """
 import functools
 import logging
+from pathlib import Path
 
 from flask import current_app, g, has_request_context
 from huey import MemoryHuey, RedisHuey, SqliteHuey, crontab
@@ -47,7 +48,9 @@ def make_huey(url: str, name: str):
     if url.startswith("memory://"):
         return MemoryHuey(name, immediate=True, results=False)
     if url.startswith("sqlite:///"):
-        return SqliteHuey(name, filename=url[len("sqlite:///"):], results=False)
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(name, filename=str(path), results=False)
     return RedisHuey(name, url=url, results=False)
 
 
