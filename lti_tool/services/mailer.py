@@ -117,41 +117,45 @@ def send_batch(ids, now: datetime | None = None) -> dict:
     claimed = claim(ids, now)
     if not claimed:
         return counts
-    senders: dict = {}
+    # Everything is read and built before the first commit (which would expire the rows).
+    rows = db.session.scalars(select(SentMessage).where(SentMessage.id.in_(claimed)).order_by(SentMessage.id)).all()
+    senders = {reg_id: sender(db.session.get(Registration, reg_id)) for reg_id in {r.registration_id for r in rows}}
+    outgoing = [(row.id, row.attempts, build(row, senders[row.registration_id])) for row in rows]
+    db.session.rollback()  # nothing written since the claim: end the read transaction
     try:
         transport = Transport(current_app.config).__enter__()
     except (OSError, smtplib.SMTPException) as exc:
-        for row in db.session.scalars(select(SentMessage).where(SentMessage.id.in_(claimed))):
-            counts[_failed(row, f"SMTP server unavailable: {exc}", now)] += 1
+        for message_id, attempts, _ in outgoing:
+            counts[_failed(message_id, attempts, f"SMTP server unavailable: {exc}", now)] += 1
         db.session.commit()
         return counts
     try:
-        for message_id in claimed:
-            row = db.session.get(SentMessage, message_id)
-            if row.registration_id not in senders:
-                senders[row.registration_id] = sender(db.session.get(Registration, row.registration_id))
+        for message_id, attempts, message in outgoing:
             try:
-                transport.send(build(row, senders[row.registration_id]))
+                transport.send(message)
             except smtplib.SMTPRecipientsRefused as exc:
-                row.status, row.last_error = FAILED, f"Address refused: {exc.recipients}"
+                _set(message_id, status=FAILED, last_error=f"Address refused: {list(exc.recipients)}"[:1000])
                 counts["failed"] += 1
             except (OSError, smtplib.SMTPException) as exc:
-                counts[_failed(row, str(exc), now)] += 1
+                counts[_failed(message_id, attempts, str(exc), now)] += 1
             else:
-                row.status, row.sent_at, row.last_error = SENT, utcnow(), None
+                _set(message_id, status=SENT, sent_at=utcnow(), last_error=None)
                 counts["sent"] += 1
-            db.session.commit()
+            db.session.commit()  # each message marked sent as soon as the server took it
     finally:
         transport.__exit__(None, None, None)
     return counts
 
 
-def _failed(row: SentMessage, error: str, now: datetime) -> str:
-    row.last_error = error[:1000]
-    if row.attempts >= MAX_ATTEMPTS:
-        row.status = FAILED
+def _set(message_id: int, **values):
+    db.session.execute(update(SentMessage).where(SentMessage.id == message_id).values(**values))
+
+
+def _failed(message_id: int, attempts: int, error: str, now: datetime) -> str:
+    if attempts >= MAX_ATTEMPTS:
+        _set(message_id, status=FAILED, last_error=error[:1000])
         return "failed"
-    row.status = PENDING
-    row.next_attempt_at = now + BASE_DELAY * (2 ** (row.attempts - 1))
-    log.warning("Message %s not sent (attempt %s): %s", row.id, row.attempts, error)
+    _set(message_id, status=PENDING, last_error=error[:1000],
+         next_attempt_at=now + BASE_DELAY * (2 ** (attempts - 1)))
+    log.warning("Message %s not sent (attempt %s): %s", message_id, attempts, error)
     return "retrying"
