@@ -8,7 +8,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import event
 
 from . import tool_session
-from .extensions import db
 from .models import ScoreOutbox
 from .tasks import enqueue_after_commit
 from .tool_session import PARAM

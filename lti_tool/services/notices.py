@@ -5,11 +5,12 @@ service; "due soon" means within the tenant's first reminder (60 days by default
 """
 from dataclasses import dataclass
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from ..extensions import db
+from ..formatting import us_date
+from ..formatting import zone as zone_named
 from ..models import Evidence, Person, ReviewRequest
 from ..models.evidence import RETURNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
@@ -28,14 +29,10 @@ class Notice:
     day: date | None = None
 
 
-def us_date(day: date) -> str:
-    return f"{day:%b} {day.day}, {day.year}"
-
-
-def tenant_clock(registration, now: datetime) -> tuple[ZoneInfo, date, int]:
+def tenant_clock(registration, now: datetime) -> tuple:
     """(time zone, today there, how many days ahead counts as due soon)."""
-    zone = ZoneInfo(settings.get(registration, "time_zone"))
-    return zone, now.astimezone(zone).date(), max(settings.get(registration, "reminder_days"))
+    tz = zone_named(settings.get(registration, "time_zone"))
+    return tz, now.astimezone(tz).date(), max(settings.get(registration, "reminder_days"))
 
 
 def _expiry(kind_ref: str, title: str, expires: date, today: date, horizon: int) -> Notice | None:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
+from ..formatting import us_date
 from ..lti.roles import MANAGER_SIDE, TECHNICIAN
 from ..lti.urls import origin
 from ..models import (
@@ -166,7 +167,7 @@ def _plan_digests(planner, course, members, statuses, prefs, clock, where):
         items = []
         queue = reviews.review_queue(actor, course.id)
         if queue:
-            oldest = notices.us_date(queue[0].requested_at.astimezone(zone).date())
+            oldest = us_date(queue[0].requested_at.astimezone(zone).date())
             items.append(notices.Notice(notices.WAITING, f"{len(queue)} review request"
                                         f"{'s' if len(queue) != 1 else ''} waiting", f"the oldest since {oldest}"))
         if manager:
@@ -179,7 +180,7 @@ def _plan_digests(planner, course, members, statuses, prefs, clock, where):
         period = today.isoformat() if daily else "{}-W{:02d}".format(*today.isocalendar()[:2])
         planner.add(person, f"digest:{person.id}:{course.id}:{period}", DIGEST,
                     f"{'Daily' if daily else 'Weekly'} summary for {course.display_title}",
-                    f"What waits for you in {course.display_title} on {notices.us_date(today)}.", items, where)
+                    f"What waits for you in {course.display_title} on {us_date(today)}.", items, where)
 
 
 def _plan_review_updates(planner, registration, prefs, zone, now):
@@ -192,7 +193,7 @@ def _plan_review_updates(planner, registration, prefs, zone, now):
     for request, title in returned:
         person = request.person
         if person.email and preferences.wants(prefs.get(person.id), REVIEW_UPDATES):
-            day = notices.us_date(request.resolved_at.astimezone(zone).date())
+            day = us_date(request.resolved_at.astimezone(zone).date())
             item = notices.Notice(notices.RETURNED_KIND, title, f"returned for revision on {day}"
                                   + (f": {request.return_comment}" if request.return_comment else ""))
             planner.add(person, f"returned:{request.id}", REVIEW_UPDATES, f"Evidence returned for revision: {title}",
@@ -205,10 +206,10 @@ def _plan_review_updates(planner, registration, prefs, zone, now):
     for sign_off, title in signed:
         person = db.session.get(Person, sign_off.person_id)
         if person.email and preferences.wants(prefs.get(person.id), REVIEW_UPDATES):
-            day = notices.us_date(sign_off.signed_at.astimezone(zone).date())
+            day = us_date(sign_off.signed_at.astimezone(zone).date())
             detail = f"{sign_off.rating_label}, signed off by {sign_off.signer_name} on {day}"
             if sign_off.expires_at:
-                detail += f"; due for revalidation by {notices.us_date(sign_off.expires_at.astimezone(zone).date())}"
+                detail += f"; due for revalidation by {us_date(sign_off.expires_at.astimezone(zone).date())}"
             planner.add(person, f"signed:{sign_off.id}", REVIEW_UPDATES, f"Signed off: {title}",
                         "A sign-off was recorded on your record.",
                         [notices.Notice("signed", title, detail)], where_to_open(db.session.get(Course,
