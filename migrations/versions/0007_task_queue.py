@@ -1,7 +1,7 @@
 """task queue, sent messages, notification preferences
 
 Revision ID: 0007_task_queue
-Revises: 0008_standards
+Revises: 0006_launch_speed
 Create Date: 2026-11-30 19:58:32.954101
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007_task_queue'
-down_revision = '0008_standards'
+down_revision = '0006_launch_speed'
 branch_labels = None
 depends_on = None
 
