@@ -71,6 +71,26 @@ class Config:
     # Evidence attachments: where local-disk storage keeps the files, and the largest file accepted.
     ATTACHMENT_DIR = str(INSTANCE_DIR / "attachments")
     ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+    # Background work (Huey): redis://host:port/db in production (any number of workers on any machines),
+    # sqlite:///file for a single machine with no broker, memory:// to run each task as it is queued.
+    TASK_QUEUE_URL = "redis://127.0.0.1:6379/0"
+    # The queue's name: Huey's key prefix on Redis, so several installations (or test runs) share one Redis.
+    TASK_QUEUE_NAME = "pathways"
+    # Where ZIP exports are written (default: next to ATTACHMENT_DIR); web and worker hosts must share it.
+    EXPORT_DIR = None
+    # A running ZIP export not heard from for this long died with its worker; the sweep starts it again.
+    EXPORT_STALE_SECONDS = 300
+    # E-mail. MAIL_BACKEND: smtp (production), console (development: print) or file (append to MAIL_FILE).
+    MAIL_BACKEND = "smtp"
+    MAIL_HOST = "localhost"
+    MAIL_PORT = 25
+    # none, starttls or ssl
+    MAIL_TLS = "starttls"
+    MAIL_USERNAME = None
+    MAIL_PASSWORD = None
+    MAIL_SENDER = "pathways@localhost"
+    MAIL_FILE = str(INSTANCE_DIR / "mail.log")
+    MAIL_TIMEOUT = 10.0
 
 
 class DevelopmentConfig(Config):
@@ -79,6 +99,8 @@ class DevelopmentConfig(Config):
     DEV_LMS_ENABLED = True
     # The development LMS runs inside the tool on this machine (reached as 127.0.0.1 or localhost).
     LTI_OUTBOUND_ALLOW = ("127.0.0.1", "::1")
+    TASK_QUEUE_URL = f"sqlite:///{INSTANCE_DIR / 'tasks.sqlite3'}"
+    MAIL_BACKEND = "console"
 
 
 class TestingConfig(Config):
@@ -93,6 +115,9 @@ class TestingConfig(Config):
     LTI_OUTBOUND_ALLOW = ("127.0.0.1",)
     # A directory per test process under the system temp dir (created on first upload, not at import).
     ATTACHMENT_DIR = os.path.join(tempfile.gettempdir(), f"lti-tool-test-attachments-{os.getpid()}")
+    TASK_QUEUE_URL = "memory://"
+    MAIL_BACKEND = "file"
+    MAIL_FILE = os.path.join(tempfile.gettempdir(), f"lti-tool-test-mail-{os.getpid()}.log")
 
 
 class ProductionConfig(Config):
@@ -139,7 +164,14 @@ def load(environ=None) -> dict:
         settings["ATTACHMENT_DIR"] = environ["ATTACHMENT_DIR"]
     if environ.get("ATTACHMENT_MAX_BYTES"):
         settings["ATTACHMENT_MAX_BYTES"] = int(environ["ATTACHMENT_MAX_BYTES"])
-    for key in ("LTI_HTTP_TIMEOUT",):
+    for key in ("EXPORT_DIR", "TASK_QUEUE_URL", "TASK_QUEUE_NAME", "MAIL_BACKEND", "MAIL_HOST", "MAIL_TLS",
+                "MAIL_USERNAME", "MAIL_PASSWORD", "MAIL_SENDER", "MAIL_FILE"):
+        if environ.get(key):
+            settings[key] = environ[key]
+    for key in ("MAIL_PORT", "EXPORT_STALE_SECONDS"):
+        if environ.get(key):
+            settings[key] = int(environ[key])
+    for key in ("LTI_HTTP_TIMEOUT", "MAIL_TIMEOUT"):
         if environ.get(key):
             settings[key] = float(environ[key])
     if environ.get("LTI_HTTP_MAX_BYTES"):
@@ -165,4 +197,10 @@ def check(settings: dict) -> dict:
             ipaddress.ip_network(item, strict=False)
     except ValueError as exc:
         raise ConfigError(f"LTI_OUTBOUND_ALLOW: {exc}") from exc
+    if not str(settings.get("TASK_QUEUE_URL", "")).startswith(("redis://", "rediss://", "sqlite:///", "memory://")):
+        raise ConfigError("TASK_QUEUE_URL must be redis://..., sqlite:///FILE or memory://.")
+    if settings.get("MAIL_BACKEND") not in ("smtp", "console", "file"):
+        raise ConfigError("MAIL_BACKEND must be smtp, console or file.")
+    if settings.get("MAIL_TLS") not in ("none", "starttls", "ssl"):
+        raise ConfigError("MAIL_TLS must be none, starttls or ssl.")
     return settings

@@ -59,6 +59,9 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.imports import bp as imports_bp
 
     app.register_blueprint(imports_bp)
+    from .blueprints.notifications import bp as notifications_bp
+
+    app.register_blueprint(notifications_bp)
     if app.config["DEV_LMS_ENABLED"]:
         if app.config.get("NAME") == "production":
             raise settings_module.ConfigError("The development LMS cannot be switched on in production.")
@@ -66,13 +69,14 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(dev.bp)
 
-    from . import cli, errors, guards, submissions, web
+    from . import cli, errors, guards, submissions, tasks, web
 
     errors.register(app)
     web.register(app)
     guards.register(app)
     submissions.register(app)
     cli.register(app)
+    tasks.init_app(app)
 
     @app.before_request
     def csp_nonce():

@@ -1,15 +1,16 @@
-"""`flask --app lti_tool lti sync-roster | deliver-scores | worker`: the LTI Advantage jobs."""
-import time
+"""`flask --app lti_tool lti sync-roster | deliver-scores | worker`: the LTI Advantage jobs and the task queue's
+worker."""
+import logging
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
-from . import submissions
 from .extensions import db
-from .lti import storage
 from .models import Course
 from .services import DomainError, grades, roster
+from .tasks import jobs
 
 
 @click.command("sync-roster")
@@ -51,24 +52,24 @@ def deliver_scores():
 
 @click.command("worker")
 @with_appcontext
-@click.option("--interval", default=30, show_default=True, help="Seconds between rounds")
-@click.option("--rounds", default=0, help="Stop after this many rounds (0: run until stopped)")
-def worker(interval, rounds):
-    """Run the outbox and expiry jobs in a loop (next to gunicorn, e.g. as a systemd service)."""
-    done = 0
-    while True:
-        # Expired launch state (anonymous logins write it) and old submission keys.
-        storage.purge_expired()
-        submissions.purge_old()
-        grades.queue_expiries()
-        db.session.commit()
-        counts = grades.deliver_due()
-        if any(counts.values()):
-            click.echo(f"sent {counts['sent']}, retrying {counts['retried']}, failed {counts['failed']}")
-        done += 1
-        if rounds and done >= rounds:
-            break
-        time.sleep(interval)
+@click.option("--workers", default=2, show_default=True, help="Worker threads in this process")
+@click.option("--no-periodic", is_flag=True, help="Leave the schedule to another worker process")
+@click.option("--once", is_flag=True, help="Run every periodic job once in this process, then exit (cron, tests)")
+@click.option("--max-delay", default=10.0, show_default=True,
+              help="Longest pause between polls of an idle SQLite queue (Redis waits for tasks instead)")
+def worker(workers, no_periodic, once, max_delay):
+    """The task queue's worker (Huey consumer): scores, exports, rosters, reminders, e-mail, the periodic sweep.
+    Run as many as needed on as many machines as share TASK_QUEUE_URL (Redis)."""
+    huey = current_app.extensions["huey"]
+    if once:
+        huey.immediate = True  # what the jobs queue runs here and now
+        jobs.run_periodic_once()
+        click.echo("Periodic jobs done.")
+        return
+    if huey.immediate:
+        raise click.ClickException("TASK_QUEUE_URL is memory://: tasks run as they are queued, nothing to consume.")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    huey.create_consumer(workers=workers, periodic=not no_periodic, worker_type="thread", max_delay=max_delay).run()
 
 
 def register(group):

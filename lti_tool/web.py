@@ -2,16 +2,14 @@
 (none of which may rely on a cookie) and security headers."""
 import hashlib
 import hmac
-import logging
 
 from flask import abort, current_app, g, has_request_context, redirect, request, url_for
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import event
 
 from . import tool_session
-from .extensions import db
 from .models import ScoreOutbox
-from .services import grades
+from .tasks import enqueue_after_commit
 from .tool_session import PARAM
 
 NOTICE_PARAM = "n"
@@ -121,24 +119,13 @@ def nav_items() -> list[dict]:
 OPEN_FRAME_ENDPOINTS = {"lti.login", "lti.launch", "lti.launch_complete", "lti.register"}
 
 
-log = logging.getLogger(__name__)
-
-
 @event.listens_for(ScoreOutbox, "after_insert")
 def _score_queued(mapper, connection, target):
-    if has_request_context():
+    # A request that queued a score asks a worker to deliver it once the request is committed, so the gradebook
+    # usually updates within seconds; the sweep delivers whatever this misses (and scores queued outside requests).
+    if has_request_context() and not g.get("scores_queued"):
         g.scores_queued = True
-
-
-def _deliver_soon(app):
-    """After the response is sent: try the outbox at once, so the gradebook usually updates within seconds.
-    The worker (`flask lti worker`) retries whatever this does not deliver."""
-    with app.app_context():
-        try:
-            grades.deliver_due(limit=25)
-        except Exception:  # noqa: BLE001 - never let a delivery problem surface in a finished request
-            log.exception("Immediate score delivery failed; the worker will retry")
-            db.session.rollback()
+        enqueue_after_commit("deliver_scores")
 
 
 def register(app):
@@ -150,12 +137,6 @@ def register(app):
     app.jinja_env.globals["session_param"] = PARAM
     app.before_request(check_csrf)
     app.jinja_env.globals["tool_title"] = app.config["TOOL_TITLE"]
-
-    @app.after_request
-    def deliver_scores_after_response(response):
-        if g.get("scores_queued") and response.status_code < 400:
-            response.call_on_close(lambda: _deliver_soon(app))
-        return response
 
     @app.after_request
     def security_headers(response):

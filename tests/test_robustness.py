@@ -446,7 +446,7 @@ def test_logins_are_limited_per_client_and_their_state_expires(app, live_server,
         db.session.flush()
         db.session.add(FormSubmission(key="k" * 32, person_id=person.id, created_at=utcnow().replace(year=2020)))
         db.session.commit()
-    result = app.test_cli_runner().invoke(args=["lti", "worker", "--rounds", "1", "--interval", "0"])
+    result = app.test_cli_runner().invoke(args=["lti", "worker", "--once"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert db.session.get(LtiStoreEntry, "state-old") is None

@@ -326,7 +326,7 @@ def test_job_is_private_to_who_started_it(world, make):
     with pytest.raises(Forbidden):
         transcript_exports.create_zip_job(world.tech, world.course.id)
     job.status, job.heartbeat_at = "running", datetime.now(UTC) - timedelta(minutes=30)
-    assert transcript_exports.progress(job)["status"] == "interrupted"
+    assert transcript_exports.progress(job)["status"] == "resuming"
 
 
 def test_failed_zip_is_reported(world, monkeypatch):

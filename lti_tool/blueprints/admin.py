@@ -283,7 +283,9 @@ def _render_settings(errors=None, form=None, status=200):
     current = tenant_settings.effective(registration)
     values = {"revalidation_warning_days": str(current["revalidation_warning_days"]),
               "time_zone": current["time_zone"], "organization_name": current["organization_name"] or "",
-              "lms_name": registration.name, **service.role_choices(registration)}
+              "lms_name": registration.name, "email_enabled": current["email_enabled"],
+              "email_sender_name": current["email_sender_name"],
+              "reminder_days": ", ".join(map(str, current["reminder_days"])), **service.role_choices(registration)}
     values.update(form or {})
     return render_template(
         "admin/settings.html", values=values, errors=errors or {}, lti_roles=service.LTI_ROLES,
@@ -341,6 +343,26 @@ def save_organization():
     name = saved["organization_name"]
     return redirect_with_notice("admin.settings", f"Transcripts and credentials now name “{name}”." if name else
                                 "Transcripts and credentials name the LMS registration again.")
+
+
+@bp.route("/settings/email", methods=["POST"])
+@admin_only
+def save_email():
+    form = {"email_enabled": request.form.get("email_enabled") == "on",
+            "email_sender_name": request.form.get("email_sender_name", ""),
+            "reminder_days": request.form.get("reminder_days", "")}
+    try:
+        days = [int(part) for part in form["reminder_days"].replace(",", " ").split()]
+    except ValueError:
+        days = None
+    try:
+        tenant_settings.update(_actor(), {**form, "reminder_days": days})
+    except DomainError as exc:
+        status = _failed(exc)
+        return _render_settings(exc.fields or {"_form": exc.message}, form, status)
+    return redirect_with_notice("admin.settings", "E-mail settings saved." if form["email_enabled"] else
+                                "E-mail settings saved. The tool sends no e-mail for this LMS; notices stay in the "
+                                "tool.")
 
 
 @bp.route("/settings/roles", methods=["POST"])

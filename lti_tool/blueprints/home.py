@@ -4,8 +4,9 @@ from flask import Blueprint, current_app, redirect, render_template, request
 from .. import tool_session
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
+from ..models.base import utcnow
 from ..permissions import is_manager_side, login_required
-from ..services import reviews, status
+from ..services import notices, reviews, status
 from ..services.actors import Actor
 from ..services.launches import parse_target
 from ..web import app_url
@@ -53,7 +54,18 @@ def index():
     if forward:
         return redirect(forward, code=303)
     return render_template("home.html", session=session, role_label=ROLE_LABELS.get(session.role, "—"),
-                           glance=_at_a_glance(session))
+                           glance=_at_a_glance(session), attention=_notices(session))
+
+
+def _notices(session) -> list:
+    """What the reminder e-mails would say to this person (the same service writes both)."""
+    if session.course is None or session.membership is None:
+        return []
+    actor = Actor.from_session(session)
+    if session.role == TECHNICIAN:
+        return notices.technician_notices(session.person, session.course, utcnow()) + \
+            notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
+    return notices.reviewer_notices(actor, utcnow())
 
 
 def _at_a_glance(session) -> list[str]:

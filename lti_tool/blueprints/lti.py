@@ -20,9 +20,8 @@ from ..lti.roles import MANAGER_SIDE
 from ..lti.urls import origin
 from ..models import Deployment, Registration
 from ..services import roster
-from ..services.actors import Actor
 from ..services.launches import parse_target, record_launch, remember_origins
-from ..web import NOTICE_PARAM, notice_token
+from ..tasks import enqueue_after_commit
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 # pylti1p3's cookie names: "lti1p3-" + the state.
@@ -110,11 +109,10 @@ def _finish(registration, deployment, claims, launch_id):
     if target and parse_target(target):
         values["to"] = target  # a deep-linked item: /app/ forwards to it
     if course is not None and membership is not None and membership.role in MANAGER_SIDE:
-        # The launch is complete and committed first: a slow or failing roster never costs the manager the launch.
-        db.session.commit()
-        problem = roster.sync_if_stale(course, Actor(person=person, course=course, membership=membership))
-        if problem:
-            values[NOTICE_PARAM] = notice_token(f"The course roster could not be updated: {problem}", "warning")
+        # A worker refreshes a roster older than an hour once the launch is committed: a slow or failing LMS never
+        # costs the manager the launch; a failure shows on the home page and the team matrix.
+        if course.nrps_url and roster.is_stale(course):
+            enqueue_after_commit("sync_roster", course.id)
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
     return redirect(url_for("home.index", **values), code=303)
 

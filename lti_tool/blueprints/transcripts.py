@@ -18,6 +18,7 @@ from ..services import credentials, scope, transcript_exports, transcripts, veri
 from ..services.actors import Actor
 from ..services.credentials import CredentialError
 from ..submissions import once_per_submission
+from ..tasks import enqueue_after_commit
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
@@ -104,10 +105,9 @@ def matrix_csv(course_id):
 @once_per_submission
 def start_export(course_id):
     actor = _actor()
-    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"))
-    # The thread reads the job from its own session: it must be committed first.
-    db.session.commit()
-    transcript_exports.start_zip_job(job, _base())
+    job = transcript_exports.create_zip_job(actor, course_id, request.form.get("page_size", "letter"), _base())
+    # A queue worker builds it once this request is committed (and the sweep, should the queue lose the task).
+    enqueue_after_commit("build_export", job.id)
     return redirect_with_notice("transcripts.export_page", "The export has started.", public_id=job.public_id)
 
 

@@ -6,6 +6,7 @@ from .exports import ExportJob, IssuedCredential
 from .frameworks import Competency, CourseFramework, Framework
 from .imports import ImportBatch, ImportedRecord
 from .lti_store import LtiStoreEntry
+from .notifications import NotificationPreference, SentMessage
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
@@ -15,7 +16,8 @@ from .submissions import FormSubmission
 __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "ExportJob", "FormSubmission", "Framework", "ImportBatch", "ImportedRecord",
-    "IssuedCredential", "LtiStoreEntry", "Membership", "Person", "Preceptor", "Registration", "RegistrationLink",
-    "RegistryVersion", "ResourceLink", "ReviewRequest", "ScoreOutbox", "SignOff", "SignOffRevocation", "StoredStatus",
+    "IssuedCredential", "LtiStoreEntry", "Membership", "NotificationPreference", "Person", "Preceptor",
+    "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest", "ScoreOutbox",
+    "SentMessage", "SignOff", "SignOffRevocation", "StoredStatus",
     "ToolKey",
 ]

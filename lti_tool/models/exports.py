@@ -50,8 +50,9 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 
 
 class ExportJob(db.Model):
-    """A manager's export that takes a while (a ZIP of every technician's transcript PDF). A background thread
-    builds it and records its progress here, so any server process can answer the progress page's polls."""
+    """A manager's export that takes a while (a ZIP of every technician's transcript PDF). A queue worker builds
+    it and records its progress here, so any server process can answer the progress page's polls, and the
+    periodic sweep can hand a job whose worker died to another one."""
 
     __tablename__ = "export_jobs"
 
@@ -67,6 +68,8 @@ class ExportJob(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=QUEUED, index=True)
     total: Mapped[int] = mapped_column(Integer, default=0)
     done_count: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times a worker claimed the job (a worker that died leaves it running with an old heartbeat).
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     file_path: Mapped[str | None] = mapped_column(String(1000))
     file_size: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)

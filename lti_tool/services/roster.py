@@ -90,11 +90,15 @@ def sync_roster(course: Course, actor=None) -> RosterResult:
 STALE_AFTER = timedelta(hours=1)
 
 
-def sync_if_stale(course: Course, actor=None, now=None) -> str | None:
-    """On a manager's launch: refresh a roster older than an hour. The launch has already been committed; a
-    failure is rolled back, remembered on the course and returned in plain words, never raised."""
+def is_stale(course: Course, now=None) -> bool:
     now = now or utcnow()
-    if not course.nrps_url or (course.roster_synced_at and now - course.roster_synced_at < STALE_AFTER):
+    return course.roster_synced_at is None or now - course.roster_synced_at >= STALE_AFTER
+
+
+def sync_if_stale(course: Course, actor=None, now=None) -> str | None:
+    """A worker's roster refresh (after a manager's launch, and hourly): a roster older than an hour is read
+    again. A failure is rolled back, remembered on the course and returned in plain words, never raised."""
+    if not course.nrps_url or not is_stale(course, now):
         return None
     course_id = course.id
     try:

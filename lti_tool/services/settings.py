@@ -43,18 +43,47 @@ US_TIME_ZONES = [
     ("Pacific/Honolulu", "Hawaii"), ("America/Puerto_Rico", "Atlantic (Puerto Rico)"),
 ]
 
+
+def _bool(value):
+    if not isinstance(value, bool):
+        raise DomainError("Must be on or off.", code="invalid_setting")
+    return value
+
+
+def _sender_name(value):
+    if not isinstance(value, str) or len(value.strip()) > 100 or any(ch in value for ch in "\r\n<>\"@"):
+        raise DomainError("Up to 100 characters, without line breaks, quotes, @ or angle brackets.",
+                          code="invalid_setting")
+    return value.strip()
+
+
+def _reminder_days(value):
+    if (not isinstance(value, list) or not 1 <= len(value) <= 5
+            or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 365 for d in value)):
+        raise DomainError("Up to five whole numbers of days from 0 to 365.", code="invalid_setting")
+    return sorted(set(value), reverse=True)
+
 DEFAULTS = {
     # Days before a sign-off expires when its competency shows as "due for revalidation".
     "revalidation_warning_days": 30,
-    # Times on pages, PDFs and e-mails are shown in this zone.
+    # Times on pages, PDFs and e-mails are shown in this zone (also what "today" is for reminders).
     "time_zone": DEFAULT_TIME_ZONE,
     # The pharmacy's name on transcripts, credentials and the public verify page (None: the LMS's name).
     "organization_name": None,
+    # E-mail reminders for the whole tenant (people choose theirs on the preferences page).
+    "email_enabled": True,
+    # The name in the From: header ("" = the tool's title).
+    "email_sender_name": "",
+    # Reminders this many days before a competency or certification expires (0 = on the day).
+    "reminder_days": [60, 14, 0],
 }
 VALIDATORS = {
     "revalidation_warning_days": _int_between(1, 365),
     "time_zone": _time_zone,
     "organization_name": _name,
+    "email_enabled": _bool,
+    "email_sender_name": _sender_name,
+    "reminder_days": _reminder_days,
 }
 
 

@@ -1,13 +1,11 @@
 """Transcript exports: CSV and JSON of one technician, a course matrix CSV, and the ZIP of every technician's PDF
 built as an export job.
 
-The ZIP job runs in a background thread of the web process (start_zip_job). Trade-off, chosen for a small
-deployment with no broker: nothing else to run or configure, and progress lives in the database (ExportJob), so
-any worker answers the progress page's polls. But a job dies with its process (a deploy or a crash): a running
-job whose heartbeat is older than STALE_AFTER is reported as interrupted and can be started again; the file sits
-on the local disk of the process that built it (several hosts need a shared EXPORT_DIR); and jobs share the web
-process's CPU, so at most MAX_RUNNING run per process. A task queue (RQ, Celery) is the way out if that
-stops being enough: build_zip() is already a plain function of (app, job id) that a queue worker could call.
+The ZIP job is a task on the queue (lti_tool.tasks: "build_export"), run by `flask lti worker`, so it survives
+a deploy or a crash of the web process. The ExportJob row is the source of truth: the worker claims it with a
+conditional update (two deliveries of the same task never build it twice) and touches its heartbeat after every
+technician; a job whose worker died (heartbeat older than EXPORT_STALE_SECONDS) is claimed again by the next
+sweep, up to MAX_ATTEMPTS times. The file is written to EXPORT_DIR, which several hosts must share.
 
 Memory stays flat: one technician is loaded, rendered and written at a time; each PDF goes into the ZIP entry
 and is dropped; the SQLAlchemy session is committed and emptied after each technician.
@@ -16,13 +14,12 @@ import gc
 import io
 import json
 import os
-import threading
 import uuid
 import zipfile
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from .. import formatting
 from ..extensions import db
@@ -45,10 +42,8 @@ from . import (
 from .actors import Actor
 from .transcripts import SIGNER_ROLE_LABELS
 
-STALE_AFTER = timedelta(minutes=5)
-MAX_RUNNING = 2
+MAX_ATTEMPTS = 3
 GC_EVERY = 10
-_running = threading.BoundedSemaphore(MAX_RUNNING)
 CSV_COLUMNS = ["section", "group", "code", "title", "status", "signed_by", "signer_role", "date", "method",
                "rating", "evidence", "evidence_kind", "expires", "state", "detail"]
 
@@ -185,7 +180,7 @@ def _technicians(course_id: int) -> list[int]:
                                            Membership.role == TECHNICIAN).order_by(Membership.person_id)))
 
 
-def create_zip_job(actor, course_id: int, page_size: str = "letter") -> ExportJob:
+def create_zip_job(actor, course_id: int, page_size: str = "letter", base: str | None = None) -> ExportJob:
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
@@ -194,7 +189,7 @@ def create_zip_job(actor, course_id: int, page_size: str = "letter") -> ExportJo
     if page_size not in transcript_pdf.PAGE_SIZES:
         raise DomainError("Choose A4 or Letter.", fields={"page_size": "Choose a4 or letter."})
     job = ExportJob(public_id=str(uuid.uuid4()), registration_id=actor.registration_id, course_id=course.id,
-                    requested_by_id=actor.person.id, options={"page_size": page_size}, status=QUEUED,
+                    requested_by_id=actor.person.id, options={"page_size": page_size, "base": base}, status=QUEUED,
                     total=len(_technicians(course.id)))
     db.session.add(job)
     db.session.flush()
@@ -209,27 +204,64 @@ def job_for(actor, public_id: str) -> ExportJob:
     return job
 
 
+def _stale_after() -> timedelta:
+    return timedelta(seconds=current_app.config["EXPORT_STALE_SECONDS"])
+
+
 def progress(job: ExportJob, now: datetime | None = None) -> dict:
     now = now or datetime.now(UTC)
     state = job.status
-    if state == RUNNING and job.heartbeat_at is not None and now - job.heartbeat_at > STALE_AFTER:
-        state = "interrupted"
+    if state == RUNNING and job.heartbeat_at is not None and now - job.heartbeat_at > _stale_after():
+        state = "resuming"  # its worker stopped; the sweep gives the job to another one
     percent = 100 if state == DONE else (int(100 * job.done_count / job.total) if job.total else 0)
     return {"id": job.public_id, "status": state, "done": job.done_count, "total": job.total, "percent": percent,
             "error": job.error, "file_size": job.file_size,
             "finished_at": job.finished_at.isoformat() if job.finished_at else None}
 
 
-def build_zip(job_id: int, base: str, *, commit_every: int = 1) -> None:
-    """Build the ZIP of job `job_id` (in the current app context). Writes each technician's PDF into the archive
-    as soon as it is made, commits progress, and empties the session between technicians."""
+def _claimable(now: datetime):
+    return (ExportJob.status == QUEUED) | (
+        (ExportJob.status == RUNNING) & or_(ExportJob.heartbeat_at.is_(None),
+                                            ExportJob.heartbeat_at < now - _stale_after()))
+
+
+def claim(job_id: int, now: datetime | None = None) -> bool:
+    """Take the job for this worker: queued, or running with a worker that stopped. One conditional update, so of
+    two workers handed the same job only one gets it. Committed at once."""
+    now = now or datetime.now(UTC)
+    claimed = db.session.execute(
+        update(ExportJob).where(ExportJob.id == job_id, _claimable(now), ExportJob.attempts < MAX_ATTEMPTS)
+        .values(status=RUNNING, started_at=now, heartbeat_at=now, attempts=ExportJob.attempts + 1,
+                done_count=0)).rowcount == 1
+    db.session.commit()
+    return claimed
+
+
+def unfinished(now: datetime | None = None) -> list[int]:
+    """Jobs the sweep must queue again: never picked up, or their worker stopped. A job that has used up its
+    attempts is marked failed here, so somebody sees why."""
+    now = now or datetime.now(UTC)
+    rows = db.session.execute(select(ExportJob.id, ExportJob.attempts).where(_claimable(now))).all()
+    gave_up = [job_id for job_id, attempts in rows if attempts >= MAX_ATTEMPTS]
+    if gave_up:
+        db.session.execute(update(ExportJob).where(ExportJob.id.in_(gave_up)).values(
+            status=FAILED, finished_at=now, error="The export stopped several times. Start it again."))
+        db.session.flush()
+    return [job_id for job_id, attempts in rows if attempts < MAX_ATTEMPTS]
+
+
+def build_zip(job_id: int, base: str | None = None, *, commit_every: int = 1) -> bool:
+    """Build the ZIP of job `job_id` (in the current app context) if this worker can claim it. Writes each
+    technician's PDF into the archive as soon as it is made, commits progress, and empties the session between
+    technicians. Returns False when another worker has the job or it is finished."""
+    if not claim(job_id):
+        return False
     job = db.session.get(ExportJob, job_id)
-    job.status, job.started_at = RUNNING, datetime.now(UTC)
-    job.heartbeat_at = job.started_at
+    base = base or (job.options or {}).get("base") or current_app.config["TOOL_BASE_URL"]
     course_id, requested_by_id, page_size = job.course_id, job.requested_by_id, (job.options or {}).get("page_size",
                                                                                                       "letter")
-    path = os.path.join(export_dir(), f"{job.public_id}.zip")
-    db.session.commit()
+    # One file per attempt: a worker taken for dead but only slow never writes into the file of its successor.
+    path = os.path.join(export_dir(), f"{job.public_id}-{job.attempts}.zip")
     try:
         person_ids = _technicians(course_id)
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
@@ -266,20 +298,4 @@ def build_zip(job_id: int, base: str, *, commit_every: int = 1) -> None:
         db.session.commit()
         if os.path.exists(path):
             os.remove(path)
-
-
-def start_zip_job(job: ExportJob, base: str) -> threading.Thread:
-    """Run build_zip in a background thread (the job row must already be committed)."""
-    app = current_app._get_current_object()
-    job_id = job.id
-
-    def run():
-        with _running, app.app_context():
-            try:
-                build_zip(job_id, base)
-            finally:
-                db.session.remove()
-
-    thread = threading.Thread(target=run, name=f"export-{job_id}", daemon=True)
-    thread.start()
-    return thread
+    return True

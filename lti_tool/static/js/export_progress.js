@@ -17,9 +17,10 @@
       return true;
     }
     if (data.status === "failed") { status.textContent = data.error || "The export failed."; return true; }
-    if (data.status === "interrupted") {
-      status.textContent = "The export was interrupted. Start it again from the Transcripts page.";
-      return true;
+    if (data.status === "resuming") {
+      status.textContent = "The export stopped after " + data.done + " of " + data.total +
+        " transcripts; it starts again shortly.";
+      return false;
     }
     status.textContent = data.done + " of " + data.total + " transcripts done.";
     return false;

@@ -1,0 +1,151 @@
+"""What is waiting for a person: the notices on each role's home page, and what the reminder e-mails say.
+
+The same functions feed both, so the home page and an e-mail never disagree. Expiry is read through the status
+service; "due soon" means within the tenant's first reminder (60 days by default), dates are the tenant's.
+"""
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..formatting import us_date
+from ..formatting import zone as zone_named
+from ..models import Evidence, Person, ReviewRequest
+from ..models.evidence import RETURNED, WITHDRAWN
+from ..models.reviews import RETURNED as REQUEST_RETURNED
+from . import Forbidden, NotFound, reviews, scope, settings, status
+
+EXPIRING, EXPIRED, RETURNED_KIND, WAITING, TEAM = "expiring", "expired", "returned", "waiting", "team"
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str
+    title: str
+    detail: str
+    # For expiry notices: what expires (sign-off or certification evidence id) and the day, in the tenant's zone.
+    ref: str = ""
+    day: date | None = None
+
+
+def tenant_clock(registration, now: datetime) -> tuple:
+    """(time zone, today there, how many days ahead counts as due soon)."""
+    tz = zone_named(settings.get(registration, "time_zone"))
+    return tz, now.astimezone(tz).date(), max(settings.get(registration, "reminder_days"))
+
+
+def _expiry(kind_ref: str, title: str, expires: date, today: date, horizon: int) -> Notice | None:
+    days = (expires - today).days
+    if days < 0:
+        return Notice(EXPIRED, title, f"expired on {us_date(expires)}", kind_ref, expires)
+    if days <= horizon:
+        when = "today" if days == 0 else ("tomorrow" if days == 1 else f"in {days} days")
+        return Notice(EXPIRING, title, f"expires {when}, on {us_date(expires)}", kind_ref, expires)
+    return None
+
+
+def competency_expiries(entries: dict, titles: dict, zone, today: date, horizon: int) -> list[Notice]:
+    """From one person's {competency_id: CompetencyStatus}: held competencies due soon and expired ones."""
+    found = []
+    for competency_id, entry in entries.items():
+        if entry.expires_at is None or entry.status not in (status.ACHIEVED, status.DUE_FOR_REVALIDATION,
+                                                            status.EXPIRED):
+            continue
+        notice = _expiry(f"signoff:{entry.sign_off_id}", titles[competency_id],
+                         entry.expires_at.astimezone(zone).date(), today, horizon)
+        if notice:
+            found.append(notice)
+    return sorted(found, key=lambda n: n.day)
+
+
+def certifications_by_person(person_ids) -> dict:
+    """{person_id: [(evidence_id, title, expiry date)]}: the latest of each credential (a renewal replaces the
+    card it renews), withdrawn and draft records left out."""
+    latest: dict = {}
+    rows = db.session.execute(select(Evidence.id, Evidence.person_id, Evidence.title, Evidence.data).where(
+        Evidence.person_id.in_(person_ids), Evidence.kind == "certification",
+        Evidence.status.not_in((WITHDRAWN, "draft"))))
+    for evidence_id, person_id, title, data in rows:
+        raw = (data or {}).get("expiry_date")
+        if not raw:
+            continue
+        expires = date.fromisoformat(str(raw)[:10])
+        key = (person_id, (data or {}).get("credential") or title)
+        if key not in latest or latest[key][2] < expires:
+            latest[key] = (evidence_id, title, expires)
+    found: dict = {}
+    for (person_id, _), item in latest.items():
+        found.setdefault(person_id, []).append(item)
+    return found
+
+
+def certification_expiries(items, today: date, horizon: int) -> list[Notice]:
+    found = [_expiry(f"certification:{evidence_id}", title, expires, today, horizon)
+             for evidence_id, title, expires in items]
+    return sorted((n for n in found if n), key=lambda n: n.day)
+
+
+def technician_notices(person, course, now: datetime) -> list[Notice]:
+    """A technician's home page: competencies and certifications due soon or expired, evidence returned."""
+    zone, today, horizon = tenant_clock(course.registration, now)
+    competencies = status.course_competencies(course)
+    titles = {c.id: c.title for c in competencies}
+    entries = status.compute(course.registration, [person.id], list(titles), now)[person.id]
+    notices = competency_expiries(entries, titles, zone, today, horizon)
+    notices += certification_expiries(certifications_by_person([person.id]).get(person.id, []), today, horizon)
+    returned = db.session.execute(
+        select(Evidence.title, ReviewRequest.return_comment, ReviewRequest.resolved_at)
+        .join(ReviewRequest, ReviewRequest.evidence_id == Evidence.id)
+        .where(Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == RETURNED,
+               ReviewRequest.status == REQUEST_RETURNED)
+        .order_by(ReviewRequest.resolved_at.desc())).all()
+    seen = set()
+    for title, comment, resolved_at in returned:
+        if title in seen:
+            continue
+        seen.add(title)
+        detail = f"returned for revision on {us_date(resolved_at.astimezone(zone).date())}"
+        notices.append(Notice(RETURNED_KIND, title, detail + (f": {comment}" if comment else "")))
+    return notices
+
+
+def reviewer_notices(actor, now: datetime) -> list[Notice]:
+    """A manager's or preceptor's home page: what waits for their review; for managers also who in the course
+    is due soon or expired."""
+    course = actor.course
+    try:
+        queue = reviews.review_queue(actor, course.id)
+    except (Forbidden, NotFound):
+        return []
+    zone, today, horizon = tenant_clock(course.registration, now)
+    notices = []
+    if queue:
+        oldest = us_date(queue[0].requested_at.astimezone(zone).date())
+        notices.append(Notice(WAITING, f"{len(queue)} review request{'s' if len(queue) != 1 else ''} waiting",
+                              f"the oldest since {oldest}"))
+    if scope.manages(actor.person.id, course.id):
+        notices += team_notices(course, status.team_statuses(actor, course, as_of=now), today, zone, horizon)
+    return notices
+
+
+def team_notices(course, statuses: dict, today: date, zone, horizon: int, names: dict | None = None) -> list:
+    """One notice per technician with something expired or due soon (names: {person_id: name})."""
+    if names is None:
+        names = {p.id: p.display_name for p in db.session.scalars(select(Person).where(
+            Person.id.in_(list(statuses))))}
+    found = []
+    for person_id, entries in statuses.items():
+        items = competency_expiries(entries, dict.fromkeys(entries, ""), zone, today, horizon)
+        expired = sum(1 for n in items if n.kind == EXPIRED)
+        due = [n for n in items if n.kind == EXPIRING]
+        if not expired and not due:
+            continue
+        parts = []
+        if expired:
+            parts.append(f"{expired} expired")
+        if due:
+            parts.append(f"{len(due)} due by {us_date(due[-1].day)}")
+        found.append(Notice(TEAM, names.get(person_id, "A technician"), ", ".join(parts)))
+    return sorted(found, key=lambda n: n.title.lower())
+
