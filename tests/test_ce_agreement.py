@@ -26,6 +26,7 @@ from lti_tool.models import (
     ScoreOutbox,
     SignOff,
     SignOffRevocation,
+    StoredStatus,
 )
 from lti_tool.services import ce, evidence, frameworks, reviews
 from lti_tool.services.actors import Actor
@@ -72,7 +73,8 @@ class Setting:
     def reset(self):
         with self.app.app_context():
             mine = select(Evidence.id).where(Evidence.person_id == self.tech_id)
-            for model, column in ((SignOffRevocation, SignOffRevocation.sign_off_id.in_(
+            for model, column in ((StoredStatus, StoredStatus.person_id == self.tech_id),
+                                  (SignOffRevocation, SignOffRevocation.sign_off_id.in_(
                     select(SignOff.id).where(SignOff.person_id == self.tech_id))),
                     (ScoreOutbox, ScoreOutbox.id.is_not(None)),
                     (SignOff, SignOff.person_id == self.tech_id),
