@@ -329,7 +329,9 @@ def test_cross_training_with_checklist_saved_and_sent_for_review_in_one_go(app, 
         assert ev.status == "submitted" and ev.data["checklist_steps"] == steps
         request = db.session.scalars(select(ReviewRequest)).one()
         assert (request.status, request.competency_id) == ("open", garb)
-    assert "Waiting for review" in detail.text
+    # One status, one name: the item and its request both read "Awaiting review".
+    assert "Waiting for review" not in detail.text
+    assert detail.text.count("Awaiting review") >= 2
 
 
 def test_checklist_step_of_another_competency_is_refused(app, tech):
@@ -369,7 +371,7 @@ def test_request_review_then_withdraw_the_request(app, tech):
     detail = tech.get(f"/me/evidence/{ev_id}")
     assert "Request review" in detail.text and "Not sent for review yet." in detail.text
     done = tech.follow(tech.post(f"/me/evidence/{ev_id}/request-review"))
-    assert "Sent for review" in done.text and "Waiting for review" in done.text
+    assert "Sent for review" in done.text and "Awaiting review" in done.text
     assert "cannot be changed" in done.text
     with app.app_context():
         request = db.session.scalars(select(ReviewRequest)).one()
@@ -457,10 +459,14 @@ def test_attachment_upload_and_download(app, tech):
     ev_id = int(re.search(r"/me/evidence/(\d+)/", link).group(1))
     with app.app_context():
         attachment_id = db.session.scalars(select(Attachment.id)).one()
-    form = {**good_form(app, "certification"), "revision": "2", "remove_attachment": str(attachment_id)}
+        assert db.session.get(Evidence, ev_id).revision == 1, "one save, fields and file together: one revision"
+    assert "(revision 1)" in detail.text
+    form = {**good_form(app, "certification"), "revision": "1", "remove_attachment": str(attachment_id)}
     page = tech.follow(tech.post(f"/me/evidence/{ev_id}/edit", form))
     assert "No attachments." in page.text and "You removed the attachment “cpht card.png”." in page.text
     assert counts(app)["attachments"] == 0
+    with app.app_context():
+        assert db.session.get(Evidence, ev_id).revision == 2
 
 
 def test_attachment_of_a_refused_type_writes_nothing(app, tech):
