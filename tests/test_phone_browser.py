@@ -5,6 +5,7 @@ link in the LMS to "Save and request review", goes through `Taps`, and the test 
 never scroll sideways (document.scrollingElement.scrollWidth <= innerWidth), controls are 44 px targets,
 axe-core finds nothing, and screenshots go to $ARTIFACTS_DIR.
 """
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -14,8 +15,10 @@ from sqlalchemy import select
 
 from lti_tool.extensions import db
 from lti_tool.models import Competency, Course, CourseFramework, Evidence, ReviewRequest
+from lti_tool.services import evidence as evidence_service
 from lti_tool.services import frameworks
 from tests.support.browser import chromium, screenshot, screenshot_on_failure
+from tests.test_technician_pages import actor_for
 
 pytestmark = pytest.mark.browser
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -259,4 +262,63 @@ def test_files_are_checked_before_upload_and_the_good_ones_stay_chosen(app, brow
     with app.app_context():
         ev = db.session.scalars(select(Evidence)).one()
         assert [a.filename for a in ev.attachments] == ["photo.jpg"] and ev.revision == 1
+    context.close()
+
+
+@pytest.mark.parametrize("size", [PHONE, NARROW], ids=["390", "320"])
+def test_technician_pages_fit_a_phone_and_the_nav_shows_every_tab(app, browser, live_server, platform, registered,
+                                                                  http, course, size):
+    """The launch lands on the portfolio; every tab is in sight (none cut off, Transcripts reachable); the
+    technician's pages never scroll sideways, their controls are 44 px targets and axe finds nothing."""
+    landing = _launch(platform, http, live_server)
+    course()
+    with app.app_context():
+        cart = db.session.scalars(select(Competency.id).where(Competency.code == "XT-CEN-01")).one()
+        item = evidence_service.create_draft(actor_for("tech-1"), "cross_training", {
+            "title": "Cart fill on 3 West", "department": "central", "skills": ["Cart fill"],
+            "trainer_name": "Dana Ruiz", "hours": 2, "start_date": date.today().isoformat(),
+            "end_date": date.today().isoformat(), "notes": "Cart 4, ward 3 West.", "competency_ids": [cart]})
+        evidence_service.add_attachment(actor_for("tech-1"), item.id, "checklist.jpg", io.BytesIO(JPEG))
+        db.session.commit()
+        item_id = item.id
+    width = size["viewport"]["width"]
+    context = browser.new_context(**size)
+    page = context.new_page()
+    nav = page.get_by_role("navigation", name="Main")
+    with screenshot_on_failure(page, f"phone-{width}-pages"):
+        page.goto(landing)
+        expect(page.get_by_role("heading", level=1)).to_have_text("My portfolio")
+        labels = ["My portfolio", "Record evidence", "My evidence", "Transcripts"]
+        expect(nav.get_by_role("link")).to_have_text(labels)
+        for label in labels:
+            box = nav.get_by_role("link", name=label).bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width and box["height"] >= 44, (label, box)
+        assert page.evaluate("[...document.querySelectorAll('.mainnav a')].every(a => a.scrollWidth <= a.clientWidth)")
+
+        pages = [("portfolio", None), ("choose", "Record evidence"), ("list", "My evidence")]
+        for name, tab in pages:
+            if tab:
+                nav.get_by_role("link", name=tab).tap()
+                expect(nav.get_by_role("link", name=tab)).to_have_attribute("aria-current", "page")
+            fits(page, f"{name} at {width} px")
+            targets_ok(page, f"{name} at {width} px")
+            no_violations(page, f"{name} at {width} px")
+            screenshot(page, f"phone-{width}-{name}")
+
+        page.get_by_role("link", name="Cart fill on 3 West").tap()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Cart fill on 3 West")
+        facts = page.locator("dl.facts").first
+        expect(facts.locator("dt", has_text="Notes")).to_have_count(1)  # "Notes" shown once
+        for name in ("detail", "edit"):
+            if name == "edit":
+                page.get_by_role("link", name="Edit").tap()
+                expect(page.get_by_role("heading", level=1)).to_contain_text("Edit")
+            fits(page, f"{name} at {width} px")
+            targets_ok(page, f"{name} at {width} px")
+            no_violations(page, f"{name} at {width} px")
+            screenshot(page, f"phone-{width}-{name}")
+
+        nav.get_by_role("link", name="Transcripts").tap()
+        expect(nav.get_by_role("link", name="Transcripts")).to_have_attribute("aria-current", "page")
+    assert item_id
     context.close()
