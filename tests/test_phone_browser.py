@@ -179,6 +179,7 @@ def test_deep_linked_cross_training_in_at_most_8_taps(app, browser, live_server,
         taps.tap(page.get_by_role("button", name="Save and request review"), "save and request review")
 
         expect(page.get_by_role("status").first).to_contain_text("saved and sent for review")
+        page.wait_for_load_state()
         expect(page.locator("dl.facts").first).to_contain_text("(revision 1)")  # one save, one revision
         fits(page, "detail")
         screenshot(page, "phone-390-cross-training-sent")
@@ -207,6 +208,8 @@ def test_files_are_checked_before_upload_and_the_good_ones_stay_chosen(app, brow
         page.goto(landing)
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Record evidence").tap()
         page.get_by_role("link", name="Cross-training").tap()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Record cross-training")
+        page.wait_for_load_state()  # the whole list is there before it is counted
         expect(page.locator("#f-filter-status")).to_be_hidden()
         everything = page.locator("li.competency-choice").count()
         page.get_by_label("Department", exact=True).select_option("central")
@@ -300,6 +303,7 @@ def test_technician_pages_fit_a_phone_and_the_nav_shows_every_tab(app, browser, 
             if tab:
                 nav.get_by_role("link", name=tab).tap()
                 expect(nav.get_by_role("link", name=tab)).to_have_attribute("aria-current", "page")
+                page.wait_for_load_state()
             fits(page, f"{name} at {width} px")
             targets_ok(page, f"{name} at {width} px")
             no_violations(page, f"{name} at {width} px")
@@ -307,12 +311,14 @@ def test_technician_pages_fit_a_phone_and_the_nav_shows_every_tab(app, browser, 
 
         page.get_by_role("link", name="Cart fill on 3 West").tap()
         expect(page.get_by_role("heading", level=1)).to_have_text("Cart fill on 3 West")
+        page.wait_for_load_state()
         facts = page.locator("dl.facts").first
         expect(facts.locator("dt", has_text="Notes")).to_have_count(1)  # "Notes" shown once
         for name in ("detail", "edit"):
             if name == "edit":
                 page.get_by_role("link", name="Edit").tap()
                 expect(page.get_by_role("heading", level=1)).to_contain_text("Edit")
+                page.wait_for_load_state()
             fits(page, f"{name} at {width} px")
             targets_ok(page, f"{name} at {width} px")
             no_violations(page, f"{name} at {width} px")
