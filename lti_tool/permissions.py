@@ -34,6 +34,16 @@ def is_technician(session) -> bool:
     return session is not None and session.course is not None and session.role == TECHNICIAN
 
 
+def workplace(session) -> str | None:
+    """The page where this person works, which a launch lands on: a technician's portfolio, a course manager's
+    review queue. None for everyone else (observers, administrators outside a course): they land on Home."""
+    if is_technician(session):
+        return "technician.dashboard"
+    if is_course_manager(session):
+        return "manager.queue"
+    return None
+
+
 def can_choose_course_frameworks(session) -> bool:
     """The course-frameworks page: a manager-side member of the session's course, or a tool administrator."""
     return is_tool_admin(session) or (session is not None and session.course is not None

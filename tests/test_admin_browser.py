@@ -229,9 +229,9 @@ def test_settings_and_course_frameworks(app, platform, registered, world, live_s
 
 def test_a_manager_chooses_frameworks_and_cannot_reach_admin_pages(app, platform, registered, world, live_server,
                                                                    page):
-    page.goto(launch_url(platform, live_server, CANVAS_ROLES["teacher"], "manager-1"))
+    token_url = launch_url(platform, live_server, CANVAS_ROLES["teacher"], "manager-1")  # /app/?lt=...
+    page.goto(token_url)
     expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Administration")).to_have_count(0)
-    token_url = page.url
     page.goto(token_url.replace("/app/", "/admin/course-frameworks"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Frameworks for IV Room Cross-Training")
     assert_accessible(page, "course frameworks as a manager")
@@ -246,10 +246,11 @@ def test_admin_pages_fit_a_phone(app, platform, registered, world, live_server, 
     context = browser.new_context(viewport={"width": 320, "height": 640})
     page = context.new_page()
     try:
-        page.goto(launch_url(platform, live_server, CANVAS_ROLES["account_admin"], "admin-1"))
+        token_url = launch_url(platform, live_server, CANVAS_ROLES["account_admin"], "admin-1")  # /app/?lt=...
+        page.goto(token_url)
         if path == "/admin/":
             add_trouble(app, registered)
-        page.goto(page.url.replace("/app/", path))
+        page.goto(token_url.replace("/app/", path))
         expect(page.get_by_role("heading", level=1)).to_be_visible()
         width, room = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
         assert width <= room, f"{path} is {width} px wide in {room} px"

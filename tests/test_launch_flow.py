@@ -1,6 +1,7 @@
 """Complete login -> launch flows over real HTTP against the test platform."""
 from urllib.parse import parse_qs, urlsplit
 
+from lti_tool.web import NOTICE_PARAM, notice_token
 from tests.support.platform import CANVAS_ROLES
 
 
@@ -25,8 +26,8 @@ def test_complete_launch_lands_person_course_and_role(live_server, platform, reg
     assert resp.status_code == 303, resp.text
     page = http.get(live_server + resp.headers["Location"])
     assert page.status_code == 200
+    assert urlsplit(page.url).path == "/team/queue", "a manager lands on the review queue"
     assert "Tess Nguyen" in page.text
-    assert ">Manager<" in page.text
     assert "IV Room Cross-Training" in page.text
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
     token = parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
@@ -34,20 +35,34 @@ def test_complete_launch_lands_person_course_and_role(live_server, platform, reg
 
 
 def test_second_launch_refreshes_name_and_email(live_server, platform, registered, http, count_rows, app):
-    platform.launch(http, live_server, sub="s-1")
+    # An observer: Home shows the name and e-mail the LMS sent.
+    platform.launch(http, live_server, sub="s-1", roles=CANVAS_ROLES["observer"])
     resp, _, _ = platform.launch(http, live_server, sub="s-1", name="Tess Nguyen-Ramos",
-                                 email="tess.nr@example.org")
+                                 email="tess.nr@example.org", roles=CANVAS_ROLES["observer"])
     assert resp.status_code == 303
     page = http.get(live_server + resp.headers["Location"])
     assert "Tess Nguyen-Ramos" in page.text and "tess.nr@example.org" in page.text
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
 
 
-def test_home_page_says_what_is_waiting(live_server, platform, registered, http):
-    boss, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss-glance")
-    assert "0 review requests waiting in this course." in http.get(live_server + boss.headers["Location"]).text
-    tech, _, _ = platform.launch(http, live_server, sub="tech-glance")
-    assert "0 competencies held, 0 awaiting review." in http.get(live_server + tech.headers["Location"]).text
+def test_launch_lands_where_the_person_works(app, live_server, platform, registered, http):
+    """Technicians on their portfolio, course managers on the review queue, observers on Home; a notice of the
+    launch (such as a roster warning) travels with the forward."""
+    tech, _, _ = platform.launch(http, live_server, sub="tech-lands")
+    landed = http.get(live_server + tech.headers["Location"])
+    assert urlsplit(landed.url).path == "/me/" and "<h1>My portfolio</h1>" in landed.text
+    assert ">Home</a>" not in landed.text, "Home would only send a technician on to the portfolio"
+    boss, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss-lands")
+    token = parse_qs(urlsplit(boss.headers["Location"]).query)["lt"][0]
+    with app.test_request_context():
+        notice = notice_token("The course roster could not be updated: test", "warning")
+    forward = http.get(f"{live_server}/app/", params={"lt": token, NOTICE_PARAM: notice}, allow_redirects=False)
+    assert forward.status_code == 303 and urlsplit(forward.headers["Location"]).path == "/team/queue"
+    queue = http.get(live_server + forward.headers["Location"])
+    assert "The course roster could not be updated: test" in queue.text
+    watcher, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["observer"], sub="observer-lands")
+    home = http.get(live_server + watcher.headers["Location"])
+    assert urlsplit(home.url).path == "/app/" and '<dd data-testid="role">Observer</dd>' in home.text
 
 
 def _csp(response):

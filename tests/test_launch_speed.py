@@ -4,6 +4,7 @@ it possible: changes made elsewhere (another server process, the CLI) are seen a
 Everything goes through real HTTP against the live server, with real RS256 id_tokens from the test platform.
 """
 import secrets
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import create_engine, update
@@ -74,7 +75,8 @@ def test_a_new_course_and_person_are_created_by_the_launch(live_server, platform
                                  roles=CANVAS_ROLES["teacher"])
     assert resp.status_code == 303, resp.text
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
-    assert ">Manager<" in http.get(live_server + resp.headers["Location"]).text
+    landed = http.get(live_server + resp.headers["Location"])
+    assert urlsplit(landed.url).path == "/team/queue", "a manager lands on the review queue"
 
 
 def test_an_absent_name_keeps_the_stored_one_and_a_new_title_is_stored(app, live_server, platform, registered,

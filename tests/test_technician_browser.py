@@ -227,9 +227,12 @@ def test_keyboard_only_cross_training(app, browser, world):
     tab_to("#f-end-date")
     page.keyboard.type(start.strftime("%m%d%Y"))
     assert page.locator("#f-end-date").input_value() == start.isoformat()
-    # The competency from the link is ticked; its checklist steps follow it in the tab order.
+    # The competency from the link is ticked; "All steps observed", then its checklist steps follow it in the
+    # tab order.
     tab_to(f"input[name=competency_ids][value='{world['garb']}']")
     assert page.evaluate("document.activeElement.checked")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.hasAttribute('data-all-steps')")
     page.keyboard.press("Tab")
     first_step = page.evaluate("document.activeElement.value")
     page.keyboard.press("Space")

@@ -329,7 +329,9 @@ def test_cross_training_with_checklist_saved_and_sent_for_review_in_one_go(app, 
         assert ev.status == "submitted" and ev.data["checklist_steps"] == steps
         request = db.session.scalars(select(ReviewRequest)).one()
         assert (request.status, request.competency_id) == ("open", garb)
-    assert "Waiting for review" in detail.text
+    # One status, one name: the item and its request both read "Awaiting review".
+    assert "Waiting for review" not in detail.text
+    assert detail.text.count("Awaiting review") >= 2
 
 
 def test_checklist_step_of_another_competency_is_refused(app, tech):
@@ -369,7 +371,7 @@ def test_request_review_then_withdraw_the_request(app, tech):
     detail = tech.get(f"/me/evidence/{ev_id}")
     assert "Request review" in detail.text and "Not sent for review yet." in detail.text
     done = tech.follow(tech.post(f"/me/evidence/{ev_id}/request-review"))
-    assert "Sent for review" in done.text and "Waiting for review" in done.text
+    assert "Sent for review" in done.text and "Awaiting review" in done.text
     assert "cannot be changed" in done.text
     with app.app_context():
         request = db.session.scalars(select(ReviewRequest)).one()
@@ -457,10 +459,14 @@ def test_attachment_upload_and_download(app, tech):
     ev_id = int(re.search(r"/me/evidence/(\d+)/", link).group(1))
     with app.app_context():
         attachment_id = db.session.scalars(select(Attachment.id)).one()
-    form = {**good_form(app, "certification"), "revision": "2", "remove_attachment": str(attachment_id)}
+        assert db.session.get(Evidence, ev_id).revision == 1, "one save, fields and file together: one revision"
+    assert "(revision 1)" in detail.text
+    form = {**good_form(app, "certification"), "revision": "1", "remove_attachment": str(attachment_id)}
     page = tech.follow(tech.post(f"/me/evidence/{ev_id}/edit", form))
     assert "No attachments." in page.text and "You removed the attachment “cpht card.png”." in page.text
     assert counts(app)["attachments"] == 0
+    with app.app_context():
+        assert db.session.get(Evidence, ev_id).revision == 2
 
 
 def test_attachment_of_a_refused_type_writes_nothing(app, tech):
@@ -561,3 +567,56 @@ def test_dashboard_and_detail_queries_do_not_grow_with_the_record(app, tech, man
     page = html.unescape(tech.get("/me/").text)
     assert all(f"Fix {i}" in page for i in range(5))
     assert (queries("/me/"), queries(f"/me/evidence/{last}")) == few
+
+
+# --- Recording on a phone: fewer steps, same record ----------------------------------------------------------
+
+def test_a_competency_link_opens_only_the_kinds_it_accepts(app, tech):
+    """A competency that accepts one kind opens its form at once; one that accepts several offers only those;
+    an id that is not a competency of this course changes nothing."""
+    only_cross = tech.get("/me/evidence/new", competency=comp(app, "XT-IV-01"))
+    assert only_cross.status_code == 303
+    assert only_cross.headers["Location"].startswith("/me/evidence/new/cross_training?")
+    form = html.unescape(tech.follow(only_cross).text)
+    assert 'value="iv_room" selected' in form, "the competency's one department is chosen"
+    assert 'value="Aseptic technique in the primary engineering control"' in form, "its title proposed"
+
+    several = html.unescape(tech.get("/me/evidence/new", competency=comp(app, "A1-01")).text)
+    assert "For <strong>A1-01</strong> Demonstrate ethical conduct" in several
+    assert "/me/evidence/new/responsibility" in several and "/me/evidence/new/certification" not in several
+
+    unknown = tech.get("/me/evidence/new", competency=999999)
+    assert unknown.status_code == 200 and "/me/evidence/new/certification" in unknown.text
+    blank = html.unescape(tech.get("/me/evidence/new/cross_training", competency=999999).text)
+    assert 'name="competency_ids" value="999999"' not in blank and 'id="f-title" name="title" value=""' in blank
+
+
+def test_cross_training_on_one_day_needs_no_end_date(app, tech):
+    """Without the page's script the end date may be left empty: it is the start date."""
+    form = {**good_form(app, "cross_training"), "end_date": ""}
+    tech.follow(tech.post("/me/evidence/new/cross_training", form))
+    with app.app_context():
+        ev = db.session.scalars(select(Evidence)).one()
+        assert ev.data["end_date"] == ev.data["start_date"] == days_ago(10)
+
+
+def test_one_edit_with_files_is_one_revision(app, tech):
+    tech.follow(tech.post("/me/evidence/new/certification", good_form(app, "certification"),
+                          files=[("files", ("front.png", PNG, "image/png")),
+                                 ("files", ("back.png", PNG + b"b", "image/png"))]))
+    with app.app_context():
+        ev = db.session.scalars(select(Evidence)).one()
+        assert (ev.revision, len(ev.attachments)) == (1, 2)
+        first = ev.attachments[0].id
+    form = {**good_form(app, "certification"), "title": "My CPhT card", "revision": "1",
+            "remove_attachment": str(first)}
+    tech.follow(tech.post(f"/me/evidence/{ev.id}/edit", form, files={"files": ("third.png", PNG + b"c", "image/png")}))
+    with app.app_context():
+        ev = db.session.get(Evidence, ev.id)
+        assert (ev.title, ev.revision, sorted(a.filename for a in ev.attachments)) == (
+            "My CPhT card", 2, ["back.png", "third.png"])
+    # A save that only adds a file is a new revision too.
+    tech.follow(tech.post(f"/me/evidence/{ev.id}/edit", {**form, "revision": "2", "remove_attachment": ""},
+                          files={"files": ("fourth.png", PNG + b"d", "image/png")}))
+    with app.app_context():
+        assert db.session.get(Evidence, ev.id).revision == 3

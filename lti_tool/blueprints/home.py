@@ -1,15 +1,16 @@
-"""The landing page, and the page people reach after a launch (which forwards deep-linked links to their item)."""
+"""The landing page, and the page people reach after a launch, which forwards them to a deep-linked item or to
+where they work (technicians to their portfolio, course managers to the review queue)."""
 from flask import Blueprint, current_app, redirect, render_template, request
 
 from .. import tool_session
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..models.base import utcnow
-from ..permissions import is_manager_side, login_required
+from ..permissions import is_manager_side, login_required, workplace
 from ..services import notices, reviews, status
 from ..services.actors import Actor
 from ..services.launches import parse_target
-from ..web import app_url
+from ..web import NOTICE_PARAM, app_url
 
 bp = Blueprint("home", __name__)
 
@@ -30,7 +31,7 @@ MANAGER_TARGETS = {
 }
 
 
-def target_url(session, target: dict | None) -> str | None:
+def target_url(session, target: dict | None, **carry) -> str | None:
     if not target:
         return None
     table = MANAGER_TARGETS if is_manager_side(session) else TECHNICIAN_TARGETS
@@ -38,7 +39,7 @@ def target_url(session, target: dict | None) -> str | None:
     if endpoint not in current_app.view_functions:
         return None
     values = {param: target["id"]} if param and target.get("id") is not None else {}
-    return app_url(endpoint, **values)
+    return app_url(endpoint, **values, **carry)
 
 
 @bp.route("/")
@@ -49,23 +50,18 @@ def landing():
 @bp.route("/app/")
 @login_required
 def index():
+    """Where a launch lands: a deep-linked item, else the page where the person works, else Home."""
     session = tool_session.current()
-    forward = target_url(session, parse_target(request.args.get("to")))
+    # A notice of the launch (the roster warning) travels with the forward.
+    carry = {NOTICE_PARAM: request.args[NOTICE_PARAM]} if request.args.get(NOTICE_PARAM) else {}
+    forward = target_url(session, parse_target(request.args.get("to")), **carry)
+    # Straight from a launch (not the Home tab, which lists what needs attention): where the person works.
+    if not forward and request.args.get("landed") and workplace(session) in current_app.view_functions:
+        forward = app_url(workplace(session), **carry)
     if forward:
         return redirect(forward, code=303)
     return render_template("home.html", session=session, role_label=ROLE_LABELS.get(session.role, "—"),
                            glance=_at_a_glance(session), attention=_notices(session))
-
-
-def _notices(session) -> list:
-    """What the reminder e-mails would say to this person (the same service writes both)."""
-    if session.course is None or session.membership is None:
-        return []
-    actor = Actor.from_session(session)
-    if session.role == TECHNICIAN:
-        return notices.technician_notices(session.person, session.course, utcnow()) + \
-            notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
-    return notices.reviewer_notices(actor, utcnow())
 
 
 def _at_a_glance(session) -> list[str]:
@@ -85,3 +81,15 @@ def _at_a_glance(session) -> list[str]:
             lines.append(f"{attention} need{'s' if attention == 1 else ''} revalidation soon or now.")
         return lines
     return []
+
+
+def _notices(session) -> list:
+    """What the reminder e-mails would say to this person (the same service writes both)."""
+    if session.course is None or session.membership is None:
+        return []
+    actor = Actor.from_session(session)
+    if session.role == TECHNICIAN:
+        return notices.technician_notices(session.person, session.course, utcnow()) + \
+            notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
+    return notices.reviewer_notices(actor, utcnow())
+

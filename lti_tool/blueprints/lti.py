@@ -104,7 +104,7 @@ def _finish(registration, deployment, claims, launch_id):
                               "Adding content to the course is for instructors and course designers.", status=403,
                               code="deep_link_role")
         return redirect(url_for("deep_linking.picker", **{tool_session.PARAM: token}), code=303)
-    values = {tool_session.PARAM: token}
+    values = {tool_session.PARAM: token, "landed": "1"}
     target = (claims.get(CLAIM_CUSTOM) or {}).get("target")
     if target and parse_target(target):
         values["to"] = target  # a deep-linked item: /app/ forwards to it

@@ -6,7 +6,7 @@ an error summary and a message next to each field, with status 400 and nothing w
 """
 from datetime import date
 
-from flask import Blueprint, abort, g, render_template, request
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request
 from sqlalchemy import select
 
 from .. import tool_session
@@ -21,7 +21,7 @@ from ..services import DomainError, Forbidden, NotFound, attachments, attestatio
 from ..services import evidence as evidence_service
 from ..services.actors import Actor
 from ..submissions import once_per_submission
-from ..web import redirect_with_notice
+from ..web import NOTICE_PARAM, app_url, redirect_with_notice
 from . import technician_forms as forms
 from . import technician_view as view
 
@@ -49,9 +49,18 @@ def _own(actor, evidence_id: int):
     return evidence
 
 
+# Room left in one request for the form's other fields and the multipart framing.
+FORM_OVERHEAD = 64 * 1024
+
+
 def _upload_limits() -> dict:
-    return {"types": ", ".join(attachments.ALLOWED_TYPES.values()),
-            "size": f"{attachments.max_bytes() // (1024 * 1024)} MB",
+    """What the form says about files and what its script checks before upload: per file (the service's limit)
+    and all files of one save together (the request limit, past which the whole save would be refused)."""
+    request_limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    return {"types": ", ".join(attachments.ALLOWED_TYPES.values()), "mime": " ".join(attachments.ALLOWED_TYPES),
+            "size": _size_text(attachments.max_bytes()), "max_bytes": attachments.max_bytes(),
+            "max_total": request_limit - FORM_OVERHEAD if request_limit else "",
+            "total_text": _size_text(request_limit) if request_limit else "",
             "count": evidence_service.MAX_ATTACHMENTS}
 
 
@@ -84,10 +93,28 @@ def evidence_list():
 
 # --- Recording --------------------------------------------------------------------------------------------
 
+def _leaf(actor, competency_id: int | None):
+    """A competency that can be signed off in the actor's course, or None: an id from a link means nothing
+    beyond the course."""
+    if competency_id is None:
+        return None
+    return next((c for c in view.Tree.of(actor.course).leaves if c.id == competency_id), None)
+
+
 @bp.route("/evidence/new")
 def new_evidence():
-    return render_template("technician/choose.html", kinds=forms.KINDS,
-                           competency=request.args.get("competency", type=parse_id))
+    """Choose what to record. Opened for a competency (a deep link), only the kinds it accepts are offered, and
+    when it accepts one kind the form opens at once."""
+    competency = _leaf(_actor(), request.args.get("competency", type=parse_id))
+    kinds = forms.KINDS
+    if competency is not None:
+        kinds = {k: v for k, v in forms.KINDS.items()
+                 if not competency.evidence_kinds or k in competency.evidence_kinds} or forms.KINDS
+        if len(kinds) == 1:
+            carry = {NOTICE_PARAM: request.args[NOTICE_PARAM]} if request.args.get(NOTICE_PARAM) else {}
+            return redirect(app_url("technician.record", kind=next(iter(kinds)), competency=competency.id,
+                                    **carry), code=303)
+    return render_template("technician/choose.html", kinds=kinds, competency=competency)
 
 
 def _render_form(actor, kind, values, *, evidence=None, error=None, extra_errors=None, files_lost=False,
@@ -120,15 +147,22 @@ def _uploads():
     return [f for f in request.files.getlist("files") if f and f.filename]
 
 
-def _attach(actor, evidence_id: int, files) -> None:
+def _save_files(actor, evidence_id: int, files, remove_ids=(), *, revised: bool) -> None:
+    """The removals and uploads of one form save. `revised`: the save already made a new revision; with the
+    fields they make one revision at most, so a first save with two photos stays revision 1."""
+    for attachment_id in remove_ids:
+        evidence_service.remove_attachment(actor, evidence_id, attachment_id, new_revision=not revised)
+        revised = True
     for upload in files:
         try:
-            evidence_service.add_attachment(actor, evidence_id, upload.filename, upload.stream)
+            evidence_service.add_attachment(actor, evidence_id, upload.filename, upload.stream,
+                                            new_revision=not revised)
         except (Forbidden, NotFound):
             raise
         except DomainError as exc:
             message = (exc.fields or {}).get("file") or exc.message
             raise DomainError(exc.message, fields={"files": f"{upload.filename}: {message}"}) from exc
+        revised = True
 
 
 def _saved_message(evidence, submitted: bool) -> str:
@@ -144,10 +178,9 @@ def record(kind):
         abort(404)
     actor = _actor()
     if request.method == "GET":
-        values = forms.blank_values(kind)
-        chosen = request.args.get("competency", type=parse_id)
-        if chosen:
-            values["competency_ids"] = [chosen]
+        chosen = _leaf(actor, request.args.get("competency", type=parse_id))
+        accepts = chosen is not None and (not chosen.evidence_kinds or kind in chosen.evidence_kinds)
+        values = forms.preset(kind, chosen) if accepts else forms.blank_values(kind)
         return _render_form(actor, kind, values)
 
     payload, values, parse_errors = forms.parse(kind, request.form)
@@ -160,7 +193,7 @@ def record(kind):
         evidence = evidence_service.create_draft(actor, kind, payload)
         if parse_errors:
             raise DomainError("Some fields need attention.", fields=parse_errors)
-        _attach(actor, evidence.id, files)
+        _save_files(actor, evidence.id, files, revised=True)
         if action == "submit":
             reviews.request_review(actor, evidence.id)
     except (Forbidden, NotFound):
@@ -195,12 +228,12 @@ def edit_evidence(evidence_id):
     files = _uploads()
     try:
         revision = request.form.get("revision", type=parse_id)
+        before = evidence.revision
         evidence_service.update_draft(actor, evidence.id, payload, expected_revision=revision)
         if parse_errors:
             raise DomainError("Some fields need attention.", fields=parse_errors)
-        for attachment_id in request.form.getlist("remove_attachment", type=parse_id):
-            evidence_service.remove_attachment(actor, evidence.id, attachment_id)
-        _attach(actor, evidence.id, files)
+        _save_files(actor, evidence.id, files, request.form.getlist("remove_attachment", type=parse_id),
+                    revised=evidence.revision != before)
         if action == "submit":
             reviews.request_review(actor, evidence.id)
     except (Forbidden, NotFound):
@@ -242,7 +275,7 @@ def evidence_detail(evidence_id):
 
 def _size_text(size: int) -> str:
     if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
+        return f"{size / (1024 * 1024):.1f}".removesuffix(".0") + " MB"
     return f"{max(1, round(size / 1024))} KB"
 
 

@@ -69,7 +69,9 @@ FIELDS = {
         Field("hours", "Hours of training", "number", step="0.25", min="0.25", max="2080",
               hint="In quarter hours, e.g. 7.5."),
         Field("start_date", "Start date", "date", past=True),
-        Field("end_date", "End date", "date", past=True),
+        Field("end_date", "End date", "date", required=False, past=True,
+              hint="The start date unless you change it (training on one day).",
+              extra={"data-follows": "f-start-date"}),
         NOTES,
     ),
     "responsibility": (
@@ -124,6 +126,19 @@ ORDER = {kind: [f.name for f in specs] for kind, specs in FIELDS.items()}
 def blank_values(kind: str) -> dict:
     values = {f.name: "" for f in FIELDS[kind]}
     values.update(competency_ids=[], checklist_steps=[], cycles=[{}] * DEFAULT_CYCLES)
+    return values
+
+
+def preset(kind: str, competency) -> dict:
+    """A new form opened for one competency (a deep link, a "record evidence" link): the competency ticked,
+    and what follows from it filled in for the technician to change: a title, and the department when the
+    competency belongs to exactly one."""
+    values = blank_values(kind)
+    values["competency_ids"] = [competency.id]
+    values["title"] = competency.title[:300]
+    departments = competency.departments or []
+    if kind == "cross_training" and len(departments) == 1 and departments[0] in DEPARTMENTS:
+        values["department"] = departments[0]
     return values
 
 
@@ -182,6 +197,8 @@ def parse(kind: str, form) -> tuple[dict, dict, dict]:
     payload["competency_ids"] = values["competency_ids"] or None
 
     if kind == "cross_training":
+        if payload.get("end_date") is None:  # training on one day: the end is the start
+            payload["end_date"] = payload.get("start_date")
         steps = list(dict.fromkeys(s for s in form.getlist("checklist_steps") if s.strip()))
         values["checklist_steps"] = steps
         payload["checklist_steps"] = steps

@@ -25,9 +25,12 @@ try:  # career pathways arrived in their own change; the dashboard works without
 except ImportError:  # pragma: no cover
     pathways = None
 
-EVIDENCE_LABELS = {DRAFT: "Draft", SUBMITTED: "Awaiting review", RETURNED: "Returned for revision",
-                   SIGNED_OFF: "Signed off", WITHDRAWN: "Withdrawn"}
-REQUEST_LABELS = {OPEN: "Waiting for review", SIGNED: "Signed off", REQUEST_RETURNED: "Returned with comments",
+# One status, one name: submitted evidence, its open request and the competency it supports all read the
+# competency status's own label.
+EVIDENCE_LABELS = {DRAFT: "Draft", SUBMITTED: status.LABELS[status.AWAITING_REVIEW],
+                   RETURNED: "Returned for revision", SIGNED_OFF: "Signed off", WITHDRAWN: "Withdrawn"}
+REQUEST_LABELS = {OPEN: status.LABELS[status.AWAITING_REVIEW], SIGNED: "Signed off",
+                  REQUEST_RETURNED: "Returned with comments",
                   REQUEST_WITHDRAWN: "Withdrawn"}
 METHOD_LABELS = {"observed": "Observed", "demonstrated": "Demonstrated", "verified_document": "Document verified",
                  "attested": "Attested"}
@@ -294,7 +297,7 @@ def field_rows(evidence, people: dict) -> list[dict]:
             value = day_text(value)
         elif spec.type == "number":
             value = hours_text(value)
-        rows.append({"label": spec.label, "value": value})
+        rows.append({"label": spec.label, "value": value, "prewrap": spec.type == "textarea"})
     if evidence.kind == "continuing_education" and data.get("uan_parts"):
         parts = data["uan_parts"]
         rows.insert(1, {"label": "Activity", "value": (

@@ -273,10 +273,12 @@ def withdraw(actor, evidence_id: int, reason: str | None = None) -> Evidence:
 
 # -- attachments ----------------------------------------------------------------------------------------------
 
-def add_attachment(actor, evidence_id: int, filename: str, stream, *, description: str | None = None
-                   ) -> Attachment:
+def add_attachment(actor, evidence_id: int, filename: str, stream, *, description: str | None = None,
+                   new_revision: bool = True) -> Attachment:
     """Attach a file (PDF, PNG, JPEG, WebP or HEIC by content; at most ATTACHMENT_MAX_BYTES) to a draft or
-    returned item. Bumps the item's revision."""
+    returned item. Bumps the item's revision, unless `new_revision` is False: the file is part of a save that
+    already made this revision in the same transaction (one form save is one revision, so a first save with two
+    photos is revision 1; nobody could have reviewed the states in between)."""
     evidence = _own_editable(actor, evidence_id)
     if len(evidence.attachments) >= MAX_ATTACHMENTS:
         raise DomainError(f"An evidence item can have at most {MAX_ATTACHMENTS} attachments.", status=409,
@@ -295,26 +297,29 @@ def add_attachment(actor, evidence_id: int, filename: str, stream, *, descriptio
                             size=stored.size, sha256=stored.sha256, storage_key=stored.key,
                             uploaded_by_id=actor.person.id, description=description)
     evidence.attachments.append(attachment)
-    evidence.revision += 1
+    if new_revision:
+        evidence.revision += 1
     db.session.flush()
     audit.record(actor, "attachment.add", attachment,
                  after={**_attachment_snapshot(attachment), "evidence_revision": evidence.revision})
     return attachment
 
 
-def remove_attachment(actor, evidence_id: int, attachment_id: int) -> None:
-    """Remove an attachment from a draft or returned item; its file is deleted when the change commits."""
+def remove_attachment(actor, evidence_id: int, attachment_id: int, *, new_revision: bool = True) -> None:
+    """Remove an attachment from a draft or returned item; its file is deleted when the change commits.
+    `new_revision` as for add_attachment."""
     evidence = _own_editable(actor, evidence_id)
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None or attachment.evidence_id != evidence.id:
         raise NotFound("No such attachment.")
     audit.record(actor, "attachment.remove", attachment,
                  before={**_attachment_snapshot(attachment), "evidence_revision": evidence.revision},
-                 after={"evidence_revision": evidence.revision + 1})
+                 after={"evidence_revision": evidence.revision + (1 if new_revision else 0)})
     key = attachment.storage_key
     evidence.attachments.remove(attachment)
     db.session.delete(attachment)
-    evidence.revision += 1
+    if new_revision:
+        evidence.revision += 1
     db.session.flush()
     attachments.delete_after_commit(key)
 
