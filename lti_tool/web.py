@@ -78,7 +78,7 @@ def notices() -> list[dict]:
 
 # (label, endpoint, who sees it). Entries whose endpoint is not registered yet are left out.
 NAV = [
-    ("Home", "home.index", "home"),
+    ("Home", "home.index", "all"),
     ("My portfolio", "technician.dashboard", "technician"),
     ("Record evidence", "technician.new_evidence", "technician"),
     ("My evidence", "technician.evidence_list", "technician"),
@@ -91,14 +91,12 @@ NAV = [
 
 
 def nav_items() -> list[dict]:
-    from .permissions import can_review, is_manager_side, is_tool_admin, workplace
+    from .permissions import can_review, is_manager_side, is_tool_admin
 
     session = tool_session.current()
     if session is None:
         return []
     allowed = {"all"}
-    if workplace(session) is None:  # people with a workplace land there; Home would only send them on
-        allowed.add("home")
     if session.role == "technician":
         allowed.add("technician")
     if is_manager_side(session):

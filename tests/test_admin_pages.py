@@ -681,7 +681,8 @@ def test_role_mapping_is_saved_audited_and_applies_at_the_next_launch(app, platf
     import requests
     with requests.Session() as s:
         ta = launch(app, platform, s, live_server, CANVAS_ROLES["ta"], "ta-1")
-        assert ta.follow(ta.get("/app/")).url.startswith(live_server + "/me/"), "a technician's launch landing"
+        landing = ta.follow(ta.get("/app/", landed="1"))
+        assert landing.url.startswith(live_server + "/me/"), "a technician's launch landing"
     with app.app_context():
         roles = db.session.execute(select(Person.sub, Membership.role).join(Membership)).all()
         assert ("ta-1", "technician") in roles

@@ -51,12 +51,13 @@ def test_launch_lands_where_the_person_works(app, live_server, platform, registe
     tech, _, _ = platform.launch(http, live_server, sub="tech-lands")
     landed = http.get(live_server + tech.headers["Location"])
     assert urlsplit(landed.url).path == "/me/" and "<h1>My portfolio</h1>" in landed.text
-    assert ">Home</a>" not in landed.text, "Home would only send a technician on to the portfolio"
+    assert ">Home</a>" in landed.text, "Home lists what needs attention"
     boss, _, _ = platform.launch(http, live_server, roles=CANVAS_ROLES["teacher"], sub="boss-lands")
     token = parse_qs(urlsplit(boss.headers["Location"]).query)["lt"][0]
     with app.test_request_context():
         notice = notice_token("The course roster could not be updated: test", "warning")
-    forward = http.get(f"{live_server}/app/", params={"lt": token, NOTICE_PARAM: notice}, allow_redirects=False)
+    forward = http.get(f"{live_server}/app/", params={"lt": token, NOTICE_PARAM: notice, "landed": "1"},
+                       allow_redirects=False)
     assert forward.status_code == 303 and urlsplit(forward.headers["Location"]).path == "/team/queue"
     queue = http.get(live_server + forward.headers["Location"])
     assert "The course roster could not be updated: test" in queue.text
