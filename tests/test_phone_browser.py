@@ -291,7 +291,7 @@ def test_technician_pages_fit_a_phone_and_the_nav_shows_every_tab(app, browser, 
     with screenshot_on_failure(page, f"phone-{width}-pages"):
         page.goto(landing)
         expect(page.get_by_role("heading", level=1)).to_have_text("My portfolio")
-        labels = ["My portfolio", "Record evidence", "My evidence", "Transcripts"]
+        labels = ["Home", "My portfolio", "Record evidence", "My evidence", "Transcripts"]
         expect(nav.get_by_role("link")).to_have_text(labels)
         for label in labels:
             box = nav.get_by_role("link", name=label).bounding_box()
