@@ -474,7 +474,7 @@ def test_import_native_case_and_moodle_files(app, registered, admin):
         assert imported[1] == registered and imported[3]["format"] == fmt
     listing = admin.get("/admin/frameworks")
     assert "Sterile Compounding Onboarding" in listing.page and "Hospital technician onboarding" in listing.page
-    assert listing.page.count("Your organisation") == 3
+    assert listing.page.count("Your organization") == 3
 
 
 def test_import_with_a_version_and_a_clash(app, admin):

@@ -1,4 +1,4 @@
-// Development LMS: honour lti.frameResize like Canvas does, so the tool's frame fits its content.
+// Development LMS: honor lti.frameResize like Canvas does, so the tool's frame fits its content.
 window.addEventListener("message", function (event) {
   var data = event.data || {};
   if (data.subject !== "lti.frameResize" || event.origin !== window.location.origin) return;

@@ -1,0 +1,20 @@
+"""Everything a person reads is US English: templates, scripts and the shipped data (framework, pathways, CE
+rules). Data keys kept for compatibility (a transcript's `organisation` field) are attribute access, not words."""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "lti_tool"
+BRITISH = re.compile(
+    r"(?<![.\w])(organis\w*|colour\w*|licence\w*|behaviour\w*|programme\w*|practis\w*|recognis\w*|authoris\w*|"
+    r"immunis\w*|jewellery|catalogue\w*|centre\w*|labour\w*|favour\w*|honour\w*|analys(e|ed|es|ing)|"
+    r"expiry date)\b", re.IGNORECASE)
+FILES = sorted([*ROOT.glob("templates/**/*.html"), *ROOT.glob("static/js/*.js"), *ROOT.glob("data/*.json")])
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_british_spelling(path):
+    found = [(n, m.group(0)) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             for m in BRITISH.finditer(line)]
+    assert not found, found
