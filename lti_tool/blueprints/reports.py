@@ -8,7 +8,7 @@ from .. import formatting, tool_session
 from ..permissions import can_read_audit_log, can_see_reports, is_course_manager, is_tool_admin, require
 from ..services import DomainError, audit_log, report_chart, report_pdf, reports, status
 from ..services.actors import Actor
-from ..services.csv_out import to_csv
+from ..services.csv_cells import to_csv
 from ..web import viewer_zone
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")

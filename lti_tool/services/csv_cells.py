@@ -10,14 +10,17 @@ space instead: just as inert in a spreadsheet, invisible in Moodle (descriptions
 trimmed), and removed by this tool's own importer, which trims every cell.
 """
 import csv
+import io
+import re
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
 
 
 def spreadsheet_text(value):
-    """The cell as a spreadsheet will show it, never as a formula. Numbers are left alone (a negative number is
-    not a formula)."""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    """The cell as a spreadsheet will show it, never as a formula. Numbers are left alone, also written as text
+    (a negative number is not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
         return "'" + value
     return value
 
@@ -54,3 +57,12 @@ class DictWriter(csv.DictWriter):
         super().__init__(out, fieldnames, **kwargs)
         dialect_args = {k: v for k, v in kwargs.items() if k not in ("restval", "extrasaction")}
         self.writer = _Rows(out, cell, **dialect_args)
+
+
+def to_csv(header, rows) -> str:
+    """A whole CSV document (CRLF line ends, as RFC 4180 and Excel expect): a header row and data rows."""
+    out = io.StringIO()
+    rows_out = writer(out, lineterminator="\r\n")
+    rows_out.writerow(["" if h is None else h for h in header])
+    rows_out.writerows(["" if v is None else v for v in row] for row in rows)
+    return out.getvalue()

@@ -6,7 +6,7 @@ names; the importer can also map any header to any field by hand ("Eval by" -> a
 import re
 from dataclasses import dataclass
 
-from ..csv_out import to_csv
+from ..csv_cells import to_csv
 
 
 @dataclass(frozen=True)
