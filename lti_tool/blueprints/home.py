@@ -70,7 +70,7 @@ def _at_a_glance(session) -> list[str]:
         return []
     actor = Actor.from_session(session)
     if is_manager_side(session):
-        waiting = len(reviews.review_queue(actor, session.course.id, limit=500))
+        waiting = reviews.review_queue(actor, session.course.id, count=True)
         return [f"{waiting} review request{'s' if waiting != 1 else ''} waiting in this course."]
     if session.role == TECHNICIAN:
         counts = status.summary(status.statuses_for(session.person, session.course))

@@ -5,14 +5,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ..formatting import us_date, us_datetime
-from ..formatting import zone as named_zone
-from . import settings
+from .settings import time_zone as zone  # the tenant's zone: one rule, in services.settings
 
 __all__ = ["end_of", "start_of", "today", "us_date", "us_datetime", "zone"]
-
-
-def zone(registration) -> ZoneInfo:
-    return named_zone(settings.get(registration, "time_zone"))
 
 
 def start_of(day: date, tz: ZoneInfo) -> datetime:
