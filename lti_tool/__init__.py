@@ -69,8 +69,9 @@ def create_app(config: dict | None = None) -> Flask:
 
         app.register_blueprint(dev.bp)
 
-    from . import cli, errors, guards, submissions, tasks, web
+    from . import cli, errors, guards, i18n, submissions, tasks, web
 
+    i18n.init_app(app)
     errors.register(app)
     web.register(app)
     guards.register(app)
