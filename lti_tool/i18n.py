@@ -1,13 +1,18 @@
 """Languages: Flask-Babel, with the language chosen per request.
 
 English is the source language; Spanish is shipped (lti_tool/translations/es). The choice, in order: the language
-the person picked in the tool, the LMS launch's `locale` claim kept in the tool session, the browser's
-Accept-Language, English."""
+the person picked in the tool (people.language), the LMS launch's `locale` claim (people.launch_language, kept at
+every launch), the browser's Accept-Language, English. web.choose_language puts the person's into g.locale before
+the view runs; e-mails and worker jobs use `in_language(person)`."""
+from contextlib import contextmanager
+
 from flask import g, request
-from flask_babel import Babel
+from flask_babel import Babel, force_locale, get_locale
 
 LANGUAGES = ("en", "es")
 DEFAULT = "en"
+# The switch in the header names each language in itself.
+NAMES = {"en": "English", "es": "Español"}
 
 babel = Babel()
 
@@ -29,7 +34,24 @@ def select_locale() -> str:
     return DEFAULT
 
 
+def current() -> str:
+    """The language of what is being written now ("en" outside a request and a forced locale)."""
+    locale = get_locale()
+    return supported(str(locale)) if locale is not None else DEFAULT
+
+
+@contextmanager
+def in_language(person=None, language: str | None = None):
+    """Write (an e-mail, a PDF in the worker) in `language`, else the person's, else English."""
+    chosen = supported(language) or supported(person.preferred_language if person is not None else None) \
+        or DEFAULT
+    with force_locale(chosen):
+        yield chosen
+
+
 def init_app(app) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.globals["current_language"] = current
+    app.jinja_env.globals["language_names"] = NAMES

@@ -2,8 +2,11 @@
 (none of which may rely on a cookie) and security headers."""
 import hashlib
 import hmac
+from urllib.parse import urlencode
 
 from flask import abort, current_app, g, has_request_context, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import event
 
@@ -48,7 +51,7 @@ def check_csrf():
         return  # the view answers 401
     sent = request.form.get(CSRF_FIELD) or request.headers.get("X-CSRF-Token", "")
     if not hmac.compare_digest(sent, csrf_token()):
-        abort(400, "The form has expired or did not come from this tool. Reload the page and try again.")
+        abort(400, _("The form has expired or did not come from this tool. Reload the page and try again."))
 
 
 def _notice_serializer():
@@ -78,15 +81,15 @@ def notices() -> list[dict]:
 
 # (label, endpoint, who sees it). Entries whose endpoint is not registered yet are left out.
 NAV = [
-    ("Home", "home.index", "all"),
-    ("My portfolio", "technician.dashboard", "technician"),
-    ("Record evidence", "technician.new_evidence", "technician"),
-    ("My evidence", "technician.evidence_list", "technician"),
-    ("Review queue", "manager.queue", "reviewer"),
-    ("Team matrix", "manager.matrix", "manager"),
-    ("Reports", "reports.index", "reports"),
-    ("Transcripts", "transcripts.index", "all"),
-    ("Administration", "admin.index", "admin"),
+    (_l("Home"), "home.index", "all"),
+    (_l("My portfolio"), "technician.dashboard", "technician"),
+    (_l("Record evidence"), "technician.new_evidence", "technician"),
+    (_l("My evidence"), "technician.evidence_list", "technician"),
+    (_l("Review queue"), "manager.queue", "reviewer"),
+    (_l("Team matrix"), "manager.matrix", "manager"),
+    (_l("Reports"), "reports.index", "reports"),
+    (_l("Transcripts"), "transcripts.index", "all"),
+    (_l("Administration"), "admin.index", "admin"),
 ]
 
 
@@ -110,7 +113,8 @@ def nav_items() -> list[dict]:
     items = []
     for label, endpoint, who in NAV:
         if who in allowed and endpoint in current_app.view_functions:
-            items.append({"label": label, "url": app_url(endpoint), "active": request.endpoint == endpoint})
+            items.append({"label": str(label), "endpoint": endpoint, "url": app_url(endpoint),
+                          "active": request.endpoint == endpoint})
     return items
 
 
@@ -128,7 +132,30 @@ def _score_queued(mapper, connection, target):
         enqueue_after_commit("deliver_scores")
 
 
+def choose_language():
+    """The language of this request, set before any text is written: the session person's pick, else their
+    launch's locale (i18n.select_locale falls back to the browser's). A bad token is left for the view to refuse
+    as it always does: the next tool_session.current() loads it again and raises."""
+    if not tool_session.token_from_request():
+        return
+    try:
+        session = tool_session.current()
+    except tool_session.SessionError:
+        g.pop("tool_session", None)
+        return
+    if session is not None:
+        g.locale = session.person.preferred_language
+
+
+def here_without_session() -> str:
+    """This page's path and query without the session token and notice: where the language switch returns."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in (PARAM, NOTICE_PARAM)]
+    return request.path + ("?" + urlencode(args) if args else "")
+
+
 def register(app):
+    app.before_request(choose_language)
+    app.jinja_env.globals["here_without_session"] = here_without_session
     app.jinja_env.globals["app_url"] = app_url
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["notices"] = notices

@@ -1,8 +1,13 @@
 """The landing page, and the page people reach after a launch, which forwards them to a deep-linked item or to
 where they work (technicians to their portfolio, course managers to the review queue)."""
-from flask import Blueprint, current_app, redirect, render_template, request
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .. import tool_session
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from .. import i18n, tool_session
+from ..errors import error_response
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..models.base import utcnow
@@ -10,7 +15,7 @@ from ..permissions import is_manager_side, login_required, workplace
 from ..services import notices, reviews, status
 from ..services.actors import Actor
 from ..services.launches import parse_target
-from ..web import NOTICE_PARAM, app_url
+from ..web import NOTICE_PARAM, app_url, notice_token
 
 bp = Blueprint("home", __name__)
 
@@ -64,6 +69,29 @@ def index():
                            glance=_at_a_glance(session), attention=_notices(session))
 
 
+@bp.route("/app/language", methods=["POST"])
+@login_required
+def language():
+    """The switch in the header: the person's pick is kept (it wins over the launch's locale from now on) and
+    the page they were on opens again in it."""
+    session = tool_session.current()
+    chosen = i18n.supported(request.form.get("language"))
+    if chosen is None or request.form.get("language") != chosen:
+        return error_response(400, _("The request could not be understood"), _("Choose English or Spanish."))
+    session.person.language = chosen
+    back = urlsplit(request.form.get("next") or "")
+    # Only a path of this tool (never another site): the form names the page it was on.
+    path = back.path if back.path.startswith("/") and not back.path.startswith(("//", "/\\")) \
+        and not back.netloc and not back.scheme else url_for("home.index")
+    args = [(k, v) for k, v in parse_qsl(back.query) if k not in (tool_session.PARAM, NOTICE_PARAM)]
+    with i18n.in_language(language=chosen):
+        notice = notice_token(_("The tool now shows in English.") if chosen == "en"
+                              else _("The tool now shows in Spanish."))
+    args += [(tool_session.PARAM, g.get("session_token", "")), (NOTICE_PARAM, notice)]
+    query = urlencode(args)
+    return redirect(f"{path}?{query}", code=303)
+
+
 def _at_a_glance(session) -> list[str]:
     """One or two plain sentences on the home page: what is waiting for this person."""
     if session.course is None or session.membership is None:
@@ -71,14 +99,17 @@ def _at_a_glance(session) -> list[str]:
     actor = Actor.from_session(session)
     if is_manager_side(session):
         waiting = reviews.review_queue(actor, session.course.id, count=True)
-        return [f"{waiting} review request{'s' if waiting != 1 else ''} waiting in this course."]
+        return [ngettext("%(num)d review request waiting in this course.",
+                         "%(num)d review requests waiting in this course.", waiting)]
     if session.role == TECHNICIAN:
         counts = status.summary(status.statuses_for(session.person, session.course))
-        lines = [f"{counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION]} competencies held, "
-                 f"{counts[status.AWAITING_REVIEW]} awaiting review."]
+        lines = [_("%(held)d competencies held, %(waiting)d awaiting review.",
+                   held=counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION],
+                   waiting=counts[status.AWAITING_REVIEW])]
         attention = counts[status.DUE_FOR_REVALIDATION] + counts[status.EXPIRED]
         if attention:
-            lines.append(f"{attention} need{'s' if attention == 1 else ''} revalidation soon or now.")
+            lines.append(ngettext("%(num)d needs revalidation soon or now.",
+                                  "%(num)d need revalidation soon or now.", attention))
         return lines
     return []
 

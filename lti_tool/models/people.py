@@ -33,12 +33,22 @@ class Person(db.Model):
     # random, so it says nothing about the LMS account, and stable, so a wallet can tell the holder's credentials
     # belong together. Set at the first issuance.
     credential_subject_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    # The language the person picked in the tool ("en", "es"); it wins over the launch's. None: never picked.
+    language: Mapped[str | None] = mapped_column(String(8))
+    # The tool language matching the latest launch's `locale` claim (None when the LMS sent none the tool ships):
+    # pages and e-mails follow it until the person picks one.
+    launch_language: Mapped[str | None] = mapped_column(String(8))
 
     registration = relationship("Registration")
 
     @property
     def display_name(self) -> str:
         return display_name(self.name, self.given_name, self.family_name, self.email, self.sub)
+
+    @property
+    def preferred_language(self) -> str | None:
+        """What the person reads the tool and its e-mails in: their pick, else their LMS's; None: not known."""
+        return self.language or self.launch_language
 
 
 class Course(db.Model):

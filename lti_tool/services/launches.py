@@ -2,6 +2,7 @@
 from sqlalchemy import and_, bindparam, select
 
 from ..extensions import db
+from ..i18n import supported
 from ..ids import id_or_none
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
@@ -46,6 +47,15 @@ def frame_origins(registration: Registration) -> list[str]:
     return sorted({o for o in found if o and origin(o) == o})
 
 
+LAUNCH_PRESENTATION = CLAIM + "launch_presentation"
+
+
+def launch_language(claims: dict) -> str | None:
+    """The tool language for the launch's `locale` ("es-MX" -> "es"); None when absent or not shipped."""
+    presentation = claims.get(LAUNCH_PRESENTATION)
+    return supported(presentation.get("locale")) if isinstance(presentation, dict) else None
+
+
 def record_launch(registration, deployment, claims: dict):
     """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
 
@@ -75,7 +85,8 @@ def record_launch(registration, deployment, claims: dict):
         "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
         "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
         "is_admin": is_admin, "last_launch_at": now, "updated_at": now,
-    }, keep=("name", "given_name", "family_name", "email"))
+        "launch_language": launch_language(claims),
+    }, keep=("name", "given_name", "family_name", "email", "launch_language"))
 
     course = membership = None
     if context.get("id"):
