@@ -1,5 +1,7 @@
 """One error format: a readable page inside the LMS frame, or JSON for API and JSON clients."""
 from flask import jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -9,15 +11,15 @@ from .services import DomainError
 from .tool_session import SessionError
 
 MESSAGES = {
-    400: ("The request could not be understood", "Something in the request was missing or malformed."),
-    401: ("Please open the tool from your course",
-          "Your session with the tool has ended or was never started. Open the tool again from your course in "
-          "Canvas or Moodle."),
-    403: ("You do not have access to this page", "Your role in this course does not allow this."),
-    404: ("Not found", "There is nothing at this address."),
-    405: ("Not allowed", "This address does not accept that kind of request."),
-    413: ("Too large", "What was sent is larger than the tool accepts. Nothing was saved."),
-    500: ("Something went wrong on our side", "The error has been logged. Please try again in a moment."),
+    400: (_l("The request could not be understood"), _l("Something in the request was missing or malformed.")),
+    401: (_l("Please open the tool from your course"),
+          _l("Your session with the tool has ended or was never started. Open the tool again from your course in "
+          "Canvas or Moodle.")),
+    403: (_l("You do not have access to this page"), _l("Your role in this course does not allow this.")),
+    404: (_l("Not found"), _l("There is nothing at this address.")),
+    405: (_l("Not allowed"), _l("This address does not accept that kind of request.")),
+    413: (_l("Too large"), _l("What was sent is larger than the tool accepts. Nothing was saved.")),
+    500: (_l("Something went wrong on our side"), _l("The error has been logged. Please try again in a moment.")),
 }
 
 
@@ -31,7 +33,7 @@ def wants_json() -> bool:
 def error_response(status: int, title: str, detail: str, advice: str | None = None, code: str | None = None,
                    fields=None):
     if wants_json():
-        body = {"error": {"status": status, "code": code or str(status), "title": title, "message": detail}}
+        body = {"error": {"status": status, "code": code or str(status), "title": str(title), "message": str(detail)}}
         if fields:
             body["error"]["fields"] = fields
         return jsonify(body), status
@@ -56,7 +58,7 @@ def register(app):
     def session_error(exc: SessionError):
         title, detail = MESSAGES[401]
         if exc.reason == "expired":
-            title = "Your session has timed out"
+            title = _("Your session has timed out")
         return error_response(401, title, detail, code=f"session_{exc.reason}")
 
     @app.errorhandler(RequestEntityTooLarge)
@@ -69,8 +71,8 @@ def register(app):
         title, detail = MESSAGES[413]
         limit = app.config.get("MAX_CONTENT_LENGTH")
         if limit:
-            detail = f"What was sent is larger than the tool accepts ({limit // (1024 * 1024)} MB at most). " \
-                     "Nothing was saved."
+            detail = _("What was sent is larger than the tool accepts (%(mb)d MB at most). Nothing was saved.",
+                       mb=limit // (1024 * 1024))
         return error_response(413, title, detail, code="413")
 
     @app.errorhandler(HTTPException)

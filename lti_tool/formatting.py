@@ -1,12 +1,20 @@
 """How dates and times read for people in the United States: "Nov 30, 2026" and "Nov 30, 2026, 2:30 PM CST",
 in the viewer's time zone. Every page, PDF and e-mail formats through here, so one style shows everywhere.
 
+In Spanish the same dates read "30 nov 2026" and "30 nov 2026, 2:30 p. m. CST": the month is a word either way,
+so day and month can never be confused (30/11 against 11/30), and the clock stays the US 12-hour one.
+
 Stored times are UTC; a time is shown in the tenant's time zone (the `time_zone` setting, see services.settings),
 else the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
 it has no time zone.
 """
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask_babel import gettext as _
+from flask_babel import ngettext
+
+from .i18n import current as current_language
 
 DEFAULT_TIME_ZONE = "America/New_York"
 
@@ -47,13 +55,21 @@ def us_date(value, tz: ZoneInfo | str | None = None) -> str:
         return value if isinstance(value, str) else ""
     if isinstance(parsed, datetime):
         parsed = _local(parsed, tz).date()
+    if current_language() == "es":
+        return f"{parsed.day} {SPANISH_MONTHS[parsed.month - 1]} {parsed.year}"
     return f"{parsed:%b} {parsed.day}, {parsed.year}"
+
+
+# Spanish abbreviations as US Spanish-language style guides write them (lower case, no period).
+SPANISH_MONTHS = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sept", "oct", "nov", "dic")
 
 
 def us_time(moment: datetime, tz: ZoneInfo | str | None = None) -> str:
     """"2:30 PM CST" (the zone's abbreviation follows daylight saving time)."""
     local = _local(moment, tz)
     hour = local.hour % 12 or 12
+    if current_language() == "es":
+        return f"{hour}:{local:%M} {'a. m.' if local.hour < 12 else 'p. m.'} {local.tzname()}"
     return f"{hour}:{local:%M} {'AM' if local.hour < 12 else 'PM'} {local.tzname()}"
 
 
@@ -67,11 +83,21 @@ def us_datetime(value, tz: ZoneInfo | str | None = None) -> str:
     return f"{us_date(parsed, tz)}, {us_time(parsed, tz)}"
 
 
+def _count(unit: str, n: int) -> str:
+    return {
+        "year": lambda: ngettext("%(num)d year", "%(num)d years", n),
+        "month": lambda: ngettext("%(num)d month", "%(num)d months", n),
+        "week": lambda: ngettext("%(num)d week", "%(num)d weeks", n),
+        "day": lambda: ngettext("%(num)d day", "%(num)d days", n),
+        "hour": lambda: ngettext("%(num)d hour", "%(num)d hours", n),
+        "minute": lambda: ngettext("%(num)d minute", "%(num)d minutes", n),
+    }[unit]()
+
+
 def _span(seconds: int, units) -> str | None:
     for unit, size in units:
         if seconds >= size:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
+            return _count(unit, seconds // size)
     return None
 
 
@@ -86,12 +112,12 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
     text = _span(abs(seconds), _UNITS)
     if text is None:
-        return "just now"
-    return f"in {text}" if seconds < 0 else f"{text} ago"
+        return _("just now")
+    return _("in %(span)s", span=text) if seconds < 0 else _("%(span)s ago", span=text)
 
 
 def until(moment: datetime | None, now: datetime | None = None) -> str:
     """"in 3 hours", "in 5 minutes", "now"."""
     seconds = int((moment - (now or datetime.now(UTC))).total_seconds()) if moment else 0
     text = _span(seconds, _UNITS[3:])
-    return f"in {text}" if text else "now"
+    return _("in %(span)s", span=text) if text else _("now")

@@ -14,6 +14,7 @@ from functools import wraps
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import abort, current_app, g, redirect, request
+from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -77,14 +78,14 @@ def once_per_submission(view):
         if not key or session is None:
             return view(*args, **kwargs)  # a client without keys, or no session (the view answers 401)
         if not _KEY.fullmatch(key):
-            abort(400, "The form is damaged. Reload the page and try again.")
+            abort(400, _("The form is damaged. Reload the page and try again."))
         first = _claim(key, session.person.id)
         if first is not None:
             if first.person_id != session.person.id:
-                abort(400, "The form is damaged. Reload the page and try again.")
+                abort(400, _("The form is damaged. Reload the page and try again."))
             if not first.result_url:
-                abort(409, "This form was already sent and is still being handled. Wait a moment, then reload "
-                           "the page to see the result.")
+                abort(409, _("This form was already sent and is still being handled. Wait a moment, then reload "
+                           "the page to see the result."))
             return redirect(_with_token(first.result_url), code=303)
         response = current_app.make_response(view(*args, **kwargs))
         _remember(key, response)

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import wraps
 
 from flask import Blueprint, abort, render_template, request
+from flask_babel import gettext as _
 
 from .. import formatting, tool_session
 from ..downloads import file_response
@@ -114,7 +115,7 @@ def index():
 def deployment_status(deployment_pk):
     active = request.form.get("active")
     if active not in ("0", "1"):
-        abort(400, "Say whether the deployment should be enabled or disabled.")
+        abort(400, _("Say whether the deployment should be enabled or disabled."))
     try:
         row = service.set_deployment_active(_actor(), deployment_pk, active == "1")
     except DomainError as exc:
@@ -201,7 +202,7 @@ def framework(framework_id):
 def framework_public(framework_id):
     public = request.form.get("public")
     if public not in ("0", "1"):
-        abort(400, "Say whether the framework should be public on the CASE API.")
+        abort(400, _("Say whether the framework should be public on the CASE API."))
     fw = case_api.set_public(_actor(), framework_id, public == "1")
     state = ("public: anyone can read it over the CASE API" if fw.is_public
              else "private again: the CASE API no longer serves it")
@@ -216,11 +217,11 @@ def _slug(text: str) -> str:
 @admin_only
 def export_framework(framework_id, fmt):
     if fmt not in EXPORTS:
-        raise NotFound("Unknown export format.")
+        raise NotFound(_("Unknown export format."))
     actor = _actor()
     fw = frameworks.get_framework(actor, framework_id)
     text = frameworks.export_framework(actor, fw.id, fmt)
-    _, mimetype, suffix = EXPORTS[fmt]
+    _label, mimetype, suffix = EXPORTS[fmt]
     return file_response(text, mimetype, f"{_slug(fw.code)}-{_slug(fw.version)}-{suffix}")
 
 
@@ -234,9 +235,9 @@ def _course_for_page(session, actor):
         return session.course
     course_id = id_or_none(raw)
     if course_id is None:
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     if (session.course is None or session.course.id != course_id) and not is_tool_admin(session):
-        raise Forbidden("You can choose the frameworks of the course you opened the tool from only.")
+        raise Forbidden(_("You can choose the frameworks of the course you opened the tool from only."))
     return scope.course(actor, course_id)
 
 

@@ -1,5 +1,6 @@
 """The deep-linking picker: a manager chooses what to place in the LMS course (LtiDeepLinkingRequest)."""
 from flask import Blueprint, abort, render_template, request, url_for
+from flask_babel import gettext as _
 
 from .. import tool_session
 from ..lti import storage
@@ -16,10 +17,10 @@ def _request_claims():
     session = tool_session.current()
     claims = storage.get(session.launch_id) if session.launch_id else None
     if not claims or DL_SETTINGS not in claims:
-        raise DomainError("This page opens only from the LMS's \"add content\" dialog. Start again from your course.",
+        raise DomainError(_("This page opens only from the LMS's \"add content\" dialog. Start again from your course."),
                           status=400, code="no_deep_link_request")
     if session.course is None:
-        raise DomainError("Content can only be placed inside a course.", status=400, code="no_course")
+        raise DomainError(_("Content can only be placed inside a course."), status=400, code="no_course")
     return session, claims, claims[DL_SETTINGS]
 
 
@@ -43,7 +44,7 @@ def picker():
         for target in chosen:
             described = placements.describe(target, offered)
             if described is None:
-                abort(400, "That item is not offered in this course.")
+                abort(400, _("That item is not offered in this course."))
             item = {"title": described["title"], "url": url_for("lti.launch", _external=True), "target": target}
             if target in graded and described["gradable"]:
                 item["lineitem"] = {"label": described["title"], "scoreMaximum": described["maximum"],

@@ -2,6 +2,7 @@
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ..lti import dev_platform
 
@@ -40,12 +41,12 @@ def authorize():
     registration = _ensure()
     args = request.args
     if args.get("client_id") != registration.client_id:
-        abort(400, "unknown client_id")
+        abort(400, _("unknown client_id"))
     if args.get("redirect_uri") != url_for("lti.launch", _external=True):
-        abort(400, "redirect_uri is not registered")
+        abort(400, _("redirect_uri is not registered"))
     persona = args.get("login_hint")
     if persona not in dev_platform.PERSONAS or not args.get("nonce") or not args.get("state"):
-        abort(400, "bad login_hint, nonce or state")
+        abort(400, _("bad login_hint, nonce or state"))
     token = dev_platform.id_token(registration.issuer, persona, args["nonce"], args["redirect_uri"])
     fields = {"id_token": token, "state": args["state"]}
     if args.get("lti_storage_target"):

@@ -8,6 +8,7 @@ deleted once imported. (A checked file that is never imported stays in the stora
 import io
 
 from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .. import tool_session
@@ -67,7 +68,7 @@ def index():
 @only_admins
 def template(kind: str):
     if kind not in columns.FIELDS:
-        raise DomainError("No such template.", status=404, code="not_found")
+        raise DomainError(_("No such template."), status=404, code="not_found")
     response = Response(prior_records.template_csv(kind), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="prior-{kind.replace("_", "-")}-template.csv"'
     return response

@@ -2,6 +2,7 @@
 import secrets
 
 from flask import Blueprint, after_this_request, current_app, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 
 from .. import tool_session
 from ..extensions import db
@@ -38,9 +39,9 @@ def launch_url() -> str:
 def login():
     config = current_app.config
     if not login_limit.allow(request.remote_addr or "", config["LTI_LOGIN_LIMIT"], config["LTI_LOGIN_WINDOW"]):
-        raise LaunchError("Too many sign-ins from your network",
-                          "The tool received more launches from your address in the last minute than it accepts.",
-                          "Wait a minute, then open the tool again from your course.", status=429,
+        raise LaunchError(_("Too many sign-ins from your network"),
+                          _("The tool received more launches from your address in the last minute than it accepts."),
+                          _("Wait a minute, then open the tool again from your course."), status=429,
                           code="too_many_logins")
     oidc = ToolOIDCLogin(lti_request())
     auth_url, state, nonce = oidc.build_redirect(launch_url())
@@ -100,8 +101,8 @@ def _finish(registration, deployment, claims, launch_id):
     after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:
-            raise LaunchError("Only course managers can add this tool's content",
-                              "Adding content to the course is for instructors and course designers.", status=403,
+            raise LaunchError(_("Only course managers can add this tool's content"),
+                              _("Adding content to the course is for instructors and course designers."), status=403,
                               code="deep_link_role")
         return redirect(url_for("deep_linking.picker", **{tool_session.PARAM: token}), code=303)
     values = {tool_session.PARAM: token, "landed": "1"}

@@ -3,6 +3,7 @@ revocation and correction, and named preceptors. Managers only (manager-side mem
 from datetime import UTC, datetime
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from .. import formatting, tool_session
@@ -147,7 +148,7 @@ def queue():
         "department": request.args.get("department") or None,
     }
     if chosen["department"] not in (None, *DEPARTMENT_LABELS):
-        raise DomainError("Not a known department.", fields={"department": "Not a known department."})
+        raise DomainError(_("Not a known department."), fields={"department": "Not a known department."})
     wanted = {"competency_id": (chosen["competency"] or [None])[0], "department": chosen["department"],
               "person_id": (chosen["person"] or [None])[0]}
     after = (_ids([request.args.get("after", "")]) or [None])[0]
@@ -371,7 +372,7 @@ def remove_preceptor():
     person_id = _ids([request.form.get("person", "")])
     competency_ids = _ids(request.form.getlist("competency"))
     if not person_id or not competency_ids:
-        raise DomainError("Choose the preceptor and competency to remove.")
+        raise DomainError(_("Choose the preceptor and competency to remove."))
     removed = reviews.remove_preceptor(actor, _course_id(), person_id[0], competency_ids)
     return redirect_with_notice("manager.preceptors", "Preceptor removed." if removed else
                                 "Nothing to remove: that preceptor was already removed.",

@@ -7,6 +7,7 @@ an error summary and a message next to each field, with status 400 and nothing w
 from datetime import date
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import tool_session
@@ -45,7 +46,7 @@ def _own(actor, evidence_id: int):
     """The technician's own evidence item (anyone else's is not found)."""
     evidence = scope.evidence(actor, evidence_id)
     if evidence.person_id != actor.person.id:
-        raise NotFound("No such evidence.")
+        raise NotFound(_("No such evidence."))
     return evidence
 
 
@@ -192,7 +193,7 @@ def record(kind):
     try:
         evidence = evidence_service.create_draft(actor, kind, payload)
         if parse_errors:
-            raise DomainError("Some fields need attention.", fields=parse_errors)
+            raise DomainError(_("Some fields need attention."), fields=parse_errors)
         _save_files(actor, evidence.id, files, revised=True)
         if action == "submit":
             reviews.request_review(actor, evidence.id)
@@ -231,7 +232,7 @@ def edit_evidence(evidence_id):
         before = evidence.revision
         evidence_service.update_draft(actor, evidence.id, payload, expected_revision=revision)
         if parse_errors:
-            raise DomainError("Some fields need attention.", fields=parse_errors)
+            raise DomainError(_("Some fields need attention."), fields=parse_errors)
         _save_files(actor, evidence.id, files, request.form.getlist("remove_attachment", type=parse_id),
                     revised=evidence.revision != before)
         if action == "submit":
@@ -317,7 +318,7 @@ def withdraw_request(request_id):
     evidence_id = request.form.get("evidence_id", type=parse_id)
     evidence = _own(actor, evidence_id) if evidence_id else None
     if evidence is None:
-        abort(400, "The form did not say which evidence the request belongs to.")
+        abort(400, _("The form did not say which evidence the request belongs to."))
     return _action(evidence.id, lambda: reviews.withdraw_request(actor, request_id),
                    "The review request was withdrawn. You can change the evidence and send it again.")
 
@@ -329,5 +330,5 @@ def download(evidence_id, attachment_id):
     attachment, stream = evidence_service.open_attachment(actor, attachment_id)
     if attachment.evidence_id != evidence.id:
         stream.close()
-        raise NotFound("No such attachment.")
+        raise NotFound(_("No such attachment."))
     return evidence_file(attachment, stream)

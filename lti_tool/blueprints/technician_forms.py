@@ -5,26 +5,30 @@ Field names are the schema's own, so a message from the service lands next to th
 """
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from ..ids import id_or_none, ids, is_digits
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, RESPONSIBILITY_ROLES, US_STATES
 
 KINDS = {
-    "cross_training": ("Cross-training",
-                       "Training in another department or task: the trainer, the hours and the checklist steps "
-                       "you were observed doing."),
-    "responsibility": ("Extra responsibility",
-                       "A role you took on, such as trainer of new staff, inventory lead or safety champion."),
-    "qi_project": ("Quality-improvement project",
-                   "A project that improved a process or safety: the problem, the aim, measures and PDSA cycles."),
-    "certification": ("Certification",
-                      "A certificate, registration or license you hold, such as PTCB CPhT or a state registration."),
-    "continuing_education": ("Continuing education (CE)",
-                             "An ACPE-accredited CE activity: its UAN, hours and completion date."),
+    "cross_training": (_l("Cross-training"),
+                       _l("Training in another department or task: the trainer, the hours and the checklist steps "
+                       "you were observed doing.")),
+    "responsibility": (_l("Extra responsibility"),
+                       _l("A role you took on, such as trainer of new staff, inventory lead or safety champion.")),
+    "qi_project": (_l("Quality-improvement project"),
+                   _l("A project that improved a process or safety: the problem, the aim, measures and PDSA cycles.")),
+    "certification": (_l("Certification"),
+                      _l("A certificate, registration or license you hold, such as PTCB CPhT or a state registration.")),
+    "continuing_education": (_l("Continuing education (CE)"),
+                             _l("An ACPE-accredited CE activity: its UAN, hours and completion date.")),
 }
 # How the form's first section is headed ("About the ...").
-ABOUT = {"cross_training": "the cross-training", "responsibility": "the responsibility", "qi_project": "the project",
-         "certification": "the certification", "continuing_education": "the CE activity"}
-PDSA_PARTS = (("plan", "Plan"), ("do", "Do"), ("study", "Study"), ("act", "Act"))
+ABOUT = {"cross_training": _l("About the cross-training"), "responsibility": _l("About the responsibility"),
+         "qi_project": _l("About the project"), "certification": _l("About the certification"),
+         "continuing_education": _l("About the CE activity")}
+PDSA_PARTS = (("plan", _l("Plan")), ("do", _l("Do")), ("study", _l("Study")), ("act", _l("Act")))
 DEFAULT_CYCLES = 2
 MAX_CYCLES = 20
 
@@ -50,73 +54,74 @@ class Field:
 
 
 def _options(mapping) -> tuple:
-    return tuple((code, label if isinstance(label, str) else label[0]) for code, label in mapping.items())
+    # The labels stay English in the schemas (they are stored and exported); the form shows them translated.
+    return tuple((code, _l(label if isinstance(label, str) else label[0])) for code, label in mapping.items())
 
 
-TITLE = Field("title", "Title", maxlength=300, hint="A short name you will recognise, e.g. “Cart fill, 3 West”.")
-NOTES = Field("notes", "Notes", "textarea", required=False, maxlength=5000,
-              hint="Anything else the reviewer should know (optional).")
+TITLE = Field("title", _l("Title"), maxlength=300, hint=_l("A short name you will recognise, e.g. “Cart fill, 3 West”."))
+NOTES = Field("notes", _l("Notes"), "textarea", required=False, maxlength=5000,
+              hint=_l("Anything else the reviewer should know (optional)."))
 
 FIELDS = {
     "cross_training": (
         TITLE,
-        Field("department", "Department", "select", options=_options(DEPARTMENTS)),
-        Field("department_other", "Department, if “Other”", required=False, maxlength=100),
-        Field("skills", "Skills practised", "lines", hint="One skill a line."),
-        Field("trainer_name", "Trainer’s name", maxlength=200),
-        Field("trainer_person_id", "Trainer’s account in this course", "select", required=False,
-              hint="Optional: choose them if they use this tool, so the record is linked to them."),
-        Field("hours", "Hours of training", "number", step="0.25", min="0.25", max="2080",
-              hint="In quarter hours, e.g. 7.5."),
-        Field("start_date", "Start date", "date", past=True),
-        Field("end_date", "End date", "date", required=False, past=True,
-              hint="The start date unless you change it (training on one day).",
+        Field("department", _l("Department"), "select", options=_options(DEPARTMENTS)),
+        Field("department_other", _l("Department, if “Other”"), required=False, maxlength=100),
+        Field("skills", _l("Skills practised"), "lines", hint=_l("One skill a line.")),
+        Field("trainer_name", _l("Trainer’s name"), maxlength=200),
+        Field("trainer_person_id", _l("Trainer’s account in this course"), "select", required=False,
+              hint=_l("Optional: choose them if they use this tool, so the record is linked to them.")),
+        Field("hours", _l("Hours of training"), "number", step="0.25", min="0.25", max="2080",
+              hint=_l("In quarter hours, e.g. 7.5.")),
+        Field("start_date", _l("Start date"), "date", past=True),
+        Field("end_date", _l("End date"), "date", required=False, past=True,
+              hint=_l("The start date unless you change it (training on one day)."),
               extra={"data-follows": "f-start-date"}),
         NOTES,
     ),
     "responsibility": (
         TITLE,
-        Field("role", "Role", "select", options=_options(RESPONSIBILITY_ROLES)),
-        Field("role_other", "Role, if “Other”", required=False, maxlength=100),
-        Field("scope", "What the role involves", "textarea", maxlength=2000),
-        Field("start_date", "Start date", "date", past=True),
-        Field("end_date", "End date", "date", required=False, past=True, hint="Leave empty if you still hold it."),
-        Field("supervisor", "Supervisor", maxlength=200, hint="Who can confirm it."),
+        Field("role", _l("Role"), "select", options=_options(RESPONSIBILITY_ROLES)),
+        Field("role_other", _l("Role, if “Other”"), required=False, maxlength=100),
+        Field("scope", _l("What the role involves"), "textarea", maxlength=2000),
+        Field("start_date", _l("Start date"), "date", past=True),
+        Field("end_date", _l("End date"), "date", required=False, past=True, hint=_l("Leave empty if you still hold it.")),
+        Field("supervisor", _l("Supervisor"), maxlength=200, hint=_l("Who can confirm it.")),
         NOTES,
     ),
     "qi_project": (
         TITLE,
-        Field("problem", "Problem", "textarea", maxlength=5000, hint="What was going wrong, and how you knew."),
-        Field("aim", "Aim", "textarea", maxlength=2000, hint="What you set out to change, by how much, by when."),
-        Field("measures", "Measures", "lines", hint="One measure a line."),
-        Field("results", "Results", "textarea", maxlength=5000),
-        Field("role", "Your role", "textarea", maxlength=1000),
-        Field("team", "Team members", "lines", required=False, hint="One name a line (optional)."),
+        Field("problem", _l("Problem"), "textarea", maxlength=5000, hint=_l("What was going wrong, and how you knew.")),
+        Field("aim", _l("Aim"), "textarea", maxlength=2000, hint=_l("What you set out to change, by how much, by when.")),
+        Field("measures", _l("Measures"), "lines", hint=_l("One measure a line.")),
+        Field("results", _l("Results"), "textarea", maxlength=5000),
+        Field("role", _l("Your role"), "textarea", maxlength=1000),
+        Field("team", _l("Team members"), "lines", required=False, hint=_l("One name a line (optional).")),
         NOTES,
     ),
     "certification": (
         TITLE,
-        Field("credential", "Credential", "select", options=_options(CREDENTIALS)),
-        Field("credential_other", "Credential, if “Other”", required=False, maxlength=200),
-        Field("number", "Certificate or license number", maxlength=100),
-        Field("issuing_body", "Issuing body", required=False, maxlength=200,
-              hint="Needed for a state registration or another credential; PTCB and NHA are filled in for you."),
-        Field("state", "State", "select", required=False, options=tuple((s, s) for s in sorted(US_STATES)),
-              hint="Only for a state registration or license."),
-        Field("issued_date", "Date issued", "date", past=True),
-        Field("expiry_date", "Expiry date", "date", required=False,
-              hint="When it must be renewed, if it expires."),
+        Field("credential", _l("Credential"), "select", options=_options(CREDENTIALS)),
+        Field("credential_other", _l("Credential, if “Other”"), required=False, maxlength=200),
+        Field("number", _l("Certificate or license number"), maxlength=100),
+        Field("issuing_body", _l("Issuing body"), required=False, maxlength=200,
+              hint=_l("Needed for a state registration or another credential; PTCB and NHA are filled in for you.")),
+        Field("state", _l("State"), "select", required=False, options=tuple((s, s) for s in sorted(US_STATES)),
+              hint=_l("Only for a state registration or license.")),
+        Field("issued_date", _l("Date issued"), "date", past=True),
+        Field("expiry_date", _l("Expiry date"), "date", required=False,
+              hint=_l("When it must be renewed, if it expires.")),
         NOTES,
     ),
     "continuing_education": (
         TITLE,
-        Field("uan", "Universal Activity Number (UAN)", maxlength=40,
-              hint="From your CE statement, like 0197-0000-17-001-L05-T.", extra={"autocomplete": "off"}),
-        Field("hours", "Contact hours", "number", step="0.25", min="0.25", max="100"),
-        Field("completion_date", "Date completed", "date", past=True),
-        Field("provider_name", "Provider", maxlength=200),
-        Field("sterile_compounding", "This activity is about sterile compounding", "checkbox", required=False,
-              hint="Tick it if it counts toward your CSPT renewal."),
+        Field("uan", _l("Universal Activity Number (UAN)"), maxlength=40,
+              hint=_l("From your CE statement, like 0197-0000-17-001-L05-T."), extra={"autocomplete": "off"}),
+        Field("hours", _l("Contact hours"), "number", step="0.25", min="0.25", max="100"),
+        Field("completion_date", _l("Date completed"), "date", past=True),
+        Field("provider_name", _l("Provider"), maxlength=200),
+        Field("sterile_compounding", _l("This activity is about sterile compounding"), "checkbox", required=False,
+              hint=_l("Tick it if it counts toward your CSPT renewal.")),
         NOTES,
     ),
 }
@@ -186,14 +191,14 @@ def parse(kind: str, form) -> tuple[dict, dict, dict]:
             if id_or_none(raw) is not None:
                 payload[spec.name] = id_or_none(raw)
             else:
-                errors[spec.name] = "Choose a trainer from the list, or leave it empty."
+                errors[spec.name] = _("Choose a trainer from the list, or leave it empty.")
         else:
             payload[spec.name] = raw.strip() if spec.type != "textarea" else raw
 
     chosen = form.getlist("competency_ids")
     values["competency_ids"] = ids(chosen)
     if len(values["competency_ids"]) != len(chosen):
-        errors["competency_ids"] = "Choose competencies from the list."
+        errors["competency_ids"] = _("Choose competencies from the list.")
     payload["competency_ids"] = values["competency_ids"] or None
 
     if kind == "cross_training":
@@ -208,7 +213,7 @@ def parse(kind: str, form) -> tuple[dict, dict, dict]:
         count = min(_int(form.get("cycle_count"), DEFAULT_CYCLES), MAX_CYCLES)
         cycles = []
         for n in range(count):
-            cycle = {part: form.get(f"pdsa-{n}-{part}", "") for part, _ in PDSA_PARTS}
+            cycle = {part: form.get(f"pdsa-{n}-{part}", "") for part, _name in PDSA_PARTS}
             cycle["date"] = form.get(f"pdsa-{n}-date", "")
             values["cycles"].append(cycle)
             if all(_blank(v) for v in cycle.values()):
@@ -229,9 +234,9 @@ def _int(raw, default: int) -> int:
 
 def field_id(key: str, kind: str, cycle_map=()) -> str | None:
     """The id of the input an error key ("hours", "pdsa_cycles.0.plan", "skills.2") is about."""
-    head, _, rest = key.partition(".")
+    head, _sep, rest = key.partition(".")
     if head == "pdsa_cycles":
-        index, _, part = rest.partition(".")
+        index, _sep, part = rest.partition(".")
         if is_digits(index) and part:
             n = int(index)
             return f"f-pdsa-{cycle_map[n] if n < len(cycle_map) else n}-{part}"
@@ -248,22 +253,23 @@ def field_id(key: str, kind: str, cycle_map=()) -> str | None:
 
 
 def label_for(key: str, kind: str) -> str:
-    head, _, rest = key.partition(".")
+    head, _sep, rest = key.partition(".")
     if head == "pdsa_cycles":
-        index, _, part = rest.partition(".")
+        index, _sep, part = rest.partition(".")
         if is_digits(index) and part:
-            return f"PDSA cycle {int(index) + 1}, {dict(PDSA_PARTS + (('date', 'Date'),)).get(part, part)}"
-        return "PDSA cycles"
+            return _("PDSA cycle %(n)d, %(part)s", n=int(index) + 1,
+                     part=dict(PDSA_PARTS + (("date", _l("Date")),)).get(part, part))
+        return _("PDSA cycles")
     if head == "competency_ids":
-        return "Competencies"
+        return _("Competencies")
     if head == "checklist_steps":
-        return "Checklist steps"
+        return _("Checklist steps")
     if head in ("file", "files", "description"):
-        return "Attachments"
+        return _("Attachments")
     for spec in FIELDS.get(kind, ()):
         if spec.name == head:
-            return spec.label
-    return "Form"
+            return str(spec.label)
+    return _("Form")
 
 
 def error_list(errors: dict, kind: str, cycle_map=()) -> tuple[list[dict], dict]:

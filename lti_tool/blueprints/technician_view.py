@@ -4,6 +4,8 @@ of a form, and an evidence item's reviews, sign-offs and history in plain words.
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -27,14 +29,14 @@ except ImportError:  # pragma: no cover
 
 # One status, one name: submitted evidence, its open request and the competency it supports all read the
 # competency status's own label.
-EVIDENCE_LABELS = {DRAFT: "Draft", SUBMITTED: status.LABELS[status.AWAITING_REVIEW],
-                   RETURNED: "Returned for revision", SIGNED_OFF: "Signed off", WITHDRAWN: "Withdrawn"}
-REQUEST_LABELS = {OPEN: status.LABELS[status.AWAITING_REVIEW], SIGNED: "Signed off",
-                  REQUEST_RETURNED: "Returned with comments",
-                  REQUEST_WITHDRAWN: "Withdrawn"}
-METHOD_LABELS = {"observed": "Observed", "demonstrated": "Demonstrated", "verified_document": "Document verified",
-                 "attested": "Attested"}
-PEOPLE_ROLES = {**ROLE_LABELS, "preceptor": "Preceptor", "system": "the tool"}
+EVIDENCE_LABELS = {DRAFT: _l("Draft"), SUBMITTED: status.LABELS[status.AWAITING_REVIEW],
+                   RETURNED: _l("Returned for revision"), SIGNED_OFF: _l("Signed off"), WITHDRAWN: _l("Withdrawn")}
+REQUEST_LABELS = {OPEN: status.LABELS[status.AWAITING_REVIEW], SIGNED: _l("Signed off"),
+                  REQUEST_RETURNED: _l("Returned with comments"),
+                  REQUEST_WITHDRAWN: _l("Withdrawn")}
+METHOD_LABELS = {"observed": _l("Observed"), "demonstrated": _l("Demonstrated"),
+                 "verified_document": _l("Document verified"), "attested": _l("Attested")}
+PEOPLE_ROLES = {**ROLE_LABELS, "preceptor": _l("Preceptor"), "system": _l("the tool")}
 
 
 def day_text(value) -> str:
@@ -47,8 +49,7 @@ def moment_text(value: datetime | None) -> str:
 
 def hours_text(hours) -> str:
     number = float(hours)
-    text = f"{number:g}"
-    return f"{text} hour" if number == 1 else f"{text} hours"
+    return _("%(hours)s hour", hours=f"{number:g}") if number == 1 else _("%(hours)s hours", hours=f"{number:g}")
 
 
 # --- Competencies of the course ---------------------------------------------------------------------------
@@ -87,7 +88,7 @@ class Tree:
                 chain.append(by_id[chain[-1].parent_id])
             area_of[leaf.id] = chain[-1]
             path = [c.title for c in reversed(chain[1:])]
-            group_of[leaf.id] = " › ".join(path) if path else "Other competencies"
+            group_of[leaf.id] = " › ".join(path) if path else _("Other competencies")
         return cls(comps, by_id, leaves, roots, area_of, group_of)
 
     def choices(self, kind: str) -> list[dict]:
@@ -213,7 +214,7 @@ def returned_evidence(person, course) -> list[dict]:
                                                   "competencies": []})
         if row.resolved_at != item["at"]:
             continue  # an earlier round of review
-        who = row.resolved_by.display_name if row.resolved_by else "A reviewer"
+        who = row.resolved_by.display_name if row.resolved_by else _("A reviewer")
         if (who, row.return_comment) not in [(c["who"], c["text"]) for c in item["comments"]]:
             item["comments"].append({"who": who, "text": row.return_comment})
         item["competencies"].append(row.competency)
@@ -233,12 +234,13 @@ def _bar(label: str, verified: float, recorded: float, need: float, met: bool) -
     return {"label": label, "hours": verified, "recorded": recorded, "need": need, "met": met,
             "width": round(min(100.0, 100 * verified / scale), 2),
             "recorded_width": round(min(100.0, 100 * recorded / scale), 2), "mark": round(100 * need / scale, 2),
-            "text": f"{hours_text(verified)} verified of {hours_text(need)}; {hours_text(recorded)} recorded"}
+            "text": _("%(verified)s verified of %(need)s; %(recorded)s recorded", verified=hours_text(verified),
+                      need=hours_text(need), recorded=hours_text(recorded))}
 
 
 def _chart(result: dict) -> dict:
     recorded, verified = result["recorded"], result["verified"]
-    bars = [_bar("All CE hours", verified["hours"], recorded["hours"], verified["required_hours"],
+    bars = [_bar(_("All CE hours"), verified["hours"], recorded["hours"], verified["required_hours"],
                  verified["hours"] >= verified["required_hours"])]
     for mine, sent in zip(verified["requirements"], recorded["requirements"], strict=True):
         bars.append(_bar(mine["label"][:1].upper() + mine["label"][1:], mine["hours"], sent["hours"],
@@ -285,14 +287,14 @@ def field_rows(evidence, people: dict) -> list[dict]:
             continue
         value = data.get(spec.name)
         if spec.type == "checkbox":
-            rows.append({"label": spec.label, "value": "Yes" if value else "No"})
+            rows.append({"label": spec.label, "value": _("Yes") if value else _("No")})
             continue
         if value in (None, "", []):
             continue
         if spec.type == "select" and spec.name == "trainer_person_id":
-            value = people.get(value, "A member of this course")
+            value = people.get(value, _("A member of this course"))
         elif spec.type == "select":
-            value = dict(spec.options).get(value, value)
+            value = str(dict(spec.options).get(value, value))
         elif spec.type == "date":
             value = day_text(value)
         elif spec.type == "number":
@@ -300,17 +302,18 @@ def field_rows(evidence, people: dict) -> list[dict]:
         rows.append({"label": spec.label, "value": value, "prewrap": spec.type == "textarea"})
     if evidence.kind == "continuing_education" and data.get("uan_parts"):
         parts = data["uan_parts"]
-        rows.insert(1, {"label": "Activity", "value": (
-            f"{str(parts.get('format_label', '')).capitalize()} activity on {parts.get('topic_label')} "
-            f"(ACPE topic {parts.get('topic')}), for {parts.get('audience_label')}s")})
+        rows.insert(1, {"label": _("Activity"), "value": _(
+            "%(format)s activity on %(topic)s (ACPE topic %(code)s), for %(audience)ss",
+            format=str(parts.get("format_label", "")).capitalize(), topic=parts.get("topic_label"),
+            code=parts.get("topic"), audience=parts.get("audience_label"))})
     if evidence.kind == "certification" and data.get("issuer"):
-        rows.insert(1, {"label": "Issued by", "value": data["issuer"]})
+        rows.insert(1, {"label": _("Issued by"), "value": data["issuer"]})
     if evidence.kind == "qi_project":
         for n, cycle in enumerate(data.get("pdsa_cycles") or [], start=1):
-            rows.append({"label": f"PDSA cycle {n} ({day_text(cycle.get('date'))})",
+            rows.append({"label": _("PDSA cycle %(n)d (%(date)s)", n=n, date=day_text(cycle.get("date"))),
                          "value": [f"{name}: {cycle.get(part, '')}" for part, name in forms.PDSA_PARTS]})
     if evidence.kind == "cross_training" and data.get("checklist_steps"):
-        rows.append({"label": "Checklist steps observed", "value": list(data["checklist_steps"])})
+        rows.append({"label": _("Checklist steps observed"), "value": list(data["checklist_steps"])})
     return rows
 
 
@@ -330,16 +333,17 @@ def sign_off_rows(sign_offs) -> list[dict]:
     corrected = {s.corrects_id: s for s in sign_offs if s.corrects_id}
     rows = []
     for s in sign_offs:
-        state = "Counts"
+        state = _("Counts")
         if s.revocation is not None:
-            state = f"Revoked on {day_text(s.revocation.revoked_at)}: {s.revocation.reason}"
+            state = _("Revoked on %(date)s: %(reason)s", date=day_text(s.revocation.revoked_at),
+                      reason=s.revocation.reason)
         elif s.id in corrected:
-            state = f"Replaced by a correction on {day_text(corrected[s.id].signed_at)}"
+            state = _("Replaced by a correction on %(date)s", date=day_text(corrected[s.id].signed_at))
         elif not s.proficient:
-            state = "Not yet proficient: this rating does not achieve the competency"
+            state = _("Not yet proficient: this rating does not achieve the competency")
         rows.append({"sign_off": s, "role": PEOPLE_ROLES.get(s.signer_role, s.signer_role),
                      "when": moment_text(s.signed_at), "method": METHOD_LABELS.get(s.method, s.method),
-                     "expires": day_text(s.expires_at) if s.expires_at else "Does not expire", "state": state})
+                     "expires": day_text(s.expires_at) if s.expires_at else _("Does not expire"), "state": state})
     return rows
 
 
@@ -366,11 +370,11 @@ def history(evidence, requests, sign_offs, me_id: int) -> list[dict]:
                                                                       after.get("evidence_id")):
             continue
         if person is None:
-            who = "The tool"
+            who = _("The tool")
         elif person.id == me_id:
-            who = "You"
+            who = _("You")
         else:
-            who = f"{person.display_name} ({PEOPLE_ROLES.get(entry.actor_role, entry.actor_role or 'member')})"
+            who = f"{person.display_name} ({PEOPLE_ROLES.get(entry.actor_role, entry.actor_role or _('member'))})"
         comp = None
         if entry.entity_type == "review_requests":
             comp = requests_by_id[entry.entity_id].competency
@@ -385,36 +389,41 @@ def history(evidence, requests, sign_offs, me_id: int) -> list[dict]:
 
 
 def _sentence(action, who, before, after, comp) -> str | None:
-    name = f"{comp.code} {comp.title}" if comp is not None else "a competency"
+    name = f"{comp.code} {comp.title}" if comp is not None else _("a competency")
     if action == "evidence.create":
-        return f"{who} recorded this evidence as a draft."
+        return _("%(who)s recorded this evidence as a draft.", who=who)
     if action == "evidence.update":
-        return f"{who} edited it (revision {after.get('revision')})."
+        return _("%(who)s edited it (revision %(revision)s).", who=who, revision=after.get("revision"))
     if action == "evidence.submit":
-        return f"{who} sent it for review."
+        return _("%(who)s sent it for review.", who=who)
     if action == "evidence.withdraw":
-        reason = f" Reason: {after['reason']}" if after.get("reason") else ""
-        return f"{who} withdrew it.{reason}"
+        if after.get("reason"):
+            return _("%(who)s withdrew it. Reason: %(reason)s", who=who, reason=after["reason"])
+        return _("%(who)s withdrew it.", who=who)
     if action == "evidence.status":
-        return f"Its status became “{EVIDENCE_LABELS.get(after.get('status'), after.get('status'))}”."
+        return _("Its status became “%(status)s”.",
+                 status=EVIDENCE_LABELS.get(after.get("status"), after.get("status")))
     if action == "attachment.add":
-        return f"{who} attached “{after.get('filename')}”."
+        return _("%(who)s attached “%(file)s”.", who=who, file=after.get("filename"))
     if action == "attachment.remove":
-        return f"{who} removed the attachment “{before.get('filename')}”."
+        return _("%(who)s removed the attachment “%(file)s”.", who=who, file=before.get("filename"))
     if action == "review_request.create":
-        return f"{who} asked for review of {name}."
+        return _("%(who)s asked for review of %(competency)s.", who=who, competency=name)
     if action == "review_request.returned":
-        return f"{who} returned the request for {name} with comments: “{after.get('return_comment')}”"
+        return _("%(who)s returned the request for %(competency)s with comments: “%(comment)s”", who=who,
+                 competency=name, comment=after.get("return_comment"))
     if action == "review_request.withdrawn":
-        return f"{who} withdrew the review request for {name}."
+        return _("%(who)s withdrew the review request for %(competency)s.", who=who, competency=name)
     if action == "review_request.signed_off":
         return None  # the sign-off's own entry says it
     if action == "sign_off.create":
-        return (f"{who} signed off {name}: {after.get('rating_label')}, "
-                f"{METHOD_LABELS.get(after.get('method'), after.get('method'))}.")
+        return _("%(who)s signed off %(competency)s: %(rating)s, %(method)s.", who=who, competency=name,
+                 rating=after.get("rating_label"),
+                 method=METHOD_LABELS.get(after.get("method"), after.get("method")))
     if action == "sign_off.correct":
-        return (f"{who} corrected the sign-off of {name} to {after.get('rating_label')}. "
-                f"Reason: {after.get('correction_reason')}")
+        return _("%(who)s corrected the sign-off of %(competency)s to %(rating)s. Reason: %(reason)s", who=who,
+                 competency=name, rating=after.get("rating_label"), reason=after.get("correction_reason"))
     if action == "sign_off.revoke":
-        return f"{who} revoked the sign-off of {name}. Reason: {after.get('reason')}"
+        return _("%(who)s revoked the sign-off of %(competency)s. Reason: %(reason)s", who=who, competency=name,
+                 reason=after.get("reason"))
     return f"{who}: {action.replace('.', ' ').replace('_', ' ')}."

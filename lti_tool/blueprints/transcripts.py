@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import formatting, tool_session
@@ -133,7 +134,7 @@ def export_progress(public_id):
 def export_download(public_id):
     job = transcript_exports.job_for(_actor(), public_id)
     if job.status != "done" or not job.file_path:
-        abort(409, "The export is not finished yet.")
+        abort(409, _("The export is not finished yet."))
     return file_response(Path(job.file_path), "application/zip", f"transcripts-course-{job.course_id}.zip")
 
 
@@ -200,7 +201,7 @@ def _presented():
 
 
 def raise_bad_json():
-    raise CredentialError("The request body is not valid JSON.")
+    raise CredentialError(_("The request body is not valid JSON."))
 
 
 @bp.route("/credentials/status/<int:list_no>")

@@ -5,6 +5,8 @@ context as a string, an endpoint as a number, or a 400-character name, and a col
 half-way through the launch. Each claim the tool keeps is checked here first, so a launch either fits or is
 refused with a page that says which claim is wrong, and nothing is written.
 """
+from flask_babel import gettext as _
+
 from ..guards import unstorable
 from .errors import LaunchError
 
@@ -35,7 +37,7 @@ def _short(name: str) -> str:
 
 
 def _refuse(detail: str):
-    raise LaunchError("The LMS sent a launch the tool cannot use", detail,
+    raise LaunchError(_("The LMS sent a launch the tool cannot use"), detail,
                       "An LMS administrator should check the tool's configuration in the LMS; the values named "
                       "above must be shorter or of the expected kind.", status=400, code="malformed_claim")
 

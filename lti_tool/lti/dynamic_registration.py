@@ -8,6 +8,7 @@ window with the org.imsglobal.lti.close postMessage. Every call goes through lti
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext as _
 from pylti1p3.dynamic_registration import DynamicRegistration
 
 from ..extensions import db
@@ -82,8 +83,8 @@ class ToolDynamicRegistration(DynamicRegistration):
     def read_platform(self) -> dict:
         url = self.openid_configuration_url
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
-            raise RegistrationError("The LMS did not give an openid_configuration address. Start the "
-                                    "registration from the LMS's tool administration page.")
+            raise RegistrationError(_("The LMS did not give an openid_configuration address. Start the "
+                                    "registration from the LMS's tool administration page."))
         try:
             resp = http_session().get(url, headers={"Accept": "application/json"})
         except OutboundError as exc:
@@ -93,14 +94,14 @@ class ToolDynamicRegistration(DynamicRegistration):
         try:
             platform = resp.json()
         except ValueError as exc:
-            raise RegistrationError("The LMS's configuration could not be read (it is not JSON).") from exc
+            raise RegistrationError(_("The LMS's configuration could not be read (it is not JSON).")) from exc
         if not isinstance(platform, dict):
-            raise RegistrationError("The LMS's configuration is not a JSON object.")
+            raise RegistrationError(_("The LMS's configuration is not a JSON object."))
         missing = [k for k in REQUIRED if not platform.get(k) or not isinstance(platform.get(k), str)]
         if missing:
             raise RegistrationError("The LMS's configuration lacks " + ", ".join(missing) + ".")
         if not isinstance(platform.get(PLATFORM_CONF), dict):
-            raise RegistrationError("The configuration is not an LTI platform configuration.")
+            raise RegistrationError(_("The configuration is not an LTI platform configuration."))
         try:
             registry.check_values(issuer=platform["issuer"], auth_login_url=platform["authorization_endpoint"],
                                   auth_token_url=platform["token_endpoint"], jwks_url=platform["jwks_uri"],
@@ -127,11 +128,11 @@ class ToolDynamicRegistration(DynamicRegistration):
         try:
             answer = resp.json()
         except ValueError as exc:
-            raise RegistrationError("The LMS's answer to the registration is not JSON.") from exc
+            raise RegistrationError(_("The LMS's answer to the registration is not JSON.")) from exc
         client_id = answer.get("client_id") if isinstance(answer, dict) else None
         # str() of a missing or null client_id would register a client called "None".
         if not isinstance(client_id, str | int) or isinstance(client_id, bool) or not str(client_id).strip():
-            raise RegistrationError("The LMS's answer to the registration has no client_id.")
+            raise RegistrationError(_("The LMS's answer to the registration has no client_id."))
         client_id = str(client_id)
         tool_conf = answer.get(TOOL_CONF) if isinstance(answer.get(TOOL_CONF), dict) else {}
         issuer = platform["issuer"]

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from flask import current_app
+from flask_babel import gettext as _
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -99,13 +100,13 @@ class PlatformSession(requests.Session):
 
     def request(self, method, url, **kwargs):
         if urlsplit(str(url)).scheme not in ("http", "https") or not urlsplit(str(url)).hostname:
-            raise OutboundError("The platform named an address that is not an http(s) URL.")
+            raise OutboundError(_("The platform named an address that is not an http(s) URL."))
         kwargs.setdefault("timeout", self.timeout)
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
         deadline = time.monotonic() + 2 * self.timeout
         start = url
-        for _ in range(MAX_REDIRECTS + 1):
+        for _attempt in range(MAX_REDIRECTS + 1):
             try:
                 resp = super().request(method, url, **kwargs)
             except requests.RequestException as exc:

@@ -13,6 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import jwt
 from flask import current_app, request
+from flask_babel import gettext as _
 from jwt.algorithms import RSAAlgorithm
 from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, FlaskOIDCLogin, FlaskRequest
 from pylti1p3.exception import LtiException
@@ -71,18 +72,18 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         login_hint = self._get_request_param("login_hint")
         target = self._get_request_param("target_link_uri")
         if not issuer:
-            raise LaunchError("The LMS did not say who it is",
-                              "The login request has no issuer (iss).", status=400, code="missing_iss")
+            raise LaunchError(_("The LMS did not say who it is"),
+                              _("The login request has no issuer (iss)."), status=400, code="missing_iss")
         if not login_hint:
-            raise LaunchError("The LMS did not say who you are",
-                              "The login request has no login_hint.", status=400, code="missing_login_hint")
+            raise LaunchError(_("The LMS did not say who you are"),
+                              _("The login request has no login_hint."), status=400, code="missing_login_hint")
         client_id = self._get_request_param("client_id")
         row = registration_info(issuer, client_id, self._get_request_param("lti_deployment_id"))
         if row is None:
             raise self._unknown(issuer, client_id)
         if target and urlsplit(target).netloc not in ("", urlsplit(launch_url).netloc):
-            raise LaunchError("The link points elsewhere",
-                              "The target_link_uri is not an address of this tool.", status=400,
+            raise LaunchError(_("The link points elsewhere"),
+                              _("The target_link_uri is not an address of this tool."), status=400,
                               code="foreign_target")
         state = "state-" + secrets.token_urlsafe(24)
         nonce = secrets.token_urlsafe(24)
@@ -158,7 +159,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self.save_launch_data()
         except LtiException as exc:
             self._validated = False
-            raise LaunchError("The launch could not be checked", str(exc), status=400) from exc
+            raise LaunchError(_("The launch could not be checked"), str(exc), status=400) from exc
         except Exception:
             self._validated = False
             raise
@@ -167,14 +168,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def validate_jwt_format(self):
         token = self._get_request_param("id_token")
         if not token:
-            raise LaunchError("No launch token", "The LMS sent no id_token.", status=400, code="missing_id_token")
+            raise LaunchError(_("No launch token"), _("The LMS sent no id_token."), status=400, code="missing_id_token")
         try:
             super().validate_jwt_format()
         except LtiException as exc:
-            raise LaunchError("The launch token is damaged", "The id_token is not a readable JWT.",
+            raise LaunchError(_("The launch token is damaged"), _("The id_token is not a readable JWT."),
                               status=400, code="malformed_token") from exc
         if not isinstance(self._jwt.get("body"), dict) or not isinstance(self._jwt.get("header"), dict):
-            raise LaunchError("The launch token is damaged", "The id_token is not a JWT object.", status=400,
+            raise LaunchError(_("The launch token is damaged"), _("The id_token is not a JWT object."), status=400,
                               code="malformed_token")
         return self
 
@@ -187,11 +188,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             azp = body.get("azp")
             client_id = azp if azp in aud else None
         if not iss or not isinstance(iss, str):
-            raise LaunchError("The LMS did not say who it is", "The id_token has no issuer (iss).",
+            raise LaunchError(_("The LMS did not say who it is"), _("The id_token has no issuer (iss)."),
                               status=400, code="missing_iss")
         row = registration_info(iss, client_id) if isinstance(client_id, str) else None
         if row is None:
-            raise LaunchError("This LMS is not registered with the tool",
+            raise LaunchError(_("This LMS is not registered with the tool"),
                               f"No registration matches issuer {iss} and client id {client_id}.",
                               ADMIN_REGISTRATION_ADVICE, status=401, code="unknown_registration")
         self.registration_row = row
@@ -209,14 +210,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 raise ValueError("no keys")
         except Exception as exc:
             current_app.logger.warning("JWKS fetch from %s failed: %s", row.jwks_url, exc)
-            raise LaunchError("The LMS's keys could not be read",
+            raise LaunchError(_("The LMS's keys could not be read"),
                               f"Fetching the platform's public keys from {row.jwks_url} failed.",
                               "An administrator should check the registration's JWKS URL and that the LMS is up.",
                               status=400, code="jwks_unavailable") from exc
         # Stored on the registration (every process reads it from there) and in this launch's copy.
         stored = db.session.get(Registration, row.id)
         if stored is None:
-            raise LaunchError("This LMS is not registered with the tool", "The registration was just removed.",
+            raise LaunchError(_("This LMS is not registered with the tool"), _("The registration was just removed."),
                               ADMIN_REGISTRATION_ADVICE, status=401, code="unknown_registration")
         stored.jwks_cache, stored.jwks_fetched_at = data, utcnow()
         self.registration_row = dataclasses.replace(row, jwks_cache=data, jwks_fetched_at=stored.jwks_fetched_at)
@@ -226,11 +227,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         header = self._jwt.get("header", {})
         kid, alg = header.get("kid"), header.get("alg")
         if alg not in ALLOWED_ALGS:
-            raise LaunchError("The launch token is not signed the way LTI requires",
+            raise LaunchError(_("The launch token is not signed the way LTI requires"),
                               f"Signature algorithm {alg!r} is not accepted; LTI requires RS256.",
                               status=401, code="bad_alg")
         if not kid:
-            raise LaunchError("The launch token names no key", "The id_token header has no kid.",
+            raise LaunchError(_("The launch token names no key"), _("The id_token header has no kid."),
                               status=401, code="missing_kid")
         row = self.registration_row
         max_age = timedelta(seconds=current_app.config["LTI_JWKS_CACHE_SECONDS"])
@@ -252,7 +253,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             # The platform may have rotated its keys since we cached them: fetch again, once.
             key = _find_key(self._fetch_jwks(), kid, alg)
         if key is None:
-            raise LaunchError("The launch token was signed with an unknown key",
+            raise LaunchError(_("The launch token was signed with an unknown key"),
                               f"The platform's key set has no key {kid!r} for {alg}.",
                               "If the LMS rotated its keys recently, an administrator should check its JWKS URL.",
                               status=401, code="unknown_kid")
@@ -268,33 +269,33 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 options={"require": ["exp", "iat", "iss", "aud", "nonce"], "verify_sub": False},
             )
         except jwt.ExpiredSignatureError as exc:
-            raise LaunchError("The launch has expired", "The id_token's expiry time has passed.",
-                              "Open the tool again from your course. If it keeps happening, the LMS server's "
-                              "clock may be wrong.", status=401, code="expired") from exc
+            raise LaunchError(_("The launch has expired"), _("The id_token's expiry time has passed."),
+                              _("Open the tool again from your course. If it keeps happening, the LMS server's "
+                              "clock may be wrong."), status=401, code="expired") from exc
         except jwt.ImmatureSignatureError as exc:
-            raise LaunchError("The launch comes from the future", "The id_token was issued after the current "
-                              "time (iat in the future).", "An administrator should check the LMS server's clock.",
+            raise LaunchError(_("The launch comes from the future"), _("The id_token was issued after the current "
+                              "time (iat in the future)."), _("An administrator should check the LMS server's clock."),
                               status=401, code="iat_future") from exc
         except jwt.InvalidAudienceError as exc:
-            raise LaunchError("The launch was meant for another tool", "The id_token's audience is not this "
-                              "registration's client id.", status=401, code="wrong_aud") from exc
+            raise LaunchError(_("The launch was meant for another tool"), _("The id_token's audience is not this "
+                              "registration's client id."), status=401, code="wrong_aud") from exc
         except jwt.InvalidIssuerError as exc:
-            raise LaunchError("The launch names the wrong LMS", "The id_token's issuer does not match.",
+            raise LaunchError(_("The launch names the wrong LMS"), _("The id_token's issuer does not match."),
                               status=401, code="wrong_iss") from exc
         except jwt.InvalidSignatureError as exc:
-            raise LaunchError("The launch token's signature is not valid", "The id_token was not signed by the "
-                              "registered platform, or was changed after signing.", status=401,
+            raise LaunchError(_("The launch token's signature is not valid"), _("The id_token was not signed by the "
+                              "registered platform, or was changed after signing."), status=401,
                               code="bad_signature") from exc
         except jwt.InvalidTokenError as exc:
-            raise LaunchError("The launch token could not be verified", str(exc), status=401,
+            raise LaunchError(_("The launch token could not be verified"), str(exc), status=401,
                               code="invalid_token") from exc
         azp = claims.get("azp")
         if azp is not None and azp != row.client_id:
-            raise LaunchError("The launch was meant for another tool", "The id_token's azp is not this "
-                              "registration's client id.", status=401, code="azp_mismatch")
+            raise LaunchError(_("The launch was meant for another tool"), _("The id_token's azp is not this "
+                              "registration's client id."), status=401, code="azp_mismatch")
         if isinstance(claims.get("aud"), list) and len(claims["aud"]) > 1 and azp is None:
-            raise LaunchError("The launch was meant for another tool", "The id_token has several audiences "
-                              "and no azp.", status=401, code="azp_missing")
+            raise LaunchError(_("The launch was meant for another tool"), _("The id_token has several audiences "
+                              "and no azp."), status=401, code="azp_missing")
         # Canvas and Moodle send string subs; a numeric sub is accepted as its string form.
         if isinstance(claims.get("sub"), int | float) and not isinstance(claims.get("sub"), bool):
             claims["sub"] = str(claims["sub"])
@@ -305,7 +306,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def validate_state(self):
         state = self._get_request_param("state")
         if not state:
-            raise LaunchError("The launch is incomplete", "The launch has no state parameter.",
+            raise LaunchError(_("The launch is incomplete"), _("The launch has no state parameter."),
                               status=400, code="missing_state")
         entry, seen = storage.take(state_key(state), also=stamp(), relaxed_commit=True)
         if entry is not None and not cache().is_current(self.registration_row.issuer, seen):
@@ -315,16 +316,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self.validate_registration()
             self.validate_jwt_signature()
         if entry is None:
-            raise LaunchError("This launch was already used or has expired",
-                              "The state of this launch is unknown: it was used before, it is more than a few "
-                              "minutes old, or it did not start from this tool's login.",
-                              "Open the tool again from your course.", status=400, code="unknown_state")
+            raise LaunchError(_("This launch was already used or has expired"),
+                              _("The state of this launch is unknown: it was used before, it is more than a few "
+                              "minutes old, or it did not start from this tool's login."),
+                              _("Open the tool again from your course."), status=400, code="unknown_state")
         if entry.get("registration_id") != self.registration_row.id:
-            raise LaunchError("The launch does not match its login", "The state belongs to another registration.",
+            raise LaunchError(_("The launch does not match its login"), _("The state belongs to another registration."),
                               status=400, code="state_mismatch")
         if self._jwt["body"].get("nonce") != entry.get("nonce"):
-            raise LaunchError("The launch does not match its login", "The id_token's nonce is not the one this "
-                              "login issued (a replayed or swapped token).", status=400, code="nonce_mismatch")
+            raise LaunchError(_("The launch does not match its login"), _("The id_token's nonce is not the one this "
+                              "login issued (a replayed or swapped token)."), status=400, code="nonce_mismatch")
         self.state_entry = entry
         self.state = state
         if self._cookie_service.get_cookie(state) == state:
@@ -333,10 +334,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             # The browser blocked our cookie; the page will check the state against platform storage.
             self.browser_bound = False
         else:
-            raise LaunchError("Your browser did not keep the launch's cookie",
-                              "The state cookie set at login is missing or different, so this launch cannot be "
-                              "tied to your browser.",
-                              "Allow cookies for this site, or open the tool in a new window.", status=400,
+            raise LaunchError(_("Your browser did not keep the launch's cookie"),
+                              _("The state cookie set at login is missing or different, so this launch cannot be "
+                              "tied to your browser."),
+                              _("Allow cookies for this site, or open the tool in a new window."), status=400,
                               code="state_cookie_mismatch")
         return self
 
@@ -348,19 +349,19 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def validate_deployment(self):
         deployment_id = self._jwt["body"].get(CLAIM + "deployment_id")
         if not deployment_id or not isinstance(deployment_id, str):
-            raise LaunchError("The launch names no deployment", "The id_token has no deployment_id.",
+            raise LaunchError(_("The launch names no deployment"), _("The id_token has no deployment_id."),
                               status=400, code="missing_deployment")
         row = find_deployment_row(self.registration_row, deployment_id)
         if row is None and deployment_known(self.registration_row, deployment_id):
             # Disabled on the administration page: refused, and never re-created by auto_deployments.
-            raise LaunchError("This deployment of the tool is disabled",
+            raise LaunchError(_("This deployment of the tool is disabled"),
                               f"Deployment {deployment_id!r} has been disabled by an administrator of the tool.",
                               "Ask your LMS administrator to enable it again on the tool's administration page.",
                               status=403, code="deployment_disabled")
         if row is None and self.registration_row.auto_deployments:
             row = self._record_new_deployment(deployment_id)
         if row is None:
-            raise LaunchError("This deployment of the tool is not registered",
+            raise LaunchError(_("This deployment of the tool is not registered"),
                               f"Deployment {deployment_id!r} is not registered for this LMS.",
                               "An LMS administrator should add the deployment id: "
                               "`flask --app lti_tool lti add-deployment ...`.", status=403,
@@ -382,32 +383,32 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         body = self._jwt["body"]
         message_type = body.get(CLAIM + "message_type")
         if not message_type:
-            raise LaunchError("The launch has no message type", "The id_token has no message_type claim.",
+            raise LaunchError(_("The launch has no message type"), _("The id_token has no message_type claim."),
                               status=400, code="missing_message_type")
         if body.get(CLAIM + "version") is None:
-            raise LaunchError("The launch has no LTI version", "The id_token has no version claim.",
+            raise LaunchError(_("The launch has no LTI version"), _("The id_token has no version claim."),
                               status=400, code="missing_version")
         if body.get(CLAIM + "version") != "1.3.0":
-            raise LaunchError("Unsupported LTI version", f"Version {body.get(CLAIM + 'version')!r} is not "
+            raise LaunchError(_("Unsupported LTI version"), f"Version {body.get(CLAIM + 'version')!r} is not "
                               "supported; this tool speaks LTI 1.3.0.", status=400, code="wrong_version")
         if message_type not in SUPPORTED_MESSAGES:
-            raise LaunchError("This kind of launch is not supported", f"Message type {message_type!r} is not "
+            raise LaunchError(_("This kind of launch is not supported"), f"Message type {message_type!r} is not "
                               "supported.", status=400, code="unsupported_message_type")
         if not body.get("sub") or not isinstance(body.get("sub"), str):
-            raise LaunchError("The launch does not say who you are", "The id_token has no user (sub); "
-                              "anonymous launches are not supported.", status=400, code="missing_sub")
+            raise LaunchError(_("The launch does not say who you are"), _("The id_token has no user (sub); "
+                              "anonymous launches are not supported."), status=400, code="missing_sub")
         roles = body.get(CLAIM + "roles")
         if not isinstance(roles, list):
-            raise LaunchError("The launch does not say your role", "The id_token has no roles claim.",
+            raise LaunchError(_("The launch does not say your role"), _("The id_token has no roles claim."),
                               status=400, code="missing_roles")
         if not all(isinstance(r, str) for r in roles):
             # Role mapping and storage expect URIs; anything else is a malformed token, not a server error.
-            raise LaunchError("The launch does not say your role", "The id_token's roles claim is not a list "
-                              "of role names.", status=400, code="malformed_roles")
+            raise LaunchError(_("The launch does not say your role"), _("The id_token's roles claim is not a list "
+                              "of role names."), status=400, code="malformed_roles")
         try:
             super().validate_message()
         except LtiException as exc:
-            raise LaunchError("The launch message is incomplete", str(exc), status=400,
+            raise LaunchError(_("The launch message is incomplete"), str(exc), status=400,
                               code="invalid_message") from exc
         return self
 
@@ -466,13 +467,13 @@ def hold_for_client_check(launch: ToolMessageLaunch, state: str) -> str:
 def release_after_client_check(token: str, state_seen: str):
     entry = storage.take(pending_key(token)) if token else None
     if entry is None or not state_seen or not secrets.compare_digest(entry["state"], state_seen):
-        raise LaunchError("The launch could not be tied to your browser",
-                          "The state kept by the LMS for this launch did not match.",
-                          "Open the tool again from your course, or open it in a new window.",
+        raise LaunchError(_("The launch could not be tied to your browser"),
+                          _("The state kept by the LMS for this launch did not match."),
+                          _("Open the tool again from your course, or open it in a new window."),
                           status=400, code="client_state_mismatch")
     claims = storage.get(entry["launch_id"])
     if claims is None:
-        raise LaunchError("This launch has expired", "The launch waited too long to be confirmed.",
+        raise LaunchError(_("This launch has expired"), _("The launch waited too long to be confirmed."),
                           status=400, code="pending_expired")
     return entry, claims
 

@@ -9,43 +9,47 @@ are the evidence service's job; schemas never query.
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from ..i18n import N_
 from ..models.frameworks import EVIDENCE_KINDS
 from ..services import uan as uan_parser
 
 EARLIEST = date(1970, 1, 1)
 
 DEPARTMENTS = {
-    "community": "Community / retail pharmacy",
-    "central": "Hospital central pharmacy",
-    "iv_room": "IV room / sterile compounding",
-    "nonsterile": "Non-sterile compounding",
-    "hazardous": "Hazardous drugs",
-    "ltc": "Long-term care",
-    "specialty": "Specialty / mail-order pharmacy",
-    "nuclear": "Nuclear pharmacy",
-    "automation": "Pharmacy automation",
-    "transitions_of_care": "ED / admission medication history and transitions of care",
-    "or_satellite": "Operating room / anesthesia satellite",
-    "program_340b": "340B program",
-    "dscsa": "Drug supply chain security (DSCSA)",
-    "controlled_substances": "Controlled-substance operations",
-    "investigational": "Investigational drug service",
-    "infusion_billing": "Infusion and oncology billing",
-    "med_sync": "Medication synchronization and adherence packaging",
-    "vaccine_cold_chain": "Vaccine storage and cold chain",
-    "telepharmacy": "Telepharmacy",
-    "other": "Other",
+    "community": N_("Community / retail pharmacy"),
+    "central": N_("Hospital central pharmacy"),
+    "iv_room": N_("IV room / sterile compounding"),
+    "nonsterile": N_("Non-sterile compounding"),
+    "hazardous": N_("Hazardous drugs"),
+    "ltc": N_("Long-term care"),
+    "specialty": N_("Specialty / mail-order pharmacy"),
+    "nuclear": N_("Nuclear pharmacy"),
+    "automation": N_("Pharmacy automation"),
+    "transitions_of_care": N_("ED / admission medication history and transitions of care"),
+    "or_satellite": N_("Operating room / anesthesia satellite"),
+    "program_340b": N_("340B program"),
+    "dscsa": N_("Drug supply chain security (DSCSA)"),
+    "controlled_substances": N_("Controlled-substance operations"),
+    "investigational": N_("Investigational drug service"),
+    "infusion_billing": N_("Infusion and oncology billing"),
+    "med_sync": N_("Medication synchronization and adherence packaging"),
+    "vaccine_cold_chain": N_("Vaccine storage and cold chain"),
+    "telepharmacy": N_("Telepharmacy"),
+    "other": N_("Other"),
 }
 RESPONSIBILITY_ROLES = {
-    "new_staff_trainer": "Trainer of new staff",
-    "inventory_lead": "Inventory lead",
-    "safety_champion": "Medication safety champion",
-    "qi_lead": "Quality-improvement lead",
-    "scheduler": "Scheduler",
-    "compliance_lead": "Compliance lead",
-    "other": "Other",
+    "new_staff_trainer": N_("Trainer of new staff"),
+    "inventory_lead": N_("Inventory lead"),
+    "safety_champion": N_("Medication safety champion"),
+    "qi_lead": N_("Quality-improvement lead"),
+    "scheduler": N_("Scheduler"),
+    "compliance_lead": N_("Compliance lead"),
+    "other": N_("Other"),
 }
 PTCB, NHA = "Pharmacy Technician Certification Board (PTCB)", "National Healthcareer Association (NHA)"
 # code -> (label, issuing body or None when the technician must name it)
@@ -66,8 +70,8 @@ CREDENTIALS = {
     "ptcb_supply_chain_inventory_management": ("PTCB Supply Chain and Inventory Management Certificate", PTCB),
     "ptcb_nonsterile_compounding": ("PTCB Nonsterile Compounding Certificate", PTCB),
     "nha_excpt": ("NHA Certified Pharmacy Technician (ExCPT)", NHA),
-    "state_registration": ("State pharmacy technician registration or license", None),
-    "other": ("Other credential", None),
+    "state_registration": (N_("State pharmacy technician registration or license"), None),
+    "other": (N_("Other credential"), None),
 }
 # The competency (shipped framework's code) that a certification of each credential attests: a certification
 # links it by itself, so recording "PTCB CPhT" counts toward CRED-CPHT without a choice in the form.
@@ -86,7 +90,7 @@ US_STATES = frozenset(
     "OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP".split()
 )
 
-REQUIRED = "This field is required."
+REQUIRED = _l("This field is required.")
 
 
 def _choices(options) -> str:
@@ -96,12 +100,13 @@ def _choices(options) -> str:
 class Text(fields.String):
     """A string with surrounding whitespace removed; blank counts as missing."""
 
-    default_error_messages = {"required": REQUIRED, "null": REQUIRED, "blank": "This field cannot be blank."}
+    default_error_messages = {"required": REQUIRED, "null": REQUIRED, "blank": _l("This field cannot be blank."),
+                              "invalid": _l("Not a valid string.")}
 
     def __init__(self, max_length: int, *, required: bool = True, **kw):
         kw.setdefault("allow_none", not required)
         super().__init__(required=required, validate=validate.Length(max=max_length,
-                         error=f"At most {max_length} characters."), **kw)
+                         error=_l("At most {max} characters.")), **kw)
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs).strip()
@@ -114,8 +119,8 @@ class Day(fields.Date):
     """An ISO date (YYYY-MM-DD) no earlier than 1970."""
 
     default_error_messages = {"required": REQUIRED, "null": REQUIRED,
-                              "invalid": "Not a valid date; use YYYY-MM-DD.",
-                              "too_early": "Dates before 1970 are not accepted."}
+                              "invalid": _l("Not a valid date; use YYYY-MM-DD."),
+                              "too_early": _l("Dates before 1970 are not accepted.")}
 
     def __init__(self, *, required: bool = True, **kw):
         kw.setdefault("allow_none", not required)
@@ -131,15 +136,19 @@ class Day(fields.Date):
 class Hours(fields.Decimal):
     """Hours as a positive multiple of 0.25 with an upper bound; stored as a number."""
 
-    default_error_messages = {"required": REQUIRED, "null": REQUIRED, "invalid": "Enter hours as a number.",
-                              "special": "Enter hours as a number.",
-                              "positive": "Hours must be more than 0.",
-                              "step": "Hours go in steps of 0.25 (a quarter hour).",
-                              "too_many": "At most {maximum} hours."}
+    default_error_messages = {"required": REQUIRED, "null": REQUIRED, "invalid": _l("Enter hours as a number."),
+                              "special": _l("Enter hours as a number."),
+                              "positive": _l("Hours must be more than 0."),
+                              "step": _l("Hours go in steps of 0.25 (a quarter hour)."),
+                              "too_many": _l("At most {maximum} hours.")}
 
     def __init__(self, maximum: int, **kw):
         super().__init__(required=True, **kw)
         self.maximum = maximum
+
+    def make_error(self, key: str, **kwargs) -> ValidationError:
+        # marshmallow formats only str messages; these are lazy (read in the request's language).
+        return ValidationError(str(self.error_messages[key]).format(**kwargs))
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool):
@@ -161,9 +170,8 @@ class Hours(fields.Decimal):
 class Choice(fields.String):
     default_error_messages = {"required": REQUIRED, "null": REQUIRED}
 
-    def __init__(self, options, what: str, **kw):
-        super().__init__(required=True, validate=validate.OneOf(
-            list(options), error=f"Unknown {what} '{{input}}'; choose one of {_choices(options)}."), **kw)
+    def __init__(self, options, error, **kw):
+        super().__init__(required=True, validate=validate.OneOf(list(options), error=error), **kw)
 
 
 class UANField(fields.String):
@@ -173,7 +181,7 @@ class UANField(fields.String):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
-            raise ValidationError("Enter the activity's UAN as text, like 0197-0000-17-001-L05-T.")
+            raise ValidationError(_("Enter the activity's UAN as text, like 0197-0000-17-001-L05-T."))
         try:
             return uan_parser.parse(value, getattr(self.root, "today", None))
         except uan_parser.UANError as exc:
@@ -182,10 +190,10 @@ class UANField(fields.String):
 
 def _competency_id_list():
     return fields.List(
-        fields.Integer(strict=True, validate=validate.Range(min=1, error="Not a valid id.")),
+        fields.Integer(strict=True, validate=validate.Range(min=1, error=_l("Not a valid id."))),
         required=True,
-        validate=validate.Length(min=1, max=20, error="Link between 1 and 20 competencies."),
-        error_messages={"required": "Link at least one competency.", "null": "Link at least one competency."},
+        validate=validate.Length(min=1, max=20, error=_l("Link between {min} and {max} competencies.")),
+        error_messages={"required": _l("Link at least one competency."), "null": _l("Link at least one competency.")},
     )
 
 
@@ -201,12 +209,11 @@ class OptionalList(fields.List):
 def _optional_competency_id_list():
     """Certifications and CE stand without a chosen competency (the service links a default one)."""
     return OptionalList(
-        fields.Integer(strict=True, validate=validate.Range(min=1, error="Not a valid id.")),
-        load_default=list, validate=validate.Length(max=20, error="Link at most 20 competencies."))
+        fields.Integer(strict=True, validate=validate.Range(min=1, error=_l("Not a valid id."))),
+        load_default=list, validate=validate.Length(max=20, error=_l("Link at most {max} competencies.")))
 
 
-def _text_list(item_max: int, *, minimum: int, maximum: int, what: str, required: bool = True):
-    error = f"Give between {minimum} and {maximum} {what}." if minimum else f"At most {maximum} {what}."
+def _text_list(item_max: int, *, minimum: int, maximum: int, error, required: bool = True):
     cls, kw = (fields.List, {"required": True}) if required else (OptionalList, {"load_default": list})
     return cls(Text(item_max), validate=validate.Length(min=minimum, max=maximum, error=error),
                error_messages={"required": REQUIRED, "null": REQUIRED}, **kw)
@@ -230,17 +237,17 @@ class _EvidenceSchema(Schema):
         for name in names:
             day = data.get(name)
             if day is not None and day > self.today:
-                errors.setdefault(name, []).append("This date is in the future.")
+                errors.setdefault(name, []).append(_("This date is in the future."))
 
     @staticmethod
-    def _other_text(errors: dict, data: dict, choice: str, other: str, what: str):
+    def _other_text(errors: dict, data: dict, choice: str, other: str, what):
         """`other` free text is required when the choice is "other" and refused otherwise."""
         if choice not in data:
             return
         if data[choice] == "other" and not data.get(other):
-            errors.setdefault(other, []).append(f"Describe the {what} when you choose 'other'.")
+            errors.setdefault(other, []).append(_("Describe the %(what)s when you choose 'other'.", what=what))
         elif data[choice] != "other" and data.get(other):
-            errors.setdefault(other, []).append(f"Only give this when the {what} is 'other'.")
+            errors.setdefault(other, []).append(_("Only give this when the %(what)s is 'other'.", what=what))
 
     @staticmethod
     def _raise(errors: dict):
@@ -249,35 +256,37 @@ class _EvidenceSchema(Schema):
 
 
 class CrossTrainingSchema(_EvidenceSchema):
-    department = Choice(DEPARTMENTS, "department")
+    department = Choice(DEPARTMENTS, _l("Unknown department '{input}'; choose one of {choices}."))
     department_other = Text(100, required=False)
-    skills = _text_list(200, minimum=1, maximum=30, what="skills")
+    skills = _text_list(200, minimum=1, maximum=30, error=_l("Give between {min} and {max} skills."))
     trainer_name = Text(200)
     trainer_person_id = fields.Integer(strict=True, allow_none=True, validate=validate.Range(min=1))
     hours = Hours(2080)
     start_date = Day()
     end_date = Day()
-    checklist_steps = _text_list(500, minimum=0, maximum=100, what="checklist steps", required=False)
+    checklist_steps = _text_list(500, minimum=0, maximum=100, error=_l("At most {max} checklist steps."),
+                                 required=False)
 
     @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
         errors: dict = {}
-        self._other_text(errors, data, "department", "department_other", "department")
+        self._other_text(errors, data, "department", "department_other", _("department"))
         self._not_future(errors, data, "start_date", "end_date")
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
-            errors.setdefault("end_date", []).append("The end date is before the start date.")
+            errors.setdefault("end_date", []).append(_("The end date is before the start date."))
         elif start and end and data.get("hours") is not None:
             days = (end - start).days + 1
             if data["hours"] > 24 * days:
                 errors.setdefault("hours", []).append(
-                    f"{data['hours']} hours do not fit in {days} day{'s' if days > 1 else ''} "
-                    f"(at most {24 * days}).")
+                    ngettext("%(hours)s hours do not fit in %(num)d day (at most %(most)d).",
+                             "%(hours)s hours do not fit in %(num)d days (at most %(most)d).", days,
+                             hours=data["hours"], most=24 * days))
         self._raise(errors)
 
 
 class ResponsibilitySchema(_EvidenceSchema):
-    role = Choice(RESPONSIBILITY_ROLES, "role")
+    role = Choice(RESPONSIBILITY_ROLES, _l("Unknown role '{input}'; choose one of {choices}."))
     role_other = Text(100, required=False)
     scope = Text(2000)
     start_date = Day()
@@ -287,11 +296,11 @@ class ResponsibilitySchema(_EvidenceSchema):
     @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
         errors: dict = {}
-        self._other_text(errors, data, "role", "role_other", "role")
+        self._other_text(errors, data, "role", "role_other", _("role"))
         self._not_future(errors, data, "start_date", "end_date")
         start, end = data.get("start_date"), data.get("end_date")
         if start and end and end < start:
-            errors.setdefault("end_date", []).append("The end date is before the start date.")
+            errors.setdefault("end_date", []).append(_("The end date is before the start date."))
         self._raise(errors)
 
 
@@ -309,14 +318,14 @@ class PDSACycleSchema(Schema):
 class QIProjectSchema(_EvidenceSchema):
     problem = Text(5000)
     aim = Text(2000)
-    measures = _text_list(500, minimum=1, maximum=20, what="measures")
+    measures = _text_list(500, minimum=1, maximum=20, error=_l("Give between {min} and {max} measures."))
     pdsa_cycles = fields.List(
         fields.Nested(PDSACycleSchema), required=True,
-        validate=validate.Length(min=1, max=20, error="Give between 1 and 20 PDSA cycles."),
+        validate=validate.Length(min=1, max=20, error=_l("Give between {min} and {max} PDSA cycles.")),
         error_messages={"required": REQUIRED, "null": REQUIRED})
     results = Text(5000)
     role = Text(1000)
-    team = _text_list(200, minimum=0, maximum=50, what="team members", required=False)
+    team = _text_list(200, minimum=0, maximum=50, error=_l("At most {max} team members."), required=False)
 
     @validates_schema(skip_on_field_errors=True)
     def _rules(self, data, **kwargs):
@@ -324,40 +333,41 @@ class QIProjectSchema(_EvidenceSchema):
         previous = None
         for n, cycle in enumerate(data.get("pdsa_cycles") or [], start=1):
             if cycle["date"] > self.today:
-                errors.setdefault("pdsa_cycles", []).append(f"Cycle {n}'s date is in the future.")
+                errors.setdefault("pdsa_cycles", []).append(_("Cycle %(n)d's date is in the future.", n=n))
             if previous is not None and cycle["date"] < previous:
                 errors.setdefault("pdsa_cycles", []).append(
-                    f"List the cycles in date order: cycle {n} is dated before cycle {n - 1}.")
+                    _("List the cycles in date order: cycle %(n)d is dated before cycle %(previous)d.", n=n,
+                      previous=n - 1))
             previous = cycle["date"]
         self._raise(errors)
 
 
 class CertificationSchema(_EvidenceSchema):
     competency_ids = _optional_competency_id_list()
-    credential = Choice(CREDENTIALS, "credential")
+    credential = Choice(CREDENTIALS, _l("Unknown credential '{input}'; choose one of {choices}."))
     credential_other = Text(200, required=False)
     number = Text(100)
     issuing_body = Text(200, required=False)
     state = fields.String(allow_none=True, validate=validate.OneOf(
-        sorted(US_STATES), error="Not a US state or territory code (two letters, like TX)."))
+        sorted(US_STATES), error=_l("Not a US state or territory code (two letters, like TX).")))
     issued_date = Day()
     expiry_date = Day(required=False)
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _rules(self, data, original, **kwargs):
         errors: dict = {}
-        self._other_text(errors, data, "credential", "credential_other", "credential")
+        self._other_text(errors, data, "credential", "credential_other", _("credential"))
         self._not_future(errors, data, "issued_date")
         credential = data.get("credential")
         if credential in CREDENTIALS and CREDENTIALS[credential][1] is None and not data.get("issuing_body"):
-            errors.setdefault("issuing_body", []).append("Name the body that issued this credential.")
+            errors.setdefault("issuing_body", []).append(_("Name the body that issued this credential."))
         if credential == "state_registration" and not original.get("state"):
-            errors.setdefault("state", []).append("Give the state that issued the registration or license.")
+            errors.setdefault("state", []).append(_("Give the state that issued the registration or license."))
         elif credential is not None and credential != "state_registration" and data.get("state"):
-            errors.setdefault("state", []).append("Only give a state for a state registration or license.")
+            errors.setdefault("state", []).append(_("Only give a state for a state registration or license."))
         issued, expiry = data.get("issued_date"), data.get("expiry_date")
         if issued and expiry and expiry <= issued:
-            errors.setdefault("expiry_date", []).append("The expiry date must be after the issue date.")
+            errors.setdefault("expiry_date", []).append(_("The expiry date must be after the issue date."))
         self._raise(errors)
 
 
@@ -369,7 +379,7 @@ class ContinuingEducationSchema(_EvidenceSchema):
     provider_name = Text(200)
     # The technician's statement that the activity is sterile-compounding content (the CSPT renewal counts
     # these); ACPE's topic designators do not say so (07 is compounding in general).
-    sterile_compounding = fields.Boolean(load_default=False, error_messages={"invalid": "Answer true or false."})
+    sterile_compounding = fields.Boolean(load_default=False, error_messages={"invalid": _l("Answer true or false.")})
 
     @validates_schema(skip_on_field_errors=False)
     def _rules(self, data, **kwargs):
@@ -378,7 +388,8 @@ class ContinuingEducationSchema(_EvidenceSchema):
         parsed, done = data.get("uan"), data.get("completion_date")
         if parsed is not None and done is not None and done.year < parsed.year:
             errors.setdefault("completion_date", []).append(
-                f"The activity was developed in {parsed.year} (the UAN's year); it cannot be completed earlier.")
+                _("The activity was developed in %(year)d (the UAN's year); it cannot be completed earlier.",
+                  year=parsed.year))
         self._raise(errors)
 
 
@@ -392,6 +403,15 @@ SCHEMAS = {
 assert set(SCHEMAS) == set(EVIDENCE_KINDS)
 # Keys of `data` that are worked out from other fields, not typed in.
 DERIVED_KEYS = ("uan_parts", "credential_label", "issuer")
+
+
+def _plain(messages):
+    """Lazy messages read as text; a lone lazy message (marshmallow keeps a non-str one unwrapped) as a list."""
+    if isinstance(messages, dict):
+        return {k: _plain(v) if isinstance(v, dict | list) else [str(v)] for k, v in messages.items()}
+    if isinstance(messages, list):
+        return [_plain(m) if isinstance(m, dict | list) else str(m) for m in messages]
+    return str(messages)
 
 
 def _json_ready(value):
@@ -411,10 +431,16 @@ def load_evidence(kind: str, payload, *, today: date | None = None,
     """Validate a kind's payload. Returns (title, data, competency_ids); raises ValidationError.
     `competencies_required=False` (imports of prior certifications and CE) accepts an item linked to none."""
     if kind not in SCHEMAS:
-        raise ValidationError({"kind": [f"Unknown evidence kind '{kind}'; choose one of {_choices(SCHEMAS)}."]})
+        raise ValidationError({"kind": [_("Unknown evidence kind '%(kind)s'; choose one of %(choices)s.", kind=kind,
+                                          choices=_choices(SCHEMAS))]})
     if not isinstance(payload, dict):
-        raise ValidationError({"_schema": ["Send the evidence as an object of fields."]})
-    loaded = SCHEMAS[kind](today=today).load(payload, partial=() if competencies_required else ("competency_ids",))
+        raise ValidationError({"_schema": [_("Send the evidence as an object of fields.")]})
+    try:
+        loaded = SCHEMAS[kind](today=today).load(payload,
+                                                 partial=() if competencies_required else ("competency_ids",))
+    except ValidationError as exc:
+        # Messages set at import are lazy (translated when read): read them now, in the request's language.
+        raise ValidationError(_plain(exc.messages)) from None
     title = loaded.pop("title")
     competency_ids = list(dict.fromkeys(loaded.pop("competency_ids", [])))
     if kind == "continuing_education":

@@ -6,6 +6,7 @@ known parents, no cycles) need the whole file and live in framework_io.common; s
 """
 import re
 
+from flask_babel import gettext as _
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from ..models.frameworks import EVIDENCE_KINDS
@@ -16,12 +17,12 @@ MAX_REVALIDATION_MONTHS = 120
 
 def _slug(value):
     if not SLUG.match(value):
-        raise ValidationError("Use lower-case letters, digits and underscores, e.g. iv_room.")
+        raise ValidationError(_("Use lower-case letters, digits and underscores, e.g. iv_room."))
 
 
 def _not_blank(value):
     if not value.strip():
-        raise ValidationError("Missing.")
+        raise ValidationError(_("Missing."))
 
 
 def _text(max_len):
@@ -61,12 +62,12 @@ class FrameworkLoadSchema(Schema):
     @validates("scale")
     def _scale(self, value, **_):
         if len(value) < 2:
-            raise ValidationError("A scale needs at least two levels, lowest first.")
+            raise ValidationError(_("A scale needs at least two levels, lowest first."))
         codes = [lvl["code"] for lvl in value]
         if len(set(codes)) != len(codes):
-            raise ValidationError("Scale level codes must be unique.")
+            raise ValidationError(_("Scale level codes must be unique."))
         if not any(lvl["proficient"] for lvl in value):
-            raise ValidationError("At least one scale level must count as proficient.")
+            raise ValidationError(_("At least one scale level must count as proficient."))
 
 
 class CompetencyLoadSchema(Schema):
@@ -92,7 +93,7 @@ class CompetencyLoadSchema(Schema):
         for name in ("departments", "evidence_kinds", "checklist"):
             values = data.get(name) or []
             if len(set(values)) != len(values):
-                raise ValidationError("Remove the repeated entries.", name)
+                raise ValidationError(_("Remove the repeated entries."), name)
 
 
 framework_load = FrameworkLoadSchema()

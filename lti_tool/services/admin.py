@@ -9,6 +9,7 @@ administrator sees them, and only the operator changes them (CLI), so no tenant 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from ..extensions import db
@@ -40,7 +41,7 @@ WARNING_DAYS = (1, 365)
 
 def require_admin(actor) -> None:
     if actor is None or not actor.is_admin:
-        raise Forbidden("Only an LMS administrator can use the tool's administration pages.")
+        raise Forbidden(_("Only an LMS administrator can use the tool's administration pages."))
 
 
 def _registration(actor) -> Registration:
@@ -80,7 +81,7 @@ def overview(actor) -> Overview:
 def _deployment(actor, deployment_pk: int) -> Deployment:
     row = db.session.get(Deployment, deployment_pk)
     if row is None or row.registration_id != actor.registration_id:
-        raise NotFound("No such deployment.")
+        raise NotFound(_("No such deployment."))
     return row
 
 
@@ -170,11 +171,11 @@ def retry_scores(actor, score_ids=None) -> int:
     if score_ids is not None:
         wanted = set(score_ids)
         if not wanted:
-            raise DomainError("Choose at least one score to retry.")
+            raise DomainError(_("Choose at least one score to retry."))
         query = query.where(ScoreOutbox.id.in_(wanted))
     rows = list(db.session.scalars(query.order_by(ScoreOutbox.id)))
     if score_ids is not None and len(rows) != len(wanted):
-        raise NotFound("No such stuck score (it may have been delivered or retried already).")
+        raise NotFound(_("No such stuck score (it may have been delivered or retried already)."))
     now = utcnow()
     for row in rows:
         before = {"status": row.status, "attempts": row.attempts, "next_attempt_at": row.next_attempt_at}
@@ -229,7 +230,7 @@ def update_role_mapping(actor, choices: dict) -> dict:
         elif value != DEFAULT and value not in TOOL_ROLES:
             errors[role] = f"Choose one of the listed tool roles for {LTI_ROLE_LABELS[role]}."
     if errors:
-        raise DomainError("Some roles are not mapped to a known tool role.", code="invalid_role_mapping",
+        raise DomainError(_("Some roles are not mapped to a known tool role."), code="invalid_role_mapping",
                           fields=errors)
     before = dict(registration.role_mapping or {})
     after = other_overrides(registration)

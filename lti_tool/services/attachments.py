@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -153,7 +154,7 @@ def store_upload(stream: BinaryIO) -> StoredFile:
             break
         data.extend(chunk)
     if not data:
-        raise AttachmentError("The file is empty.", code="empty_file", fields={"file": "The file is empty."})
+        raise AttachmentError(_("The file is empty."), code="empty_file", fields={"file": "The file is empty."})
     if len(data) > limit:
         message = f"The file is larger than {_size(limit)}."
         raise AttachmentError(message, status=413, code="file_too_large", fields={"file": message})

@@ -8,6 +8,7 @@ page resolves who and what each entry is about (a fixed number of queries per pa
 from dataclasses import dataclass, field
 from datetime import date
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select
 
 from ..extensions import db
@@ -114,7 +115,7 @@ def parse_filters(args) -> AuditFilters:
     if out.date_from and out.date_to and out.date_to < out.date_from:
         errors["to"] = "The end date is before the start date."
     if errors:
-        raise DomainError("Some filters need attention.", code="invalid_filter", fields=errors)
+        raise DomainError(_("Some filters need attention."), code="invalid_filter", fields=errors)
     return out
 
 
@@ -124,10 +125,10 @@ def _scope(actor, course_id: int | None):
     if course_id is not None:
         course = scope.course(actor, course_id)
         if not scope.manages(actor.person.id, course.id):
-            raise Forbidden("The audit log is for the course's managers and the LMS administrator.")
+            raise Forbidden(_("The audit log is for the course's managers and the LMS administrator."))
         return AuditEntry.course_id == course.id
     if not actor.is_admin:
-        raise Forbidden("The audit log of the whole organization is for the LMS administrator.")
+        raise Forbidden(_("The audit log of the whole organization is for the LMS administrator."))
     return AuditEntry.registration_id == actor.registration_id
 
 

@@ -5,6 +5,7 @@ tenant marked them public (Framework.is_public, off by default: a health system'
 Everything else answers "unknown", exactly as an identifier that does not exist, so the API reveals nothing about
 other tenants. Entities come from framework_io.case.package(), so the API and a CASE file export agree.
 """
+from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
 from ..extensions import db
@@ -88,10 +89,10 @@ def set_public(actor, framework_id: int, public: bool) -> Framework:
     (actor None) may do it for any tenant's framework. Shipped frameworks are always public."""
     framework = framework_service.get_framework(actor, framework_id)
     if framework.registration_id is None:
-        raise DomainError("Frameworks shipped with the tool are always public.", status=409,
+        raise DomainError(_("Frameworks shipped with the tool are always public."), status=409,
                                             code="always_public")
     if actor is not None and not actor.is_admin:
-        raise Forbidden("Only administrators can publish a framework.")
+        raise Forbidden(_("Only administrators can publish a framework."))
     if framework.is_public != public:
         before = framework.is_public
         framework.is_public = public

@@ -21,6 +21,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import formatting
@@ -191,7 +192,7 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     rule_data = rule(rule_code)
     as_of = as_of or date.today()
     if not isinstance(cycle_start, date):
-        raise DomainError("Give the cycle's start date.", code="invalid", fields={"cycle_start": "Not a date."})
+        raise DomainError(_("Give the cycle's start date."), code="invalid", fields={"cycle_start": "Not a date."})
     last = cycle_end(rule_data, cycle_start)
     items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids)
     recorded = evaluate(rule_data, items)
@@ -322,5 +323,5 @@ def status_for(actor, person_id: int, rule_code: str, cycle_start: date, as_of: 
     if target.id == actor.person.id:
         return ce_status(target, rule_code, cycle_start, as_of)
     if not scope.can_view_person(actor, target):
-        raise NotFound("No such person.")
+        raise NotFound(_("No such person."))
     return ce_status(target, rule_code, cycle_start, as_of, course_ids=scope.managed_course_ids(actor))

@@ -6,6 +6,7 @@ All are public (the holder hands these ids out inside credentials). None is reac
 and scales are addressed by their UUID identifiers, organizations by a name-based UUID of their LMS registration
 (credentials.organization_public_id).
 """
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -21,7 +22,7 @@ def jwk(kid: str) -> dict:
     """The one published public key with this kid (what a VC-JWT's `kid` URL returns)."""
     found = next((k for k in keys.jwks()["keys"] if k.get("kid") == kid), None)
     if found is None:
-        raise NotFound("No published key has this id.")
+        raise NotFound(_("No published key has this id."))
     return found
 
 
@@ -44,13 +45,13 @@ def achievement(base: str, identifier: str) -> dict:
     row = db.session.execute(select(Competency, Framework).join(Framework, Framework.id == Competency.framework_id)
                              .where(Competency.identifier == identifier).order_by(Competency.id)).first()
     if row is None:
-        raise NotFound("No achievement has this id.")
+        raise NotFound(_("No achievement has this id."))
     return {"@context": OB3_CONTEXTS, **credentials.achievement_for(base, _entry(*row))}
 
 
 def certification(base: str, code: str) -> dict:
     if code not in CREDENTIALS:
-        raise NotFound("No certification has this id.")
+        raise NotFound(_("No certification has this id."))
     label, issuer = CREDENTIALS[code]
     return {"@context": OB3_CONTEXTS, **credentials.certification_achievement(base, {
         "credential": code, "credential_label": label, "title": label, "issuer": issuer})}
@@ -60,7 +61,7 @@ def scale(base: str, identifier: str) -> dict:
     framework = db.session.scalars(select(Framework).where(Framework.identifier == identifier)
                                    .order_by(Framework.id)).first()
     if framework is None:
-        raise NotFound("No rating scale has this id.")
+        raise NotFound(_("No rating scale has this id."))
     entry = {"framework": {"id": framework.id, "identifier": framework.identifier, "name": framework.name,
                            "scale": list(framework.scale or [])}}
     return {"@context": OB3_CONTEXTS, **credentials.result_description(base, entry)}
@@ -72,4 +73,4 @@ def organization(base: str, public_id: str) -> dict:
             return {"@context": OB3_CONTEXTS, "id": credentials.organization_url(base, registration.id),
                     "type": ["Profile"], "name": registration.name,
                     "description": "The organization that assessed the technician's achievements."}
-    raise NotFound("No organization has this id.")
+    raise NotFound(_("No organization has this id."))

@@ -31,6 +31,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from flask_babel import gettext as _
 from sqlalchemy import and_, func, or_, select, update
 
 from .. import formatting
@@ -178,13 +179,13 @@ def _random_status_index() -> int:
     """A random index no credential uses: in the first list while it is under half full, then in the next."""
     issued = db.session.scalar(select(func.max(IssuedCredential.id))) or 0  # an index read, unlike count(*)
     lists = 1 + issued // (LIST_SIZE // 2)
-    for _ in range(64):
+    for _attempt in range(64):
         index = secrets.randbelow(LIST_SIZE * lists)
         taken = or_(IssuedCredential.status_index == index,  # both indexed: the unique index and the key
                     and_(IssuedCredential.id == index, IssuedCredential.status_index.is_(None)))
         if db.session.scalar(select(IssuedCredential.id).where(taken)) is None:
             return index
-    raise DomainError("No free credential status index was found; try again.", status=503)
+    raise DomainError(_("No free credential status index was found; try again."), status=503)
 
 
 def _new_row(registration_id: int, person_id: int, kind: str, name: str, issued_at: datetime, **fields):
@@ -244,7 +245,7 @@ def _scale(base: str, entry: dict) -> tuple[str, dict]:
 def achievement_for(base: str, entry: dict) -> dict:
     """The Achievement of a competency (an entry of services.transcripts, or the same keys)."""
     framework = entry["framework"]
-    _, description = _scale(base, entry)
+    _id, description = _scale(base, entry)
     narrative = (f"Signed off as proficient on the {framework['name']} (version {framework['version']}) rating "
                  "scale by a manager or a named preceptor who observed, checked or was shown the technician's "
                  "recorded evidence.")
@@ -272,7 +273,7 @@ def _narrative(att: dict) -> str:
 
 def _competency_body(base, tool_title, transcript, entry, row) -> dict:
     att = next(a for a in entry["attestations"] if a["sign_off_id"] == entry["sign_off_id"])
-    rd_id, _ = _scale(base, entry)
+    rd_id, _description = _scale(base, entry)
     body = {
         "@context": [VC2_CONTEXT, OB3_CONTEXT],
         "id": f"urn:uuid:{row.public_id}",
@@ -416,8 +417,8 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
     # Each embedded credential carries its own proof (1EdTech's CLR validator checks every one).
     members = [data_integrity.add_proof(m, base, key, _iso(issued_at)) for m in members]
     if not members:
-        raise DomainError("There is nothing to put in a learner record yet: no competency is held and no "
-                          "certification has been verified.", status=409, code="nothing_to_issue")
+        raise DomainError(_("There is nothing to put in a learner record yet: no competency is held and no "
+                          "certification has been verified."), status=409, code="nothing_to_issue")
     row = _new_row(actor.registration_id, transcript["person"]["id"], CLR,
                    f"Comprehensive Learner Record of {transcript['person']['name']}", issued_at,
                    covers={"sign_off_ids": transcript["live_sign_off_ids"], "evidence_ids": transcript["evidence_ids"],
@@ -509,7 +510,7 @@ def describe(row: IssuedCredential) -> dict:
 def lookup(public_id: str) -> IssuedCredential:
     row = db.session.scalars(select(IssuedCredential).where(IssuedCredential.public_id == str(public_id))).first()
     if row is None:
-        raise NotFound("No credential or transcript with this id was issued by this tool.")
+        raise NotFound(_("No credential or transcript with this id was issued by this tool."))
     return row
 
 
@@ -562,7 +563,7 @@ def _verify_jwt(token: str) -> dict:
     except jwt.InvalidTokenError as exc:
         raise CredentialError(f"The credential could not be read ({exc}).") from exc
     if not isinstance(payload, dict):
-        raise CredentialError("The credential's payload is not a JSON object.")
+        raise CredentialError(_("The credential's payload is not a JSON object."))
     issuer = payload.get("issuer")
     issuer = issuer.get("id") if isinstance(issuer, dict) else issuer
     if payload.get("iss") != issuer or payload.get("jti") != payload.get("id"):
@@ -579,7 +580,7 @@ def _verify_document(document: dict) -> dict:
     types = document.get("type")
     types = [types] if isinstance(types, str) else types
     if not isinstance(types, list) or "VerifiableCredential" not in types:
-        raise CredentialError("This JSON is not a verifiable credential (its type lacks VerifiableCredential).")
+        raise CredentialError(_("This JSON is not a verifiable credential (its type lacks VerifiableCredential)."))
     row = _row_for(document)
     if row is None:
         return _result(INVALID, ["This tool has no record of issuing a credential with this id."])
@@ -601,23 +602,23 @@ def verify(credential_or_jwt) -> dict:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise CredentialError("The credential is not UTF-8 text.") from exc
+            raise CredentialError(_("The credential is not UTF-8 text.")) from exc
     if isinstance(value, str):
         value = value.strip()
         if not value:
-            raise CredentialError("No credential was given.")
+            raise CredentialError(_("No credential was given."))
         if value.startswith("{"):
             try:
                 value = json.loads(value)
             except ValueError as exc:
-                raise CredentialError("The credential is neither a compact JWT nor valid JSON.") from exc
+                raise CredentialError(_("The credential is neither a compact JWT nor valid JSON.")) from exc
         else:
             if len(value) > 2_000_000:
-                raise CredentialError("The credential is too large.")
+                raise CredentialError(_("The credential is too large."))
             return _verify_jwt(value)
     if isinstance(value, dict):
         return _verify_document(value)
-    raise CredentialError("Give the credential as a compact JWT or as a JSON object.")
+    raise CredentialError(_("Give the credential as a compact JWT or as a JSON object."))
 
 
 # --- status list ----------------------------------------------------------------------------------------------
@@ -639,7 +640,7 @@ def revoked_indexes(list_no: int) -> set[int]:
         .where(in_list, IssuedCredential.kind == CERTIFICATION, Evidence.status == WITHDRAWN)))
     bundles = db.session.execute(select(index, IssuedCredential.covers).where(
         in_list, IssuedCredential.kind.in_((CLR, TRANSCRIPT)))).all()
-    covered = {sid for _, covers in bundles for sid in (covers or {}).get("sign_off_ids", [])}
+    covered = {sid for _bundle, covers in bundles for sid in (covers or {}).get("sign_off_ids", [])}
     bad = set()
     chunk = sorted(covered)
     for start in range(0, len(chunk), 5000):

@@ -5,6 +5,7 @@ framework that course uses and that accept the kind of evidence. Evidence can be
 draft or has been returned; every change bumps `revision` (a sign-off records which revision it attests to) and
 is written to the audit log with before and after. Requesting review and signing off live in services/reviews.py.
 """
+from flask_babel import gettext as _
 from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -55,24 +56,24 @@ def _require_recorder(actor) -> None:
     """The actor acts through a course of their own tenant and is an active member of it (not an observer)."""
     course = actor.course
     if course is None:
-        raise Forbidden("Open the tool from a course to record evidence.")
+        raise Forbidden(_("Open the tool from a course to record evidence."))
     if course.registration_id != actor.registration_id:
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     membership = actor.membership
     if (membership is None or not membership.active or membership.course_id != course.id
             or membership.person_id != actor.person.id or not scope.is_member(actor.person.id, course.id)):
-        raise Forbidden("Only members of this course can record evidence in it.")
+        raise Forbidden(_("Only members of this course can record evidence in it."))
     if membership.role == OBSERVER:
-        raise Forbidden("Observers follow progress; they cannot record evidence.")
+        raise Forbidden(_("Observers follow progress; they cannot record evidence."))
 
 
 def _own_evidence(actor, evidence_id: int, *, lock: bool = True) -> Evidence:
     _require_recorder(actor)
     evidence = scope.evidence(actor, evidence_id)
     if evidence.person_id != actor.person.id:
-        raise Forbidden("Only the technician who recorded this evidence can change it.")
+        raise Forbidden(_("Only the technician who recorded this evidence can change it."))
     if evidence.course_id != actor.course.id:
-        raise Forbidden("This evidence belongs to another course; open the tool from that course to change it.")
+        raise Forbidden(_("This evidence belongs to another course; open the tool from that course to change it."))
     if lock:
         # Serialise with a concurrent review request, which freezes the item (FOR UPDATE on PostgreSQL).
         db.session.refresh(evidence, with_for_update=True)
@@ -135,7 +136,7 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
     try:
         title, data, competency_ids = load_evidence(kind, payload)
     except ValidationError as exc:
-        raise DomainError("Some fields need attention.", code="invalid", fields=_flatten(exc.messages)) from exc
+        raise DomainError(_("Some fields need attention."), code="invalid", fields=_flatten(exc.messages)) from exc
 
     errors: dict[str, list[str]] = {}
     competency_ids = _with_defaults(actor.course, kind, data, competency_ids)
@@ -179,7 +180,7 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
                 break
 
     if errors:
-        raise DomainError("Some fields need attention.", code="invalid",
+        raise DomainError(_("Some fields need attention."), code="invalid",
                           fields={k: " ".join(v) for k, v in errors.items()})
     return title, data, competency_ids
 
@@ -197,7 +198,7 @@ def _flush_unique_activity() -> None:
         db.session.flush()
     except IntegrityError as exc:
         message = "You already recorded this activity in this course."
-        raise DomainError("Some fields need attention.", status=409, code="duplicate_activity",
+        raise DomainError(_("Some fields need attention."), status=409, code="duplicate_activity",
                           fields={"uan": message}) from exc
 
 
@@ -205,7 +206,7 @@ def create_draft(actor, kind: str, payload, *, person_id: int | None = None) -> 
     """Record a new draft for the actor, in the actor's course."""
     _require_recorder(actor)
     if person_id is not None and person_id != actor.person.id:
-        raise Forbidden("You can record evidence only for yourself.")
+        raise Forbidden(_("You can record evidence only for yourself."))
     title, data, competency_ids = _validate(actor, kind, payload)
     evidence = Evidence(person_id=actor.person.id, course_id=actor.course.id, kind=kind, title=title, data=data,
                         status=DRAFT, revision=1, ce_uan=_ce_uan(kind, data))
@@ -221,14 +222,14 @@ def update_draft(actor, evidence_id: int, payload, *, expected_revision: int | N
     the whole item is validated again. Gives a 409 if `expected_revision` is not the current revision."""
     evidence = _own_editable(actor, evidence_id)
     if expected_revision is not None and expected_revision != evidence.revision:
-        raise DomainError("This evidence was changed since you opened it; reload it and make your change again.",
+        raise DomainError(_("This evidence was changed since you opened it; reload it and make your change again."),
                           status=409, code="stale_revision")
     if not isinstance(payload, dict):
-        raise DomainError("Send the changes as an object of fields.", code="invalid")
+        raise DomainError(_("Send the changes as an object of fields."), code="invalid")
     payload = dict(payload)
     if "kind" in payload:
         if payload.pop("kind") != evidence.kind:
-            raise DomainError("Some fields need attention.", code="invalid",
+            raise DomainError(_("Some fields need attention."), code="invalid",
                               fields={"kind": "The kind of evidence cannot be changed; record new evidence."})
     current_ids = [link.competency_id for link in evidence.competency_links]
     merged = {**editable_payload(evidence.title, evidence.data, current_ids), **payload}
@@ -254,12 +255,12 @@ def withdraw(actor, evidence_id: int, reason: str | None = None) -> Evidence:
     """Withdraw a draft or returned item: it stays in the record, marked withdrawn, and counts for nothing."""
     evidence = _own_evidence(actor, evidence_id)
     if evidence.status == SUBMITTED:
-        raise DomainError("This evidence is waiting for review; withdraw the review request first.", status=409,
+        raise DomainError(_("This evidence is waiting for review; withdraw the review request first."), status=409,
                           code="under_review")
     if evidence.status not in EDITABLE:
         raise DomainError(_NOT_EDITABLE[evidence.status], status=409, code="not_withdrawable")
     if reason is not None and len(reason) > 2000:
-        raise DomainError("Some fields need attention.", code="invalid",
+        raise DomainError(_("Some fields need attention."), code="invalid",
                           fields={"reason": "At most 2000 characters."})
     before = snapshot(evidence)
     evidence.status = WITHDRAWN
@@ -286,12 +287,12 @@ def add_attachment(actor, evidence_id: int, filename: str, stream, *, descriptio
     if description is not None:
         description = description.strip() or None
         if description and len(description) > 1000:
-            raise DomainError("Some fields need attention.", code="invalid",
+            raise DomainError(_("Some fields need attention."), code="invalid",
                               fields={"description": "At most 1000 characters."})
     stored = attachments.store_upload(stream)
     if any(att.sha256 == stored.sha256 for att in evidence.attachments):
         attachments.storage().delete(stored.key)
-        raise DomainError("This file is already attached to this evidence.", status=409, code="duplicate_file",
+        raise DomainError(_("This file is already attached to this evidence."), status=409, code="duplicate_file",
                           fields={"file": "This file is already attached to this evidence."})
     attachment = Attachment(filename=attachments.clean_filename(filename), content_type=stored.content_type,
                             size=stored.size, sha256=stored.sha256, storage_key=stored.key,
@@ -311,7 +312,7 @@ def remove_attachment(actor, evidence_id: int, attachment_id: int, *, new_revisi
     evidence = _own_editable(actor, evidence_id)
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None or attachment.evidence_id != evidence.id:
-        raise NotFound("No such attachment.")
+        raise NotFound(_("No such attachment."))
     audit.record(actor, "attachment.remove", attachment,
                  before={**_attachment_snapshot(attachment), "evidence_revision": evidence.revision},
                  after={"evidence_revision": evidence.revision + (1 if new_revision else 0)})
@@ -328,7 +329,7 @@ def open_attachment(actor, attachment_id: int):
     """(Attachment, binary stream) for someone who may see the evidence (its technician or a course manager)."""
     attachment = db.session.get(Attachment, attachment_id)
     if attachment is None:
-        raise NotFound("No such attachment.")
+        raise NotFound(_("No such attachment."))
     scope.evidence(actor, attachment.evidence_id)
     return attachment, attachments.storage().open(attachment.storage_key)
 
@@ -341,13 +342,13 @@ def list_for_person(actor, person_id: int, *, kind: str | None = None, status: s
     manage. Withdrawn items are left out unless asked for."""
     target = scope.person(actor, person_id)
     if kind is not None and kind not in EVIDENCE_KINDS:
-        raise DomainError("Unknown evidence kind.", code="invalid", fields={"kind": f"Unknown kind '{kind}'."})
+        raise DomainError(_("Unknown evidence kind."), code="invalid", fields={"kind": f"Unknown kind '{kind}'."})
     if status is not None and status not in STATUSES:
-        raise DomainError("Unknown status.", code="invalid", fields={"status": f"Unknown status '{status}'."})
+        raise DomainError(_("Unknown status."), code="invalid", fields={"status": f"Unknown status '{status}'."})
     query = select(Evidence).where(Evidence.person_id == target.id)
     if target.id != actor.person.id:
         if not scope.can_view_person(actor, target, course_id):
-            raise NotFound("No such person.")
+            raise NotFound(_("No such person."))
         query = query.where(Evidence.course_id.in_(scope.managed_course_ids(actor)))
     if course_id is not None:
         query = query.where(Evidence.course_id == course_id)

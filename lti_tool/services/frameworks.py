@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, true, union
 from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
@@ -54,7 +55,7 @@ def competency_counts(framework_ids) -> dict[int, int]:
 def get_framework(actor, framework_id: int) -> Framework:
     row = db.session.scalars(select(Framework).where(Framework.id == framework_id, _visible(actor))).first()
     if row is None:
-        raise NotFound("No such framework.")
+        raise NotFound(_("No such framework."))
     return row
 
 
@@ -82,7 +83,7 @@ def get_tree(actor, framework_id: int) -> io.FrameworkTree:
             .order_by(Competency.position, Competency.id))
     rows = db.session.execute(stmt).all()
     if not rows:
-        raise NotFound("No such framework.")
+        raise NotFound(_("No such framework."))
     framework = rows[0][0]
     comps = [c for _, c in rows if c is not None]
     by_id = {c.id: c for c in comps}
@@ -120,7 +121,7 @@ def course_frameworks(actor, course_id: int) -> list[Framework]:
     """The frameworks a course uses (chosen, or the default while none are chosen), for its members."""
     course = scope.course(actor, course_id)
     if not (actor.is_admin or scope.is_member(actor.person.id, course.id)):
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     return list(db.session.scalars(
         select(Framework).where(Framework.id.in_(used_framework_ids(course)), _visible(actor))
         .order_by(Framework.name, Framework.id)))
@@ -130,13 +131,13 @@ def choose_course_frameworks(actor, course_id: int, framework_ids) -> list[Frame
     """Set the frameworks a course uses (at least one). Manager-side members of the course only."""
     course = scope.course(actor, course_id)
     if not (actor.is_admin or scope.manages(actor.person.id, course.id)):
-        raise Forbidden("Only the course's managers can choose its frameworks.")
+        raise Forbidden(_("Only the course's managers can choose its frameworks."))
     try:
         wanted = list(dict.fromkeys(parse_id(i) for i in framework_ids))
     except (TypeError, ValueError) as exc:
-        raise DomainError("Framework ids must be numbers.", fields={"framework_ids": str(exc)}) from exc
+        raise DomainError(_("Framework ids must be numbers."), fields={"framework_ids": str(exc)}) from exc
     if not wanted:
-        raise DomainError("Choose at least one framework.", fields={"framework_ids": "Choose at least one."})
+        raise DomainError(_("Choose at least one framework."), fields={"framework_ids": "Choose at least one."})
     found = set(db.session.scalars(select(Framework.id).where(Framework.id.in_(wanted), _visible(actor))))
     if missing := [i for i in wanted if i not in found]:
         raise NotFound(f"No such framework: {', '.join(map(str, missing))}.")
@@ -158,9 +159,9 @@ def _may_import(actor, registration_id):
     if actor is None:
         return registration_id
     if registration_id not in (None, actor.registration_id):
-        raise Forbidden("A framework can only be imported into your own organization.")
+        raise Forbidden(_("A framework can only be imported into your own organization."))
     if not (actor.is_admin or actor.is_manager_side):
-        raise Forbidden("Only managers can import frameworks.")
+        raise Forbidden(_("Only managers can import frameworks."))
     return actor.registration_id
 
 

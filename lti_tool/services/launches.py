@@ -1,4 +1,5 @@
 """Turn a validated launch into people, courses and memberships."""
+from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, select
 
 from ..extensions import db
@@ -72,10 +73,10 @@ def record_launch(registration, deployment, claims: dict):
     context = claims.get(CLAIM + "context") or {}
     if role is None:
         raise LaunchError(
-            "Your role in this course has no place in this tool",
-            "The LMS sent roles this tool does not map to technician, manager or administrator: "
-            + (", ".join(r.rsplit("#", 1)[-1] for r in roles) or "none") + ".",
-            "Ask your LMS administrator to check your enrolment, or to adjust the tool's role mapping.",
+            _("Your role in this course has no place in this tool"),
+            _("The LMS sent roles this tool does not map to technician, manager or administrator: %(roles)s.",
+              roles=", ".join(r.rsplit("#", 1)[-1] for r in roles) or _("none")),
+            _("Ask your LMS administrator to check your enrolment, or to adjust the tool's role mapping."),
             status=403, code="no_role",
         )
     now = utcnow()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from flask_babel import gettext as _
 from sqlalchemy import case, exists, false, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -51,8 +52,8 @@ def _managed_course(actor, course_id: int):
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
-            raise Forbidden("Only the course's managers can see the team's progress.")
-        raise NotFound("No such course.")
+            raise Forbidden(_("Only the course's managers can see the team's progress."))
+        raise NotFound(_("No such course."))
     return course
 
 
@@ -168,7 +169,7 @@ def parse_filters(args) -> MatrixFilters:
     if wanted.expiring_days is not None and wanted.expiring_days not in EXPIRING_CHOICES:
         errors["expiring"] = "Choose 30, 60 or 90 days."
     if errors:
-        raise DomainError("Some filters are not valid.", code="invalid_filter", fields=errors)
+        raise DomainError(_("Some filters are not valid."), code="invalid_filter", fields=errors)
     return wanted
 
 
@@ -215,7 +216,7 @@ def _columns(tree: Tree, filters: MatrixFilters) -> list:
     columns = tree.leaves
     if filters.area_id is not None:
         if filters.area_id not in {a.id for a, _ in tree.areas}:
-            raise DomainError("Some filters are not valid.", code="invalid_filter",
+            raise DomainError(_("Some filters are not valid."), code="invalid_filter",
                               fields={"area": "Not an area of this course's frameworks."})
         columns = tree.under(filters.area_id)
     if filters.department:
@@ -345,7 +346,7 @@ def technician_detail(actor, course_id: int, person_id: int, as_of=None) -> Tech
     membership = db.session.scalar(select(Membership).where(Membership.person_id == person.id,
                                                             Membership.course_id == course.id))
     if membership is None or membership.role != TECHNICIAN:
-        raise NotFound("No such technician in this course.")
+        raise NotFound(_("No such technician in this course."))
     tree = course_tree(course)
     statuses = status.compute(course.registration, [person.id], [c.id for c in tree.leaves], as_of)[person.id]
     evidence = list(db.session.scalars(
@@ -402,9 +403,9 @@ def review_request(actor, course_id: int, request_id: int) -> ReviewContext:
     course, precepted = preceptors.reviewer_scope(actor, course_id)
     row = db.session.get(ReviewRequest, request_id)
     if row is None or row.course_id != course.id:
-        raise NotFound("No such review request.")
+        raise NotFound(_("No such review request."))
     if precepted is not None and not preceptors.may_review(actor, row):
-        raise NotFound("No such review request.")
+        raise NotFound(_("No such review request."))
     evidence = row.evidence
     history = list(db.session.scalars(
         select(ReviewRequest).where(ReviewRequest.evidence_id == evidence.id, ReviewRequest.id != row.id)
@@ -423,13 +424,13 @@ def selected_requests(actor, course_id: int, request_ids) -> list[ReviewRequest]
     course = _managed_course(actor, course_id)
     ids = list(dict.fromkeys(request_ids))
     if not ids:
-        raise DomainError("Choose at least one review request.", code="nothing_selected")
+        raise DomainError(_("Choose at least one review request."), code="nothing_selected")
     rows = {r.id: r for r in db.session.scalars(
         select(ReviewRequest).where(ReviewRequest.id.in_(ids), ReviewRequest.course_id == course.id)
         .options(joinedload(ReviewRequest.evidence), joinedload(ReviewRequest.person),
                  joinedload(ReviewRequest.competency)))}
     if len(rows) != len(ids):
-        raise NotFound("No such review request.")
+        raise NotFound(_("No such review request."))
     return [rows[i] for i in ids]
 
 
@@ -485,7 +486,7 @@ def sign_off(actor, course_id: int, sign_off_id: int) -> SignOff:
     course = _managed_course(actor, course_id)
     row = db.session.get(SignOff, sign_off_id)
     if row is None or row.course_id != course.id:
-        raise NotFound("No such sign-off.")
+        raise NotFound(_("No such sign-off."))
     return row
 
 

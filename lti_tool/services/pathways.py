@@ -23,6 +23,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from flask_babel import gettext as _
 from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased, joinedload
 
@@ -494,7 +495,7 @@ def _declarations(raw, defs) -> dict:
         else:
             clean[key] = day
     if errors:
-        raise DomainError("Some declared dates are not valid.", code="invalid_declaration", fields=errors)
+        raise DomainError(_("Some declared dates are not valid."), code="invalid_declaration", fields=errors)
     return clean
 
 
@@ -511,9 +512,9 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
     if course_id is not None:
         course = scope.course(actor, course_id)
         if not scope.is_member(person.id, course.id):
-            raise NotFound("No such technician in this course.")
+            raise NotFound(_("No such technician in this course."))
     if not scope.can_view_person(actor, person, course_id):
-        raise NotFound("No such person.")
+        raise NotFound(_("No such person."))
     declared = _declarations(declarations, defs)
 
     courses = select(Membership.course_id).where(Membership.person_id == person.id, Membership.active.is_(True))

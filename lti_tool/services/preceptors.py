@@ -3,6 +3,7 @@ competencies; they may then sign off other technicians' cross-training there (se
 Moodle sends non-editing teachers as learners, so this is how trainers who are not LMS teachers sign off."""
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import exists, select
 from sqlalchemy.orm import joinedload
 
@@ -47,9 +48,9 @@ def reviewer_scope(actor, course_id: int):
     if scope.manages(actor.person.id, course.id):
         return course, None
     if not scope.is_member(actor.person.id, course.id):
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     if not precepts_any(actor.person.id, course.id):
-        raise Forbidden("Only managers and named preceptors review evidence.")
+        raise Forbidden(_("Only managers and named preceptors review evidence."))
     return course, precepted(actor.person.id, course.id)
 
 
@@ -63,8 +64,8 @@ def _managed_course(actor, course_id: int):
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
-            raise Forbidden("Only the course's managers can name preceptors.")
-        raise NotFound("No such course.")
+            raise Forbidden(_("Only the course's managers can name preceptors."))
+        raise NotFound(_("No such course."))
     return course
 
 
@@ -75,16 +76,16 @@ def name_preceptor(actor, course_id: int, person_id: int, competency_ids, now: d
     person = scope.person(actor, person_id)
     member = membership(person.id, course.id)
     if member is None:
-        raise NotFound("No such technician in this course.")
+        raise NotFound(_("No such technician in this course."))
     if member.role != TECHNICIAN:
-        raise DomainError("Only technicians are named preceptors; managers already sign off.",
+        raise DomainError(_("Only technicians are named preceptors; managers already sign off."),
                           code="not_a_technician")
     ids = list(dict.fromkeys(competency_ids or []))
     if not ids:
-        raise DomainError("Choose at least one competency.", code="nothing_selected")
+        raise DomainError(_("Choose at least one competency."), code="nothing_selected")
     found = {c.id for c in course_competencies(course, ids)}
     if set(ids) != found:
-        raise DomainError("Some competencies are not in this course's frameworks.",
+        raise DomainError(_("Some competencies are not in this course's frameworks."),
                           code="competency_not_in_course", fields={"competency_ids": sorted(set(ids) - found)})
     existing = {p.competency_id: p for p in db.session.scalars(select(Preceptor).where(
         Preceptor.course_id == course.id, Preceptor.person_id == person.id, Preceptor.competency_id.in_(ids)))}
@@ -128,7 +129,7 @@ def course_preceptors(actor, course_id: int) -> list[Preceptor]:
     """The course's active preceptors, for its members to see who may sign off what."""
     course = scope.course(actor, course_id)
     if not scope.is_member(actor.person.id, course.id):
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     return list(db.session.scalars(
         select(Preceptor).where(Preceptor.course_id == course.id, Preceptor.active.is_(True))
         .options(joinedload(Preceptor.person), joinedload(Preceptor.competency))

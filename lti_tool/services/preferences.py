@@ -1,5 +1,6 @@
 """Each person's e-mail choices, and the signed unsubscribe links that change them without logging in."""
 from flask import current_app
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 
@@ -43,7 +44,7 @@ def _row(person_id: int) -> NotificationPreference:
 
 def update(person, *, reminders: bool, review_updates: bool, digest: str) -> NotificationPreference:
     if digest not in DIGEST_CHOICES:
-        raise DomainError("Choose daily, weekly or off.", fields={"digest": "Choose daily, weekly or off."})
+        raise DomainError(_("Choose daily, weekly or off."), fields={"digest": "Choose daily, weekly or off."})
     row = _row(person.id)
     row.reminders, row.review_updates, row.digest = bool(reminders), bool(review_updates), digest
     db.session.flush()
@@ -65,9 +66,9 @@ def read_token(token: str) -> tuple[Person, str]:
         person = db.session.get(Person, int(data["p"]))
         category = data["c"]
     except (BadSignature, KeyError, TypeError, ValueError):
-        raise NotFound("This unsubscribe link is not valid.") from None
+        raise NotFound(_("This unsubscribe link is not valid.")) from None
     if person is None or category not in (*CATEGORIES, ALL):
-        raise NotFound("This unsubscribe link is not valid.")
+        raise NotFound(_("This unsubscribe link is not valid."))
     return person, category
 
 

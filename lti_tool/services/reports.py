@@ -13,6 +13,7 @@ from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -48,7 +49,7 @@ def report_course(actor, course_id: int) -> Course:
     """The course a report is about: a manager-side member of it, or the tenant's administrator."""
     course = scope.course(actor, course_id)
     if not (actor.is_admin or scope.manages(actor.person.id, course.id)):
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     return course
 
 
@@ -69,10 +70,10 @@ def parse_as_of(raw: str | None) -> date | None:
     try:
         day = date.fromisoformat(raw)
     except ValueError:
-        raise DomainError("Give the date as YYYY-MM-DD, e.g. 2026-11-30.", code="invalid_filter",
+        raise DomainError(_("Give the date as YYYY-MM-DD, e.g. 2026-11-30."), code="invalid_filter",
                           fields={"as_of": "Give a date like 2026-11-30."}) from None
     if day.year < 1990:
-        raise DomainError("Choose a date after 1990.", code="invalid_filter", fields={"as_of": "Too early."})
+        raise DomainError(_("Choose a date after 1990."), code="invalid_filter", fields={"as_of": "Too early."})
     return day
 
 
@@ -123,13 +124,13 @@ def competency_sets(course: Course) -> list[CompetencySet]:
 def find_set(course: Course, key: str | None) -> CompetencySet:
     sets = competency_sets(course)
     if not sets:
-        raise DomainError("This course uses no framework yet, so there is nothing to report.", code="no_frameworks")
+        raise DomainError(_("This course uses no framework yet, so there is nothing to report."), code="no_frameworks")
     if not key:
         return next((s for s in sets if s.key.startswith("area:")), sets[0])
     for s in sets:
         if s.key == key:
             return s
-    raise DomainError("Choose a competency or set from the list.", code="invalid_filter",
+    raise DomainError(_("Choose a competency or set from the list."), code="invalid_filter",
                       fields={"set": "Not a competency or set of this course."})
 
 
@@ -306,8 +307,8 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
     warning = timedelta(days=settings.get(course.registration, "revalidation_warning_days"))
     days = trend_days(day)
     moments = [moment if point == day else localtime.end_of(point, tz) for point in days]
-    standings = [Counter() for _ in days]  # per date: (competency_id, standing) -> pairs
-    for (_, comp_id), signed in history.items():
+    standings = [Counter() for _day in days]  # per date: (competency_id, standing) -> pairs
+    for (_person, comp_id), signed in history.items():
         # _judge compares `at` only with these moments (each as "moment <= at"), so between two of them its
         # answer cannot change: judge once per stretch between them, not once per date.
         edges = sorted({t for s, r in signed for t in (s.signed_at, r and r.revoked_at, s.expires_at,
@@ -346,7 +347,7 @@ def summary_csv_rows(report: Summary):
     yield []
     yield ["Trend (percent current)", "", *[localtime.us_date(d) for d in report.points]]
     for g in [report.overall, *report.departments, *report.areas]:
-        yield [g.label, "", *["" if v is None else v for _, v in g.trend]]
+        yield [g.label, "", *["" if v is None else v for _day, v in g.trend]]
 
 
 # --- (3) Person file ----------------------------------------------------------------------------------------
@@ -374,7 +375,7 @@ def person_file(actor, course_id: int, person_id: int, day: date | None = None) 
     membership = db.session.scalar(select(Membership).where(Membership.person_id == person.id,
                                                             Membership.course_id == course.id))
     if membership is None:
-        raise NotFound("No such technician in this course.")
+        raise NotFound(_("No such technician in this course."))
     day, moment = as_of_moment(course, day)
     comps = [c for s in competency_sets(course) if s.key.startswith("c:") for c in s.competencies]
     statuses = status.compute(course.registration, [person.id], [c.id for c in comps], moment)[person.id]

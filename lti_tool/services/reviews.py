@@ -21,6 +21,7 @@ Integrity rules (issue 3, items 5, 7, 10, 11):
 """
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -72,19 +73,19 @@ def _signing_role(actor, course, competency_id: int, evidence: Evidence, what: s
     if course.registration_id != actor.registration_id:
         raise NotFound(f"No such {what}.")
     if evidence.person_id == actor.person.id:
-        raise Forbidden("Nobody can sign off their own evidence.", code="own_evidence")
+        raise Forbidden(_("Nobody can sign off their own evidence."), code="own_evidence")
     member = membership(actor.person.id, course.id)
     if member is not None and member.role in MANAGER_SIDE:
         role = member.role
     elif member is not None and is_preceptor(actor.person.id, course.id, competency_id):
         if evidence.kind != CROSS_TRAINING:
-            raise Forbidden("Preceptors sign off cross-training only; ask a manager to review this evidence.",
+            raise Forbidden(_("Preceptors sign off cross-training only; ask a manager to review this evidence."),
                             code="preceptor_scope")
         role = PRECEPTOR
     else:
         raise NotFound(f"No such {what}.")
     if not scope.is_member(evidence.person_id, course.id):
-        raise Forbidden("The technician is no longer an active member of this course.", code="not_a_member")
+        raise Forbidden(_("The technician is no longer an active member of this course."), code="not_a_member")
     return role
 
 
@@ -94,7 +95,7 @@ def _lock_request(actor, request_id: int) -> ReviewRequest:
         .with_for_update(of=ReviewRequest).execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if row is None or row.course.registration_id != actor.registration_id:
-        raise NotFound("No such review request.")
+        raise NotFound(_("No such review request."))
     return row
 
 
@@ -154,20 +155,20 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
     now = _aware(now)
     evidence = scope.evidence(actor, evidence_id)
     if evidence.person_id != actor.person.id:
-        raise Forbidden("Only the technician who recorded this evidence can ask for its review.", code="not_owner")
+        raise Forbidden(_("Only the technician who recorded this evidence can ask for its review."), code="not_owner")
     if not scope.is_member(actor.person.id, evidence.course_id):
-        raise Forbidden("You are no longer an active member of this evidence's course.", code="not_a_member")
+        raise Forbidden(_("You are no longer an active member of this evidence's course."), code="not_a_member")
     if evidence.status not in (DRAFT, RETURNED):
         raise DomainError(f"This evidence is {evidence.status.replace('_', ' ')}; only a draft or returned item "
                           "can be sent for review.", status=409, code="not_submittable")
     competency_ids = [link.competency_id for link in evidence.competency_links]
     if not competency_ids:
-        raise DomainError("Link the evidence to at least one competency before asking for review.",
+        raise DomainError(_("Link the evidence to at least one competency before asking for review."),
                           code="no_competencies")
     in_course = {c.id: c for c in course_competencies(evidence.course, competency_ids)}
     missing = [c for c in competency_ids if c not in in_course]
     if missing:
-        raise DomainError("Some linked competencies are not in this course's frameworks.",
+        raise DomainError(_("Some linked competencies are not in this course's frameworks."),
                           code="competency_not_in_course", fields={"competency_ids": missing})
     refused = [c.code for c in in_course.values() if c.evidence_kinds and evidence.kind not in c.evidence_kinds]
     if refused:
@@ -179,7 +180,7 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
         update(Evidence).where(Evidence.id == evidence.id, Evidence.status.in_((DRAFT, RETURNED)))
         .values(status=SUBMITTED, submitted_at=now).execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        raise DomainError("This evidence has just been sent for review.", status=409, code="not_submittable")
+        raise DomainError(_("This evidence has just been sent for review."), status=409, code="not_submittable")
     status_store.touch(evidence.person_id, competency_ids)  # the UPDATE bypassed the unit of work
     db.session.refresh(evidence)
     audit.record(actor, "evidence.submit", evidence, before={"status": before_status},
@@ -208,9 +209,9 @@ def withdraw_request(actor, request_id: int, now: datetime | None = None) -> Rev
     row = _lock_request(actor, request_id)
     if row.person_id != actor.person.id:
         if scope.manages(actor.person.id, row.course_id):
-            raise Forbidden("Only the technician can withdraw their request; return it instead.",
+            raise Forbidden(_("Only the technician can withdraw their request; return it instead."),
                             code="not_owner")
-        raise NotFound("No such review request.")
+        raise NotFound(_("No such review request."))
     if row.status != OPEN:
         raise _closed(row)
     _close(actor, row, WITHDRAWN, now)
@@ -253,7 +254,7 @@ def _prepare(actor, row: ReviewRequest, rating, method, checklist_seen) -> dict:
     if row.status != OPEN:
         raise _closed(row)
     if evidence.revision != row.evidence_revision:
-        raise DomainError("The evidence changed after it was submitted; ask the technician to resubmit.",
+        raise DomainError(_("The evidence changed after it was submitted; ask the technician to resubmit."),
                           status=409, code="evidence_changed")
     competency = row.competency
     return {"role": role, "level": _checked_level(competency, rating), "method": _checked_method(method),
@@ -278,7 +279,7 @@ def _write_sign_off(actor, row: ReviewRequest, plan: dict, comment, now: datetim
     try:
         db.session.flush()
     except IntegrityError as exc:  # someone else's sign-off landed first (unique review_request_id)
-        raise DomainError("This request has already been signed off by someone else.", status=409,
+        raise DomainError(_("This request has already been signed off by someone else."), status=409,
                           code="already_signed_off") from exc
     audit.record(actor, "sign_off.create", sign_off, after=audit.snapshot(sign_off, SIGN_OFF_FIELDS),
                  course_id=row.course_id)
@@ -307,7 +308,7 @@ def bulk_sign_off(actor, request_ids, rating: str, method: str, checklist_seen=(
     now = _aware(now)
     ids = list(dict.fromkeys(request_ids or []))
     if not ids:
-        raise DomainError("Choose at least one review request.", code="nothing_selected")
+        raise DomainError(_("Choose at least one review request."), code="nothing_selected")
     rows = {r.id: r for r in db.session.scalars(
         select(ReviewRequest).where(ReviewRequest.id.in_(ids)).order_by(ReviewRequest.id)
         .with_for_update(of=ReviewRequest).execution_options(populate_existing=True))}
@@ -323,7 +324,7 @@ def bulk_sign_off(actor, request_ids, rating: str, method: str, checklist_seen=(
             problems[request_id] = {"code": exc.code, "message": exc.message}
     competencies = {rows[i].competency_id for i in plans}
     if len(competencies) > 1:
-        raise DomainError("A bulk sign-off covers one competency; these requests are for several.",
+        raise DomainError(_("A bulk sign-off covers one competency; these requests are for several."),
                           code="mixed_competencies")
     if problems:
         raise DomainError(f"Nothing was signed off: {len(problems)} of {len(ids)} request(s) cannot be.",
@@ -362,7 +363,7 @@ def _lock_sign_off(actor, sign_off_id: int) -> SignOff:
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if row is None or row.person.registration_id != actor.registration_id:
-        raise NotFound("No such sign-off.")
+        raise NotFound(_("No such sign-off."))
     return row
 
 
@@ -375,16 +376,16 @@ def revoke(actor, sign_off_id: int, reason: str, now: datetime | None = None) ->
     now = _aware(now)
     row = _lock_sign_off(actor, sign_off_id)
     if row.person_id == actor.person.id:
-        raise Forbidden("Nobody can revoke a sign-off of their own evidence.", code="own_evidence")
+        raise Forbidden(_("Nobody can revoke a sign-off of their own evidence."), code="own_evidence")
     if not scope.manages(actor.person.id, row.course_id):
         if is_preceptor(actor.person.id, row.course_id, row.competency_id):
-            raise Forbidden("Only the course's managers can revoke a sign-off.")
-        raise NotFound("No such sign-off.")
+            raise Forbidden(_("Only the course's managers can revoke a sign-off."))
+        raise NotFound(_("No such sign-off."))
     reason = _text(reason, "a reason for the revocation", "reason_required")
     if row.revocation is not None:
-        raise DomainError("This sign-off has already been revoked.", status=409, code="already_revoked")
+        raise DomainError(_("This sign-off has already been revoked."), status=409, code="already_revoked")
     if _correction_of(row.id) is not None:
-        raise DomainError("This sign-off was corrected; revoke the correction instead.", status=409,
+        raise DomainError(_("This sign-off was corrected; revoke the correction instead."), status=409,
                           code="already_corrected")
     revocation = SignOffRevocation(sign_off_id=row.id, revoked_by_id=actor.person.id, reason=reason,
                                    revoked_at=now)
@@ -392,7 +393,7 @@ def revoke(actor, sign_off_id: int, reason: str, now: datetime | None = None) ->
     try:
         db.session.flush()
     except IntegrityError as exc:
-        raise DomainError("This sign-off has already been revoked.", status=409, code="already_revoked") from exc
+        raise DomainError(_("This sign-off has already been revoked."), status=409, code="already_revoked") from exc
     audit.record(actor, "sign_off.revoke", revocation, before=audit.snapshot(row, SIGN_OFF_FIELDS),
                  after={"sign_off_id": row.id, "reason": reason, "revoked_at": now,
                         "revoked_by_id": actor.person.id}, course_id=row.course_id)
@@ -417,10 +418,10 @@ def correct(actor, sign_off_id: int, reason: str, *, rating=_UNSET, method=_UNSE
                          original.evidence, "sign-off")
     reason = _text(reason, "a reason for the correction", "reason_required")
     if original.revocation is not None:
-        raise DomainError("A revoked sign-off cannot be corrected; sign off new evidence instead.", status=409,
+        raise DomainError(_("A revoked sign-off cannot be corrected; sign off new evidence instead."), status=409,
                           code="revoked")
     if _correction_of(original.id) is not None:
-        raise DomainError("This sign-off was already corrected; correct the latest version.", status=409,
+        raise DomainError(_("This sign-off was already corrected; correct the latest version."), status=409,
                           code="already_corrected")
     competency = original.competency
     level = _checked_level(competency, original.rating_code if rating is _UNSET else rating)
@@ -429,7 +430,7 @@ def correct(actor, sign_off_id: int, reason: str, *, rating=_UNSET, method=_UNSE
     new_comment = original.comment if comment is _UNSET else ((comment or "").strip() or None)
     if (level["code"], new_method, steps, new_comment) == (original.rating_code, original.method,
                                                            list(original.checklist_seen or []), original.comment):
-        raise DomainError("The correction changes nothing.", code="nothing_to_correct")
+        raise DomainError(_("The correction changes nothing."), code="nothing_to_correct")
     assessed_at = _assessed_at(original)
     correction = SignOff(
         review_request_id=None, person_id=original.person_id, competency_id=original.competency_id,
@@ -446,7 +447,7 @@ def correct(actor, sign_off_id: int, reason: str, *, rating=_UNSET, method=_UNSE
     try:
         db.session.flush()
     except IntegrityError as exc:  # sign_offs.corrects_id is unique: a concurrent correction won
-        raise DomainError("This sign-off was already corrected; correct the latest version.", status=409,
+        raise DomainError(_("This sign-off was already corrected; correct the latest version."), status=409,
                           code="already_corrected") from exc
     audit.record(actor, "sign_off.correct", correction, before=audit.snapshot(original, SIGN_OFF_FIELDS),
                  after=audit.snapshot(correction, SIGN_OFF_FIELDS), course_id=original.course_id)

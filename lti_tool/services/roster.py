@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -30,8 +31,8 @@ class RosterResult:
 def sync_roster(course: Course, actor=None) -> RosterResult:
     """Read every page of the course's membership and bring people and memberships up to date."""
     if not course.nrps_url:
-        raise DomainError("The LMS has not offered the course roster to the tool. An LMS administrator can switch "
-                          "on Names and Role Provisioning for the tool.", code="nrps_unavailable")
+        raise DomainError(_("The LMS has not offered the course roster to the tool. An LMS administrator can switch "
+                          "on Names and Role Provisioning for the tool."), code="nrps_unavailable")
     registration = course.registration
     connector = DbServiceConnector(registration)
     result = RosterResult()

@@ -1,6 +1,7 @@
 """Tenant- and course-scoped lookups. Every read of learner data goes through here, so no view or service can
 forget the scope: nothing of one registration (tenant) is visible from another, and a manager sees only the
 technicians of courses they manage."""
+from flask_babel import gettext as _
 from sqlalchemy import exists, select
 
 from ..extensions import db
@@ -12,14 +13,14 @@ from . import NotFound
 def course(actor, course_id: int) -> Course:
     row = db.session.get(Course, course_id)
     if row is None or row.registration_id != actor.registration_id:
-        raise NotFound("No such course.")
+        raise NotFound(_("No such course."))
     return row
 
 
 def person(actor, person_id: int) -> Person:
     row = db.session.get(Person, person_id)
     if row is None or row.registration_id != actor.registration_id:
-        raise NotFound("No such person.")
+        raise NotFound(_("No such person."))
     return row
 
 
@@ -70,10 +71,10 @@ def evidence(actor, evidence_id: int) -> Evidence:
     Anything else is reported as not found, so ids of other tenants leak nothing."""
     row = db.session.get(Evidence, evidence_id)
     if row is None or row.person.registration_id != actor.registration_id:
-        raise NotFound("No such evidence.")
+        raise NotFound(_("No such evidence."))
     if row.person_id == actor.person.id or manages(actor.person.id, row.course_id) or _precepts(actor, row):
         return row
-    raise NotFound("No such evidence.")
+    raise NotFound(_("No such evidence."))
 
 
 def _precepts(actor, row: Evidence) -> bool:

@@ -6,6 +6,8 @@ rather than surprising the status computation later.
 """
 from zoneinfo import available_timezones
 
+from flask_babel import gettext as _
+
 from .. import formatting
 from ..extensions import db
 from ..formatting import DEFAULT_TIME_ZONE
@@ -24,7 +26,7 @@ def _int_between(low: int, high: int):
 
 def _time_zone(value):
     if not isinstance(value, str) or value not in available_timezones():
-        raise DomainError("Choose a time zone from the list, e.g. America/Chicago.", code="invalid_setting")
+        raise DomainError(_("Choose a time zone from the list, e.g. America/Chicago."), code="invalid_setting")
     return value
 
 
@@ -32,7 +34,7 @@ def _name(value):
     if value is None:
         return None
     if not isinstance(value, str) or len(value.strip()) > 200 or any(ord(c) < 32 for c in value):
-        raise DomainError("Give a name of at most 200 characters on one line.", code="invalid_setting")
+        raise DomainError(_("Give a name of at most 200 characters on one line."), code="invalid_setting")
     return value.strip() or None
 
 
@@ -46,13 +48,13 @@ US_TIME_ZONES = [
 
 def _bool(value):
     if not isinstance(value, bool):
-        raise DomainError("Must be on or off.", code="invalid_setting")
+        raise DomainError(_("Must be on or off."), code="invalid_setting")
     return value
 
 
 def _sender_name(value):
     if not isinstance(value, str) or len(value.strip()) > 100 or any(ch in value for ch in "\r\n<>\"@"):
-        raise DomainError("Up to 100 characters, without line breaks, quotes, @ or angle brackets.",
+        raise DomainError(_("Up to 100 characters, without line breaks, quotes, @ or angle brackets."),
                           code="invalid_setting")
     return value.strip()
 
@@ -60,7 +62,7 @@ def _sender_name(value):
 def _reminder_days(value):
     if (not isinstance(value, list) or not 1 <= len(value) <= 5
             or any(isinstance(d, bool) or not isinstance(d, int) or not 0 <= d <= 365 for d in value)):
-        raise DomainError("Up to five whole numbers of days from 0 to 365.", code="invalid_setting")
+        raise DomainError(_("Up to five whole numbers of days from 0 to 365."), code="invalid_setting")
     return sorted(set(value), reverse=True)
 
 DEFAULTS = {
@@ -112,7 +114,7 @@ def get(registration: Registration | None, key: str):
 def update(actor, changes: dict) -> dict:
     """Change the acting user's tenant settings. Tool administrators only; audited."""
     if not actor.is_admin:
-        raise Forbidden("Only an administrator can change the tool's settings.")
+        raise Forbidden(_("Only an administrator can change the tool's settings."))
     errors = {}
     clean = {}
     for key, value in (changes or {}).items():
@@ -124,7 +126,7 @@ def update(actor, changes: dict) -> dict:
         except DomainError as exc:
             errors[key] = exc.message
     if errors:
-        raise DomainError("Some settings are not valid.", code="invalid_setting", fields=errors)
+        raise DomainError(_("Some settings are not valid."), code="invalid_setting", fields=errors)
     registration = db.session.get(Registration, actor.registration_id)
     before = dict(registration.settings or {})
     registration.settings = {**before, **clean}

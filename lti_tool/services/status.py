@@ -34,6 +34,8 @@ import calendar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select
 
 from ..extensions import db
@@ -64,14 +66,15 @@ DUE_FOR_REVALIDATION = "due_for_revalidation"
 EXPIRED = "expired"
 STATUSES = (NOT_STARTED, IN_PROGRESS, AWAITING_REVIEW, NEEDS_REASSESSMENT, ACHIEVED, DUE_FOR_REVALIDATION,
             EXPIRED)
+# Lazy: each page reads them in its viewer's language.
 LABELS = {
-    NOT_STARTED: "Not started",
-    IN_PROGRESS: "In progress",
-    AWAITING_REVIEW: "Awaiting review",
-    NEEDS_REASSESSMENT: "Needs re-assessment",
-    ACHIEVED: "Achieved",
-    DUE_FOR_REVALIDATION: "Due for revalidation",
-    EXPIRED: "Expired",
+    NOT_STARTED: _l("Not started"),
+    IN_PROGRESS: _l("In progress"),
+    AWAITING_REVIEW: _l("Awaiting review"),
+    NEEDS_REASSESSMENT: _l("Needs re-assessment"),
+    ACHIEVED: _l("Achieved"),
+    DUE_FOR_REVALIDATION: _l("Due for revalidation"),
+    EXPIRED: _l("Expired"),
 }
 # Statuses in which the technician currently holds the competency.
 HELD = frozenset({ACHIEVED, DUE_FOR_REVALIDATION})
@@ -330,7 +333,7 @@ def statuses_for(person, course: Course, competency_ids=None, as_of=None) -> dic
     technician, or scope.person + scope.can_view_person). Use team_statuses() from anything driven by input.
     """
     if person.registration_id != course.registration_id:
-        raise NotFound("No such person.")
+        raise NotFound(_("No such person."))
     competencies = course_competencies(course, competency_ids)
     return compute(course.registration, [person.id], [c.id for c in competencies], as_of)[person.id]
 
@@ -346,9 +349,9 @@ def team_statuses(actor, course, person_ids=None, competency_ids=None, as_of=Non
     manager = scope.manages(actor.person.id, course.id)
     if not manager:
         if not scope.is_member(actor.person.id, course.id):
-            raise NotFound("No such course.")
+            raise NotFound(_("No such course."))
         if person_ids is None or set(person_ids) != {actor.person.id}:
-            raise Forbidden("Only the course's managers can see the team's progress.")
+            raise Forbidden(_("Only the course's managers can see the team's progress."))
     members = select(Membership.person_id).where(Membership.course_id == course.id, Membership.active.is_(True))
     if person_ids is None:
         person_ids = list(db.session.scalars(members.where(Membership.role == TECHNICIAN)
@@ -357,7 +360,7 @@ def team_statuses(actor, course, person_ids=None, competency_ids=None, as_of=Non
         person_ids = list(dict.fromkeys(person_ids))
         found = set(db.session.scalars(members.where(Membership.person_id.in_(person_ids))))
         if found != set(person_ids):
-            raise NotFound("No such technician in this course.")
+            raise NotFound(_("No such technician in this course."))
     competencies = course_competencies(course, competency_ids)
     return compute(course.registration, person_ids, [c.id for c in competencies], as_of)
 

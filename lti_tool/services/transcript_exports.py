@@ -19,6 +19,7 @@ import zipfile
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
 from .. import formatting
@@ -132,8 +133,8 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
-            raise Forbidden("Only the course's managers can export the team matrix.")
-        raise NotFound("No such course.")
+            raise Forbidden(_("Only the course's managers can export the team matrix."))
+        raise NotFound(_("No such course."))
     competencies = matrix.course_tree(course).leaves
     statuses = status.team_statuses(actor, course, competency_ids=[c.id for c in competencies], as_of=as_of)
     people = {p.id: p for p in db.session.scalars(select(Person).where(Person.id.in_(list(statuses))))}
@@ -184,10 +185,10 @@ def create_zip_job(actor, course_id: int, page_size: str = "letter", base: str |
     course = scope.course(actor, course_id)
     if not scope.manages(actor.person.id, course.id):
         if scope.is_member(actor.person.id, course.id):
-            raise Forbidden("Only the course's managers can export every technician's transcript.")
-        raise NotFound("No such course.")
+            raise Forbidden(_("Only the course's managers can export every technician's transcript."))
+        raise NotFound(_("No such course."))
     if page_size not in transcript_pdf.PAGE_SIZES:
-        raise DomainError("Choose A4 or Letter.", fields={"page_size": "Choose a4 or letter."})
+        raise DomainError(_("Choose A4 or Letter."), fields={"page_size": "Choose a4 or letter."})
     job = ExportJob(public_id=str(uuid.uuid4()), registration_id=actor.registration_id, course_id=course.id,
                     requested_by_id=actor.person.id, options={"page_size": page_size, "base": base}, status=QUEUED,
                     total=len(_technicians(course.id)))
@@ -200,7 +201,7 @@ def job_for(actor, public_id: str) -> ExportJob:
     """A job the actor may see: one they started, in their tenant. Anything else: not found."""
     job = db.session.scalars(select(ExportJob).where(ExportJob.public_id == str(public_id))).first()
     if job is None or job.registration_id != actor.registration_id or job.requested_by_id != actor.person.id:
-        raise NotFound("No such export.")
+        raise NotFound(_("No such export."))
     return job
 
 

@@ -19,6 +19,7 @@ the status computation, the evidence, CE).
 from collections import OrderedDict
 from datetime import UTC, date, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
@@ -73,7 +74,7 @@ def record_scope(actor, person_id: int):
     if target.id == actor.person.id:
         return target, None
     if not scope.can_view_person(actor, target):
-        raise NotFound("No such person.")
+        raise NotFound(_("No such person."))
     return target, scope.managed_course_ids(actor)
 
 

@@ -12,6 +12,8 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import date
 
+from flask_babel import gettext as _
+
 FORMATS = {"L": "live", "H": "home study"}
 TOPICS = {
     "01": "disease state management / drug therapy",
@@ -110,7 +112,7 @@ def parse(text, today: date | None = None) -> UAN:
     if not re.fullmatch(r"\d{3}", sequence):
         raise UANError(f"The sequence number (fourth part) must be 3 digits, not '{sequence}'.", "sequence")
     if sequence == "000":
-        raise UANError("The sequence number (fourth part) starts at 001; 000 is not used.", "sequence")
+        raise UANError(_("The sequence number (fourth part) starts at 001; 000 is not used."), "sequence")
     if not re.fullmatch(r"[A-Z]\d{2}", format_topic):
         raise UANError(f"The fifth part must be a format letter (L live, H home study) and a 2-digit topic, "
                        f"like L05, not '{format_topic}'.", "format_topic")

@@ -3,6 +3,7 @@ records (a revocation or correction of an imported sign-off, a review request on
 a launch or other records of a person it added); then its records are removed and the undo is audited."""
 from datetime import UTC, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import delete, exists, select
 
 from ...extensions import db
@@ -48,12 +49,12 @@ def blockers(batch: ImportBatch) -> list[str]:
 def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
     """Remove everything a batch created (sign-offs, evidence, memberships, people), if nothing builds on it."""
     if not actor.is_admin:
-        raise Forbidden("Undoing an import is for the LMS administrator.")
+        raise Forbidden(_("Undoing an import is for the LMS administrator."))
     batch = db.session.get(ImportBatch, batch_id)
     if batch is None or batch.registration_id != actor.registration_id:
-        raise NotFound("No such import.")
+        raise NotFound(_("No such import."))
     if batch.status == UNDONE:
-        raise DomainError("This import was already undone.", status=409, code="already_undone")
+        raise DomainError(_("This import was already undone."), status=409, code="already_undone")
     reasons = blockers(batch)
     if reasons:
         raise DomainError("This import can no longer be undone: " + "; ".join(reasons) + ".", status=409,
@@ -93,6 +94,6 @@ def undo(actor, batch_id: int, now: datetime | None = None) -> ImportBatch:
 
 def recent(actor, limit: int = 50) -> list[ImportBatch]:
     if not actor.is_admin:
-        raise Forbidden("Importing prior records is for the LMS administrator.")
+        raise Forbidden(_("Importing prior records is for the LMS administrator."))
     return list(db.session.scalars(select(ImportBatch).where(ImportBatch.registration_id == actor.registration_id)
                                    .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc()).limit(limit)))

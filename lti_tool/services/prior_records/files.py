@@ -11,6 +11,8 @@ import zipfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext as _
+
 from .. import DomainError
 
 MAX_ROWS = 20_000
@@ -62,7 +64,7 @@ def _read_xlsx(data: bytes) -> list[list]:
     try:
         book = load_workbook(io.BytesIO(data), data_only=True)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise DomainError("This file is not a readable Excel workbook (.xlsx).", code="unreadable_file") from exc
+        raise DomainError(_("This file is not a readable Excel workbook (.xlsx)."), code="unreadable_file") from exc
     sheet = book.worksheets[0]
     grid = [list(row) for row in sheet.iter_rows(values_only=True)]
     # A merged cell keeps its value in its top-left cell only: spread it over the range (a header "Assessor"
@@ -89,7 +91,7 @@ def read(filename: str, data: bytes, known_header) -> Table:
     header is the first row (of the first few) that names at least two, or two stacked rows (merged group
     headers above sub-headers) joined."""
     if not data:
-        raise DomainError("The file is empty.", code="empty_file")
+        raise DomainError(_("The file is empty."), code="empty_file")
     if len(data) > MAX_BYTES:
         raise DomainError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB; split it.", code="too_large")
     is_xlsx = data[:2] == b"PK" or (filename or "").lower().endswith(".xlsx")
@@ -110,8 +112,8 @@ def read(filename: str, data: bytes, known_header) -> Table:
             if score > max(best, scores[i + 1]):
                 best, header_at, header = score, i + 1, joined
     if header is None or best < 2:
-        raise DomainError("No header row found: the first rows of the file should name the columns (download a "
-                          "template to see them).", code="no_header")
+        raise DomainError(_("No header row found: the first rows of the file should name the columns (download a "
+                          "template to see them)."), code="no_header")
     rows = []
     for number, row in enumerate(grid[header_at + 1:], start=header_at + 2):
         if all(_text(v) == "" for v in row):

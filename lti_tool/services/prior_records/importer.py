@@ -20,6 +20,7 @@ today the request runs it inline. 5,000 rows took about a minute on the loaded 2
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, insert, or_, select
 
 from ...extensions import db
@@ -80,7 +81,7 @@ class Plan:
 
 def _admin_course(actor, course_id: int):
     if not actor.is_admin:
-        raise Forbidden("Importing prior records is for the LMS administrator.")
+        raise Forbidden(_("Importing prior records is for the LMS administrator."))
     return scope.course(actor, course_id)
 
 
@@ -128,7 +129,7 @@ def preview(actor, course_id: int, filename: str, data: bytes, options: Options)
     """The dry run: every row checked, nothing written."""
     course = _admin_course(actor, course_id)
     if options.kind not in columns.FIELDS:
-        raise DomainError("Choose what the file holds: sign-offs, certifications or continuing education.",
+        raise DomainError(_("Choose what the file holds: sign-offs, certifications or continuing education."),
                           code="invalid_kind", fields={"kind": "Choose a kind of record."})
     table = files.read(filename, data, columns.known_header_counter(options.kind, (options.mapping or {}).values()))
     mapping = _mapping(options.kind, table.header, options.mapping)
@@ -142,15 +143,15 @@ def preview(actor, course_id: int, filename: str, data: bytes, options: Options)
     tz = localtime.zone(course.registration)
     context = {
         "course": course, "tz": tz, "today": localtime.today(tz),
-        "people": _people(course.registration_id, [r for _, r in text_rows], options.technician.strip()),
+        "people": _people(course.registration_id, [r for _n, r in text_rows], options.technician.strip()),
         "competencies": {c.code.lower(): c for c in status.course_competencies(course)},
         "existing": set(),
     }
-    rows = [row_checks.PlannedRow(number=n) for n, _ in text_rows]
+    rows = [row_checks.PlannedRow(number=n) for n, _row in text_rows]
     if not missing:
         checker = {"sign_offs": row_checks.check_sign_off, "certifications": row_checks.check_certification,
                    "ce": row_checks.check_ce}
-        for planned, (_, values) in zip(rows, text_rows, strict=True):
+        for planned, (_n, values) in zip(rows, text_rows, strict=True):
             row_checks.resolve_person(planned, values, options.technician.strip(), context)
             checker[options.kind](planned, values, context)
         keys = [r.key for r in rows if r.key]
@@ -218,7 +219,7 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
         db.session.flush()
         sign_offs = {}
         if plan.kind == "sign_offs":
-            for row, person, evidence, _ in written:
+            for row, person, evidence, _extra in written:
                 sign_offs[row.number] = _new_sign_off(actor, course, person, evidence, row)
             db.session.flush()
             created["sign_offs"] += len(sign_offs)
