@@ -1,6 +1,14 @@
 /* Progressive enhancement only: every page works without this file. */
 (function () {
   "use strict";
+  // The page's words in its language: the template renders them into #technician-text ({name} placeholders).
+  var textNode = document.getElementById("technician-text");
+  var texts = textNode ? JSON.parse(textNode.textContent) : {};
+  var t = function (key, values) {
+    return (texts[key] || key).replace(/\{(\w+)\}/g, function (m, name) {
+      return values && name in values ? String(values[name]) : m;
+    });
+  };
   var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
 
   // After a refused form, move focus to the error summary so screen readers announce it.
@@ -74,19 +82,18 @@
         if (active && visible) { group.open = true; }
         var count = group.querySelector(".group-count");
         var all = count.getAttribute("data-total");
-        count.textContent = "(" + (active && String(visible) !== all ? visible + " of " + all : all) + ")";
+        count.textContent = "(" + (active && String(visible) !== all ? t("of", {visible: visible, all: all}) : all) + ")";
       });
       filter.hidden = !code || code === "other";
       toggle.hidden = matching === 0;
       if (matching === 0) {
-        status.textContent = "No competency is marked for " + name + ", so all of them are listed.";
+        status.textContent = t("none_marked", {name: name});
       } else if (active) {
-        status.textContent = "Listing the " + matching + " competenc" + (matching === 1 ? "y" : "ies") +
-          " for " + name + ", and any you ticked.";
-        toggle.textContent = "Show all competencies";
+        status.textContent = t(matching === 1 ? "listing_one" : "listing_many", {n: matching, name: name});
+        toggle.textContent = t("show_all");
       } else {
-        status.textContent = "Listing all competencies.";
-        toggle.textContent = "Show only " + name;
+        status.textContent = t("listing_all");
+        toggle.textContent = t("show_only", {name: name});
       }
       toggle.setAttribute("aria-expanded", String(!active));
     };
@@ -140,7 +147,7 @@
         var remove = document.createElement("button");
         remove.type = "button";
         remove.className = "button";
-        remove.textContent = "Remove";
+        remove.textContent = t("remove");
         var hidden = document.createElement("span");
         hidden.className = "visually-hidden";
         hidden.textContent = " " + f.name;
@@ -165,16 +172,13 @@
         });
         if (same) { return; }
         if (!acceptable(f)) {
-          problems.push("“" + f.name + "” cannot be attached: only " + files.getAttribute("data-types") +
-            " files can.");
+          problems.push(t("bad_type", {file: f.name, types: files.getAttribute("data-types")}));
         } else if (f.size > maxBytes) {
-          problems.push("“" + f.name + "” is " + sizeText(f.size) + "; a file can be at most " +
-            files.getAttribute("data-size-text") + ".");
+          problems.push(t("too_big", {file: f.name, size: sizeText(f.size), max: files.getAttribute("data-size-text")}));
         } else if (chosen.length >= maxCount) {
-          problems.push("“" + f.name + "” was left out: an item can have at most " + maxCount + " more files.");
+          problems.push(t("too_many", {file: f.name, count: maxCount}));
         } else if (total() + f.size > maxTotal) {
-          problems.push("“" + f.name + "” was left out: one save can send at most " +
-            files.getAttribute("data-total-text") + " of files. Save, then add it with Edit.");
+          problems.push(t("too_much", {file: f.name, total: files.getAttribute("data-total-text")}));
         } else {
           chosen.push(f);
         }
@@ -182,8 +186,7 @@
       if (input !== files) { input.value = ""; }
       render();
       if (problems.length && chosen.length) {
-        problems.push("The other " + (chosen.length === 1 ? "file is" : chosen.length + " files are") +
-          " still chosen.");
+        problems.push(t(chosen.length === 1 ? "other_one" : "other_many", {n: chosen.length}));
       }
       refused.textContent = problems.join(" ");
       refused.hidden = problems.length === 0;
