@@ -5,6 +5,8 @@ every launch; a person who teaches elsewhere in the institution must still be a 
 they are a Learner, and the other way round. Only institution/system Administrator is read, as the tool-admin
 flag.
 """
+from ..i18n import N_
+
 TECHNICIAN = "technician"
 MANAGER = "manager"
 DESIGNER = "designer"
@@ -15,11 +17,11 @@ TOOL_ROLES = (TECHNICIAN, MANAGER, DESIGNER, OBSERVER, ADMIN)
 # Roles that review and sign off evidence (Issue 3 adds named preceptors on top of these).
 MANAGER_SIDE = frozenset({MANAGER, DESIGNER, ADMIN})
 ROLE_LABELS = {
-    TECHNICIAN: "Technician",
-    MANAGER: "Manager",
-    DESIGNER: "Course designer",
-    OBSERVER: "Observer",
-    ADMIN: "Administrator",
+    TECHNICIAN: N_("Technician"),
+    MANAGER: N_("Manager"),
+    DESIGNER: N_("Course designer"),
+    OBSERVER: N_("Observer"),
+    ADMIN: N_("Administrator"),
 }
 
 LIS = "http://purl.imsglobal.org/vocab/lis/v2/"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from .. import formatting
 from ..extensions import db
+from ..i18n import N_
 from ..models import Evidence, Person, SignOff, SignOffRevocation
 from . import settings
 
@@ -68,8 +69,8 @@ def verify(sign_off: SignOff) -> dict:
 # --- Where a sign-off stands: ONE rule for every page and export ----------------------------------------------
 
 VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = "valid", "not_proficient", "expired", "revoked", "corrected"
-STATE_LABELS = {VALID: "Valid", NOT_PROFICIENT: "Not yet proficient", EXPIRED: "Expired", REVOKED: "Revoked",
-                CORRECTED: "Corrected"}
+STATE_LABELS = {VALID: N_("Valid"), NOT_PROFICIENT: N_("Not yet proficient"), EXPIRED: N_("Expired"), REVOKED: N_("Revoked"),
+                CORRECTED: N_("Corrected")}
 # Evidence-level states, worst first: what a reader must see before anything else.
 SIGNED_OFF = "signed_off"
 EVIDENCE_ORDER = (REVOKED, CORRECTED, NOT_PROFICIENT, SIGNED_OFF)

@@ -128,7 +128,7 @@ class CompetencyStatus:
 
     @property
     def label(self) -> str:
-        return LABELS[self.status]
+        return str(LABELS[self.status])
 
     @property
     def held(self) -> bool:

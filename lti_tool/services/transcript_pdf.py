@@ -7,6 +7,7 @@ name, "Page n of N", the verification link and a QR code of it. US Letter (defau
 import io
 from xml.sax.saxutils import escape
 
+from flask_babel import gettext as _
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -144,11 +145,11 @@ def _footer_drawer(transcript, verify_url, page_size):
         canv.doForm("verify-qr")
         canv.translate(-(width - MARGIN - side), -4 * mm)
         canv.setFont("Helvetica-Bold", 9)
-        canv.drawString(MARGIN, FOOTER_HEIGHT - 6 * mm, f"Transcript of {name}"[:90])
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 6 * mm, _("Transcript of %(name)s", name=name)[:90])
         canv.setFont("Helvetica", 8.5)
-        canv.drawString(MARGIN, FOOTER_HEIGHT - 11 * mm, "Verify this transcript (scan the code or open):")
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 11 * mm, _("Verify this transcript (scan the code or open):"))
         canv.drawString(MARGIN, FOOTER_HEIGHT - 15.5 * mm, verify_url)
-        canv.drawString(MARGIN, FOOTER_HEIGHT - 21 * mm, f"Page {canv.getPageNumber()} of {total}")
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 21 * mm, _("Page %(page)d of %(total)d", page=canv.getPageNumber(), total=total))
         canv.restoreState()
 
     return footer
@@ -158,64 +159,69 @@ def _summary(transcript, styles):
     person = transcript["person"]
     counts = transcript["counts"]
     lines = [
-        f"<b>Technician:</b> {escape(person['name'])}" + (f" ({escape(person['email'])})" if person.get("email")
-                                                         else ""),
-        f"<b>Organisation:</b> {escape(transcript['organisation'])}",
-        f"<b>As of:</b> {fmt_date(transcript['as_of'])} &nbsp; <b>Records from:</b> {escape(transcript['scope'])}",
-        f"<b>Competencies held:</b> {counts['held']} of {counts['competencies']} signed off; "
-        f"{counts['attestations']} attestations; {counts['evidence']} evidence items listed.",
+        f"<b>{_('Technician:')}</b> {escape(person['name'])}" + (f" ({escape(person['email'])})"
+                                                                 if person.get("email") else ""),
+        f"<b>{_('Organization:')}</b> {escape(transcript['organisation'])}",
+        f"<b>{_('As of:')}</b> {fmt_date(transcript['as_of'])} &nbsp; <b>{_('Records from:')}</b> "
+        f"{escape(transcript['scope'])}",
+        f"<b>{_('Competencies held:')}</b> "
+        + _("%(held)d of %(total)d signed off; %(attestations)d attestations; %(evidence)d evidence items listed.",
+            held=counts["held"], total=counts["competencies"], attestations=counts["attestations"],
+            evidence=counts["evidence"]),
     ]
     return [Paragraph(line, styles["body"]) for line in lines]
 
 
 def _competency_section(transcript, styles, usable):
-    out = [Paragraph("Competencies and sign-offs", styles["h2"])]
+    out = [Paragraph(_("Competencies and sign-offs"), styles["h2"])]
     if not transcript["competencies"]:
-        return out + [_p("No competency has been signed off yet.", styles["body"])]
+        return out + [_p(_("No competency has been signed off yet."), styles["body"])]
     widths = [usable * f for f in (0.17, 0.12, 0.12, 0.13, 0.20, 0.12, 0.14)]
     for entry in transcript["competencies"]:
-        head = (f"{escape(entry['code'])} {escape(entry['title'])} — {escape(entry['status_label'])}"
-                + (f", expires {fmt_date(entry['expires_at'])}" if entry.get("expires_at") and entry["held"] else ""))
+        head = (f"{escape(entry['code'])} {escape(entry['title'])} — {escape(_(entry['status_label']))}"
+                + (_(", expires %(date)s", date=fmt_date(entry["expires_at"]))
+                   if entry.get("expires_at") and entry["held"] else ""))
         rows = []
         for att in entry["attestations"]:
-            state = att["state_label"]
+            state = _(att["state_label"])
             if att["state"] == "revoked":
                 state += f" {fmt_date(att['revoked_at'])}: {att['revocation_reason']}"
             elif att["state"] == "corrected":
-                state += " by a later sign-off"
+                state += " " + _("by a later sign-off")
             if att.get("corrects_id"):
-                state += f" (correction: {att.get('correction_reason') or 'no reason given'})"
-            rows.append([f"{att['signer_name']}", att["signer_role_label"], fmt_date(att["signed_at"]),
-                         att["method_label"], f"{att['evidence_title']} ({att['evidence_kind_label']})",
-                         fmt_date(att["expires_at"]) or "No expiry", f"{att['rating_label']}. {state}"])
+                state += " " + _("(correction: %(reason)s)",
+                                 reason=att.get("correction_reason") or _("no reason given"))
+            rows.append([f"{att['signer_name']}", _(att["signer_role_label"]), fmt_date(att["signed_at"]),
+                         _(att["method_label"]), f"{att['evidence_title']} ({_(att['evidence_kind_label'])})",
+                         fmt_date(att["expires_at"]) or _("No expiry"), f"{att['rating_label']}. {state}"])
         out.append(KeepTogether([Paragraph(head, styles["h3"]),
-                                 _table(["Signed by", "Role", "Signed", "Method", "Evidence", "Expires",
-                                         "Rating and state"], rows[:3], widths, styles)]))
+                                 _table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"), _("Expires"),
+                                         _("Rating and state")], rows[:3], widths, styles)]))
         if len(rows) > 3:
-            out.append(_table(["Signed by", "Role", "Signed", "Method", "Evidence", "Expires", "Rating and state"],
+            out.append(_table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"), _("Expires"), _("Rating and state")],
                               rows[3:], widths, styles))
     return out
 
 
 def _cross_training(transcript, styles, usable):
-    out = [Paragraph("Cross-training by department", styles["h2"])]
+    out = [Paragraph(_("Cross-training by department"), styles["h2"])]
     if not transcript["cross_training"]:
-        return out + [_p("None recorded.", styles["body"])]
+        return out + [_p(_("None recorded."), styles["body"])]
     widths = [usable * f for f in (0.26, 0.30, 0.16, 0.08, 0.20)]
     for group in transcript["cross_training"]:
         rows = [[i["title"], "; ".join(i.get("skills") or []), i.get("trainer_name") or "",
                  i.get("hours") if i.get("hours") is not None else "",
-                 f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date'))}. {i['status_label']}"]
+                 f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date'))}. {_(i['status_label'])}"]
                 for i in group["items"]]
         out += [Paragraph(escape(group["department"]), styles["h3"]),
-                _table(["Training", "Skills", "Trainer", "Hours", "Dates and status"], rows, widths, styles)]
+                _table([_("Training"), _("Skills"), _("Trainer"), _("Hours"), _("Dates and status")], rows, widths, styles)]
     return out
 
 
 def _simple_section(title, items, header, row_of, fractions, styles, usable):
     out = [Paragraph(title, styles["h2"])]
     if not items:
-        return out + [_p("None recorded.", styles["body"])]
+        return out + [_p(_("None recorded."), styles["body"])]
     return out + [_table(header, [row_of(i) for i in items], [usable * f for f in fractions], styles)]
 
 
@@ -223,31 +229,32 @@ def _ce_section(transcript, styles, usable):
     """CE as services.ce.report gives it (the same numbers as the dashboard and the transcript page): per cycle,
     recorded and verified hours side by side, then the activities."""
     ce = transcript["continuing_education"]
-    out = [Paragraph("Continuing education", styles["h2"])]
+    out = [Paragraph(_("Continuing education"), styles["h2"])]
     for warning in ce.get("warnings") or []:
-        out.append(_p(f"Warning: {warning}", styles["body"]))
+        out.append(_p(_("Warning: %(warning)s", warning=warning), styles["body"]))
     for status in ce.get("cycles") or [ce["status"]]:
-        source = (f"from the verified {status['certification']['label']}" if status.get("known")
-                  else "assumed: no verified certification")
-        out.append(Paragraph(f"<b>{escape(status['name'])}</b>, cycle {fmt_date(status['cycle_start'])} to "
-                             f"{fmt_date(status['cycle_end'])} ({escape(source)}).", styles["body"]))
+        source = (_("from the verified %(credential)s", credential=status["certification"]["label"])
+                  if status.get("known") else _("assumed: no verified certification"))
+        out.append(Paragraph(f"<b>{escape(status['name'])}</b>, " + escape(_(
+            "cycle %(start)s to %(end)s (%(source)s).", start=fmt_date(status["cycle_start"]),
+            end=fmt_date(status["cycle_end"]), source=source)), styles["body"]))
         recorded, verified = status["recorded"], status["verified"]
         rows = [["All CE hours", f"{recorded['hours']:g}", f"{verified['hours']:g}", f"{verified['required_hours']:g}"]]
-        rows += [[r["label"], f"{sent['hours']:g}", f"{r['hours']:g}", f"at least {r['min_hours']:g}"]
+        rows += [[_(r["label"]), f"{sent['hours']:g}", f"{r['hours']:g}", _("at least %(hours)s", hours=f"{r['min_hours']:g}")]
                  for r, sent in zip(verified["requirements"], recorded["requirements"], strict=True)]
-        out.append(_table(["Hours", "Recorded (sent for review or signed off)", "Verified (signed off)", "Needed"],
+        out.append(_table([_("Hours"), _("Recorded (sent for review or signed off)"), _("Verified (signed off)"), _("Needed")],
                           rows, [usable * f for f in (0.40, 0.22, 0.20, 0.18)], styles))
-        out.append(_p(f"Recorded: {recorded['hours']:g} of {recorded['required_hours']:g} hours. "
-                      f"Verified: {verified['hours']:g} of {verified['required_hours']:g} hours. "
-                      f"{verified['summary']}", styles["body"]))
+        out.append(_p(_("Recorded: %(recorded)s of %(needed)s hours. Verified: %(verified)s of %(needed)s hours.",
+                        recorded=f"{recorded['hours']:g}", verified=f"{verified['hours']:g}",
+                        needed=f"{verified['required_hours']:g}") + f" {verified['summary']}", styles["body"]))
     out.append(Spacer(1, 4))
-    activities = _simple_section("CE activities", ce["activities"], ["Activity", "UAN", "Hours", "Completed",
-                                                                     "Status"],
+    activities = _simple_section(_("CE activities"), ce["activities"], [_("Activity"), _("UAN"), _("Hours"), _("Completed"),
+                                                                     _("Status")],
                                  lambda i: [i["title"] + (f" ({i['provider_name']})" if i.get("provider_name") else ""),
                                             i.get("uan") or "", i.get("hours") if i.get("hours") is not None else "",
-                                            fmt_date(i.get("completion_date")), i["status_label"]],
+                                            fmt_date(i.get("completion_date")), _(i["status_label"])],
                                  (0.40, 0.24, 0.08, 0.13, 0.15), styles, usable)
-    activities[0] = Paragraph("CE activities (sent for review or signed off, all cycles)", styles["h3"])
+    activities[0] = Paragraph(_("CE activities (sent for review or signed off, all cycles)"), styles["h3"])
     return out + activities
 
 
@@ -258,34 +265,35 @@ def render(transcript: dict, verify_url: str, page_size: str = "letter", out=Non
     usable = size[0] - 2 * MARGIN
     target = out if out is not None else io.BytesIO()
     doc = SimpleDocTemplate(target, pagesize=size, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                            bottomMargin=FOOTER_HEIGHT + 6 * mm, title=f"Transcript of {transcript['person']['name']}",
-                            author=transcript["organisation"], subject="Pharmacy technician competency transcript",
+                            bottomMargin=FOOTER_HEIGHT + 6 * mm, title=_("Transcript of %(name)s", name=transcript["person"]["name"]),
+                            author=transcript["organisation"], subject=_("Pharmacy technician competency transcript"),
                             creator="Pharmacy Tech Pathways")
-    story = [Paragraph("Competency transcript", styles["title"]), *_summary(transcript, styles)]
+    story = [Paragraph(_("Competency transcript"), styles["title"]), *_summary(transcript, styles)]
     story += _competency_section(transcript, styles, usable)
     story += _cross_training(transcript, styles, usable)
     story += _simple_section(
-        "Responsibilities", transcript["responsibilities"], ["Responsibility", "Scope", "Supervisor", "Dates"],
+        _("Responsibilities"), transcript["responsibilities"], [_("Responsibility"), _("Scope"), _("Supervisor"), _("Dates")],
         lambda i: [f"{i['title']} ({i.get('role_label') or ''})", i.get("scope") or "", i.get("supervisor") or "",
-                   f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date')) or 'ongoing'}. "
-                   f"{i['status_label']}"], (0.28, 0.38, 0.14, 0.20), styles, usable)
+                   f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date')) or _('ongoing')}. "
+                   f"{_(i['status_label'])}"], (0.28, 0.38, 0.14, 0.20), styles, usable)
     story += _simple_section(
-        "Quality-improvement projects", transcript["qi_projects"], ["Project", "Aim", "Role and results", "Cycles"],
+        _("Quality-improvement projects"), transcript["qi_projects"], [_("Project"), _("Aim"), _("Role and results"), _("Cycles")],
         lambda i: [i["title"], i.get("aim") or "", f"{i.get('role') or ''}. {i.get('results') or ''}",
-                   f"{i.get('pdsa_cycles', 0)} PDSA, last {fmt_date(i.get('last_cycle_date'))}. {i['status_label']}"],
+                   _("%(n)s PDSA, last %(date)s.", n=i.get("pdsa_cycles", 0), date=fmt_date(i.get("last_cycle_date")))
+                   + f" {_(i['status_label'])}"],
         (0.22, 0.28, 0.32, 0.18), styles, usable)
     story += _simple_section(
-        "Certifications", transcript["certifications"], ["Credential", "Number", "Issued by", "Issued", "Expires",
-                                                         "Status"],
+        _("Certifications"), transcript["certifications"], [_("Credential"), _("Number"), _("Issued by"), _("Issued"), _("Expires"),
+                                                         _("Status")],
         lambda i: [i.get("credential_label") or i["title"], i.get("number") or "", i.get("issuer") or "",
-                   fmt_date(i.get("issued_date")), fmt_date(i.get("expiry_date")) or "No expiry",
-                   ("Expired. " if i.get("expired") else "") + i["status_label"]],
+                   fmt_date(i.get("issued_date")), fmt_date(i.get("expiry_date")) or _("No expiry"),
+                   (_("Expired.") + " " if i.get("expired") else "") + _(i["status_label"])],
         (0.30, 0.14, 0.20, 0.11, 0.11, 0.14), styles, usable)
     story += _ce_section(transcript, styles, usable)
     story += [Spacer(1, 8), Paragraph(
-        "Each sign-off records who signed, their role at the time, when and how, and a SHA-256 fingerprint of the "
+        _("Each sign-off records who signed, their role at the time, when and how, and a SHA-256 fingerprint of the "
         "evidence they saw. Scan the code or open the link below to check that this transcript was issued by the "
-        "tool and whether any sign-off on it has since been revoked or corrected.", styles["muted"])]
+        "tool and whether any sign-off on it has since been revoked or corrected."), styles["muted"])]
     doc.build(story, canvasmaker=_numbered_canvas(_footer_drawer(transcript, verify_url, size)))
     if out is None:
         return target.getvalue()

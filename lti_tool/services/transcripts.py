@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from ..extensions import db
+from ..i18n import N_
 from ..lti.roles import ROLE_LABELS
 from ..models import Competency, Course, Evidence, Framework, SignOff, SignOffRevocation
 from ..models.evidence import RETURNED, SIGNED_OFF, SUBMITTED
@@ -30,20 +31,20 @@ from ..schemas.evidence import DEPARTMENTS, RESPONSIBILITY_ROLES
 from . import NotFound, attestation, ce, scope, settings, status
 
 METHOD_LABELS = {
-    "observed": "Observed",
-    "demonstrated": "Demonstrated",
-    "verified_document": "Verified document",
-    "attested": "Attested",
+    "observed": N_("Observed"),
+    "demonstrated": N_("Demonstrated"),
+    "verified_document": N_("Verified document"),
+    "attested": N_("Attested"),
 }
 # "imported": sign-offs of prior records loaded at go-live (services/prior_records), attested by the importer.
-SIGNER_ROLE_LABELS = {**ROLE_LABELS, "preceptor": "Preceptor", "imported": "Imported from prior records"}
-EVIDENCE_STATUS_LABELS = {SUBMITTED: "Awaiting review", SIGNED_OFF: "Signed off", RETURNED: "Returned"}
+SIGNER_ROLE_LABELS = {**ROLE_LABELS, "preceptor": N_("Preceptor"), "imported": N_("Imported from prior records")}
+EVIDENCE_STATUS_LABELS = {SUBMITTED: N_("Awaiting review"), SIGNED_OFF: N_("Signed off"), RETURNED: N_("Returned")}
 KIND_LABELS = {
-    "cross_training": "Cross-training",
-    "responsibility": "Responsibility",
-    "qi_project": "Quality-improvement project",
-    "certification": "Certification",
-    "continuing_education": "Continuing education",
+    "cross_training": N_("Cross-training"),
+    "responsibility": N_("Responsibility"),
+    "qi_project": N_("Quality-improvement project"),
+    "certification": N_("Certification"),
+    "continuing_education": N_("Continuing education"),
 }
 # Attestation states, as printed (the rule lives in services.attestation).
 VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = (attestation.VALID, attestation.NOT_PROFICIENT,
