@@ -121,7 +121,7 @@ def _numbered_canvas(footer):
 
 
 def _footer_drawer(transcript, verify_url, page_size):
-    width, _ = page_size
+    width, _height = page_size
     qr = QrCodeWidget(verify_url, barLevel="M")
     x0, y0, x1, y1 = qr.getBounds()
     side = 24 * mm
