@@ -17,7 +17,8 @@ def _request_claims():
     session = tool_session.current()
     claims = storage.get(session.launch_id) if session.launch_id else None
     if not claims or DL_SETTINGS not in claims:
-        raise DomainError(_("This page opens only from the LMS's \"add content\" dialog. Start again from your course."),
+        raise DomainError(_("This page opens only from the LMS's \"add content\" dialog. Start again from your "
+                            "course."),
                           status=400, code="no_deep_link_request")
     if session.course is None:
         raise DomainError(_("Content can only be placed inside a course."), status=400, code="no_course")

@@ -65,7 +65,8 @@ def index():
         forward = app_url(workplace(session), **carry)
     if forward:
         return redirect(forward, code=303)
-    return render_template("home.html", session=session, role_label=_(ROLE_LABELS[session.role]) if session.role in ROLE_LABELS else "—",
+    role_label = _(ROLE_LABELS[session.role]) if session.role in ROLE_LABELS else "—"
+    return render_template("home.html", session=session, role_label=role_label,
                            glance=_at_a_glance(session), attention=_notices(session))
 
 

@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from markupsafe import Markup
 
 from .. import formatting, tool_session
@@ -23,36 +25,39 @@ from ..web import redirect_with_notice, viewer_zone
 bp = Blueprint("manager", __name__, url_prefix="/team")
 only_managers = require(
     is_course_manager,
-    "The review queue, the team matrix and the other team pages are for this course's managers. Your role in "
-    "this course does not include them.")
+    _l("The review queue, the team matrix and the other team pages are for this course's managers. Your role in "
+    "this course does not include them."))
 # The review queue and review pages are also open to the technicians the course names preceptors.
 only_reviewers = require(
     can_review,
-    "The review queue is for this course's managers and named preceptors. Your role in this course does not "
-    "include it.")
+    _l("The review queue is for this course's managers and named preceptors. Your role in this course does not "
+    "include it."))
 
 METHOD_LABELS = {
-    "observed": "Observed",
-    "demonstrated": "Demonstrated",
-    "verified_document": "Verified document",
-    "attested": "Attested",
+    "observed": _l("Observed"),
+    "demonstrated": _l("Demonstrated"),
+    "verified_document": _l("Verified document"),
+    "attested": _l("Attested"),
 }
 assert set(METHOD_LABELS) == set(METHODS)
-REQUEST_STATUS_LABELS = {"open": "Open", "signed_off": "Signed off", "returned": "Returned",
-                         "withdrawn": "Withdrawn"}
-EVIDENCE_STATUS_LABELS = {"draft": "Draft", "submitted": "Submitted for review", "returned": "Returned",
-                          "signed_off": "Signed off", "withdrawn": "Withdrawn"}
+REQUEST_STATUS_LABELS = {"open": _l("Open"), "signed_off": _l("Signed off"), "returned": _l("Returned"),
+                         "withdrawn": _l("Withdrawn")}
+EVIDENCE_STATUS_LABELS = {"draft": _l("Draft"), "submitted": _l("Submitted for review"), "returned": _l("Returned"),
+                          "signed_off": _l("Signed off"), "withdrawn": _l("Withdrawn")}
 FIELD_LABELS = {
-    "department": "Department", "department_other": "Department (other)", "skills": "Skills",
-    "trainer_name": "Trainer", "hours": "Hours", "start_date": "Start date", "end_date": "End date",
-    "checklist_steps": "Checklist steps practised", "notes": "Notes", "role": "Role", "role_other": "Role (other)",
-    "scope": "Scope", "supervisor": "Supervisor", "problem": "Problem", "aim": "Aim", "measures": "Measures",
-    "pdsa_cycles": "PDSA cycles", "results": "Results", "team": "Team", "credential": "Credential",
-    "credential_other": "Credential (other)", "number": "Number", "issuing_body": "Issuing body",
-    "state": "State", "issued_date": "Issued", "expiry_date": "Expires", "uan": "ACPE activity number (UAN)",
-    "completion_date": "Completed", "provider_name": "Provider",
-    "sterile_compounding": "Sterile-compounding content", "plan": "Plan", "do": "Do", "study": "Study",
-    "act": "Act", "date": "Date", "trainer_person_id": None, "credential_label": None, "issuer": "Issuer",
+    "department": _l("Department"), "department_other": _l("Department (other)"), "skills": _l("Skills"),
+    "trainer_name": _l("Trainer"), "hours": _l("Hours"), "start_date": _l("Start date"), "end_date": _l("End date"),
+    "checklist_steps": _l("Checklist steps practised"), "notes": _l("Notes"), "role": _l("Role"),
+    "role_other": _l("Role (other)"),
+    "scope": _l("Scope"), "supervisor": _l("Supervisor"), "problem": _l("Problem"), "aim": _l("Aim"),
+    "measures": _l("Measures"),
+    "pdsa_cycles": _l("PDSA cycles"), "results": _l("Results"), "team": _l("Team"), "credential": _l("Credential"),
+    "credential_other": _l("Credential (other)"), "number": _l("Number"), "issuing_body": _l("Issuing body"),
+    "state": _l("State"), "issued_date": _l("Issued"), "expiry_date": _l("Expires"),
+    "uan": _l("ACPE activity number (UAN)"),
+    "completion_date": _l("Completed"), "provider_name": _l("Provider"),
+    "sterile_compounding": _l("Sterile-compounding content"), "plan": _l("Plan"), "do": _l("Do"), "study": _l("Study"),
+    "act": _l("Act"), "date": _l("Date"), "trainer_person_id": None, "credential_label": None, "issuer": _l("Issuer"),
 }
 VALUE_LABELS = {"department": DEPARTMENTS, "role": RESPONSIBILITY_ROLES,
                 "credential": {k: v[0] for k, v in CREDENTIALS.items()}}
@@ -93,7 +98,7 @@ def evidence_fields(item) -> list[tuple[str, object]]:
         if key in VALUE_LABELS and isinstance(value, str):
             value = VALUE_LABELS[key].get(value, value)
         if isinstance(value, bool):
-            value = "Yes" if value else "No"
+            value = _("Yes") if value else _("No")
         out.append((label, value))
     return out
 
@@ -148,7 +153,7 @@ def queue():
         "department": request.args.get("department") or None,
     }
     if chosen["department"] not in (None, *DEPARTMENT_LABELS):
-        raise DomainError(_("Not a known department."), fields={"department": "Not a known department."})
+        raise DomainError(_("Not a known department."), fields={"department": _("Not a known department.")})
     wanted = {"competency_id": (chosen["competency"] or [None])[0], "department": chosen["department"],
               "person_id": (chosen["person"] or [None])[0]}
     after = (_ids([request.args.get("after", "")]) or [None])[0]
@@ -167,7 +172,7 @@ def bulk():
     actor, course_id = _actor(), _course_id()
     ids = _ids(request.values.getlist("request"))
     if not ids:
-        return redirect_with_notice("manager.queue", "Choose at least one review request to sign off together.",
+        return redirect_with_notice("manager.queue", _("Choose at least one review request to sign off together."),
                                     "error")
     form = {"rating": request.form.get("rating", ""), "method": request.form.get("method", ""),
             "comment": request.form.get("comment", ""), "checklist": request.form.getlist("checklist_seen"),
@@ -175,11 +180,11 @@ def bulk():
     errors, problems, http_status = {}, {}, 200
     if request.method == "POST":
         if not form["rating"]:
-            errors["rating"] = "Choose a rating."
+            errors["rating"] = _("Choose a rating.")
         if not form["method"]:
-            errors["method"] = "Choose how competence was assessed."
+            errors["method"] = _("Choose how competence was assessed.")
         if not form["confirm"]:
-            errors["confirm"] = "Confirm that you assessed each technician listed."
+            errors["confirm"] = _("Confirm that you assessed each technician listed.")
         if not errors:
             try:
                 signed = reviews.bulk_sign_off(actor, ids, form["rating"], form["method"], form["checklist"],
@@ -190,8 +195,9 @@ def bulk():
                 errors = {k: v for k, v in (exc.fields or {}).items() if k != "requests" and isinstance(v, str)}
                 errors["_form"] = exc.message
             else:
-                return redirect_with_notice("manager.bulk_done", f"{len(signed)} of {len(ids)} review requests "
-                                            "signed off.", s=[s.id for s in signed])
+                return redirect_with_notice("manager.bulk_done", _(
+                    "%(signed)d of %(total)d review requests signed off.", signed=len(signed), total=len(ids)),
+                    s=[s.id for s in signed])
         else:
             http_status = 400
     rows = matrix.selected_requests(actor, course_id, ids)
@@ -226,22 +232,24 @@ def review(request_id: int):
         try:
             if decision == "return":
                 if not form["comment"].strip():
-                    errors["comment"] = "Say what the technician should revise: a comment is required to return."
+                    errors["comment"] = _("Say what the technician should revise: a comment is required to return.")
                 else:
                     reviews.return_for_revision(actor, request_id, form["comment"])
-                    return redirect_with_notice("manager.queue", f"Returned to {who} with your comments ({what}).")
+                    return redirect_with_notice("manager.queue", _(
+                        "Returned to %(name)s with your comments (%(code)s).", name=who, code=what))
             elif decision == "sign_off":
                 if not form["rating"]:
-                    errors["rating"] = "Choose a rating."
+                    errors["rating"] = _("Choose a rating.")
                 if not form["method"]:
-                    errors["method"] = "Choose how competence was assessed."
+                    errors["method"] = _("Choose how competence was assessed.")
                 if not errors:
                     made = reviews.sign_off(actor, request_id, form["rating"], form["method"], form["checklist"],
                                             form["comment"])
                     return redirect_with_notice(
-                        "manager.queue", f"Signed off {what} for {who}: {made.rating_label}.")
+                        "manager.queue", _("Signed off %(code)s for %(name)s: %(rating)s.", code=what, name=who,
+                                           rating=made.rating_label))
             else:
-                errors["decision"] = "Choose Sign off or Return with comments."
+                errors["decision"] = _("Choose Sign off or Return with comments.")
             http_status = 400
         except DomainError as exc:
             http_status = _failed(exc)
@@ -308,14 +316,14 @@ def sign_off(sign_off_id: int):
         try:
             if action == "revoke":
                 reviews.revoke(actor, sign_off_id, form["reason"])
-                return redirect_with_notice("manager.technician", "Sign-off revoked; it no longer counts.",
+                return redirect_with_notice("manager.technician", _("Sign-off revoked; it no longer counts."),
                                             person_id=person_id)
             if action == "correct":
                 reviews.correct(actor, sign_off_id, form["reason"], rating=form["rating"], method=form["method"],
                                 checklist_seen=form["checklist"], comment=form["comment"])
-                return redirect_with_notice("manager.technician", "Sign-off corrected; the correction now counts.",
+                return redirect_with_notice("manager.technician", _("Sign-off corrected; the correction now counts."),
                                             person_id=person_id)
-            errors["_form"] = "Choose Revoke or Correct."
+            errors["_form"] = _("Choose Revoke or Correct.")
             http_status = 400
         except DomainError as exc:
             http_status = _failed(exc)
@@ -337,9 +345,9 @@ def preceptors():
     errors, http_status = {}, 200
     if request.method == "POST":
         if id_or_none(form["person"]) is None:
-            errors["person"] = "Choose a technician."
+            errors["person"] = _("Choose a technician.")
         if not form["competencies"]:
-            errors["competency"] = "Choose at least one competency."
+            errors["competency"] = _("Choose at least one competency.")
         if not errors:
             try:
                 named = reviews.name_preceptor(actor, course_id, parse_id(form["person"]), form["competencies"])
@@ -349,9 +357,10 @@ def preceptors():
                           for k, v in (exc.fields or {}).items()}
                 errors["_form"] = exc.message
             else:
-                who = named[0].person.display_name if named else "The technician"
-                return redirect_with_notice("manager.preceptors", f"{who} is now preceptor for "
-                                            f"{len(named)} competenc{'y' if len(named) == 1 else 'ies'}.")
+                who = named[0].person.display_name if named else _("The technician")
+                return redirect_with_notice("manager.preceptors", ngettext(
+                    "%(name)s is now preceptor for %(num)d competency.",
+                    "%(name)s is now preceptor for %(num)d competencies.", len(named), name=who))
         else:
             http_status = 400
     current = reviews.course_preceptors(actor, course_id)
@@ -374,6 +383,6 @@ def remove_preceptor():
     if not person_id or not competency_ids:
         raise DomainError(_("Choose the preceptor and competency to remove."))
     removed = reviews.remove_preceptor(actor, _course_id(), person_id[0], competency_ids)
-    return redirect_with_notice("manager.preceptors", "Preceptor removed." if removed else
-                                "Nothing to remove: that preceptor was already removed.",
+    return redirect_with_notice("manager.preceptors", _("Preceptor removed.") if removed else
+                                _("Nothing to remove: that preceptor was already removed."),
                                 "success" if removed else "warning")

@@ -8,6 +8,7 @@ from datetime import date
 
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from .. import tool_session
@@ -28,8 +29,8 @@ from . import technician_view as view
 
 bp = Blueprint("technician", __name__, url_prefix="/me")
 
-ONLY_TECHNICIANS = ("These pages are a technician's own portfolio, opened from a course where you are a "
-                    "technician. Managers follow their technicians through the review queue and team pages.")
+ONLY_TECHNICIANS = _l("These pages are a technician's own portfolio, opened from a course where you are a "
+                      "technician. Managers follow their technicians through the review queue and team pages.")
 EDITABLE = (DRAFT, RETURNED)
 
 
@@ -126,7 +127,7 @@ def _render_form(actor, kind, values, *, evidence=None, error=None, extra_errors
     errors.update(extra_errors or {})
     items, by_field = forms.error_list(errors, kind, values.get("_cycle_map", ()))
     if error is not None and not items:
-        items = [{"id": None, "label": "Form", "message": error.message}]
+        items = [{"id": None, "label": _("Form"), "message": error.message}]
     tree = view.Tree.of(actor.course)
     groups = tree.choices(kind)
     steps_first = None
@@ -168,8 +169,8 @@ def _save_files(actor, evidence_id: int, files, remove_ids=(), *, revised: bool)
 
 def _saved_message(evidence, submitted: bool) -> str:
     if submitted:
-        return f"“{evidence.title}” was saved and sent for review."
-    return f"“{evidence.title}” was saved as a draft. Send it for review when it is ready."
+        return _("“%(title)s” was saved and sent for review.", title=evidence.title)
+    return _("“%(title)s” was saved as a draft. Send it for review when it is ready.", title=evidence.title)
 
 
 @bp.route("/evidence/new/<kind>", methods=["GET", "POST"])
@@ -214,8 +215,9 @@ def edit_evidence(evidence_id):
     evidence = _own(actor, evidence_id)
     if evidence.status not in EDITABLE:
         return redirect_with_notice("technician.evidence_detail",
-                                    f"This evidence is {view.EVIDENCE_LABELS[evidence.status].lower()} and cannot "
-                                    "be changed.", "error", evidence_id=evidence.id)
+                                    _("This evidence is %(status)s and cannot be changed.",
+                                      status=view.EVIDENCE_LABELS[evidence.status].lower()), "error",
+                                    evidence_id=evidence.id)
     kind = evidence.kind
     if request.method == "GET":
         values = forms.values_from_evidence(evidence, [link.competency_id for link in evidence.competency_links])
@@ -298,7 +300,7 @@ def request_review(evidence_id):
     actor = _actor()
     evidence = _own(actor, evidence_id)
     return _action(evidence.id, lambda: reviews.request_review(actor, evidence.id),
-                   "Sent for review. You will see the outcome here and on your dashboard.")
+                   _("Sent for review. You will see the outcome here and on your dashboard."))
 
 
 @bp.route("/evidence/<int:evidence_id>/withdraw", methods=["POST"])
@@ -308,7 +310,7 @@ def withdraw_evidence(evidence_id):
     evidence = _own(actor, evidence_id)
     reason = (request.form.get("reason") or "").strip() or None
     return _action(evidence.id, lambda: evidence_service.withdraw(actor, evidence.id, reason),
-                   "The evidence was withdrawn. It stays in your record but counts for nothing.")
+                   _("The evidence was withdrawn. It stays in your record but counts for nothing."))
 
 
 @bp.route("/requests/<int:request_id>/withdraw", methods=["POST"])
@@ -320,7 +322,7 @@ def withdraw_request(request_id):
     if evidence is None:
         abort(400, _("The form did not say which evidence the request belongs to."))
     return _action(evidence.id, lambda: reviews.withdraw_request(actor, request_id),
-                   "The review request was withdrawn. You can change the evidence and send it again.")
+                   _("The review request was withdrawn. You can change the evidence and send it again."))
 
 
 @bp.route("/evidence/<int:evidence_id>/attachments/<int:attachment_id>")

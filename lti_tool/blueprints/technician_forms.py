@@ -20,7 +20,8 @@ KINDS = {
     "qi_project": (_l("Quality-improvement project"),
                    _l("A project that improved a process or safety: the problem, the aim, measures and PDSA cycles.")),
     "certification": (_l("Certification"),
-                      _l("A certificate, registration or license you hold, such as PTCB CPhT or a state registration.")),
+                      _l("A certificate, registration or license you hold, such as PTCB CPhT or a state "
+                         "registration.")),
     "continuing_education": (_l("Continuing education (CE)"),
                              _l("An ACPE-accredited CE activity: its UAN, hours and completion date.")),
 }
@@ -58,7 +59,8 @@ def _options(mapping) -> tuple:
     return tuple((code, _l(label if isinstance(label, str) else label[0])) for code, label in mapping.items())
 
 
-TITLE = Field("title", _l("Title"), maxlength=300, hint=_l("A short name you will recognise, e.g. “Cart fill, 3 West”."))
+TITLE = Field("title", _l("Title"), maxlength=300,
+              hint=_l("A short name you will recognise, e.g. “Cart fill, 3 West”."))
 NOTES = Field("notes", _l("Notes"), "textarea", required=False, maxlength=5000,
               hint=_l("Anything else the reviewer should know (optional)."))
 
@@ -85,14 +87,16 @@ FIELDS = {
         Field("role_other", _l("Role, if “Other”"), required=False, maxlength=100),
         Field("scope", _l("What the role involves"), "textarea", maxlength=2000),
         Field("start_date", _l("Start date"), "date", past=True),
-        Field("end_date", _l("End date"), "date", required=False, past=True, hint=_l("Leave empty if you still hold it.")),
+        Field("end_date", _l("End date"), "date", required=False, past=True,
+              hint=_l("Leave empty if you still hold it.")),
         Field("supervisor", _l("Supervisor"), maxlength=200, hint=_l("Who can confirm it.")),
         NOTES,
     ),
     "qi_project": (
         TITLE,
         Field("problem", _l("Problem"), "textarea", maxlength=5000, hint=_l("What was going wrong, and how you knew.")),
-        Field("aim", _l("Aim"), "textarea", maxlength=2000, hint=_l("What you set out to change, by how much, by when.")),
+        Field("aim", _l("Aim"), "textarea", maxlength=2000,
+              hint=_l("What you set out to change, by how much, by when.")),
         Field("measures", _l("Measures"), "lines", hint=_l("One measure a line.")),
         Field("results", _l("Results"), "textarea", maxlength=5000),
         Field("role", _l("Your role"), "textarea", maxlength=1000),

@@ -304,8 +304,8 @@ def field_rows(evidence, people: dict) -> list[dict]:
         parts = data["uan_parts"]
         rows.insert(1, {"label": _("Activity"), "value": _(
             "%(format)s activity on %(topic)s (ACPE topic %(code)s), for %(audience)ss",
-            format=str(parts.get("format_label", "")).capitalize(), topic=parts.get("topic_label"),
-            code=parts.get("topic"), audience=parts.get("audience_label"))})
+            format=_(str(parts.get("format_label", ""))).capitalize(), topic=_(str(parts.get("topic_label"))),
+            code=parts.get("topic"), audience=_(str(parts.get("audience_label"))))})
     if evidence.kind == "certification" and data.get("issuer"):
         rows.insert(1, {"label": _("Issued by"), "value": data["issuer"]})
     if evidence.kind == "qi_project":

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from .. import formatting, tool_session
 from ..downloads import file_response
 from ..extensions import db
+from ..i18n import in_language
 from ..lti import keys
 from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
@@ -80,24 +81,28 @@ def download(person_id, fmt):
     if fmt.startswith("pdf-"):
         data, pdf = transcript_exports.pdf_for(actor, person_id, base, fmt[4:])
         return _attachment(pdf, "application/pdf", transcript_exports.file_name(data, "pdf"))
-    if fmt in ("csv", "json"):
-        data = transcripts.build(actor, person_id)
-        if fmt == "csv":
-            return _attachment(transcript_exports.to_csv(data), "text/csv; charset=utf-8",
-                               transcript_exports.file_name(data, "csv"))
-        return _attachment(transcript_exports.to_json(data), "application/json",
-                           transcript_exports.file_name(data, "json"))
-    if fmt == "ob3":
-        bundle = credentials.ob3_bundle(actor, person_id, base, title)
-        return _attachment(json.dumps(bundle, indent=2), "application/json", f"open-badges-{person_id}.json")
-    _, token = credentials.clr_credential(actor, person_id, base, title)
+    # Data exchange (CSV, JSON, signed credentials) stays in English whatever the page's language: other systems
+    # read it, and a signed credential must not depend on who downloaded it.
+    with in_language(language="en"):
+        if fmt in ("csv", "json"):
+            data = transcripts.build(actor, person_id)
+            if fmt == "csv":
+                return _attachment(transcript_exports.to_csv(data), "text/csv; charset=utf-8",
+                                   transcript_exports.file_name(data, "csv"))
+            return _attachment(transcript_exports.to_json(data), "application/json",
+                               transcript_exports.file_name(data, "json"))
+        if fmt == "ob3":
+            bundle = credentials.ob3_bundle(actor, person_id, base, title)
+            return _attachment(json.dumps(bundle, indent=2), "application/json", f"open-badges-{person_id}.json")
+        _credential, token = credentials.clr_credential(actor, person_id, base, title)
     return _attachment(token, "application/vc+jwt", f"clr-{person_id}.jwt")
 
 
 @bp.route("/transcripts/courses/<int:course_id>/matrix.csv")
 @login_required
 def matrix_csv(course_id):
-    text = transcript_exports.course_matrix_csv(_actor(), course_id)
+    with in_language(language="en"):  # data exchange: English, as the other CSVs
+        text = transcript_exports.course_matrix_csv(_actor(), course_id)
     return _attachment(text, "text/csv; charset=utf-8", f"course-{course_id}-matrix.csv")
 
 

@@ -156,12 +156,12 @@ def store_upload(stream: BinaryIO) -> StoredFile:
     if not data:
         raise AttachmentError(_("The file is empty."), code="empty_file", fields={"file": "The file is empty."})
     if len(data) > limit:
-        message = f"The file is larger than {_size(limit)}."
+        message = _("The file is larger than %(size)s.", size=_size(limit))
         raise AttachmentError(message, status=413, code="file_too_large", fields={"file": message})
     content_type = sniff(bytes(data[:64]))
     if content_type is None:
         kinds = ", ".join(ALLOWED_TYPES.values())
-        message = f"Only {kinds} files can be attached; this file's content is none of these."
+        message = _("Only %(kinds)s files can be attached; this file's content is none of these.", kinds=kinds)
         raise AttachmentError(message, status=415, code="file_type", fields={"file": message})
     store = storage()
     key = store.save(io.BytesIO(bytes(data)))

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import formatting
@@ -69,7 +70,8 @@ def verify(sign_off: SignOff) -> dict:
 # --- Where a sign-off stands: ONE rule for every page and export ----------------------------------------------
 
 VALID, NOT_PROFICIENT, EXPIRED, REVOKED, CORRECTED = "valid", "not_proficient", "expired", "revoked", "corrected"
-STATE_LABELS = {VALID: N_("Valid"), NOT_PROFICIENT: N_("Not yet proficient"), EXPIRED: N_("Expired"), REVOKED: N_("Revoked"),
+STATE_LABELS = {VALID: N_("Valid"), NOT_PROFICIENT: N_("Not yet proficient"), EXPIRED: N_("Expired"),
+                REVOKED: N_("Revoked"),
                 CORRECTED: N_("Corrected")}
 # Evidence-level states, worst first: what a reader must see before anything else.
 SIGNED_OFF = "signed_off"
@@ -109,12 +111,14 @@ class CompetencySignOff:
     def label(self) -> str:
         when = formatting.us_date(self.at, self.tz)
         if self.state == REVOKED:
-            return f"Sign-off revoked on {when} by {self.by}"
+            return _("Sign-off revoked on %(date)s by %(name)s", date=when, name=self.by)
         if self.state == CORRECTED:
-            return f"Sign-off corrected to “{self.rating_label}” on {when} by {self.by}"
+            return _("Sign-off corrected to “%(rating)s” on %(date)s by %(name)s", rating=self.rating_label,
+                     date=when, name=self.by)
         if self.state == NOT_PROFICIENT:
-            return f"Assessed “{self.rating_label}” (not yet proficient) on {when} by {self.by}"
-        return f"Signed off on {when} by {self.by}"
+            return _("Assessed “%(rating)s” (not yet proficient) on %(date)s by %(name)s", rating=self.rating_label,
+                     date=when, name=self.by)
+        return _("Signed off on %(date)s by %(name)s", date=when, name=self.by)
 
 
 @dataclass(frozen=True)
@@ -175,11 +179,11 @@ def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
         heads[(sign_off.evidence_id, sign_off.competency_id)] = _head_state(
             sign_off, revocation, revoker.display_name if revoker is not None else None, as_of, tz)
     by_evidence: dict = {}
-    for (evidence_id, _), entry in sorted(heads.items()):
+    for (evidence_id, _competency), entry in sorted(heads.items()):
         by_evidence.setdefault(evidence_id, []).append(entry)
     out = {}
     for evidence_id, entries in by_evidence.items():
         worst = min(entries, key=lambda e: EVIDENCE_ORDER.index(e.state))
-        label = "Signed off" if worst.state == SIGNED_OFF else worst.label
+        label = _("Signed off") if worst.state == SIGNED_OFF else worst.label
         out[evidence_id] = EvidenceSignOff(worst.state, label, tuple(entries))
     return out

@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from .. import formatting
@@ -71,7 +72,8 @@ def cycle_end(rule_data: dict, cycle_start: date) -> date:
 
 def hours_text(hours: Decimal) -> str:
     """Decimal("1.50") -> "1.5 hours", Decimal(1) -> "1 hour"."""
-    return format(hours.normalize(), "f") + (" hour" if hours == 1 else " hours")
+    number = format(hours.normalize(), "f")
+    return _("%(hours)s hour", hours=number) if hours == 1 else _("%(hours)s hours", hours=number)
 
 
 def _matches(item: dict, match: dict) -> bool:
@@ -109,8 +111,9 @@ def evaluate(rule_data: dict, items: list[dict]) -> dict:
 
     requirements, missing = [], []
     if missing_total:
-        missing.append(f"{hours_text(missing_total)} more CE in total ({hours_text(counted)} of "
-                       f"{hours_text(required)} so far)")
+        missing.append(_("%(missing)s more CE in total (%(counted)s of %(required)s so far)",
+                         missing=hours_text(missing_total), counted=hours_text(counted),
+                         required=hours_text(required)))
     for req in rule_data.get("requirements", []):
         hours = sum((Decimal(str(i["hours"])) for i in items if _matches(i, req["match"])), Decimal(0))
         need = Decimal(str(req["min_hours"]))
@@ -118,12 +121,14 @@ def evaluate(rule_data: dict, items: list[dict]) -> dict:
         requirements.append({"code": req["code"], "label": req["label"], "min_hours": req["min_hours"],
                              "hours": _num(hours), "met": not short, "missing_hours": _num(short)})
         if short:
-            missing.append(f"{hours_text(short)} of {req['label']}")
+            missing.append(_("%(hours)s of %(what)s", hours=hours_text(short), what=_(req["label"])))
     for limit in limits:
         if limit["not_counted"]:
-            limit["note"] = (f"{hours_text(Decimal(str(limit['not_counted'])))} of {limit['label']} do not count "
-                             f"(at most {hours_text(Decimal(str(limit['max_hours'])))} may).")
-    summary = ("All requirements are met." if not missing else "Still needed: " + "; ".join(missing) + ".")
+            limit["note"] = _("%(hours)s of %(what)s do not count (at most %(most)s may).",
+                              hours=hours_text(Decimal(str(limit["not_counted"]))), what=_(limit["label"]),
+                              most=hours_text(Decimal(str(limit["max_hours"]))))
+    summary = _("All requirements are met.") if not missing else \
+        _("Still needed: %(missing)s.", missing="; ".join(missing))
     return {
         "hours": _num(counted),
         "recorded_hours": _num(recorded),
@@ -266,21 +271,24 @@ def _warnings(result: dict, cycle: dict, today: date) -> list[str]:
     verified = result["verified"]
     if cycle["known"] and not verified["met"]:
         if days < 0:
-            out.append(f"Your {result['name']} cycle ended on {end} without the CE it needs. "
-                       f"{verified['summary']}")
+            out.append(_("Your %(rule)s cycle ended on %(date)s without the CE it needs.", rule=result["name"],
+                         date=end) + " " + verified["summary"])
         elif days <= WARNING_DAYS:
-            extra = (" Your recorded CE would cover it once signed off: ask for review."
+            extra = (" " + _("Your recorded CE would cover it once signed off: ask for review.")
                      if result["recorded"]["met"] else "")
-            out.append(f"Your {result['name']} cycle ends on {end} (in {days} day{'s' if days != 1 else ''}) "
-                       f"and verified CE falls short. {verified['summary']}{extra}")
+            out.append(ngettext("Your %(rule)s cycle ends on %(date)s (in %(num)d day) and verified CE falls short.",
+                                "Your %(rule)s cycle ends on %(date)s (in %(num)d days) and verified CE falls short.",
+                                days, rule=result["name"], date=end) + f" {verified['summary']}{extra}")
     cert = cycle["certification"]
     if cert is not None and cert["expires"] is not None:
         left = (cert["expires"] - today).days
         when = formatting.us_date(cert["expires"])
         if left < 0:
-            out.append(f"Your {cert['label']} expired on {when}.")
+            out.append(_("Your %(credential)s expired on %(date)s.", credential=_(cert["label"]), date=when))
         elif left <= WARNING_DAYS:
-            out.append(f"Your {cert['label']} expires on {when} (in {left} day{'s' if left != 1 else ''}).")
+            out.append(ngettext("Your %(credential)s expires on %(date)s (in %(num)d day).",
+                                "Your %(credential)s expires on %(date)s (in %(num)d days).", left,
+                                credential=_(cert["label"]), date=when))
     return out
 
 
@@ -304,8 +312,8 @@ def report(person, today: date | None = None, *, course_ids=None, rule_code: str
         cycles.append(result)
     pending = [_cert_json(c) for c in certs if not c["verified"] and c["credential"] in by_credential]
     for cert in pending:
-        warnings.append(f"Your {cert['label']} is pending verification: it sets your CE cycle once a manager signs "
-                        "it off.")
+        warnings.append(_("Your %(credential)s is pending verification: it sets your CE cycle once a manager "
+                          "signs it off.", credential=_(cert["label"])))
     return {"cycles": cycles, "pending": pending, "warnings": warnings}
 
 

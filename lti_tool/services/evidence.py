@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
+from ..i18n import N_
 from ..lti.roles import OBSERVER
 from ..models import Attachment, Competency, Evidence, EvidenceCompetency
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
@@ -22,11 +23,11 @@ from . import DomainError, Forbidden, NotFound, attachments, audit, scope, statu
 EDITABLE = (DRAFT, RETURNED)
 STATUSES = (DRAFT, SUBMITTED, RETURNED, SIGNED_OFF, WITHDRAWN)
 KIND_LABELS = {
-    "cross_training": "cross-training",
-    "responsibility": "extra responsibility",
-    "qi_project": "quality-improvement project",
-    "certification": "certification",
-    "continuing_education": "continuing education",
+    "cross_training": N_("cross-training"),
+    "responsibility": N_("extra responsibility"),
+    "qi_project": N_("quality-improvement project"),
+    "certification": N_("certification"),
+    "continuing_education": N_("continuing education"),
 }
 MAX_ATTACHMENTS = 20
 CE_KIND = "continuing_education"
@@ -144,11 +145,12 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
     missing = [str(i) for i in competency_ids if i not in found]
     if missing:
         errors.setdefault("competency_ids", []).append(
-            f"Not a competency of this course's frameworks: {', '.join(missing)}.")
+            _("Not a competency of this course's frameworks: %(ids)s.", ids=", ".join(missing)))
     for competency in found.values():
         if competency.evidence_kinds and kind not in competency.evidence_kinds:
             errors.setdefault("competency_ids", []).append(
-                f"{competency.code} {competency.title} does not accept {KIND_LABELS[kind]} evidence.")
+                _("%(code)s %(title)s does not accept %(kind)s evidence.", code=competency.code,
+                  title=competency.title, kind=_(KIND_LABELS[kind])))
 
     if kind == "cross_training":
         steps = set(data.get("checklist_steps") or [])
@@ -156,16 +158,16 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
         unknown = [s for s in data.get("checklist_steps") or [] if s not in allowed]
         if steps and not allowed and not missing:
             errors.setdefault("checklist_steps", []).append(
-                "The linked competencies have no checklist; leave the observed steps empty.")
+                _("The linked competencies have no checklist; leave the observed steps empty."))
         elif unknown and allowed:
             errors.setdefault("checklist_steps", []).append(
-                "Not a step of the linked competencies' checklists: " + "; ".join(unknown) + ".")
+                _("Not a step of the linked competencies' checklists: %(steps)s.", steps="; ".join(unknown)))
         trainer_id = data.get("trainer_person_id")
         if trainer_id is not None:
             if trainer_id == actor.person.id:
-                errors.setdefault("trainer_person_id", []).append("You cannot be your own trainer.")
+                errors.setdefault("trainer_person_id", []).append(_("You cannot be your own trainer."))
             elif not scope.is_member(trainer_id, actor.course.id):
-                errors.setdefault("trainer_person_id", []).append("The trainer must be a member of this course.")
+                errors.setdefault("trainer_person_id", []).append(_("The trainer must be a member of this course."))
 
     if kind == CE_KIND:
         query = select(Evidence.id, Evidence.data).where(
@@ -176,7 +178,7 @@ def _validate(actor, kind: str, payload, *, evidence_id: int | None = None):
         for other_id, other_data in db.session.execute(query):
             if (other_data or {}).get("uan") == data["uan"]:
                 errors.setdefault("uan", []).append(
-                    f"You already recorded this activity in this course (evidence {other_id}).")
+                    _("You already recorded this activity in this course (evidence %(id)s).", id=other_id))
                 break
 
     if errors:
@@ -282,7 +284,7 @@ def add_attachment(actor, evidence_id: int, filename: str, stream, *, descriptio
     photos is revision 1; nobody could have reviewed the states in between)."""
     evidence = _own_editable(actor, evidence_id)
     if len(evidence.attachments) >= MAX_ATTACHMENTS:
-        raise DomainError(f"An evidence item can have at most {MAX_ATTACHMENTS} attachments.", status=409,
+        raise DomainError(_("An evidence item can have at most %(n)d attachments.", n=MAX_ATTACHMENTS), status=409,
                           code="too_many_attachments")
     if description is not None:
         description = description.strip() or None
@@ -342,9 +344,11 @@ def list_for_person(actor, person_id: int, *, kind: str | None = None, status: s
     manage. Withdrawn items are left out unless asked for."""
     target = scope.person(actor, person_id)
     if kind is not None and kind not in EVIDENCE_KINDS:
-        raise DomainError(_("Unknown evidence kind."), code="invalid", fields={"kind": f"Unknown kind '{kind}'."})
+        raise DomainError(_("Unknown evidence kind."), code="invalid",
+                          fields={"kind": _("Unknown kind '%(kind)s'.", kind=kind)})
     if status is not None and status not in STATUSES:
-        raise DomainError(_("Unknown status."), code="invalid", fields={"status": f"Unknown status '{status}'."})
+        raise DomainError(_("Unknown status."), code="invalid",
+                          fields={"status": _("Unknown status '%(status)s'.", status=status)})
     query = select(Evidence).where(Evidence.person_id == target.id)
     if target.id != actor.person.id:
         if not scope.can_view_person(actor, target, course_id):

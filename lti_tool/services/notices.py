@@ -1,11 +1,14 @@
 """What is waiting for a person: the notices on each role's home page, and what the reminder e-mails say.
 
 The same functions feed both, so the home page and an e-mail never disagree. Expiry is read through the status
-service; "due soon" means within the tenant's first reminder (60 days by default), dates are the tenant's.
+service; "due soon" means within the tenant's first reminder (60 days by default), dates are the tenant's. The
+words are written in the current language: the viewer's on a page, the recipient's in an e-mail.
 """
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
 from ..extensions import db
@@ -38,10 +41,15 @@ def tenant_clock(registration, now: datetime) -> tuple:
 def _expiry(kind_ref: str, title: str, expires: date, today: date, horizon: int) -> Notice | None:
     days = (expires - today).days
     if days < 0:
-        return Notice(EXPIRED, title, f"expired on {us_date(expires)}", kind_ref, expires)
+        return Notice(EXPIRED, title, _("expired on %(date)s", date=us_date(expires)), kind_ref, expires)
     if days <= horizon:
-        when = "today" if days == 0 else ("tomorrow" if days == 1 else f"in {days} days")
-        return Notice(EXPIRING, title, f"expires {when}, on {us_date(expires)}", kind_ref, expires)
+        if days == 0:
+            detail = _("expires today, on %(date)s", date=us_date(expires))
+        elif days == 1:
+            detail = _("expires tomorrow, on %(date)s", date=us_date(expires))
+        else:
+            detail = _("expires in %(days)d days, on %(date)s", days=days, date=us_date(expires))
+        return Notice(EXPIRING, title, detail, kind_ref, expires)
     return None
 
 
@@ -75,7 +83,7 @@ def certifications_by_person(person_ids) -> dict:
         if key not in latest or latest[key][2] < expires:
             latest[key] = (evidence_id, title, expires)
     found: dict = {}
-    for (person_id, _), item in latest.items():
+    for (person_id, _credential), item in latest.items():
         found.setdefault(person_id, []).append(item)
     return found
 
@@ -105,9 +113,21 @@ def technician_notices(person, course, now: datetime) -> list[Notice]:
         if title in seen:
             continue
         seen.add(title)
-        detail = f"returned for revision on {us_date(resolved_at.astimezone(zone).date())}"
-        notices.append(Notice(RETURNED_KIND, title, detail + (f": {comment}" if comment else "")))
+        notices.append(Notice(RETURNED_KIND, title, returned_detail(us_date(resolved_at.astimezone(zone).date()),
+                                                                    comment)))
     return notices
+
+
+def returned_detail(day: str, comment: str | None) -> str:
+    if comment:
+        return _("returned for revision on %(date)s: %(comment)s", date=day, comment=comment)
+    return _("returned for revision on %(date)s", date=day)
+
+
+def waiting(count: int, oldest: str) -> Notice:
+    """The reviewer's notice of review requests waiting (home page and digest)."""
+    return Notice(WAITING, ngettext("%(num)d review request waiting", "%(num)d review requests waiting", count),
+                  _("the oldest since %(date)s", date=oldest))
 
 
 def reviewer_notices(actor, now: datetime) -> list[Notice]:
@@ -121,9 +141,7 @@ def reviewer_notices(actor, now: datetime) -> list[Notice]:
     zone, today, horizon = tenant_clock(course.registration, now)
     notices = []
     if queue:
-        oldest = us_date(queue[0].requested_at.astimezone(zone).date())
-        notices.append(Notice(WAITING, f"{len(queue)} review request{'s' if len(queue) != 1 else ''} waiting",
-                              f"the oldest since {oldest}"))
+        notices.append(waiting(len(queue), us_date(queue[0].requested_at.astimezone(zone).date())))
     if scope.manages(actor.person.id, course.id):
         notices += team_notices(course, status.team_statuses(actor, course, as_of=now), today, zone, horizon)
     return notices
@@ -143,9 +161,9 @@ def team_notices(course, statuses: dict, today: date, zone, horizon: int, names:
             continue
         parts = []
         if expired:
-            parts.append(f"{expired} expired")
+            parts.append(_("%(n)d expired", n=expired))
         if due:
-            parts.append(f"{len(due)} due by {us_date(due[-1].day)}")
-        found.append(Notice(TEAM, names.get(person_id, "A technician"), ", ".join(parts)))
+            parts.append(_("%(n)d due by %(date)s", n=len(due), date=us_date(due[-1].day)))
+        found.append(Notice(TEAM, names.get(person_id, _("A technician")), ", ".join(parts)))
     return sorted(found, key=lambda n: n.title.lower())
 

@@ -10,15 +10,19 @@ workers at once and as often as wanted):
 - a manager's or preceptor's digest: `digest:<person>:<course>:<day or ISO week>`, from 7 a.m. in the tenant's
   time zone, only when something waits.
 Only addresses the LMS shared are used; people without one see the same notices on their home page only.
+Each message is written in its recipient's language (the one they picked in the tool, else their LMS's, else
+English): subject, introduction, items and dates.
 """
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
 from ..formatting import us_date
+from ..i18n import in_language
 from ..lti.roles import MANAGER_SIDE, TECHNICIAN
 from ..lti.urls import origin
 from ..models import (
@@ -95,10 +99,12 @@ class Planner:
         context = {"name": person.given_name or person.display_name, "intro": intro, "items": items,
                    "where": where, "unsubscribe_url": unsubscribe, "category": category,
                    "tool_title": current_app.config["TOOL_TITLE"]}
+        with in_language(person):
+            body_text = render_template("email/message.txt", **context)
+            body_html = render_template("email/message.html", **context)
         return {"registration_id": person.registration_id, "person_id": person.id, "event_key": key,
                 "category": category, "to_address": person.email, "subject": subject[:300],
-                "body_text": render_template("email/message.txt", **context),
-                "body_html": render_template("email/message.html", **context), "unsubscribe_url": unsubscribe,
+                "body_text": body_text, "body_html": body_html, "unsubscribe_url": unsubscribe,
                 "status": "pending", "attempts": 0, "next_attempt_at": self.now, "created_at": self.now}
 
 
@@ -136,17 +142,25 @@ def _plan_tenant(planner: Planner, registration: Registration, now: datetime):
             if person_id in reminded or not person.email or not preferences.wants(prefs.get(person_id), REMINDERS):
                 continue
             reminded.add(person_id)  # status belongs to the person: one reminder whatever the number of courses
-            items = notices.competency_expiries(statuses[person_id], titles, zone, today, horizon)
-            items += notices.certification_expiries(certifications.get(person_id, []), today, horizon)
-            for item in items:
-                stage = stage_for((item.day - today).days, stages)
-                if stage is not None:
-                    verb = "expired" if item.kind == notices.EXPIRED else "is due for renewal"
-                    planner.add(person, f"expiry:{item.ref}:{stage}", REMINDERS, f"{item.title} {verb}",
-                                f"{item.title} {item.detail}. Record new evidence and ask for review in time.",
-                                [item], where)
+            with in_language(person):
+                _plan_expiries(planner, person, statuses[person_id], certifications.get(person_id, []), titles,
+                               (zone, today, horizon), stages, where)
         _plan_digests(planner, course, members, statuses, prefs, (zone, today, horizon), where)
     _plan_review_updates(planner, registration, prefs, zone, now)
+
+
+def _plan_expiries(planner, person, entries, certifications, titles, clock, stages, where):
+    zone, today, horizon = clock
+    items = notices.competency_expiries(entries, titles, zone, today, horizon)
+    items += notices.certification_expiries(certifications, today, horizon)
+    for item in items:
+        stage = stage_for((item.day - today).days, stages)
+        if stage is not None:
+            subject = _("%(title)s expired", title=item.title) if item.kind == notices.EXPIRED \
+                else _("%(title)s is due for renewal", title=item.title)
+            planner.add(person, f"expiry:{item.ref}:{stage}", REMINDERS, subject,
+                        _("%(title)s %(detail)s. Record new evidence and ask for review in time.", title=item.title,
+                          detail=item.detail), [item], where)
 
 
 def _plan_digests(planner, course, members, statuses, prefs, clock, where):
@@ -157,30 +171,31 @@ def _plan_digests(planner, course, members, statuses, prefs, clock, where):
     preceptor_ids = set(db.session.scalars(select(Preceptor.person_id).where(
         Preceptor.course_id == course.id, Preceptor.active.is_(True))))
     names = {p.id: p.display_name for m, p in members}
-    team = None
+    teams: dict = {}  # the team's notices, written once per language
     for membership, person in members:
         manager = membership.role in MANAGER_SIDE
         pref = prefs.get(person.id)
         if not person.email or not (manager or person.id in preceptor_ids) or not preferences.wants(pref, DIGEST):
             continue
         actor = Actor(person=person, course=course, membership=membership)
-        items = []
-        queue = reviews.review_queue(actor, course.id)
-        if queue:
-            oldest = us_date(queue[0].requested_at.astimezone(zone).date())
-            items.append(notices.Notice(notices.WAITING, f"{len(queue)} review request"
-                                        f"{'s' if len(queue) != 1 else ''} waiting", f"the oldest since {oldest}"))
-        if manager:
-            if team is None:
-                team = notices.team_notices(course, statuses, today, zone, horizon, names)
-            items += team
-        if not items:
-            continue
-        daily = pref is not None and pref.digest == "daily"
-        period = today.isoformat() if daily else "{}-W{:02d}".format(*today.isocalendar()[:2])
-        planner.add(person, f"digest:{person.id}:{course.id}:{period}", DIGEST,
-                    f"{'Daily' if daily else 'Weekly'} summary for {course.display_title}",
-                    f"What waits for you in {course.display_title} on {us_date(today)}.", items, where)
+        with in_language(person) as language:
+            items = []
+            queue = reviews.review_queue(actor, course.id)
+            if queue:
+                items.append(notices.waiting(len(queue), us_date(queue[0].requested_at.astimezone(zone).date())))
+            if manager:
+                if language not in teams:
+                    teams[language] = notices.team_notices(course, statuses, today, zone, horizon, names)
+                items += teams[language]
+            if not items:
+                continue
+            daily = pref is not None and pref.digest == "daily"
+            period = today.isoformat() if daily else "{}-W{:02d}".format(*today.isocalendar()[:2])
+            subject = _("Daily summary for %(course)s", course=course.display_title) if daily \
+                else _("Weekly summary for %(course)s", course=course.display_title)
+            planner.add(person, f"digest:{person.id}:{course.id}:{period}", DIGEST, subject,
+                        _("What waits for you in %(course)s on %(date)s.", course=course.display_title,
+                          date=us_date(today)), items, where)
 
 
 def _plan_review_updates(planner, registration, prefs, zone, now):
@@ -193,12 +208,14 @@ def _plan_review_updates(planner, registration, prefs, zone, now):
     for request, title in returned:
         person = request.person
         if person.email and preferences.wants(prefs.get(person.id), REVIEW_UPDATES):
-            day = us_date(request.resolved_at.astimezone(zone).date())
-            item = notices.Notice(notices.RETURNED_KIND, title, f"returned for revision on {day}"
-                                  + (f": {request.return_comment}" if request.return_comment else ""))
-            planner.add(person, f"returned:{request.id}", REVIEW_UPDATES, f"Evidence returned for revision: {title}",
-                        "Your reviewer asked for changes. Revise the evidence and ask for review again.", [item],
-                        where_to_open(request.course))
+            with in_language(person):
+                day = us_date(request.resolved_at.astimezone(zone).date())
+                item = notices.Notice(notices.RETURNED_KIND, title,
+                                      notices.returned_detail(day, request.return_comment))
+                planner.add(person, f"returned:{request.id}", REVIEW_UPDATES,
+                            _("Evidence returned for revision: %(title)s", title=title),
+                            _("Your reviewer asked for changes. Revise the evidence and ask for review again."),
+                            [item], where_to_open(request.course))
     signed = db.session.execute(
         select(SignOff, Competency.title).join(Competency, Competency.id == SignOff.competency_id)
         .join(Person, Person.id == SignOff.person_id)
@@ -206,11 +223,13 @@ def _plan_review_updates(planner, registration, prefs, zone, now):
     for sign_off, title in signed:
         person = db.session.get(Person, sign_off.person_id)
         if person.email and preferences.wants(prefs.get(person.id), REVIEW_UPDATES):
-            day = us_date(sign_off.signed_at.astimezone(zone).date())
-            detail = f"{sign_off.rating_label}, signed off by {sign_off.signer_name} on {day}"
-            if sign_off.expires_at:
-                detail += f"; due for revalidation by {us_date(sign_off.expires_at.astimezone(zone).date())}"
-            planner.add(person, f"signed:{sign_off.id}", REVIEW_UPDATES, f"Signed off: {title}",
-                        "A sign-off was recorded on your record.",
-                        [notices.Notice("signed", title, detail)], where_to_open(db.session.get(Course,
-                                                                                              sign_off.course_id)))
+            with in_language(person):
+                day = us_date(sign_off.signed_at.astimezone(zone).date())
+                detail = _("%(rating)s, signed off by %(signer)s on %(date)s", rating=sign_off.rating_label,
+                           signer=sign_off.signer_name, date=day)
+                if sign_off.expires_at:
+                    detail += _("; due for revalidation by %(date)s",
+                                date=us_date(sign_off.expires_at.astimezone(zone).date()))
+                planner.add(person, f"signed:{sign_off.id}", REVIEW_UPDATES, _("Signed off: %(title)s", title=title),
+                            _("A sign-off was recorded on your record."), [notices.Notice("signed", title, detail)],
+                            where_to_open(db.session.get(Course, sign_off.course_id)))

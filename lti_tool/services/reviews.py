@@ -22,6 +22,7 @@ Integrity rules (issue 3, items 5, 7, 10, 11):
 from datetime import datetime
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -66,12 +67,19 @@ SIGN_OFF_FIELDS = ("id", "review_request_id", "person_id", "competency_id", "cou
                    "corrects_id", "correction_reason")
 
 
+# How a request's or an evidence item's state reads inside a sentence ("it was returned").
+REQUEST_STATE_WORDS = {"open": _l("open"), "signed_off": _l("signed off"), "returned": _l("returned"),
+                       "withdrawn": _l("withdrawn")}
+EVIDENCE_STATE_WORDS = {"draft": _l("draft"), "submitted": _l("submitted"), "returned": _l("returned"),
+                        "signed_off": _l("signed off"), "withdrawn": _l("withdrawn")}
+
+
 # --- Permissions ------------------------------------------------------------------------------------------
 
-def _signing_role(actor, course, competency_id: int, evidence: Evidence, what: str) -> str:
+def _signing_role(actor, course, competency_id: int, evidence: Evidence, what) -> str:
     """The role in which the actor may sign off (or return, or correct) this competency on this evidence."""
     if course.registration_id != actor.registration_id:
-        raise NotFound(f"No such {what}.")
+        raise NotFound(what)
     if evidence.person_id == actor.person.id:
         raise Forbidden(_("Nobody can sign off their own evidence."), code="own_evidence")
     member = membership(actor.person.id, course.id)
@@ -83,7 +91,7 @@ def _signing_role(actor, course, competency_id: int, evidence: Evidence, what: s
                             code="preceptor_scope")
         role = PRECEPTOR
     else:
-        raise NotFound(f"No such {what}.")
+        raise NotFound(what)
     if not scope.is_member(evidence.person_id, course.id):
         raise Forbidden(_("The technician is no longer an active member of this course."), code="not_a_member")
     return role
@@ -101,9 +109,10 @@ def _lock_request(actor, request_id: int) -> ReviewRequest:
 
 def _closed(row: ReviewRequest) -> DomainError:
     if row.status == SIGNED:
-        return DomainError("This request has already been signed off by someone else.", status=409,
+        return DomainError(_("This request has already been signed off by someone else."), status=409,
                            code="already_signed_off")
-    return DomainError(f"This request is no longer open (it was {row.status.replace('_', ' ')}).", status=409,
+    return DomainError(_("This request is no longer open (it was %(status)s).",
+                         status=str(REQUEST_STATE_WORDS.get(row.status, row.status))), status=409,
                        code="request_closed")
 
 
@@ -141,10 +150,10 @@ def _settle_evidence(actor, evidence: Evidence, fallback: str):
                      course_id=evidence.course_id)
 
 
-def _text(value, what: str, code: str) -> str:
+def _text(value, message: str, code: str) -> str:
     value = value.strip() if isinstance(value, str) else ""
     if not value:
-        raise DomainError(f"Give {what}.", code=code, fields={code.removesuffix("_required"): f"Give {what}."})
+        raise DomainError(message, code=code, fields={code.removesuffix("_required"): message})
     return value
 
 
@@ -159,8 +168,9 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
     if not scope.is_member(actor.person.id, evidence.course_id):
         raise Forbidden(_("You are no longer an active member of this evidence's course."), code="not_a_member")
     if evidence.status not in (DRAFT, RETURNED):
-        raise DomainError(f"This evidence is {evidence.status.replace('_', ' ')}; only a draft or returned item "
-                          "can be sent for review.", status=409, code="not_submittable")
+        raise DomainError(_("This evidence is %(status)s; only a draft or returned item can be sent for review.",
+                            status=str(EVIDENCE_STATE_WORDS.get(evidence.status, evidence.status))), status=409,
+                          code="not_submittable")
     competency_ids = [link.competency_id for link in evidence.competency_links]
     if not competency_ids:
         raise DomainError(_("Link the evidence to at least one competency before asking for review."),
@@ -172,8 +182,9 @@ def request_review(actor, evidence_id: int, now: datetime | None = None) -> list
                           code="competency_not_in_course", fields={"competency_ids": missing})
     refused = [c.code for c in in_course.values() if c.evidence_kinds and evidence.kind not in c.evidence_kinds]
     if refused:
-        raise DomainError(f"{evidence.kind.replace('_', ' ').capitalize()} evidence does not count toward "
-                          f"{', '.join(refused)}.", code="kind_not_accepted", fields={"competency_ids": refused})
+        raise DomainError(_("%(kind)s evidence does not count toward %(codes)s.",
+                            kind=evidence.kind.replace("_", " ").capitalize(), codes=", ".join(refused)),
+                          code="kind_not_accepted", fields={"competency_ids": refused})
     # Compare-and-set the evidence status first: a double click submits once.
     before_status = evidence.status
     result = db.session.execute(
@@ -225,15 +236,16 @@ def _checked_level(competency: Competency, rating) -> dict:
     level = competency.framework.level(rating) if isinstance(rating, str) else None
     if level is None:
         codes = ", ".join(lvl["code"] for lvl in competency.framework.scale or [])
-        raise DomainError(f"Choose a rating on the {competency.framework.name} scale ({codes}).",
-                          code="invalid_rating", fields={"rating": "Not a level of this framework's scale."})
+        raise DomainError(_("Choose a rating on the %(framework)s scale (%(codes)s).",
+                            framework=competency.framework.name, codes=codes),
+                          code="invalid_rating", fields={"rating": _("Not a level of this framework's scale.")})
     return level
 
 
 def _checked_method(method) -> str:
     if method not in METHODS:
-        raise DomainError(f"Choose how competence was assessed: {', '.join(METHODS)}.", code="invalid_method",
-                          fields={"method": "Not a known method."})
+        raise DomainError(_("Choose how competence was assessed: %(methods)s.", methods=", ".join(METHODS)),
+                          code="invalid_method", fields={"method": _("Not a known method.")})
     return method
 
 
@@ -241,7 +253,8 @@ def _checked_steps(competency: Competency, steps) -> list:
     steps = list(steps or [])
     unknown = [s for s in steps if not isinstance(s, str) or s not in (competency.checklist or [])]
     if unknown:
-        raise DomainError(f"{len(unknown)} checklist step(s) are not in {competency.code}'s checklist.",
+        raise DomainError(_("%(n)d checklist step(s) are not in %(code)s's checklist.", n=len(unknown),
+                            code=competency.code),
                           code="invalid_checklist", fields={"checklist_seen": [str(s) for s in unknown]})
     seen = set(steps)
     return [s for s in competency.checklist if s in seen]  # the checklist's own order, no duplicates
@@ -250,7 +263,7 @@ def _checked_steps(competency: Competency, steps) -> list:
 def _prepare(actor, row: ReviewRequest, rating, method, checklist_seen) -> dict:
     """Every check of a sign-off, before anything is written."""
     evidence = row.evidence
-    role = _signing_role(actor, row.course, row.competency_id, evidence, "review request")
+    role = _signing_role(actor, row.course, row.competency_id, evidence, _("No such review request."))
     if row.status != OPEN:
         raise _closed(row)
     if evidence.revision != row.evidence_revision:
@@ -327,7 +340,8 @@ def bulk_sign_off(actor, request_ids, rating: str, method: str, checklist_seen=(
         raise DomainError(_("A bulk sign-off covers one competency; these requests are for several."),
                           code="mixed_competencies")
     if problems:
-        raise DomainError(f"Nothing was signed off: {len(problems)} of {len(ids)} request(s) cannot be.",
+        raise DomainError(_("Nothing was signed off: %(problems)d of %(total)d request(s) cannot be.",
+                            problems=len(problems), total=len(ids)),
                           code="bulk_refused", fields={"requests": problems})
     return [_write_sign_off(actor, rows[i], plans[i], comment, now) for i in ids]
 
@@ -338,9 +352,9 @@ def return_for_revision(actor, request_id: int, comment: str, now: datetime | No
     resubmits). Evidence that already carries a sign-off stays frozen: only this request is returned, and the
     technician records new evidence for that competency."""
     now = _aware(now)
-    comment = _text(comment, "a comment saying what to revise", "comment_required")
+    comment = _text(comment, _("Give a comment saying what to revise."), "comment_required")
     row = _lock_request(actor, request_id)
-    _signing_role(actor, row.course, row.competency_id, row.evidence, "review request")
+    _signing_role(actor, row.course, row.competency_id, row.evidence, _("No such review request."))
     if row.status != OPEN:
         raise _closed(row)
     evidence = row.evidence
@@ -381,7 +395,7 @@ def revoke(actor, sign_off_id: int, reason: str, now: datetime | None = None) ->
         if is_preceptor(actor.person.id, row.course_id, row.competency_id):
             raise Forbidden(_("Only the course's managers can revoke a sign-off."))
         raise NotFound(_("No such sign-off."))
-    reason = _text(reason, "a reason for the revocation", "reason_required")
+    reason = _text(reason, _("Give a reason for the revocation."), "reason_required")
     if row.revocation is not None:
         raise DomainError(_("This sign-off has already been revoked."), status=409, code="already_revoked")
     if _correction_of(row.id) is not None:
@@ -416,7 +430,7 @@ def correct(actor, sign_off_id: int, reason: str, *, rating=_UNSET, method=_UNSE
     original = _lock_sign_off(actor, sign_off_id)
     role = _signing_role(actor, db.session.get(Course, original.course_id), original.competency_id,
                          original.evidence, "sign-off")
-    reason = _text(reason, "a reason for the correction", "reason_required")
+    reason = _text(reason, _("Give a reason for the correction."), "reason_required")
     if original.revocation is not None:
         raise DomainError(_("A revoked sign-off cannot be corrected; sign off new evidence instead."), status=409,
                           code="revoked")

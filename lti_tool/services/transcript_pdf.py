@@ -149,7 +149,8 @@ def _footer_drawer(transcript, verify_url, page_size):
         canv.setFont("Helvetica", 8.5)
         canv.drawString(MARGIN, FOOTER_HEIGHT - 11 * mm, _("Verify this transcript (scan the code or open):"))
         canv.drawString(MARGIN, FOOTER_HEIGHT - 15.5 * mm, verify_url)
-        canv.drawString(MARGIN, FOOTER_HEIGHT - 21 * mm, _("Page %(page)d of %(total)d", page=canv.getPageNumber(), total=total))
+        canv.drawString(MARGIN, FOOTER_HEIGHT - 21 * mm, _("Page %(page)d of %(total)d", page=canv.getPageNumber(),
+                                                             total=total))
         canv.restoreState()
 
     return footer
@@ -195,10 +196,12 @@ def _competency_section(transcript, styles, usable):
                          _(att["method_label"]), f"{att['evidence_title']} ({_(att['evidence_kind_label'])})",
                          fmt_date(att["expires_at"]) or _("No expiry"), f"{att['rating_label']}. {state}"])
         out.append(KeepTogether([Paragraph(head, styles["h3"]),
-                                 _table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"), _("Expires"),
+                                 _table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"),
+                                         _("Expires"),
                                          _("Rating and state")], rows[:3], widths, styles)]))
         if len(rows) > 3:
-            out.append(_table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"), _("Expires"), _("Rating and state")],
+            out.append(_table([_("Signed by"), _("Role"), _("Signed"), _("Method"), _("Evidence"), _("Expires"),
+                               _("Rating and state")],
                               rows[3:], widths, styles))
     return out
 
@@ -214,7 +217,8 @@ def _cross_training(transcript, styles, usable):
                  f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date'))}. {_(i['status_label'])}"]
                 for i in group["items"]]
         out += [Paragraph(escape(group["department"]), styles["h3"]),
-                _table([_("Training"), _("Skills"), _("Trainer"), _("Hours"), _("Dates and status")], rows, widths, styles)]
+                _table([_("Training"), _("Skills"), _("Trainer"), _("Hours"), _("Dates and status")], rows, widths,
+                       styles)]
     return out
 
 
@@ -240,15 +244,18 @@ def _ce_section(transcript, styles, usable):
             end=fmt_date(status["cycle_end"]), source=source)), styles["body"]))
         recorded, verified = status["recorded"], status["verified"]
         rows = [["All CE hours", f"{recorded['hours']:g}", f"{verified['hours']:g}", f"{verified['required_hours']:g}"]]
-        rows += [[_(r["label"]), f"{sent['hours']:g}", f"{r['hours']:g}", _("at least %(hours)s", hours=f"{r['min_hours']:g}")]
+        rows += [[_(r["label"]), f"{sent['hours']:g}", f"{r['hours']:g}",
+                  _("at least %(hours)s", hours=f"{r['min_hours']:g}")]
                  for r, sent in zip(verified["requirements"], recorded["requirements"], strict=True)]
-        out.append(_table([_("Hours"), _("Recorded (sent for review or signed off)"), _("Verified (signed off)"), _("Needed")],
+        out.append(_table([_("Hours"), _("Recorded (sent for review or signed off)"), _("Verified (signed off)"),
+                           _("Needed")],
                           rows, [usable * f for f in (0.40, 0.22, 0.20, 0.18)], styles))
         out.append(_p(_("Recorded: %(recorded)s of %(needed)s hours. Verified: %(verified)s of %(needed)s hours.",
                         recorded=f"{recorded['hours']:g}", verified=f"{verified['hours']:g}",
                         needed=f"{verified['required_hours']:g}") + f" {verified['summary']}", styles["body"]))
     out.append(Spacer(1, 4))
-    activities = _simple_section(_("CE activities"), ce["activities"], [_("Activity"), _("UAN"), _("Hours"), _("Completed"),
+    activities = _simple_section(_("CE activities"), ce["activities"], [_("Activity"), _("UAN"), _("Hours"),
+                                                                     _("Completed"),
                                                                      _("Status")],
                                  lambda i: [i["title"] + (f" ({i['provider_name']})" if i.get("provider_name") else ""),
                                             i.get("uan") or "", i.get("hours") if i.get("hours") is not None else "",
@@ -265,25 +272,29 @@ def render(transcript: dict, verify_url: str, page_size: str = "letter", out=Non
     usable = size[0] - 2 * MARGIN
     target = out if out is not None else io.BytesIO()
     doc = SimpleDocTemplate(target, pagesize=size, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                            bottomMargin=FOOTER_HEIGHT + 6 * mm, title=_("Transcript of %(name)s", name=transcript["person"]["name"]),
+                            bottomMargin=FOOTER_HEIGHT + 6 * mm,
+                            title=_("Transcript of %(name)s", name=transcript["person"]["name"]),
                             author=transcript["organisation"], subject=_("Pharmacy technician competency transcript"),
                             creator="Pharmacy Tech Pathways")
     story = [Paragraph(_("Competency transcript"), styles["title"]), *_summary(transcript, styles)]
     story += _competency_section(transcript, styles, usable)
     story += _cross_training(transcript, styles, usable)
     story += _simple_section(
-        _("Responsibilities"), transcript["responsibilities"], [_("Responsibility"), _("Scope"), _("Supervisor"), _("Dates")],
+        _("Responsibilities"), transcript["responsibilities"],
+        [_("Responsibility"), _("Scope"), _("Supervisor"), _("Dates")],
         lambda i: [f"{i['title']} ({i.get('role_label') or ''})", i.get("scope") or "", i.get("supervisor") or "",
                    f"{fmt_date(i.get('start_date'))} – {fmt_date(i.get('end_date')) or _('ongoing')}. "
                    f"{_(i['status_label'])}"], (0.28, 0.38, 0.14, 0.20), styles, usable)
     story += _simple_section(
-        _("Quality-improvement projects"), transcript["qi_projects"], [_("Project"), _("Aim"), _("Role and results"), _("Cycles")],
+        _("Quality-improvement projects"), transcript["qi_projects"],
+        [_("Project"), _("Aim"), _("Role and results"), _("Cycles")],
         lambda i: [i["title"], i.get("aim") or "", f"{i.get('role') or ''}. {i.get('results') or ''}",
                    _("%(n)s PDSA, last %(date)s.", n=i.get("pdsa_cycles", 0), date=fmt_date(i.get("last_cycle_date")))
                    + f" {_(i['status_label'])}"],
         (0.22, 0.28, 0.32, 0.18), styles, usable)
     story += _simple_section(
-        _("Certifications"), transcript["certifications"], [_("Credential"), _("Number"), _("Issued by"), _("Issued"), _("Expires"),
+        _("Certifications"), transcript["certifications"],
+        [_("Credential"), _("Number"), _("Issued by"), _("Issued"), _("Expires"),
                                                          _("Status")],
         lambda i: [i.get("credential_label") or i["title"], i.get("number") or "", i.get("issuer") or "",
                    fmt_date(i.get("issued_date")), fmt_date(i.get("expiry_date")) or _("No expiry"),

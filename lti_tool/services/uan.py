@@ -14,18 +14,20 @@ from datetime import date
 
 from flask_babel import gettext as _
 
-FORMATS = {"L": "live", "H": "home study"}
+from ..i18n import N_
+
+FORMATS = {"L": N_("live"), "H": N_("home study")}
 TOPICS = {
-    "01": "disease state management / drug therapy",
-    "02": "HIV/AIDS therapy",
-    "03": "pharmacy law",
-    "04": "general pharmacy",
-    "05": "patient safety",
-    "06": "immunizations",
-    "07": "compounding",
-    "08": "pain management / opioids",
+    "01": N_("disease state management / drug therapy"),
+    "02": N_("HIV/AIDS therapy"),
+    "03": N_("pharmacy law"),
+    "04": N_("general pharmacy"),
+    "05": N_("patient safety"),
+    "06": N_("immunizations"),
+    "07": N_("compounding"),
+    "08": N_("pain management / opioids"),
 }
-AUDIENCES = {"P": "pharmacist", "T": "pharmacy technician"}
+AUDIENCES = {"P": N_("pharmacist"), "T": N_("pharmacy technician")}
 JOINT = {"0000": False, "9999": True}
 EXAMPLE = "0197-0000-17-001-L05-T"
 
@@ -87,48 +89,51 @@ def parse(text, today: date | None = None) -> UAN:
     """Parse a UAN typed by a person: lower case, spaces around dashes and a dash-less 17-character form are
     accepted. Raises UANError naming the part that is wrong."""
     if not isinstance(text, str) or not text.strip():
-        raise UANError(f"Enter the activity's UAN, like {EXAMPLE}.", "format")
+        raise UANError(_("Enter the activity's UAN, like %(example)s.", example=EXAMPLE), "format")
     value = normalise(text)
     if "-" not in value and (m := _COMPACT.match(value)):
         parts = list(m.groups())
     else:
         parts = value.split("-")
     if len(parts) != 6:
-        raise UANError(f"A UAN has six parts separated by dashes, like {EXAMPLE}; this one has {len(parts)}.",
-                       "format")
+        raise UANError(_("A UAN has six parts separated by dashes, like %(example)s; this one has %(n)d.",
+                         example=EXAMPLE, n=len(parts)), "format")
     provider, joint, year, sequence, format_topic, audience = parts
 
     if not re.fullmatch(r"\d{4}", provider):
-        raise UANError(f"The provider number (first part) must be 4 digits, not '{provider}'.", "provider")
+        raise UANError(_("The provider number (first part) must be 4 digits, not '%(value)s'.", value=provider),
+                       "provider")
     if joint not in JOINT:
-        raise UANError(f"The second part must be 0000 (one provider) or 9999 (joint providers), not '{joint}'.",
-                       "joint_provider")
+        raise UANError(_("The second part must be 0000 (one provider) or 9999 (joint providers), not '%(value)s'.",
+                         value=joint), "joint_provider")
     if not re.fullmatch(r"\d{2}", year):
-        raise UANError(f"The year (third part) must be 2 digits, not '{year}'.", "year")
+        raise UANError(_("The year (third part) must be 2 digits, not '%(value)s'.", value=year), "year")
     full_year = 2000 + int(year)
     this_year = (today or date.today()).year
     if full_year > this_year:
-        raise UANError(f"The year (third part) '{year}' means {full_year}, which has not come yet.", "year")
+        raise UANError(_("The year (third part) '%(value)s' means %(year)d, which has not come yet.", value=year,
+                         year=full_year), "year")
     if not re.fullmatch(r"\d{3}", sequence):
-        raise UANError(f"The sequence number (fourth part) must be 3 digits, not '{sequence}'.", "sequence")
+        raise UANError(_("The sequence number (fourth part) must be 3 digits, not '%(value)s'.", value=sequence),
+                       "sequence")
     if sequence == "000":
         raise UANError(_("The sequence number (fourth part) starts at 001; 000 is not used."), "sequence")
     if not re.fullmatch(r"[A-Z]\d{2}", format_topic):
-        raise UANError(f"The fifth part must be a format letter (L live, H home study) and a 2-digit topic, "
-                       f"like L05, not '{format_topic}'.", "format_topic")
+        raise UANError(_("The fifth part must be a format letter (L live, H home study) and a 2-digit topic, "
+                         "like L05, not '%(value)s'.", value=format_topic), "format_topic")
     fmt, topic = format_topic[0], format_topic[1:]
     if fmt not in FORMATS:
-        hint = " An activity offered both live and as home study has two UANs, one with L and one with H." \
+        hint = " " + _("An activity offered both live and as home study has two UANs, one with L and one with H.") \
             if fmt == "B" else ""
-        raise UANError(f"The format letter (fifth part) must be L (live) or H (home study), not '{fmt}'.{hint}",
-                       "format_topic")
+        raise UANError(_("The format letter (fifth part) must be L (live) or H (home study), not '%(value)s'.",
+                         value=fmt) + hint, "format_topic")
     if topic not in TOPICS:
-        known = ", ".join(f"{code} {label}" for code, label in TOPICS.items())
-        raise UANError(f"The topic '{topic}' (fifth part) is not an ACPE topic designator ({known}).",
-                       "format_topic")
+        known = ", ".join(f"{code} {_(label)}" for code, label in TOPICS.items())
+        raise UANError(_("The topic '%(value)s' (fifth part) is not an ACPE topic designator (%(known)s).",
+                         value=topic, known=known), "format_topic")
     if audience not in AUDIENCES:
-        raise UANError(f"The last part must be P (pharmacists) or T (pharmacy technicians), not '{audience}'.",
-                       "audience")
+        raise UANError(_("The last part must be P (pharmacists) or T (pharmacy technicians), not '%(value)s'.",
+                         value=audience), "audience")
     return UAN(provider=provider, joint_provider=JOINT[joint], year=full_year, sequence=sequence, format=fmt,
                topic=topic, audience=audience)
 

@@ -11,6 +11,7 @@ credential's JSON, or the Open Badges download itself (a bundle {"credentials": 
 import json
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import formatting
@@ -69,15 +70,16 @@ def certifies(row: IssuedCredential) -> list[dict]:
     for sign_off, competency, revocation in rows:
         corrected = corrections.get(sign_off.id)
         if revocation is not None:
-            state = f"Revoked on {formatting.us_date(revocation.revoked_at, tz)}"
+            state = _("Revoked on %(date)s", date=formatting.us_date(revocation.revoked_at, tz))
         elif corrected is not None:
-            state = f"Corrected on {formatting.us_date(corrected.signed_at, tz)}"
+            state = _("Corrected on %(date)s", date=formatting.us_date(corrected.signed_at, tz))
         else:
-            state = "In force"
+            state = _("In force")
         out.append({"code": competency.code, "title": competency.title, "rating": sign_off.rating_label,
                     "signed": formatting.us_date(sign_off.signed_at, tz), "signer": sign_off.signer_name,
-                    "role": SIGNER_ROLE_LABELS.get(sign_off.signer_role, sign_off.signer_role),
-                    "expires": formatting.us_date(sign_off.expires_at, tz) if sign_off.expires_at else "No expiration",
+                    "role": _(SIGNER_ROLE_LABELS.get(sign_off.signer_role, sign_off.signer_role)),
+                    "expires": formatting.us_date(sign_off.expires_at, tz) if sign_off.expires_at
+                    else _("No expiration"),
                     "state": state})
     return out
 
@@ -90,9 +92,9 @@ def _certification(row: IssuedCredential) -> dict | None:
         return None
     data = evidence.data or {}
     credential = data.get("credential")
-    return {"label": data.get("credential_other") or CREDENTIALS.get(credential, (evidence.title,))[0],
+    return {"label": data.get("credential_other") or _(CREDENTIALS.get(credential, (evidence.title,))[0]),
             "number": data.get("number"), "issued": formatting.us_date(data.get("issued_date")),
-            "expires": formatting.us_date(data.get("expiry_date")) or "No expiration"}
+            "expires": formatting.us_date(data.get("expiry_date")) or _("No expiration")}
 
 
 def _with_details(result: dict) -> Checked:
@@ -123,17 +125,17 @@ def check(presented) -> Answers:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise credentials.CredentialError("The file is not a credential (it is not UTF-8 text).") from exc
+            raise credentials.CredentialError(_("The file is not a credential (it is not UTF-8 text).")) from exc
     if isinstance(value, str) and value.strip().startswith("{"):
         try:
             value = json.loads(value)
         except ValueError as exc:
-            raise credentials.CredentialError("The credential is neither a compact JWT nor valid JSON.") from exc
+            raise credentials.CredentialError(_("The credential is neither a compact JWT nor valid JSON.")) from exc
     if isinstance(value, dict) and isinstance(value.get("credentials"), list) and "type" not in value:
         items = value["credentials"][:MAX_BUNDLE]
         tokens = [item.get("jwt") if isinstance(item, dict) else item for item in items]
         if not tokens or not all(isinstance(t, str) and t for t in tokens):
-            raise credentials.CredentialError("This Open Badges file lists no credentials to check.")
+            raise credentials.CredentialError(_("This Open Badges file lists no credentials to check."))
         answers = Answers(_with_details(credentials.verify(token)) for token in tokens)
         answers.bundle = True
         return answers
