@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from markupsafe import Markup
 
 from .. import formatting, tool_session
+from ..i18n import in_language
 from ..permissions import can_read_audit_log, can_see_reports, is_course_manager, is_tool_admin, require
 from ..services import DomainError, audit_log, report_chart, report_pdf, reports, status
 from ..services.actors import Actor
@@ -62,8 +63,9 @@ def roster():
     stamp = report.day.isoformat()
     fmt = request.args.get("format")
     if fmt == "csv":
-        return _download(to_csv(reports.ROSTER_HEADER, reports.roster_csv_rows(report)), "text/csv",
-                         f"competency-roster-{stamp}.csv")
+        with in_language(language="en"):  # CSV is data exchange: English
+            return _download(to_csv(reports.ROSTER_HEADER, reports.roster_csv_rows(report)), "text/csv",
+                                 f"competency-roster-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.roster_pdf(report), "application/pdf", f"competency-roster-{stamp}.pdf")
     sets = reports.competency_sets(report.course)
@@ -79,8 +81,9 @@ def summary():
     stamp = report.day.isoformat()
     fmt = request.args.get("format")
     if fmt == "csv":
-        return _download(to_csv(reports.SUMMARY_HEADER, reports.summary_csv_rows(report)), "text/csv",
-                         f"compliance-summary-{stamp}.csv")
+        with in_language(language="en"):  # CSV is data exchange: English
+            return _download(to_csv(reports.SUMMARY_HEADER, reports.summary_csv_rows(report)), "text/csv",
+                                 f"compliance-summary-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.summary_pdf(report), "application/pdf", f"compliance-summary-{stamp}.pdf")
     chart = Markup(report_chart.svg(report_pdf.chart_series(report),
@@ -95,8 +98,9 @@ def person(person_id: int):
     stamp = report.day.isoformat()
     fmt = request.args.get("format")
     if fmt == "csv":
-        return _download(to_csv(reports.PERSON_HEADER, reports.person_csv_rows(report)), "text/csv",
-                         f"person-file-{person_id}-{stamp}.csv")
+        with in_language(language="en"):  # CSV is data exchange: English
+            return _download(to_csv(reports.PERSON_HEADER, reports.person_csv_rows(report)), "text/csv",
+                                 f"person-file-{person_id}-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.person_pdf(report), "application/pdf", f"person-file-{person_id}-{stamp}.pdf")
     return render_template("reports/person.html", r=report, standing_label=reports.standing_label,
@@ -118,8 +122,9 @@ def audit():
             raise
         errors, status_code, filters = dict(exc.fields), 400, audit_log.AuditFilters()
     if request.args.get("format") == "csv" and not errors:
-        return _download(to_csv(audit_log.CSV_HEADER, audit_log.csv_rows(actor, course_id, filters)), "text/csv",
-                         "audit-log.csv")
+        with in_language(language="en"):  # CSV is data exchange: English
+            return _download(to_csv(audit_log.CSV_HEADER, audit_log.csv_rows(actor, course_id, filters)), "text/csv",
+                                 "audit-log.csv")
     page = audit_log.page(actor, course_id, filters)
     competencies = status.course_competencies(session.course) if session.course is not None else []
     return render_template("reports/audit.html", p=page, options=audit_log.options(actor, course_id),
