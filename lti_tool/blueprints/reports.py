@@ -65,7 +65,7 @@ def roster():
     if fmt == "csv":
         with in_language(language="en"):  # CSV is data exchange: English
             return _download(to_csv(reports.ROSTER_HEADER, reports.roster_csv_rows(report)), "text/csv",
-                                 f"competency-roster-{stamp}.csv")
+                             f"competency-roster-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.roster_pdf(report), "application/pdf", f"competency-roster-{stamp}.pdf")
     sets = reports.competency_sets(report.course)
@@ -83,7 +83,7 @@ def summary():
     if fmt == "csv":
         with in_language(language="en"):  # CSV is data exchange: English
             return _download(to_csv(reports.SUMMARY_HEADER, reports.summary_csv_rows(report)), "text/csv",
-                                 f"compliance-summary-{stamp}.csv")
+                             f"compliance-summary-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.summary_pdf(report), "application/pdf", f"compliance-summary-{stamp}.pdf")
     chart = Markup(report_chart.svg(report_pdf.chart_series(report),
@@ -100,7 +100,7 @@ def person(person_id: int):
     if fmt == "csv":
         with in_language(language="en"):  # CSV is data exchange: English
             return _download(to_csv(reports.PERSON_HEADER, reports.person_csv_rows(report)), "text/csv",
-                                 f"person-file-{person_id}-{stamp}.csv")
+                             f"person-file-{person_id}-{stamp}.csv")
     if fmt == "pdf":
         return _download(report_pdf.person_pdf(report), "application/pdf", f"person-file-{person_id}-{stamp}.pdf")
     return render_template("reports/person.html", r=report, standing_label=reports.standing_label,
@@ -124,7 +124,7 @@ def audit():
     if request.args.get("format") == "csv" and not errors:
         with in_language(language="en"):  # CSV is data exchange: English
             return _download(to_csv(audit_log.CSV_HEADER, audit_log.csv_rows(actor, course_id, filters)), "text/csv",
-                                 "audit-log.csv")
+                             "audit-log.csv")
     page = audit_log.page(actor, course_id, filters)
     competencies = status.course_competencies(session.course) if session.course is not None else []
     return render_template("reports/audit.html", p=page, options=audit_log.options(actor, course_id),
