@@ -124,7 +124,9 @@ def helpers():
         "ago": ago, "when": when, "matrix_cells": matrix_cells, "evidence_fields": evidence_fields,
         "plain_label": _plain_label,
         "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
-        "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
+        # Kinds and departments are kept in English (stored, exported); pages show them in the viewer's language.
+        "method_labels": METHOD_LABELS, "kind_labels": {k: _(v) for k, v in KIND_LABELS.items()},
+        "department_labels": {k: _(v) for k, v in DEPARTMENT_LABELS.items()},
         "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
         # Preceptors share the queue and review pages; the team's other pages are for managers.
         "team_manager": is_course_manager(tool_session.current()),

@@ -341,7 +341,7 @@ def sign_off_rows(sign_offs) -> list[dict]:
             state = _("Replaced by a correction on %(date)s", date=day_text(corrected[s.id].signed_at))
         elif not s.proficient:
             state = _("Not yet proficient: this rating does not achieve the competency")
-        rows.append({"sign_off": s, "role": PEOPLE_ROLES.get(s.signer_role, s.signer_role),
+        rows.append({"sign_off": s, "role": _(PEOPLE_ROLES.get(s.signer_role, s.signer_role)),
                      "when": moment_text(s.signed_at), "method": METHOD_LABELS.get(s.method, s.method),
                      "expires": day_text(s.expires_at) if s.expires_at else _("Does not expire"), "state": state})
     return rows
@@ -374,7 +374,7 @@ def history(evidence, requests, sign_offs, me_id: int) -> list[dict]:
         elif person.id == me_id:
             who = _("You")
         else:
-            who = f"{person.display_name} ({PEOPLE_ROLES.get(entry.actor_role, entry.actor_role or _('member'))})"
+            who = f"{person.display_name} ({_(PEOPLE_ROLES.get(entry.actor_role, entry.actor_role or 'member'))})"
         comp = None
         if entry.entity_type == "review_requests":
             comp = requests_by_id[entry.entity_id].competency

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from .. import formatting, tool_session
 from ..downloads import file_response
 from ..extensions import db
-from ..i18n import in_language
+from ..i18n import N_, in_language
 from ..lti import keys
 from ..lti.roles import TECHNICIAN
 from ..models import Membership, Person
@@ -24,8 +24,8 @@ from ..tasks import enqueue_after_commit
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
-DOWNLOADS = {"pdf-letter": "PDF (US Letter)", "pdf-a4": "PDF (A4)", "csv": "CSV", "json": "JSON",
-             "ob3": "Open Badges 3.0 credentials", "clr": "Comprehensive Learner Record (CLR 2.0)"}
+DOWNLOADS = {"pdf-letter": N_("PDF (US Letter)"), "pdf-a4": N_("PDF (A4)"), "csv": "CSV", "json": "JSON",
+             "ob3": N_("Open Badges 3.0 credentials"), "clr": N_("Comprehensive Learner Record (CLR 2.0)")}
 
 
 def _actor() -> Actor:

@@ -89,7 +89,7 @@ class Tree:
 
     def departments(self) -> list[tuple[str, str]]:
         tags = {d for c in self.leaves for d in (c.departments or [])}
-        return [(key, label) for key, label in DEPARTMENT_LABELS.items() if key in tags]
+        return [(key, _(label)) for key, label in DEPARTMENT_LABELS.items() if key in tags]
 
 
 def course_tree(course) -> Tree:

@@ -2,15 +2,16 @@
 from sqlalchemy import select
 
 from ..extensions import db
+from ..i18n import N_
 from ..ids import is_digits
 from ..models import Competency, Framework
 from . import frameworks, pathways
 
 DEPARTMENT_LABELS = {
-    "community": "Community / retail", "central": "Hospital central pharmacy",
-    "iv_room": "IV room / sterile compounding",
-    "nonsterile": "Non-sterile compounding", "hazardous": "Hazardous drugs", "ltc": "Long-term care",
-    "specialty": "Specialty / mail order", "nuclear": "Nuclear pharmacy",
+    "community": N_("Community / retail"), "central": N_("Hospital central pharmacy"),
+    "iv_room": N_("IV room / sterile compounding"),
+    "nonsterile": N_("Non-sterile compounding"), "hazardous": N_("Hazardous drugs"), "ltc": N_("Long-term care"),
+    "specialty": N_("Specialty / mail order"), "nuclear": N_("Nuclear pharmacy"),
 }
 
 

@@ -242,7 +242,7 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
         "person": {"id": person.id, "name": person.display_name, "email": person.email},
         "organisation": settings.organization_name(person.registration),
         "as_of": _iso(as_of),
-        "scope": "all courses" if course_ids is None else "courses managed by the requester",
+        "scope": N_("all courses") if course_ids is None else N_("courses managed by the requester"),
         "competencies": competencies,
         "cross_training": [{"department": dept, "items": rows} for dept, rows in cross_training.items()],
         "responsibilities": by_date("responsibility", "start_date"),
