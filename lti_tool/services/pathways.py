@@ -24,6 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased, joinedload
 
@@ -180,16 +181,15 @@ def _names(items, limit=SHOW) -> str:
     items = list(items)
     if len(items) <= limit:
         return ", ".join(items)
-    return ", ".join(items[:limit]) + f" and {len(items) - limit} more"
+    return _("%(names)s and %(n)d more", names=", ".join(items[:limit]), n=len(items) - limit)
 
 
-def _plural(n, word) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _years(days: float) -> str:
     years = days / DAYS_PER_YEAR
-    return f"{years:.1f} year{'' if round(years, 1) == 1 else 's'}"
+    text = f"{years:.1f}"
+    return _("%(n)s year", n=text) if round(years, 1) == 1 else _("%(n)s years", n=text)
 
 
 # --- Facts about one technician ---------------------------------------------------------------------------
@@ -270,14 +270,17 @@ def _credential(facts: _Facts, key: str) -> dict:
         if issued is not None and issued > facts.today:
             continue
         if expiry is not None and expiry < facts.today:
-            expired = f"the recorded {spec['name']} expired on {expiry.isoformat()}"
+            expired = _("the recorded %(credential)s expired on %(date)s", credential=spec["name"],
+                        date=expiry.isoformat())
             continue
-        state = "signed off" if ev.id in facts.attested_evidence else "recorded, not yet signed off"
-        until = f", valid until {expiry.isoformat()}" if expiry else ""
-        return {"held": True, "how": f"certificate '{ev.title}' ({state}{until})", "expired": None}
+        state = _("signed off") if ev.id in facts.attested_evidence else _("recorded, not yet signed off")
+        if expiry:
+            state = _("%(state)s, valid until %(date)s", state=state, date=expiry.isoformat())
+        return {"held": True, "how": _("certificate '%(title)s' (%(state)s)", title=ev.title, state=state),
+                "expired": None}
     for code in spec.get("competency_codes") or []:
         if code in facts.held_codes:
-            return {"held": True, "how": f"{code} signed off", "expired": None}
+            return {"held": True, "how": _("%(code)s signed off", code=code), "expired": None}
     return {"held": False, "how": None, "expired": expired}
 
 
@@ -325,10 +328,11 @@ def _all_of(facts, req):
     met = sum(c.met for c in children)
     progress = sum(c.progress for c in children) / len(children)
     if met == len(children):
-        text = "Every requirement is met."
+        text = _("Every requirement is met.")
     else:
         todo = _names(c.label for c in children if not c.met)
-        text = f"{met} of {len(children)} requirements met; still to do: {todo}."
+        text = _("%(met)d of %(total)d requirements met; still to do: %(todo)s.", met=met, total=len(children),
+                 todo=todo)
     return RequirementResult("all_of", req.get("label") or "All of", met == len(children), progress, text, children)
 
 
@@ -337,10 +341,11 @@ def _any_of(facts, req):
     done = [c for c in children if c.met]
     best = max(children, key=lambda c: c.progress)
     if done:
-        text = f"Met through: {done[0].label}."
+        text = _("Met through: %(label)s.", label=done[0].label)
     else:
-        text = (f"One of these is needed: {' or '.join(c.label for c in children)}. "
-                f"Closest: {best.label} ({_percent(best.progress, False)}%).")
+        text = _("One of these is needed: %(options)s. Closest: %(best)s (%(percent)s%%).",
+                 options=_(" or ").join(c.label for c in children), best=best.label,
+                 percent=_percent(best.progress, False))
     return RequirementResult("any_of", req.get("label") or "One of", bool(done), 1.0 if done else best.progress,
                              text, children)
 
@@ -349,15 +354,15 @@ def _credential_req(facts, req):
     spec = facts.defs["credentials"][req["credential"]]
     state = _credential(facts, req["credential"])
     if state["held"]:
-        return RequirementResult("credential", req["label"], True, 1.0, f"Held: {state['how']}.")
+        return RequirementResult("credential", req["label"], True, 1.0, _("Held: %(how)s.", how=state["how"]))
     how = []
     if spec.get("evidence") or spec.get("other_matches"):
-        how.append("record it as certification evidence")
+        how.append(_("record it as certification evidence"))
     if spec.get("competency_codes"):
-        how.append(f"have {' or '.join(spec['competency_codes'])} signed off")
-    text = f"Not held yet: {spec['name']}"
+        how.append(_("have %(codes)s signed off", codes=_(" or ").join(spec["competency_codes"])))
+    text = _("Not held yet: %(credential)s", credential=spec["name"])
     text += f" ({state['expired']})" if state["expired"] else ""
-    text += f". To show it, {' or '.join(how)}." if how else "."
+    text += ". " + _("To show it, %(how)s.", how=_(" or ").join(how)) if how else "."
     return RequirementResult("credential", req["label"], False, 0.0, text)
 
 
@@ -366,10 +371,13 @@ def _certificates(facts, req):
     need = req.get("min", 1)
     held = [facts.defs["credentials"][k]["name"] for k in cset["credentials"] if _credential(facts, k)["held"]]
     met = len(held) >= need
-    text = f"{len(held)} of the {need} {cset['name']} needed"
-    text += f" held: {_names(held)}." if held else " held."
+    if held:
+        text = _("%(held)d of the %(need)d %(set)s needed held: %(names)s.", held=len(held), need=need,
+                 set=cset["name"], names=_names(held))
+    else:
+        text = _("0 of the %(need)d %(set)s needed held.", need=need, set=cset["name"])
     if not met:
-        text += f" {need - len(held)} more needed."
+        text += " " + _("%(n)d more needed.", n=need - len(held))
     return RequirementResult("certificates", req["label"], met, min(len(held) / need, 1.0), text)
 
 
@@ -393,16 +401,18 @@ def _experience(facts, req):
     have = max(lengths, default=0) if req.get("continuous") else sum(lengths)
     attested_days = sum((e - s).days + 1 for s, e in _merge(attested))
     met = have >= needed_days
-    window = f" in the last {req['within_years']} years" if req.get("within_years") else ""
-    what = "longest continuous stretch" if req.get("continuous") else "total"
+    what = _("Longest continuous stretch") if req.get("continuous") else _("Total")
+    if req.get("within_years"):
+        what = _("%(what)s in the last %(n)s years", what=what, n=req["within_years"])
     sources = []
     if items:
-        sources.append(_plural(items, "evidence item"))
+        sources.append(ngettext("%(num)d evidence item", "%(num)d evidence items", items))
     if declared:
-        sources.append("a declared start date")
-    text = f"{what.capitalize()}{window}: {_years(have)} of the {years} needed"
-    text += f" (from {' and '.join(sources)}; {_years(attested_days)} of it attested by a sign-off)." \
-        if sources else "; no dated experience recorded yet."
+        sources.append(_("a declared start date"))
+    text = _("%(what)s: %(have)s of the %(years)s needed", what=what, have=_years(have), years=years)
+    text += " " + _("(from %(sources)s; %(attested)s of it attested by a sign-off).",
+                    sources=_(" and ").join(sources), attested=_years(attested_days)) \
+        if sources else _("; no dated experience recorded yet.")
     return RequirementResult("experience", req["label"], met, min(have / needed_days, 1.0), text)
 
 
@@ -410,19 +420,19 @@ def _competencies(facts, req):
     codes = facts.select(req["select"])
     if not codes:
         return RequirementResult("competencies", req["label"], False, 0.0,
-                                 "None of these competencies are in the frameworks of the technician's courses.")
+                                 _("None of these competencies are in the frameworks of the technician's courses."))
     need = min(req.get("min", len(codes)), len(codes))
     held = [c for c in codes if c in facts.held_codes]
     missing = [c for c in codes if c not in facts.held_codes]
     met = len(held) >= need
     about = f" ({req['explain']})" if req.get("explain") else ""
-    text = f"{len(held)} of {need} achieved{about}"
+    text = _("%(held)d of %(need)d achieved", held=len(held), need=need) + about
     text += f": {_names(held)}." if held else "."
     if not met:
-        text += f" Not yet: {_names(f'{c} {facts.titles[c]}' for c in missing)}."
+        text += " " + _("Not yet: %(names)s.", names=_names(f"{c} {facts.titles[c]}" for c in missing))
         lapsed = [c for c in missing if c in facts.expired_codes]
         if lapsed:
-            text += f" Expired and needing revalidation: {_names(lapsed)}."
+            text += " " + _("Expired and needing revalidation: %(names)s.", names=_names(lapsed))
     return RequirementResult("competencies", req["label"], met, min(len(held) / need, 1.0), text)
 
 
@@ -434,10 +444,10 @@ def _departments(facts, req):
         if c.code in codes and c.code in facts.held_codes:
             tags.extend(t for t in c.departments or [] if t not in tags)
     met = len(tags) >= need
-    names = [DEPARTMENTS.get(t, t) for t in tags]
-    text = f"Cross-trained in {_plural(len(tags), 'department')}"
+    names = [_(DEPARTMENTS.get(t, t)) for t in tags]
+    text = ngettext("Cross-trained in %(num)d department", "Cross-trained in %(num)d departments", len(tags))
     text += f" ({_names(names)})" if names else ""
-    text += f"; {need} needed." if not met else "."
+    text += _("; %(n)d needed.", n=need) if not met else "."
     return RequirementResult("departments", req["label"], met, min(len(tags) / need, 1.0), text)
 
 
@@ -447,15 +457,15 @@ def _evidence_req(facts, req):
     items = [ev for ev in facts.evidence if ev.kind in kinds
              and (not req.get("signed_off") or ev.id in facts.attested_evidence)]
     met = len(items) >= need
-    what = "signed off " if req.get("signed_off") else ""
-    text = f"{len(items)} of {need} {what}item(s)"
+    text = _("%(n)d of %(need)d signed off item(s)", n=len(items), need=need) if req.get("signed_off") \
+        else _("%(n)d of %(need)d item(s)", n=len(items), need=need)
     text += f": {_names(ev.title for ev in items)}." if items else "."
     return RequirementResult("evidence", req["label"], met, min(len(items) / need, 1.0), text)
 
 
 def _pathway_req(facts, req):
     result = _pathway(facts, req["pathway"])
-    text = f"{result.name}: {result.percent}%" + (" (met)." if result.met else ".")
+    text = f"{result.name}: {result.percent}%" + (" " + _("(met).") if result.met else ".")
     return RequirementResult("pathway", req["label"], result.met, 1.0 if result.met else result.percent / 100,
                              text, [result.requirement])
 
