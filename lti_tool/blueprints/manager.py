@@ -96,7 +96,7 @@ def evidence_fields(item) -> list[tuple[str, object]]:
         if label is None or value in (None, "", []):
             continue
         if key in VALUE_LABELS and isinstance(value, str):
-            value = VALUE_LABELS[key].get(value, value)
+            value = _(VALUE_LABELS[key].get(value, value))  # stored English; shown translated
         if isinstance(value, bool):
             value = _("Yes") if value else _("No")
         out.append((label, value))
