@@ -135,6 +135,7 @@ def pages(app, people) -> list[tuple[str, str, str, dict]]:
         ("manager", f"/team/review/{ce_request}", "POST", {"decision": "return", "comment": ""}),
         ("manager", f"/team/technicians/{tech_id}", "GET", {}), ("manager", f"/team/sign-offs/{sign_off}", "GET", {}),
         ("manager", "/team/preceptors", "GET", {}), ("manager", "/transcripts/", "GET", {}),
+        ("manager", "/notifications/preferences", "GET", {}),
         ("manager", f"/transcripts/people/{tech_id}", "GET", {}),
         ("manager", "/team/bulk", "GET", {"request": [str(ce_request)]}),
         ("manager", "/me/evidence", "GET", {}),  # a readable 403 in the right language

@@ -17,7 +17,7 @@ SAME_IN_BOTH = {
     "MST", "MDT", "PST", "PDT", "UTC", "English", "Español", "No", "Error", "ID", "IV", "Adv", "ExCPT", "NABP", "CPE",
     "QR", "RS", "OIDC", "JWKS", "URL", "API", "Excel", "xlsx", "US", "Letter", "A4", "SHA",
 }
-VISIBLE_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt", "data-busy", "data-busy-label")
+VISIBLE_ATTRIBUTES = ("title", "aria-label", "placeholder", "alt", "data-busy", "data-busy-label", "data-label")
 WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|['’])+")
 
 
