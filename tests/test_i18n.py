@@ -256,3 +256,27 @@ def test_templates_use_new_style_gettext_only():
         text = path.read_text()
         assert "{% trans" not in text, path
         assert not re.search(r'_\("(?:[^"\\]|\\.)*"\s*%', text), path
+
+
+def test_every_name_and_label_of_the_shipped_ce_rules_is_in_the_catalog():
+    """The rules file is data the pages show (cycle names, requirement labels): each must be translatable."""
+    import json
+
+    from lti_tool.services import ce
+
+    words = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key in ("name", "label") and isinstance(item, str):
+                    words.add(item)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(json.loads((ROOT / "lti_tool" / "data" / "ce_rules.json").read_text()))
+    assert words and words <= set(ce.RULE_WORDS), sorted(words - set(ce.RULE_WORDS))
+    translated = {m.id: m.string for m in catalog() if m.id}
+    assert all(translated.get(word) for word in words)

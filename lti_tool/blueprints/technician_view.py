@@ -143,7 +143,7 @@ def dashboard(actor, today: date | None = None) -> dict:
     for code, label in DEPARTMENT_LABELS.items():
         tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
         if tagged:
-            departments.append({**_progress(label, tagged), "code": code})
+            departments.append({**_progress(_(label), tagged), "code": code})
 
     def attention(state):
         rows = [(tree.by_id[cid], entry) for cid, entry in statuses.items() if entry.status == state]

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from .. import formatting
 from ..extensions import db
+from ..i18n import N_
 from ..models import Evidence
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..schemas.evidence import CREDENTIALS
@@ -40,6 +41,15 @@ UNSENT = (DRAFT, RETURNED)
 RULE_PREFERENCE = ("ptcb_cpht_adv", "ptcb_cpht", "nha_excpt")
 DEFAULT_RULE = "ptcb_cpht"
 EXTRA_RULES = ("ptcb_cspt",)
+# The shipped rules' names and labels (lti_tool/data/ce_rules.json), so the catalog has them: results carry them
+# in the current language (pages in the viewer's; exports are written in English). tests/test_i18n.py checks that
+# every name and label of the rules file is listed here.
+RULE_WORDS = (
+    N_("PTCB CPhT recertification"), N_("PTCB CPhT-Adv recertification"), N_("NHA ExCPT recertification"),
+    N_("PTCB CSPT yearly renewal"), N_("pharmacy law (ACPE topic 03)"), N_("patient safety (ACPE topic 05)"),
+    N_("technician-specific CE (UAN ending in T)"), N_("pharmacist-specific CE (UAN ending in P)"),
+    N_("sterile-compounding CE"),
+)
 # Warn this many days ahead of a cycle's end with CE missing, and of a certification's expiration.
 WARNING_DAYS = 90
 
@@ -103,7 +113,7 @@ def evaluate(rule_data: dict, items: list[dict]) -> dict:
         hours = sum((Decimal(str(i["hours"])) for i in items if _matches(i, limit["match"])), Decimal(0))
         over = max(hours - Decimal(str(limit["max_hours"])), Decimal(0))
         capped_out += over
-        limits.append({"code": limit["code"], "label": limit["label"], "max_hours": limit["max_hours"],
+        limits.append({"code": limit["code"], "label": _(limit["label"]), "max_hours": limit["max_hours"],
                        "hours": _num(hours), "counted": _num(hours - over), "not_counted": _num(over)})
     counted = recorded - capped_out
     required = Decimal(str(rule_data["total_hours"]))
@@ -118,7 +128,7 @@ def evaluate(rule_data: dict, items: list[dict]) -> dict:
         hours = sum((Decimal(str(i["hours"])) for i in items if _matches(i, req["match"])), Decimal(0))
         need = Decimal(str(req["min_hours"]))
         short = max(need - hours, Decimal(0))
-        requirements.append({"code": req["code"], "label": req["label"], "min_hours": req["min_hours"],
+        requirements.append({"code": req["code"], "label": _(req["label"]), "min_hours": req["min_hours"],
                              "hours": _num(hours), "met": not short, "missing_hours": _num(short)})
         if short:
             missing.append(_("%(hours)s of %(what)s", hours=hours_text(short), what=_(req["label"])))
@@ -204,7 +214,7 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     verified = evaluate(rule_data, [item for item in items if item["id"] in verified_ids])
     return {
         "rule": rule_code,
-        "name": rule_data["name"],
+        "name": _(rule_data["name"]),
         "cycle_start": cycle_start.isoformat(),
         "cycle_end": last.isoformat(),
         "as_of": as_of.isoformat(),

@@ -36,6 +36,7 @@ from sqlalchemy import and_, func, or_, select, update
 
 from .. import formatting
 from ..extensions import db
+from ..i18n import N_
 from ..lti import keys
 from ..models import (
     Competency,
@@ -62,7 +63,7 @@ LIST_SIZE = 131072
 ORGANIZATION_NAMESPACE = uuid.UUID("5b0f6a9e-3c1d-4e8a-9f27-6d4c2b1a0e93")
 JWT_CLAIMS = ("iss", "jti", "sub", "nbf", "iat", "exp")
 VALID, REVOKED, EXPIRED, INVALID = "valid", "revoked", "expired", "invalid"
-STATUS_LABELS = {VALID: "Valid", REVOKED: "Revoked", EXPIRED: "Expired", INVALID: "Invalid"}
+STATUS_LABELS = {VALID: N_("Valid"), REVOKED: N_("Revoked"), EXPIRED: N_("Expired"), INVALID: N_("Invalid")}
 
 
 class CredentialError(DomainError):
@@ -462,14 +463,14 @@ def _sign_off_problems(sign_off_ids, tz=None) -> dict:
         select(SignOffRevocation, Competency.code).join(SignOff, SignOff.id == SignOffRevocation.sign_off_id)
         .join(Competency, Competency.id == SignOff.competency_id).where(SignOffRevocation.sign_off_id.in_(ids)))
     for revocation, code in rows:
-        problems[revocation.sign_off_id] = (f"The sign-off of {code} was revoked on "
-                                            f"{formatting.us_date(revocation.revoked_at, tz)}.")
+        problems[revocation.sign_off_id] = _("The sign-off of %(code)s was revoked on %(date)s.", code=code,
+                                             date=formatting.us_date(revocation.revoked_at, tz))
     rows = db.session.execute(select(SignOff.corrects_id, SignOff.signed_at, SignOff.correction_reason,
                                      Competency.code).join(Competency, Competency.id == SignOff.competency_id)
                               .where(SignOff.corrects_id.in_(ids)))
     for corrects_id, signed_at, _reason, code in rows:
-        problems.setdefault(corrects_id,
-                            f"The sign-off of {code} was corrected on {formatting.us_date(signed_at, tz)}.")
+        problems.setdefault(corrects_id, _("The sign-off of %(code)s was corrected on %(date)s.", code=code,
+                                           date=formatting.us_date(signed_at, tz)))
     return problems
 
 
@@ -487,7 +488,7 @@ def state(row: IssuedCredential, now: datetime | None = None) -> dict:
     elif row.kind == CERTIFICATION:
         evidence = db.session.get(Evidence, row.evidence_id)
         if evidence is None or evidence.status == WITHDRAWN:
-            reasons = ["The certification record was withdrawn."]
+            reasons = [_("The certification record was withdrawn.")]
     else:
         reasons = sorted(_sign_off_problems((row.covers or {}).get("sign_off_ids", []),
                                             settings.time_zone(row.registration)).values())
