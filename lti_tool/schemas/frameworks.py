@@ -60,7 +60,7 @@ class FrameworkLoadSchema(Schema):
     extra = fields.Dict(load_default=None, allow_none=True)
 
     @validates("scale")
-    def _scale(self, value, **_):
+    def _scale(self, value, **_kwargs):
         if len(value) < 2:
             raise ValidationError(_("A scale needs at least two levels, lowest first."))
         codes = [lvl["code"] for lvl in value]
@@ -89,7 +89,7 @@ class CompetencyLoadSchema(Schema):
                                          validate=validate.Range(min=1, max=MAX_REVALIDATION_MONTHS))
 
     @validates_schema
-    def _no_repeats(self, data, **_):
+    def _no_repeats(self, data, **_kwargs):
         for name in ("departments", "evidence_kinds", "checklist"):
             values = data.get(name) or []
             if len(set(values)) != len(values):
