@@ -289,7 +289,7 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
 
     Held-ness depends on sign-offs only (requests and drafts never make a competency current), so the sign-off
     history is read once and each (technician, competency) pair that has any is judged at each date by
-    status._judge, the rule status.compute applies; pairs without a sign-off are never current."""
+    status.standing and status.at, the rules status.compute applies; pairs without a sign-off are never current."""
     course = report_course(actor, course_id)
     day, moment = as_of_moment(course, day)
     tz = localtime.zone(course.registration)
@@ -308,8 +308,8 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
     moments = [moment if point == day else localtime.end_of(point, tz) for point in days]
     standings = [Counter() for _ in days]  # per date: (competency_id, standing) -> pairs
     for (_, comp_id), signed in history.items():
-        # _judge compares `at` only with these moments (each as "moment <= at"), so between two of them its
-        # answer cannot change: judge once per stretch between them, not once per date.
+        # status.standing and status.at compare `at` only with these moments (each as "moment <= at"), so
+        # between two of them their answer cannot change: judge once per stretch between them, not per date.
         edges = sorted({t for s, r in signed for t in (s.signed_at, r and r.revoked_at, s.expires_at,
                                                          s.expires_at and s.expires_at - warning) if t})
         passed, judged_at, key = 0, -1, None
@@ -318,7 +318,9 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
                 passed += 1
             if passed != judged_at:
                 held = [pair for pair in signed if pair[0].signed_at <= at]  # as status.compute reads them
-                key = standing(status._judge(comp_id, held, (), False, at, warning)) if held else None
+                key = None
+                if held:
+                    key = standing(status.at(status.standing(comp_id, held, (), False, at), at, warning))
                 judged_at = passed
             if key is not None:
                 standings[i][comp_id, key] += 1

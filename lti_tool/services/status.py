@@ -193,10 +193,6 @@ def at(entry: CompetencyStatus, as_of: datetime, warning: timedelta) -> Competen
     return replace(entry, status=DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED)
 
 
-def _judge(competency_id, sign_offs, open_requests, drafting, as_of, warning) -> CompetencyStatus:
-    return at(standing(competency_id, sign_offs, open_requests, drafting, as_of), as_of, warning)
-
-
 def open_at(as_of: datetime | None):
     """Where-clause: a review request that was open at `as_of` (None: open now, whatever its dates)."""
     if as_of is None:
