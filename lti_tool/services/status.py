@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
@@ -234,7 +235,11 @@ def history(person_ids, competency_ids, as_of: datetime | None) -> dict:
     person_ids, competency_ids = list(person_ids), list(competency_ids)
     if not person_ids or not competency_ids:
         return {p: {} for p in person_ids}
+    # Only what standing() reads: a sign-off's evidence snapshot is the largest value in the table and the
+    # stored status judges thousands of sign-offs in one go during an import.
     query = (select(SignOff, SignOffRevocation)
+             .options(load_only(SignOff.person_id, SignOff.competency_id, SignOff.corrects_id, SignOff.proficient,
+                                SignOff.signed_at, SignOff.expires_at, SignOff.signer_name, SignOff.signer_role))
              .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
              .where(SignOff.person_id.in_(person_ids), SignOff.competency_id.in_(competency_ids)))
     if as_of is not None:

@@ -12,6 +12,8 @@ is read, so two transactions changing one technician's record run one after the 
 what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per statement; SQLite has one
 writer at a time anyway).
 """
+from contextlib import contextmanager
+
 from sqlalchemy import delete, event, insert, select, tuple_
 from sqlalchemy.orm import Session
 
@@ -31,6 +33,7 @@ from ..models.base import utcnow
 from . import status
 
 _PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "status_sign_offs", "status_links"
+_DEFERRED = "status_deferred"
 _COLUMNS = ("state", "sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
             "in_progress", "last_sign_off_id", "revoked", "corrected")
 
@@ -111,6 +114,21 @@ def _settle(session) -> None:
 
 @event.listens_for(Session, "after_flush_postexec")
 def _after_flush(session, flush_context):
+    if not session.info.get(_DEFERRED):
+        _settle(session)
+
+
+@contextmanager
+def deferred():
+    """Within the block, flushes only note the pairs they touch; they are judged once, when the block ends (or
+    at a commit inside it): an import that writes a chunk's evidence, then its sign-offs, judges each pair once
+    instead of after every flush. Reads inside the block may see stored rows that are not yet settled."""
+    session = db.session()
+    session.info[_DEFERRED] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
     _settle(session)
 
 

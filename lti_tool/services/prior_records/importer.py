@@ -35,7 +35,7 @@ from ...models import (
 )
 from ...models.evidence import DRAFT, SIGNED_OFF
 from ...models.imports import APPLIED
-from .. import DomainError, Forbidden, audit, localtime, scope, status
+from .. import DomainError, Forbidden, audit, localtime, scope, status, status_store
 from ..attestation import evidence_document, evidence_hash, snapshot
 from . import columns, files
 from . import rows as row_checks
@@ -201,46 +201,48 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
     # entries), so statements grow with the number of chunks rather than rows.
     for start in range(0, len(todo), FLUSH_EVERY):
         chunk = todo[start:start + FLUSH_EVERY]
-        written = []  # (row, person, evidence, membership or None)
-        for row in chunk:
-            person = row.values.get("person")
-            if person is None:
-                person = people[row.person_key]
-                row.key = row_checks.natural_key(f"id:{person.id}", *row.values["key_parts"])
-            membership = None
-            if person.id not in members:
-                membership = Membership(person_id=person.id, course_id=course.id, role=TECHNICIAN, lti_roles=[],
-                                        active=True, source="import")
-                db.session.add(membership)
-                members.add(person.id)
-                created["memberships"] += 1
-            written.append((row, person, _new_evidence(batch, course, person, row, tz), membership))
-        db.session.flush()
-        sign_offs = {}
-        if plan.kind == "sign_offs":
-            for row, person, evidence, _ in written:
-                sign_offs[row.number] = _new_sign_off(actor, course, person, evidence, row)
+        # The chunk's pairs are judged once, after its evidence and its sign-offs are both written.
+        with status_store.deferred():
+            written = []  # (row, person, evidence, membership or None)
+            for row in chunk:
+                person = row.values.get("person")
+                if person is None:
+                    person = people[row.person_key]
+                    row.key = row_checks.natural_key(f"id:{person.id}", *row.values["key_parts"])
+                membership = None
+                if person.id not in members:
+                    membership = Membership(person_id=person.id, course_id=course.id, role=TECHNICIAN, lti_roles=[],
+                                            active=True, source="import")
+                    db.session.add(membership)
+                    members.add(person.id)
+                    created["memberships"] += 1
+                written.append((row, person, _new_evidence(batch, course, person, row, tz), membership))
             db.session.flush()
-            created["sign_offs"] += len(sign_offs)
-        keys, entries = [], []
-        for row, person, evidence, membership in written:
-            if membership is not None:
-                _remember(batch, row_checks.natural_key("membership", batch.id, person.id, course.id), membership,
-                          row.number, keys)
-            sign_off = sign_offs.get(row.number)
-            if sign_off is not None:
-                _remember(batch, row.key, sign_off, row.number, keys)
-                _remember(batch, row_checks.natural_key("evidence-of", row.key), evidence, row.number, keys)
-                entries.append(audit.values(actor, "sign_off.imported", sign_off,
-                                            after=_sign_off_facts(sign_off, row, batch), course_id=course.id))
-            else:
-                _remember(batch, row.key, evidence, row.number, keys)
-                entries.append(audit.values(actor, "evidence.imported", evidence, after={
-                    "kind": evidence.kind, "title": evidence.title, "person_id": person.id, "batch_id": batch.id,
-                    "row": row.number}, course_id=course.id))
-        db.session.execute(insert(ImportedRecord), keys)
-        audit.record_many(entries)
-        created["evidence"] += len(written)
+            sign_offs = {}
+            if plan.kind == "sign_offs":
+                for row, person, evidence, _ in written:
+                    sign_offs[row.number] = _new_sign_off(actor, course, person, evidence, row)
+                db.session.flush()
+                created["sign_offs"] += len(sign_offs)
+            keys, entries = [], []
+            for row, person, evidence, membership in written:
+                if membership is not None:
+                    _remember(batch, row_checks.natural_key("membership", batch.id, person.id, course.id), membership,
+                              row.number, keys)
+                sign_off = sign_offs.get(row.number)
+                if sign_off is not None:
+                    _remember(batch, row.key, sign_off, row.number, keys)
+                    _remember(batch, row_checks.natural_key("evidence-of", row.key), evidence, row.number, keys)
+                    entries.append(audit.values(actor, "sign_off.imported", sign_off,
+                                                after=_sign_off_facts(sign_off, row, batch), course_id=course.id))
+                else:
+                    _remember(batch, row.key, evidence, row.number, keys)
+                    entries.append(audit.values(actor, "evidence.imported", evidence, after={
+                        "kind": evidence.kind, "title": evidence.title, "person_id": person.id, "batch_id": batch.id,
+                        "row": row.number}, course_id=course.id))
+            db.session.execute(insert(ImportedRecord), keys)
+            audit.record_many(entries)
+            created["evidence"] += len(written)
         if progress:
             progress(start + len(chunk), len(todo))
     batch.summary = {"created": created, "skipped": len(plan.skipped), "rows": len(plan.rows),
