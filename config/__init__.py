@@ -78,7 +78,8 @@ class Config:
     TASK_QUEUE_NAME = "pathways"
     # Where ZIP exports are written (default: next to ATTACHMENT_DIR); web and worker hosts must share it.
     EXPORT_DIR = None
-    # A running ZIP export not heard from for this long died with its worker; the sweep starts it again.
+    # A running ZIP export or prior-records import not heard from for this long died with its worker; the sweep
+    # hands it to another one.
     EXPORT_STALE_SECONDS = 300
     # E-mail. MAIL_BACKEND: smtp (production), console (development: print) or file (append to MAIL_FILE).
     MAIL_BACKEND = "smtp"
