@@ -59,7 +59,8 @@ def _render(plan=None, errors=None, form=None, token=None, status=200):
     return render_template("imports/index.html", plan=plan, errors=errors or {}, form=form or {}, token=token,
                            batches=batches, blockers={b.id: prior_records.blockers(b) for b in batches
                                                       if b.status == "applied"},
-                           fields=columns.FIELDS, kinds=columns.KIND_LABELS, shown_rows=SHOWN_ROWS), status
+                           fields=columns.FIELDS, kinds=columns.KIND_LABELS, shown_rows=SHOWN_ROWS,
+                           unmatched=prior_records.unmatched_people(actor)), status
 
 
 @bp.route("/")

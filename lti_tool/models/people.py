@@ -5,6 +5,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .base import UTCDateTime, utcnow
 
+# The sub of a person a go-live import created from an e-mail address: "not launched yet", until their first
+# launch claims the row (services/launches.claim_imported). Never a sub an LMS sends (theirs are opaque ids).
+IMPORTED_SUB_PREFIX = "import:"
+
 
 def display_name(name, given_name, family_name, email, sub) -> str:
     """How a person is named on pages (also for lists read as plain columns)."""

@@ -1,14 +1,17 @@
 """Turn a validated launch into people, courses and memberships."""
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, delete, func, select, update
 
 from ..extensions import db
 from ..ids import id_or_none
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
 from ..lti.urls import origin
-from ..models import Course, Membership, Person, Registration, ResourceLink
+from ..models import Course, ImportedRecord, Membership, Person, Registration, ResourceLink, SignOff
 from ..models.base import utcnow
+from ..models.people import IMPORTED_SUB_PREFIX
 from ..models.upsert import as_loaded, prebuilt, upsert
+from . import audit, grades
+from .actors import Actor
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -76,15 +79,61 @@ def record_launch(registration, deployment, claims: dict):
         "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
         "is_admin": is_admin, "last_launch_at": now, "updated_at": now,
     }, keep=("name", "given_name", "family_name", "email"))
+    claimed = None
+    if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
+        person, claimed = claim_imported(registration.id, person, now)
 
     course = membership = None
     if context.get("id"):
         course = record_course(registration, deployment, str(context["id"]), context, claims, now)
+        if claimed is not None:
+            _score_claimed(course, person)
         membership = upsert(Membership, ("person_id", "course_id"), {
             "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
             "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
         })
     return person, course, membership
+
+
+LAUNCH_COLUMNS = ("sub", "name", "given_name", "family_name", "email", "is_admin", "last_launch_at", "updated_at")
+
+
+def claim_imported(registration_id: int, person: Person, now) -> tuple[Person, str | None]:
+    """A first launch whose e-mail (from the platform's signed id_token, this registration only) matches exactly
+    one person a go-live import created "not launched yet": that row becomes the launching person (their sub,
+    names, role), so the imported history is theirs, and the row the launch had just created goes. Never a
+    person who has launched before or who has a real LMS id, never across registrations; with two candidates
+    nothing is merged (the import page lists them for the administrator). Returns (person, the imported sub
+    that was replaced, or None)."""
+    candidates = db.session.execute(select(Person.id, Person.sub).where(
+        Person.registration_id == registration_id, func.lower(Person.email) == person.email.lower(),
+        Person.sub.startswith(IMPORTED_SUB_PREFIX), Person.last_launch_at.is_(None)).limit(2)).all()
+    if len(candidates) != 1:
+        return person, None
+    (candidate_id, imported_sub), = candidates
+    launched = {name: getattr(person, name) for name in LAUNCH_COLUMNS}
+    db.session.execute(delete(Person).where(Person.id == person.id).execution_options(synchronize_session=False))
+    db.session.expunge(person)
+    row = db.session.execute(update(Person).where(
+        Person.id == candidate_id, Person.sub.startswith(IMPORTED_SUB_PREFIX), Person.last_launch_at.is_(None))
+        .values(**launched).returning(*Person.__table__.c).execution_options(synchronize_session=False)).first()
+    if row is None:  # claimed by another launch a moment ago: this launch is a person of its own after all
+        return upsert(Person, ("registration_id", "sub"), {"registration_id": registration_id, **launched},
+                      keep=("name", "given_name", "family_name", "email")), None
+    claimed = as_loaded(Person, row._mapping)
+    audit.record(Actor(person=claimed), "person.claimed", claimed, before={"sub": imported_sub},
+                 after={"sub": claimed.sub, "email": claimed.email})
+    return claimed, imported_sub
+
+
+def _score_claimed(course: Course, person: Person) -> None:
+    """The claimed person's imported sign-offs in this course go to its gradebook, as they would have at the
+    import had the LMS known them then (the sweep delivers them, as it does every sign-off's score)."""
+    imported = select(ImportedRecord.entity_id).where(ImportedRecord.entity_type == "sign_offs",
+                                                      ImportedRecord.registration_id == course.registration_id)
+    mine = select(SignOff.id).where(SignOff.person_id == person.id, SignOff.course_id == course.id,
+                                    SignOff.id.in_(imported))
+    grades.on_imported(course, mine)
 
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"

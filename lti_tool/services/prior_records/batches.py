@@ -4,7 +4,8 @@ a launch or other records of a person it added); then its records are removed an
 from datetime import UTC, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import aliased
 
 from ...extensions import db
 from ...models import (
@@ -20,6 +21,7 @@ from ...models import (
     StoredStatus,
 )
 from ...models.imports import APPLIED, CHECKED, FAILED, UNDONE
+from ...models.people import IMPORTED_SUB_PREFIX
 from .. import DomainError, Forbidden, NotFound, audit, grades, status_store
 
 
@@ -106,3 +108,19 @@ def recent(actor, limit: int = 50) -> list[ImportBatch]:
     return list(db.session.scalars(select(ImportBatch).where(ImportBatch.registration_id == actor.registration_id,
                                                              ImportBatch.status != CHECKED)
                                    .order_by(ImportBatch.created_at.desc(), ImportBatch.id.desc()).limit(limit)))
+
+
+def unmatched_people(actor, limit: int = 50) -> list[tuple[Person, int]]:
+    """People an import created "not launched yet" whose e-mail someone has since launched with, without the
+    first launch claiming them (it matched more than one imported person, so nothing was merged): (imported
+    person, how many launched people share the e-mail), for the administrator to sort out."""
+    if not actor.is_admin:
+        raise Forbidden("Importing prior records is for the LMS administrator.")
+    launched = aliased(Person)
+    shared = (select(func.count(launched.id)).where(
+        launched.registration_id == Person.registration_id, launched.last_launch_at.is_not(None),
+        func.lower(launched.email) == func.lower(Person.email)).scalar_subquery())
+    rows = db.session.execute(select(Person, shared).where(
+        Person.registration_id == actor.registration_id, Person.sub.startswith(IMPORTED_SUB_PREFIX),
+        Person.last_launch_at.is_(None), shared > 0).order_by(Person.email, Person.id).limit(limit)).all()
+    return [(person, count) for person, count in rows]

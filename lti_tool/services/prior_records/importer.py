@@ -36,6 +36,7 @@ from ...models import (
 )
 from ...models.evidence import DRAFT, SIGNED_OFF
 from ...models.imports import APPLIED
+from ...models.people import IMPORTED_SUB_PREFIX
 from .. import DomainError, Forbidden, audit, grades, localtime, scope, status, status_store
 from ..attestation import evidence_document, evidence_hash, snapshot
 from . import columns, files
@@ -281,7 +282,7 @@ def _remember(batch: ImportBatch, key: str, entity, row_number: int | None, into
 def _create_people(actor, batch, course, plan: Plan) -> dict:
     made = {}
     for key, (email, sub, name) in plan.new_people.items():
-        person = Person(registration_id=course.registration_id, sub=sub or f"import:{email}", email=email,
+        person = Person(registration_id=course.registration_id, sub=sub or f"{IMPORTED_SUB_PREFIX}{email}", email=email,
                         name=name, last_launch_at=None)
         db.session.add(person)
         made[key] = person

@@ -177,7 +177,7 @@ def _failed(batch_id: int, exc: Exception) -> None:
         log.exception("Could not remove what failed import %s wrote", batch_id)
     key = batch.storage_key
     batch.status, batch.finished_at, batch.storage_key = FAILED, datetime.now(UTC), None
-    batch.error = reason + (" " + _("Nothing was imported.") if removed else "")
+    batch.error = reason + (" " + _("What it had written was removed.") if removed else "")
     db.session.commit()
     _delete_file(key)
 
