@@ -149,3 +149,78 @@ def test_cli_dry_run_then_import(course, app, tmp_path):
     assert nobody.exit_code != 0 and "No administrator" in nobody.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Registration)) == 1
+
+
+def _people(app, email):
+    with app.app_context():
+        return [(p.sub, p.last_launch_at is not None, p.registration_id) for p in db.session.scalars(
+            select(Person).where(func.lower(Person.email) == email.lower()).order_by(Person.id))]
+
+
+def test_an_imported_person_is_claimed_at_their_first_launch(course, app, platform, live_server):
+    admin = course["admin"]
+    checked = admin.post("/imports/check", {"kind": "sign_offs"}, files={"file": ("old.csv", FILE, "text/csv")})
+    token = checked.page.split('name="token" value="')[1].split('"')[0]
+    admin.follow(admin.post("/imports/run", {"token": token}))
+    with app.app_context():
+        imported_id, tenant = db.session.execute(select(Person.id, Person.registration_id)
+                                                 .where(Person.email == "nora@example.org")).one()
+    assert _people(app, "nora@example.org") == [("import:nora@example.org", False, tenant)]
+    # Nora opens the tool from the LMS for the first time: her e-mail in the signed id_token matches the one
+    # person the import created, so that row becomes hers (no second Nora), with her imported sign-offs.
+    resp, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub="nora-7",
+                                 email="nora@example.org", name="Nora New")
+    assert resp.status_code == 303, resp.text[:1000]
+    assert _people(app, "nora@example.org") == [("nora-7", True, tenant)]
+    with app.app_context():
+        person = db.session.scalars(select(Person).where(Person.sub == "nora-7")).one()
+        assert person.id == imported_id
+        assert db.session.scalar(select(func.count()).select_from(SignOff).where(SignOff.person_id == person.id)) == 2
+        batch = db.session.scalars(select(ImportBatch)).one()
+        from lti_tool.models import AuditEntry
+        from lti_tool.services import prior_records
+
+        claimed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "person.claimed")).one()
+        assert claimed.before == {"sub": "import:nora@example.org"} and claimed.after["sub"] == "nora-7"
+        assert claimed.registration_id == person.registration_id and claimed.actor_id == person.id
+        # Her imported history now builds on a launch: the import can no longer be undone as a whole.
+        assert "a person the import added has since opened the tool" in prior_records.blockers(batch)
+    # Her next launch is an ordinary returning launch.
+    again, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub="nora-7",
+                                  email="nora@example.org")
+    assert again.status_code == 303 and _people(app, "nora@example.org") == [("nora-7", True, tenant)]
+
+
+def test_no_claim_across_tenants_with_two_candidates_or_after_a_launch(course, app, platform, live_server):
+    from datetime import UTC, datetime
+
+    from tests.conftest import Factory
+
+    with app.app_context():
+        registration_id = db.session.scalars(select(Course.registration_id)).one()
+        other = Factory().registration()
+        db.session.add_all([
+            Person(registration_id=other.id, sub="import:lee@example.org", email="lee@example.org"),
+            Person(registration_id=registration_id, sub="import:kim@example.org", email="kim@example.org"),
+            Person(registration_id=registration_id, sub="import:KIM@example.org", email="KIM@example.org"),
+            Person(registration_id=registration_id, sub="import:max@example.org", email="max@example.org",
+                   last_launch_at=datetime.now(UTC))])
+        db.session.commit()
+        other_id = other.id
+    for sub, email in (("lee-1", "lee@example.org"), ("kim-1", "kim@example.org"), ("max-1", "max@example.org")):
+        resp, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub=sub,
+                                     email=email)
+        assert resp.status_code == 303, resp.text[:1000]
+    # Another tenant's imported person is never claimed; this tenant's Lee is a new person.
+    assert _people(app, "lee@example.org") == [("import:lee@example.org", False, other_id),
+                                               ("lee-1", True, registration_id)]
+    # Two imported people share Kim's e-mail: nothing is merged, and the administrator is told.
+    assert _people(app, "kim@example.org") == [("import:kim@example.org", False, registration_id),
+                                               ("import:KIM@example.org", False, registration_id),
+                                               ("kim-1", True, registration_id)]
+    # A row that has launched before is never taken over.
+    assert [p[0] for p in _people(app, "max@example.org")] == ["import:max@example.org", "max-1"]
+    page = course["admin"].get("/imports/")
+    assert "Imported people not matched at their first launch" in page.page
+    assert "kim@example.org, not launched yet): 1 launched person(s) share this e-mail." in page.page
+    assert "lee@example.org" not in page.page and "max@example.org" not in page.page
