@@ -1,6 +1,6 @@
 """The go-live import of prior sign-offs at size: a 5,000-row file (default) for seeded technicians and new people,
-dry run then import, with rows per second, SQL statements and peak Python memory (measured in a second run of the
-same size, since tracemalloc slows what it watches).
+dry run then import (inline, as the CLI does, then as the queue task does), with rows per second, SQL statements
+and peak Python memory (measured in a further run of the same size, since tracemalloc slows what it watches).
 
     .venv/bin/python bench/imports.py --database-url postgresql://postgres@127.0.0.1:5432/bench --rows 5000
     .venv/bin/python bench/imports.py ... --profile 30   # the 30 costliest functions of the import (cProfile)
@@ -23,6 +23,7 @@ from sqlalchemy import event, select  # noqa: E402
 
 from bench.seed import make_app, reset_schema, seed  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
+from lti_tool.services.prior_records.importer import FLUSH_EVERY  # noqa: E402
 
 
 def sign_off_file(codes: list[str], rows: int, tag: str) -> bytes:
@@ -52,7 +53,7 @@ def _actor_and_codes(made):
     return Actor(person=admin, course=course, membership=membership), codes
 
 
-def one_import(app, made, rows: int, tag: str, *, memory=False, profile=0) -> dict:
+def one_import(app, made, rows: int, tag: str, *, memory=False, profile=0, task=False) -> dict:
     from lti_tool.services import prior_records
 
     statements = [0]
@@ -70,6 +71,7 @@ def one_import(app, made, rows: int, tag: str, *, memory=False, profile=0) -> di
         assert plan.ok, [(r.number, r.problems) for r in plan.problems[:5]]
         db.session.rollback()
         actor, _ = _actor_and_codes(made)
+        db.session.commit()
         if memory:
             tracemalloc.start()
         profiler = cProfile.Profile() if profile else None
@@ -77,8 +79,20 @@ def one_import(app, made, rows: int, tag: str, *, memory=False, profile=0) -> di
         started = time.perf_counter()
         if profiler:
             profiler.enable()
-        batch = prior_records.run(actor, actor.course.id, "prior.csv", data, options)
-        db.session.commit()
+        if task:
+            # What the queue worker does with a queued batch: claim it, write committed chunks with progress.
+            from lti_tool.models import ImportBatch
+            from lti_tool.services.prior_records import jobs
+
+            batch_id = jobs.stage(actor, plan, data, options).id
+            jobs.queue(actor, batch_id)
+            db.session.commit()
+            jobs.apply(batch_id)
+            batch = db.session.get(ImportBatch, batch_id)
+            assert batch.status == "applied", batch.error
+        else:
+            batch = prior_records.run(actor, actor.course.id, "prior.csv", data, options)
+            db.session.commit()
         if profiler:
             profiler.disable()
         applied = time.perf_counter() - started
@@ -111,6 +125,10 @@ def main(argv=None):
     print(f"dry run {result['dry_s']:.1f} s; import {result['import_s']:.1f} s = "
           f"{result['rows'] / result['import_s']:.0f} rows/s, {result['statements']:,} statements "
           f"({result['statements'] / result['rows']:.2f} per row); created {result['created']}")
+    result = one_import(app, made, args.rows, "t", task=True)
+    print(f"as the queue task (committed chunks of {FLUSH_EVERY} rows with progress): import "
+          f"{result['import_s']:.1f} s = {result['rows'] / result['import_s']:.0f} rows/s, "
+          f"{result['statements']:,} statements")
     if not args.no_memory:
         again = one_import(app, made, args.rows, "b", memory=True)
         print(f"peak Python memory of the import (tracemalloc, second run): {again['peak_mb']:.0f} MB")

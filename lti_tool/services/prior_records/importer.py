@@ -204,7 +204,10 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
     tz = localtime.zone(course.registration)
     people = _create_people(actor, batch, course, plan)
     members = set(db.session.scalars(select(Membership.person_id).where(Membership.course_id == course.id)))
-    todo = plan.to_create
+    # One person's rows together: a chunk then touches few people, and the stored status of each (person,
+    # competency) is judged once, not again in every chunk that has one of their rows (files often list
+    # competency by competency).
+    todo = sorted(plan.to_create, key=lambda row: (row.person_key, row.number))
     for start in range(0, len(todo), FLUSH_EVERY):
         chunk = todo[start:start + FLUSH_EVERY]
         # The chunk's pairs are judged once, after its evidence and its sign-offs are both written.
