@@ -17,7 +17,7 @@ from lti_tool.models import (
     ScoreOutbox,
     SignOff,
 )
-from lti_tool.services import DomainError, attachments, reviews
+from lti_tool.services import DomainError, NotFound, attachments, reviews
 from lti_tool.services.actors import Actor
 from lti_tool.services.prior_records import Options, importer, preview, undo
 from lti_tool.services.prior_records import jobs as import_jobs
@@ -89,6 +89,11 @@ def test_the_task_imports_a_queued_file_in_chunks_with_progress(world, monkeypat
     assert batch.storage_key is None and not attachments.storage().exists(key)
     assert signed() == 5 and db.session.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.action == "import.applied")) == 1
+    # Another tenant's administrator cannot see it.
+    other = World(world.make)
+    stranger = Actor(person=world.make.person(other.reg, is_admin=True), course=other.course)
+    with pytest.raises(NotFound):
+        import_jobs.batch_for(stranger, batch_id)
     # Delivered again (the broker redelivers, or the sweep): nothing is written twice.
     assert import_jobs.apply(batch_id) is False and signed() == 5
 

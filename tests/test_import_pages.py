@@ -102,6 +102,21 @@ def test_check_import_and_undo(course, app):
     assert 'name="token"' not in rechecked.page
     with app.app_context():
         batch_id = db.session.scalars(select(ImportBatch.id)).one()
+    progress = admin.get(f"/imports/{batch_id}.json").json()
+    assert progress["status"] == "applied" and progress["done"] == progress["total"] == 2 and progress["finished"]
+    assert course["manager"].get(f"/imports/{batch_id}.json").status_code == 403
+    assert admin.get("/imports/999999.json").status_code == 404
+    # While a worker writes it, the page says how far it got and refreshes itself (no JavaScript needed).
+    with app.app_context():
+        row = db.session.get(ImportBatch, batch_id)
+        row.status, row.done_count = "running", 1
+        db.session.commit()
+    running = admin.get(f"/imports/{batch_id}")
+    assert 'http-equiv="refresh"' in running.page and "1 of 2 rows written." in running.page
+    assert "In progress: 1 of 2 rows" in admin.get("/imports/").page
+    with app.app_context():
+        db.session.get(ImportBatch, batch_id).status = "applied"
+        db.session.commit()
     log = admin.get("/reports/audit", action="import.applied")
     assert f"#batch-{batch_id}\"" in log.page and "/imports/?lt=" in log.page and "Imported prior records" in log.page
     imported = admin.get("/reports/audit", action="sign_off.imported")

@@ -10,7 +10,6 @@ batch says running (and the page says how far it got); only then does it say app
 an error removes what it had written (undo) and says why; one whose worker died is claimed again by the sweep,
 up to MAX_ATTEMPTS times, like a transcript export.
 """
-import io
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +32,7 @@ CHECKED_FILES_KEPT = timedelta(hours=24)
 
 def stage(actor, plan: Plan, data: bytes, options: Options) -> ImportBatch:
     """After a clean dry run: keep the file and what it was checked with, for the Import button."""
-    key = attachments.storage().save(io.BytesIO(data))
+    key = attachments.save_in_transaction(data)
     batch = ImportBatch(registration_id=actor.registration_id, course_id=actor.course.id, actor_id=actor.person.id,
                         kind=plan.kind, filename=(plan.filename or "upload")[:255], status=CHECKED,
                         storage_key=key, options=dict(options.__dict__), total=len(plan.to_create), summary={})
@@ -76,7 +75,7 @@ def progress(batch: ImportBatch, now: datetime | None = None) -> dict:
     state = batch.status
     if state == RUNNING and batch.heartbeat_at is not None and now - batch.heartbeat_at > _stale_after():
         state = "resuming"  # its worker stopped; the sweep gives the import to another one
-    finished = state in (APPLIED, UNDONE) or (state == FAILED and batch.finished_at is not None)
+    finished = state not in (QUEUED, RUNNING, "resuming")
     percent = 100 if state == APPLIED else (int(100 * batch.done_count / batch.total) if batch.total else 0)
     return {"id": batch.id, "status": state, "done": batch.done_count, "total": batch.total, "percent": percent,
             "error": batch.error, "finished": finished, "summary": batch.summary or {},
