@@ -169,6 +169,17 @@ def test_a_file_that_no_longer_checks_out_fails_readably(world):
     db.session.expire_all()
     batch = db.session.get(ImportBatch, batch_id)
     assert batch.status == "failed" and "3 row(s) have problems" in batch.error and signed() == 0
+    assert batch.undone_at is None, "nothing was written, so there was nothing to undo"
+
+
+def test_a_checked_file_gone_from_storage_fails_readably(world):
+    batch_id = queued(world)
+    attachments.storage().delete(db.session.get(ImportBatch, batch_id).storage_key)
+    enqueue("import_records", batch_id)
+    db.session.expire_all()
+    batch = db.session.get(ImportBatch, batch_id)
+    assert batch.status == "failed" and batch.error == ("The checked file is no longer stored; choose it again "
+                                                        "and check it.")
 
 
 def test_checked_files_nobody_imported_are_purged_after_a_day(world):

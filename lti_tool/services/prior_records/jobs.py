@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 
 from ...extensions import db
-from ...models import ImportBatch, Membership
+from ...models import ImportBatch, ImportedRecord, Membership
 from ...models.imports import APPLIED, CHECKED, FAILED, QUEUED, RUNNING, UNDONE
 from .. import DomainError, NotFound, attachments
 from ..actors import Actor
@@ -139,8 +139,7 @@ def apply(batch_id: int) -> bool:
             db.session.commit()
 
         try:
-            with attachments.storage().open(key) as fh:
-                data = fh.read()
+            data = _checked_file(key)
             run(_actor(batch), batch.course_id, batch.filename, data, Options(**batch.options), progress=heartbeat,
                 batch=batch)
             batch.finished_at, batch.storage_key = datetime.now(UTC), None
@@ -155,6 +154,15 @@ def apply(batch_id: int) -> bool:
         session.expire_on_commit = True
 
 
+def _checked_file(key: str | None) -> bytes:
+    try:
+        with attachments.storage().open(key) as fh:
+            return fh.read()
+    except (OSError, TypeError, ValueError) as exc:
+        raise DomainError(_("The checked file is no longer stored; choose it again and check it."),
+                          code="file_gone") from exc
+
+
 def _failed(batch_id: int, exc: Exception) -> None:
     """Record why the import stopped, and remove what it had written (an import is all or nothing for the
     people who read the records)."""
@@ -167,13 +175,14 @@ def _failed(batch_id: int, exc: Exception) -> None:
     batch.status = FAILED
     db.session.flush()
     removed = False
-    try:
-        undo(_actor(batch), batch_id)
-        removed = True
-    except Exception:  # noqa: BLE001 - then what it wrote stays, and the page offers undo
-        db.session.rollback()
-        batch = db.session.get(ImportBatch, batch_id)
-        log.exception("Could not remove what failed import %s wrote", batch_id)
+    if db.session.scalar(select(exists().where(ImportedRecord.batch_id == batch_id))):
+        try:
+            undo(_actor(batch), batch_id)
+            removed = True
+        except Exception:  # noqa: BLE001 - then what it wrote stays, and the page offers undo
+            db.session.rollback()
+            batch = db.session.get(ImportBatch, batch_id)
+            log.exception("Could not remove what failed import %s wrote", batch_id)
     key = batch.storage_key
     batch.status, batch.finished_at, batch.storage_key = FAILED, datetime.now(UTC), None
     batch.error = reason + (" " + _("What it had written was removed.") if removed else "")
