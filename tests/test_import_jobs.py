@@ -263,3 +263,59 @@ def test_a_real_worker_process_runs_the_import(app, world, tmp_path):
         worker.stop()
         if settings["TASK_QUEUE_URL"].startswith("redis"):
             RedisHuey(settings["TASK_QUEUE_NAME"], url=settings["TASK_QUEUE_URL"]).storage.flush_all()
+
+
+def test_a_worker_killed_mid_import_is_finished_by_the_sweep(app, world, tmp_path, monkeypatch):
+    """A real worker process is killed (SIGKILL) after its first committed chunk; the sweep hands the import to
+    another worker (here this process), which writes the rest: every row once."""
+    from huey import RedisHuey
+
+    from lti_tool.tasks import make_huey
+
+    lines = ["Email,Name,Competency,Date assessed"]
+    for i in range(1000):
+        for code in ("CEN-CART", "REG-AUDIT", "IV-GARB"):
+            lines.append(f"bulk{i}@example.org,Bulk Tech {i},{code},2024-0{1 + i % 9}-1{i % 10}")
+    data = ("\r\n".join(lines) + "\r\n").encode()
+    options = Options(kind="sign_offs")
+    plan = preview(world.admin, world.course.id, "bulk.csv", data, options)
+    assert plan.ok and len(plan.to_create) == 3000
+    batch_id = import_jobs.stage(world.admin, plan, data, options).id
+    import_jobs.queue(world.admin, batch_id)
+    db.session.commit()
+    settings = queue_settings(tmp_path, ATTACHMENT_DIR=app.config["ATTACHMENT_DIR"])
+    worker = Worker(settings, tmp_path / "worker.log", "--no-periodic", "--max-delay", "0.5")
+    try:
+        broker = make_huey(settings["TASK_QUEUE_URL"], settings["TASK_QUEUE_NAME"])
+
+        def import_records(batch_id):
+            raise AssertionError("runs in the worker")
+
+        import_records.__module__ = "lti_tool.tasks.jobs"
+        broker.task(name="import_records")(import_records)(batch_id)
+
+        def first_chunk_written():
+            db.session.expire_all()
+            return db.session.get(ImportBatch, batch_id).done_count > 0
+
+        wait_for(first_chunk_written, 120, worker.output, worker.proc)
+        worker.proc.kill()
+        worker.proc.wait(timeout=20)
+    finally:
+        worker.stop()
+        if settings["TASK_QUEUE_URL"].startswith("redis"):
+            RedisHuey(settings["TASK_QUEUE_NAME"], url=settings["TASK_QUEUE_URL"]).storage.flush_all()
+    db.session.expire_all()
+    batch = db.session.get(ImportBatch, batch_id)
+    assert batch.status == "running" and 0 < batch.done_count < 3000, (batch.status, batch.done_count)
+    assert import_jobs.unfinished() == [], "its heartbeat is recent: the worker may be alive"
+    written = signed()
+    assert 0 < written < 3000
+    monkeypatch.setitem(app.config, "EXPORT_STALE_SECONDS", 0)
+    jobs.sweep()  # memory:// in this process: the task runs at once
+    db.session.expire_all()
+    batch = db.session.get(ImportBatch, batch_id)
+    assert batch.status == "applied" and batch.attempts == 2, batch.error
+    assert signed() == 3000 and batch.done_count == 3000
+    assert batch.summary["created"]["sign_offs"] == 3000 and batch.summary["created"]["people"] == 1000
+    assert db.session.scalar(select(func.count()).select_from(Person).where(Person.email.like("bulk%"))) == 1000
