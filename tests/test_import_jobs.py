@@ -319,3 +319,29 @@ def test_a_worker_killed_mid_import_is_finished_by_the_sweep(app, world, tmp_pat
     assert signed() == 3000 and batch.done_count == 3000
     assert batch.summary["created"]["sign_offs"] == 3000 and batch.summary["created"]["people"] == 1000
     assert db.session.scalar(select(func.count()).select_from(Person).where(Person.email.like("bulk%"))) == 1000
+
+
+def test_a_claimed_persons_imported_sign_offs_reach_the_gradebook_at_their_first_launch(world):
+    from lti_tool.models import Deployment
+    from lti_tool.services.launches import CLAIM, record_launch
+
+    db.session.add(ResourceLink(course_id=world.course.id, resource_link_id="rl-cart", title="Cart fill",
+                                target={"type": "competency", "id": world.cart.id},
+                                lineitem_url="https://lms.example.org/lineitems/7"))
+    deployment = db.session.scalars(select(Deployment).where(Deployment.registration_id == world.reg.id)).first()
+    db.session.commit()
+    batch_id = queued(world)
+    enqueue("import_records", batch_id)
+    db.session.expire_all()
+    assert {r.person_id for r in db.session.scalars(select(ScoreOutbox))} == {world.tech.person.id}
+    nora_id = db.session.scalars(select(Person.id).where(Person.email == "nora@example.org")).one()
+    person, course, _ = record_launch(world.reg, deployment, {
+        "sub": "nora-9", "email": "Nora@Example.org", "name": "Nora New",
+        CLAIM + "roles": ["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+        CLAIM + "context": {"id": world.course.context_id}})
+    db.session.commit()
+    assert person.id == nora_id and person.sub == "nora-9" and course.id == world.course.id
+    scores = db.session.scalars(select(ScoreOutbox).where(ScoreOutbox.person_id == nora_id)).all()
+    # Her one Cart fill sign-off counts toward the column: one score, under the sub the LMS knows her by.
+    assert [(s.lineitem_url, s.payload["userId"], s.payload["gradingProgress"]) for s in scores] == [
+        ("https://lms.example.org/lineitems/7", "nora-9", "FullyGraded")]

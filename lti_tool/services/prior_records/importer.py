@@ -224,7 +224,7 @@ def run(actor, course_id: int, filename: str, data: bytes, options: Options, pro
     created = {name: counts.get(name, 0) for name in ("people", "memberships", "sign_offs", "evidence")}
     batch.summary = {"created": created, "skipped": len(plan.rows) - own_rows, "rows": len(plan.rows),
                      "mapping": {k: plan.header[i] for k, i in plan.mapping.items()}}
-    batch.status, batch.done_count = APPLIED, own_rows
+    batch.status, batch.done_count, batch.total = APPLIED, own_rows, own_rows
     audit.record(actor, "import.applied", batch, after={"kind": plan.kind, "filename": batch.filename,
                                                         **batch.summary}, course_id=course.id)
     if plan.kind == "sign_offs":
