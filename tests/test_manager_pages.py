@@ -385,9 +385,9 @@ def test_matrix_shows_statuses_with_labels_paginates_and_filters(team, app):
     awaiting = team.get("/team/", status="awaiting_review").text
     assert "Tech 002" in awaiting and "of 1" in awaiting
 
-    central = team.get("/team/", department="central").text
+    central = _table(team.get("/team/", department="central").text)  # the filter form lists every competency
     assert "CEN-CART" in central and "IV-GARB" not in central
-    area = team.get("/team/", area=team.iv_area).text
+    area = _table(team.get("/team/", area=team.iv_area).text)
     assert "IV-GARB" in area and "IV-ASEP" in area and "CEN-CART" not in area
     with_leavers = team.get("/team/", inactive=1).text  # "Leaver000" sorts first
     assert "Leaver 000" in with_leavers and "Left the course" in with_leavers
