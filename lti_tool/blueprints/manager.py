@@ -102,10 +102,12 @@ def _plain_label(key: str) -> str:
     return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
-# A matrix page is 50 x 100+ cells: each is a class and a code (the key spells the codes out once), joined here
-# rather than looped over in Jinja, which was most of the page's time.
-_CELLS = {code: (Markup(f'<td class="{abbr.lower()}">{abbr}</td>'),
-                 Markup(f'<td class="{abbr.lower()} hit">{abbr}✱</td>'))
+# A matrix page is 50 x 130 cells with the shipped framework: each is a class and a code (the key spells the codes
+# out once), joined here rather than looped over in Jinja, which was most of the page's time. The class is
+# unquoted and </td> left out (both optional in HTML: the next cell or </tr> closes it) so that a page of 50 stays
+# under 200 KB: 15 bytes a cell instead of 22.
+_CELLS = {code: (Markup(f"<td class={abbr.lower()}>{abbr}"),
+                 Markup(f'<td class="{abbr.lower()} hit">{abbr}✱'))
           for code, abbr in matrix.ABBREVIATIONS.items()}
 
 
@@ -277,8 +279,7 @@ def matrix_page():
         errors, http_status = dict(exc.fields), 400
         page = matrix.team_matrix(actor, course_id, matrix.MatrixFilters())
     return render_template("manager/matrix.html", m=page, errors=errors, args=request.args,
-                           expiring_choices=matrix.EXPIRING_CHOICES, short_title=matrix.short_title,
-                           search_max=matrix.SEARCH_MAX), http_status
+                           expiring_choices=matrix.EXPIRING_CHOICES, search_max=matrix.SEARCH_MAX), http_status
 
 
 @bp.route("/matrix.csv")

@@ -39,7 +39,6 @@ PER_PAGE = 50
 EXPORT_BATCH = 500  # technicians per query when "Export this view" walks every page of a filter
 EXPIRING_CHOICES = (30, 60, 90)
 SEARCH_MAX = 100  # characters of a name search; longer is refused
-SHORT_TITLE = 22  # characters of a column head's short name (the full name is in the legend and on hover)
 # Short labels for the matrix cells, each also the cell's class (lower case); the legend spells them out once,
 # so colour is never the only signal and a page of 50 x 100+ cells stays small.
 ABBREVIATIONS = {
@@ -163,17 +162,6 @@ class MatrixFilters:
         return {"department": self.department or None, "area": self.area_id, "status": self.status or None,
                 "expiring": self.expiring_days, "inactive": "1" if self.include_inactive else None,
                 "q": self.search or None, "competency": list(self.competency_ids) or None}
-
-
-def short_title(title: str, limit: int = SHORT_TITLE) -> str:
-    """A column head's name: the title cut at a word boundary with an ellipsis when it is longer than `limit`."""
-    title = " ".join((title or "").split())
-    if len(title) <= limit:
-        return title
-    cut = title[:limit - 1]
-    if " " in cut and not title[limit - 1].isspace():
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:–-") + "…"
 
 
 def parse_filters(args) -> MatrixFilters:
