@@ -69,7 +69,7 @@ def test_competency_filter_heads_legend_and_links_to_the_record(team):
     assert f'value="{team.garb}" checked>' in html and f'value="{team.asep}">' in html
     assert "(2 chosen)" in html
     legend = re.search(r'<section class="legend legend-names".*?</section>', html, re.S).group(0)
-    assert '<dt class="code">IV-GARB</dt><dd>Garbing</dd>' in legend and "IV-ASEP" not in legend
+    assert '<dt>IV-GARB</dt><dd>Garbing</dd>' in legend and "IV-ASEP" not in legend
     # With an area as well, the columns are both: the chosen ones inside the area.
     assert heads(get(team, competency=[team.garb, team.cart], area=team.iv_area).text) == ["IV-GARB Garbing"]
     wrong = get(team, competency=["99999999"])
