@@ -84,9 +84,8 @@
       return a;
     };
     var say = function (td) {
-      if (!readout) return;
-      readout.hidden = false;
-      readout.textContent = describe(td);
+      // The line keeps its height when empty, so the table does not move under a pointer pressing a cell.
+      if (readout) readout.textContent = describe(td);
     };
     var activate = function (td, focus) {
       var a = linkOf(td);
@@ -106,6 +105,15 @@
       var td = event.target.closest("td");
       if (isCell(td)) linkOf(td);
     }, {passive: true});
+    grid.addEventListener("click", function (event) {
+      // A tap or click that came before any pointer-over (a touch screen, a page restored with the pointer
+      // already on it): the cell becomes its link and follows it.
+      var td = event.target.closest("td");
+      if (isCell(td) && event.target === td) {
+        var a = linkOf(td);
+        if (a) a.click();
+      }
+    });
     grid.addEventListener("focusin", function (event) {
       var td = event.target.closest("td");
       if (isCell(td)) { activate(td, false); say(td); }
