@@ -1,10 +1,11 @@
 """No page scrolls sideways on a phone (issue 16): every page a technician, a manager and an LMS administrator
 sees, and the public verification page, in Debian's chromium at 320x640 and 390x844, reached through real LTI
-launches: document.scrollingElement.scrollWidth <= innerWidth, axe-core finds nothing, the technician's pages
-keep 44 px targets (as tests/test_phone_browser.py checks them). One browser, one launch per role, one page per
-size; screenshots of the 320 px pages go to test-artifacts/. Then the team matrix of 60 technicians by the
-shipped framework at 1280x800: the page itself never wider than the window, the table scrolling in its own box
-with the names and the header row in view, cells that open the record at the competency, and a screenshot."""
+launches: document.scrollingElement.scrollWidth <= innerWidth at both, axe-core finds nothing at 320 px, the
+technician's pages keep 44 px targets (as tests/test_phone_browser.py checks them). One browser, one launch per
+role, one page per size; screenshots of some 320 px pages go to test-artifacts/. Then the team matrix of 60
+technicians by the shipped framework at 1280x800: the page itself never wider than the window, the table
+scrolling in its own box with the names and the header row in view, cells that open the record at the
+competency, and a screenshot."""
 import re
 
 import pytest
@@ -22,6 +23,7 @@ from tests.test_phone_browser import NARROW, PHONE, targets_ok
 
 pytestmark = pytest.mark.browser
 WIDE = {"viewport": {"width": 1280, "height": 800}}
+PHOTOGRAPHED = {"portfolio", "portfolio filtered", "queue", "matrix", "record", "transcript", "admin", "imports"}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +82,11 @@ def test_no_page_scrolls_sideways_at_320_and_390_px(app, browser, live_server, p
     techs, signed = _populate(team)
     with app.app_context():
         tech_sub = db.session.get(Person, techs[0]).sub
+        # Long unbroken words where people type: they wrap instead of widening the page.
+        db.session.get(Person, techs[1]).name = "Wolfeschlegelsteinhausenbergerdorff-Featherstonehaugh Tech"
+        for item in db.session.scalars(select(Evidence).where(Evidence.person_id.in_(techs[:2]))):
+            item.title = "Sterile-compounding-cross-training-in-the-IV-room-with-the-new-hood-" + str(item.id)
+        db.session.commit()
     tokens = {"manager": team.token,
               "technician": launch(platform, http, live_server, role="student", sub=tech_sub, name="Tech 000"),
               "admin": launch(platform, http, live_server, role="account_admin", sub="admin-1", name="Ada Admin")}
@@ -98,11 +105,12 @@ def test_no_page_scrolls_sideways_at_320_and_390_px(app, browser, live_server, p
                     assert response.status < 400, f"{label}: {response.status}"
                     page.wait_for_load_state("load")
                     fits(page, label)
-                    clean(page, label)
                     if own:
                         targets_ok(page, label)
-                    if width == 320:
-                        screenshot(page, f"fit-320-{role}-{name}")
+                    if width == 320:  # axe-core at the narrower width only: it is most of the test's time
+                        clean(page, label)
+                        if name in PHOTOGRAPHED:
+                            screenshot(page, f"fit-320-{role}-{name}")
                     seen += 1
             page.goto(f"{live_server}/verify")
             fits(page, f"verify at {width} px")
