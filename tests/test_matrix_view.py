@@ -81,6 +81,8 @@ def test_competency_filter_heads_legend_and_links_to_the_record(team):
     opened = re.findall(r"<details( open)? class=\"area\">\s*<summary><span class=\"code\">(\w+)", record)
     assert opened == [("", "IV"), (" open", "CEN")]
     assert f'<tr id="competency-{team.garb}">' in team.get(f"/team/technicians/{tech}").text
+    unknown = team.get(f"/team/technicians/{tech}", competency=99999).text  # the first area, as without it
+    assert re.findall(r"<details( open)? class=\"area\">", unknown) == [" open", ""]
 
 
 def test_export_this_view_is_every_page_of_the_filter_and_reads_back(team):
