@@ -19,7 +19,7 @@ from lti_tool.services import frameworks
 from tests.support.browser import chromium, screenshot, screenshot_on_failure
 from tests.test_manager_browser import _populate
 from tests.test_manager_pages import Team, launch
-from tests.test_phone_browser import NARROW, PHONE, targets_ok
+from tests.test_phone_browser import NARROW, PHONE, fits, targets_ok
 
 pytestmark = pytest.mark.browser
 WIDE = {"viewport": {"width": 1280, "height": 800}}
@@ -30,25 +30,6 @@ PHOTOGRAPHED = {"portfolio", "portfolio filtered", "queue", "matrix", "record", 
 def browser():
     with chromium() as b:
         yield b
-
-
-# What sticks out past the window, outside any box that scrolls or clips it: the culprits of a failure.
-OVERFLOWING = """(room) => {
-  const boxed = el => { for (let p = el.parentElement; p; p = p.parentElement) {
-    const o = getComputedStyle(p).overflowX; if (o !== "visible") return p !== document.body
-      && p !== document.documentElement; } return false; };
-  return [...document.querySelectorAll("body *")].filter(el => el.getBoundingClientRect().right > room + 1
-    && !boxed(el)).slice(0, 6).map(el => el.outerHTML.slice(0, 120));
-}"""
-
-
-def fits(page, name):
-    # A mobile browser widens its layout viewport (innerWidth) to content that overflows, so the page is
-    # measured against the device's width, not innerWidth.
-    room = page.viewport_size["width"]
-    width, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-    assert width <= room and inner <= room, (
-        f"{name}: the page is {width} px wide in a {room} px window: {page.evaluate(OVERFLOWING, room)}")
 
 
 def clean(page, name):
