@@ -4,6 +4,7 @@ of a form, and an evidence item's reviews, sign-offs and history in plain words.
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
@@ -124,7 +125,23 @@ def _progress(label: str, entries: list) -> dict:
 
 # --- Dashboard --------------------------------------------------------------------------------------------
 
-def dashboard(actor, today: date | None = None) -> dict:
+def _competency_item(comp, entry) -> dict:
+    """One competency in the portfolio's list: its status, when it expires, what to record for it."""
+    return {"competency": comp, "status": entry.status, "label": entry.label,
+            "expires": day_text(entry.expires_at) if entry.held and entry.expires_at else None,
+            "kind": _record_kind(comp)}
+
+
+def _record_kind(comp) -> str:
+    return "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds \
+        else comp.evidence_kinds[0]
+
+
+def dashboard(actor, today: date | None = None, shown: str | None = None) -> dict:
+    """The portfolio. `shown`: a status the tiles chose (the list then holds only competencies in it)."""
+    if shown is not None and shown not in status.STATUSES:
+        raise DomainError(_("Not a known status: choose one of the tiles on your portfolio."),
+                          code="invalid_filter")
     person, course = actor.person, actor.course
     today = today or date.today()
     tree = Tree.of(course)
@@ -134,10 +151,12 @@ def dashboard(actor, today: date | None = None) -> dict:
     entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
     areas = []
     for root in tree.roots:
-        under = [statuses[c.id] for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
-        if under:
+        leaves = [c for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
+        if leaves:
             label = root.title if not root.code or root.title.startswith(root.code) else f"{root.code} {root.title}"
-            areas.append({**_progress(label, under), "id": root.id})
+            items = [_competency_item(c, statuses[c.id]) for c in leaves]
+            areas.append({**_progress(label, [statuses[c.id] for c in leaves]), "id": root.id,
+                          "competencies": [i for i in items if shown is None or i["status"] == shown]})
     departments = []
     for code, label in DEPARTMENT_LABELS.items():
         tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
@@ -148,8 +167,7 @@ def dashboard(actor, today: date | None = None) -> dict:
         rows = [(tree.by_id[cid], entry) for cid, entry in statuses.items() if entry.status == state]
         return [{"competency": comp, "expires": day_text(entry.expires_at), "expires_at": entry.expires_at,
                  "days": (entry.expires_at.date() - today).days if entry.expires_at else None,
-                 "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
-                 else comp.evidence_kinds[0]}
+                 "kind": _record_kind(comp)}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
     reassess = needs_reassessment(person, course, statuses, tree)
@@ -158,6 +176,7 @@ def dashboard(actor, today: date | None = None) -> dict:
     return {
         "counts": _counts(entries),
         "total": len(entries),
+        "shown": shown,
         "labels": status.LABELS,
         "areas": areas,
         "departments": departments,
@@ -192,8 +211,7 @@ def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
                 comp = tree.by_id[entry.competency_id]
                 found[entry.competency_id] = {
                     "competency": comp, "label": entry.label, "at": entry.at, "evidence_id": evidence_id,
-                    "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
-                    else comp.evidence_kinds[0]}
+                    "kind": _record_kind(comp)}
     return sorted(found.values(), key=lambda item: item["competency"].code)
 
 

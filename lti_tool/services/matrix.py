@@ -7,11 +7,14 @@ The matrix is paged in SQL and runs a fixed number of queries whatever the size 
 (status.current_is, the same rule status.at applies to the cells), so filter and cells cannot disagree. The
 matrix of a moment in the past (`as_of`) judges the history of every candidate instead: correct, and slower.
 Pages: `after` (the last person of the previous page) is keyset pagination for "Next"; `page` jumps.
+A name search (`q`) is one more where-clause on the same select, so it pages the same way; chosen competencies
+narrow the columns like an area or a department does.
 """
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
+from flask_babel import gettext as _
 from sqlalchemy import case, exists, false, func, select, tuple_
 from sqlalchemy.orm import joinedload, selectinload
 
@@ -33,7 +36,9 @@ from . import DomainError, Forbidden, NotFound, preceptors, scope, status
 from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
+EXPORT_BATCH = 500  # technicians per query when "Export this view" walks every page of a filter
 EXPIRING_CHOICES = (30, 60, 90)
+SEARCH_MAX = 100  # characters of a name search; longer is refused
 # Short labels for the matrix cells, each also the cell's class (lower case); the legend spells them out once,
 # so colour is never the only signal and a page of 50 x 100+ cells stays small.
 ABBREVIATIONS = {
@@ -86,6 +91,18 @@ class Tree:
 
         return [c for c in self.leaves if inside(c)]
 
+    def area_label(self, area) -> str:
+        """An area's full name for a select: the title, led by its code unless the title already says it."""
+        return area.title if not area.code or area.title.startswith(area.code) else f"{area.code} {area.title}"
+
+    def leaves_by_area(self) -> list[tuple]:
+        """[(top-level area or None, [leaf])] in framework order, for the competency chooser and the legend."""
+        groups: dict = {}
+        for leaf in self.leaves:
+            area = self.area_of(leaf)
+            groups.setdefault(area.id if area else None, (area, []))[1].append(leaf)
+        return list(groups.values())
+
     def departments(self) -> list[tuple[str, str]]:
         tags = {d for c in self.leaves for d in (c.departments or [])}
         return [(key, label) for key, label in DEPARTMENT_LABELS.items() if key in tags]
@@ -133,10 +150,18 @@ class MatrixFilters:
     page: int = 1
     after: int | None = None  # keyset: the page after this person (the last row of the previous page)
     per_page: int = PER_PAGE
+    search: str = ""  # part of a technician's name or e-mail, any case
+    competency_ids: tuple = ()  # chosen columns (none chosen: every column of the area and department)
 
     @property
     def by_status(self) -> bool:
         return bool(self.status or self.expiring_days)
+
+    def query(self) -> dict:
+        """The filters as query parameters (without the page), for links and the export of this view."""
+        return {"department": self.department or None, "area": self.area_id, "status": self.status or None,
+                "expiring": self.expiring_days, "inactive": "1" if self.include_inactive else None,
+                "q": self.search or None, "competency": list(self.competency_ids) or None}
 
 
 def parse_filters(args) -> MatrixFilters:
@@ -152,7 +177,19 @@ def parse_filters(args) -> MatrixFilters:
             return default
         return id_or_none(raw)
 
+    search = " ".join((args.get("q") or "").split())
+    if len(search) > SEARCH_MAX:
+        errors["q"] = _("Type at most %(n)d characters of a name.", n=SEARCH_MAX)
+        search = ""
+    chosen = []
+    for raw in args.getlist("competency") if hasattr(args, "getlist") else []:
+        if (raw or "").strip():
+            if id_or_none(raw.strip()) is None:
+                errors["competency"] = _("Not a competency of this course.")
+            else:
+                chosen.append(id_or_none(raw.strip()))
     wanted = MatrixFilters(
+        search=search, competency_ids=tuple(dict.fromkeys(chosen)),
         department=(args.get("department") or None),
         area_id=number("area"),
         status=(args.get("status") or None),
@@ -214,13 +251,28 @@ class MatrixPage:
 def _columns(tree: Tree, filters: MatrixFilters) -> list:
     columns = tree.leaves
     if filters.area_id is not None:
-        if filters.area_id not in {a.id for a, _ in tree.areas}:
+        if filters.area_id not in {a.id for a, _depth in tree.areas}:
             raise DomainError("Some filters are not valid.", code="invalid_filter",
                               fields={"area": "Not an area of this course's frameworks."})
         columns = tree.under(filters.area_id)
     if filters.department:
         columns = [c for c in columns if filters.department in (c.departments or [])]
+    if filters.competency_ids:
+        if not set(filters.competency_ids) <= {c.id for c in tree.leaves}:
+            raise DomainError("Some filters are not valid.", code="invalid_filter",
+                              fields={"competency": _("Not a competency of this course.")})
+        chosen = set(filters.competency_ids)
+        columns = [c for c in columns if c.id in chosen]
     return columns
+
+
+def _name_matches(search: str):
+    """Where-clause on Person: the search is part of the name, given and family name or e-mail, any case (in
+    SQL, so it pages with the rest; % and _ typed are literal)."""
+    text = func.coalesce(Person.name, "")
+    for part in (Person.given_name, Person.family_name, Person.email):
+        text = text + " " + func.coalesce(part, "")
+    return func.lower(text).contains(search.lower(), autoescape=True)
 
 
 def _sort_key():
@@ -282,6 +334,8 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     columns = _columns(tree, filters)
     column_ids = [c.id for c in columns]
     people = _candidates(course, filters.include_inactive)
+    if filters.search:
+        people = people.where(_name_matches(filters.search))
     if filters.by_status:
         if not column_ids:
             people = people.where(false())
@@ -321,6 +375,35 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     return MatrixPage(course=course, tree=tree, columns=columns, rows=rows, filters=filters, total=total,
                       page=page, pages=pages, not_launched=int(not_launched), as_of=moment,
                       next_after=ids[-1] if ids and page < pages else None)
+
+
+def row_notes(row: MatrixRow) -> list[str]:
+    """The tags a row carries on the page (and in its export)."""
+    notes = []
+    if row.never_launched:
+        notes.append(_("Not launched yet"))
+    if not row.active:
+        notes.append(_("Left the course"))
+    return notes
+
+
+def export_view(actor, course_id: int, filters: MatrixFilters) -> tuple[list, list]:
+    """"Export this view": (header, rows) of every page of the filters shown, the same columns and cells, each
+    status in words. Pages of EXPORT_BATCH technicians follow each other by keyset, so a large team costs a few
+    queries per batch, never one per technician."""
+    batch = replace(filters, page=1, after=None, per_page=EXPORT_BATCH)
+    header, rows = None, []
+    while True:
+        page = team_matrix(actor, course_id, batch)
+        if header is None:
+            header = [_("Technician"), _("Notes"), _("Held")] + [f"{c.code} {c.title}" for c in page.columns]
+        for row in page.rows:
+            rows.append([row.person.display_name, "; ".join(row_notes(row)), f"{row.held}/{len(row.cells)}"]
+                        + [status.LABELS[cell.status] + (" ✱" if cell.competency_id in row.matches else "")
+                           for cell in row.cells])
+        if page.next_after is None:
+            return header, rows
+        batch = replace(batch, after=page.next_after)
 
 
 # --- One technician, for their manager ---------------------------------------------------------------------
