@@ -12,7 +12,7 @@ from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, attestation, evidence, matrix, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, requirements, reviews, status
 from ..services.actors import Actor
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
@@ -115,8 +115,8 @@ def matrix_cells(row) -> Markup:
 @bp.context_processor
 def helpers():
     return {
-        "ago": ago, "when": when, "matrix_cells": matrix_cells, "evidence_fields": evidence_fields,
-        "plain_label": _plain_label,
+        "ago": ago, "when": when, "when_day": formatting.us_date, "matrix_cells": matrix_cells,
+        "evidence_fields": evidence_fields, "plain_label": _plain_label,
         "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
         "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
         "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
@@ -286,6 +286,7 @@ def matrix_page():
 def technician(person_id: int):
     detail = matrix.technician_detail(_actor(), _course_id(), person_id)
     return render_template("manager/technician.html", d=detail, now=datetime.now(UTC),
+                           job_roles=requirements.job_roles(tool_session.current().course.registration),
                            signed=attestation.evidence_states([item.id for item in detail.evidence]))
 
 
