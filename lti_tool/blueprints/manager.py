@@ -102,14 +102,20 @@ def _plain_label(key: str) -> str:
 
 
 # A matrix page is 50 x 100+ cells: each is a class and a code (the key spells the codes out once), joined here
-# rather than looped over in Jinja, which was most of the page's time.
-_CELLS = {code: (Markup(f'<td class="{abbr.lower()}">{abbr}</td>'),
-                 Markup(f'<td class="{abbr.lower()} hit">{abbr}✱</td>'))
-          for code, abbr in matrix.ABBREVIATIONS.items()}
+# rather than looped over in Jinja, which was most of the page's time. An overdue requirement adds its mark.
+def _cell(abbr: str, hit: bool, overdue: bool) -> Markup:
+    classes = " ".join([abbr.lower(), *(["hit"] if hit else []), *(["ovd"] if overdue else [])])
+    text = abbr + (f" {matrix.OVERDUE_MARK}" if overdue else "") + ("✱" if hit else "")
+    return Markup(f'<td class="{classes}">{text}</td>')
+
+
+_CELLS = {(code, hit, overdue): _cell(abbr, hit, overdue) for code, abbr in matrix.ABBREVIATIONS.items()
+          for hit in (False, True) for overdue in (False, True)}
 
 
 def matrix_cells(row) -> Markup:
-    return Markup("".join([_CELLS[cell.status][cell.competency_id in row.matches] for cell in row.cells]))
+    return Markup("".join([_CELLS[cell.status, cell.competency_id in row.matches, cell.overdue]
+                           for cell in row.cells]))
 
 
 @bp.context_processor
@@ -117,7 +123,8 @@ def helpers():
     return {
         "ago": ago, "when": when, "when_day": formatting.us_date, "matrix_cells": matrix_cells,
         "evidence_fields": evidence_fields, "plain_label": _plain_label,
-        "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "status_labels": status.FILTER_LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "filter_statuses": status.STATUSES + status.REQUIREMENT_FILTERS, "overdue_mark": matrix.OVERDUE_MARK,
         "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
         "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
         # Preceptors share the queue and review pages; the team's other pages are for managers.

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
+from .. import formatting
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Membership, Registration, Requirement
@@ -107,3 +108,21 @@ def resolve(course: Course, competency_ids, area_ids, departments) -> list[int]:
 
     return sorted(c.id for c in leaves
                   if c.id in chosen or under_area(c) or tags.intersection(c.departments or []))
+
+
+def required_list(statuses: dict, competencies: dict) -> dict:
+    """What is required of one technician, from their statuses (status.compute: the stored rows, with the clock's
+    flags): {"open": [...], "met": n}. Open items come overdue first, then by date; each is a dict with the
+    competency, its date, and the flags. No query: the portfolio already holds the statuses."""
+    open_items, met = [], 0
+    for competency_id, entry in statuses.items():
+        if entry.required_by is None or competency_id not in competencies:
+            continue
+        if entry.held:
+            met += 1
+            continue
+        open_items.append({"competency": competencies[competency_id], "required_by": entry.required_by,
+                           "required_by_text": formatting.us_date(entry.required_by),
+                           "overdue": entry.overdue, "due_soon": entry.required_due, "status": entry.status})
+    open_items.sort(key=lambda item: (not item["overdue"], item["required_by"], item["competency"].code or ""))
+    return {"open": open_items, "met": met}

@@ -40,6 +40,7 @@ import calendar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select
 
 from ..extensions import db
@@ -85,7 +86,7 @@ HELD = frozenset({ACHIEVED, DUE_FOR_REVALIDATION})
 OVERDUE = "overdue"
 REQUIRED = "required"
 REQUIREMENT_FILTERS = (OVERDUE, REQUIRED)
-FILTER_LABELS = {**LABELS, OVERDUE: "Overdue (required)", REQUIRED: "Required"}
+FILTER_LABELS = {**LABELS, OVERDUE: _l("Overdue (required, not held)"), REQUIRED: _l("Required")}
 
 
 def now_utc() -> datetime:
