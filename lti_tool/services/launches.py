@@ -9,6 +9,7 @@ from ..lti.urls import origin
 from ..models import Course, Membership, Person, Registration, ResourceLink
 from ..models.base import utcnow
 from ..models.upsert import as_loaded, prebuilt, upsert
+from . import requirement_edits, status_store
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -84,6 +85,13 @@ def record_launch(registration, deployment, claims: dict):
             "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
             "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
         })
+        if membership.created_at >= now:
+            # New in the course (an upsert, which the status store's mapper events do not see): the course's
+            # requirements now apply to them.
+            status_store.touch_people([person.id])
+        custom = claims.get(CLAIM + "custom") or {}
+        if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
+            requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
 
 

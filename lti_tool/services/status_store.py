@@ -53,6 +53,12 @@ def touch(person_id: int, competency_ids) -> None:
     _noted(db.session, _PAIRS).update((person_id, c) for c in competency_ids)
 
 
+def touch_people(person_ids) -> None:
+    """Note people whose requirements may have changed outside the unit of work (a launch's upsert of their
+    membership); their required pairs are judged again at the next flush."""
+    _noted(db.session, _PEOPLE).update(person_ids)
+
+
 # --- What a flush touched ----------------------------------------------------------------------------------
 
 def _on_pair(mapper, connection, target):
