@@ -221,3 +221,33 @@ def test_required_by_reads_one_query(world, make):
     with count_queries() as n:
         found = rule.required_by(people)
     assert n[0] == 1 and len(found) == 12
+
+
+def test_home_notices_and_reminders_name_overdue_and_soon_required(world):
+    from lti_tool.models import SentMessage
+    from lti_tool.services import notices, reminders
+
+    today = status.local_today(world.reg)
+    edits.create(world.manager, world.course.id, _form(competency_ids=[world.garb.id], audience="people",
+                                                       person_ids=[world.tech.person.id],
+                                                       due_on=(today - 3 * DAY).isoformat()))
+    edits.create(world.manager, world.course.id, _form(competency_ids=[world.cart.id], audience="people",
+                                                       person_ids=[world.tech.person.id],
+                                                       due_on=(today + 14 * DAY).isoformat()))
+    now = status.now_utc()
+    mine = notices.technician_notices(world.tech.person, world.course, now)
+    kinds = [(n.kind, n.title) for n in mine if n.kind in (notices.OVERDUE, notices.REQUIRED)]
+    assert kinds == [(notices.OVERDUE, world.garb.title), (notices.REQUIRED, world.cart.title)]
+    assert "overdue" in mine[0].detail and "in 14 days" in mine[1].detail
+    assert notices.technician_notices(world.tech2.person, world.course, now) == []
+    reminders.plan(now)
+    rows = {r.event_key: r for r in db.session.scalars(select(SentMessage))}
+    overdue_key = f"required:{world.garb.id}:{(today - 3 * DAY).isoformat()}:{world.tech.person.id}:0"
+    soon_key = f"required:{world.cart.id}:{(today + 14 * DAY).isoformat()}:{world.tech.person.id}:14"
+    assert {overdue_key, soon_key} <= set(rows)
+    assert rows[overdue_key].subject == f"{world.garb.title} is overdue"
+    assert rows[soon_key].subject == f"{world.cart.title} is required soon"
+    assert not any(r.person_id == world.tech2.person.id for r in rows.values())
+    team = notices.team_notices(world.course, status.team_statuses(world.manager, world.course), today,
+                                status.settings.time_zone(world.reg), 60)
+    assert [(n.title, n.detail) for n in team] == [(world.tech.person.display_name, "1 required overdue")]
