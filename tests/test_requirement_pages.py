@@ -227,3 +227,19 @@ def test_calendar_feed_parse_replace_revoke(team, app, platform, http):
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Person)
                                  .where(Person.calendar_token_hash.is_not(None))) == 0
+
+
+def test_the_administrator_sets_the_tenant_job_roles(app, platform, registered, http, live_server):
+    from tests.test_admin_pages import launch as admin_launch
+
+    admin = admin_launch(app, platform, http, live_server, CANVAS_ROLES["account_admin"], "admin-1")
+    assert "Technician III" in admin.get("/admin/settings").page
+    bad = admin.post("/admin/settings/job-roles", {"job_roles": "x" * 61})
+    assert bad.status_code == 400 and "at most 60 characters" in bad.page
+    saved = admin.follow(admin.post("/admin/settings/job-roles", {"job_roles": "CPhT I\n\nCPhT II\nCPhT I\n"}))
+    assert "Job roles saved." in saved.page
+    with app.app_context():
+        from lti_tool.models import Registration
+        from lti_tool.services import requirements
+
+        assert requirements.job_roles(db.session.scalars(select(Registration)).one()) == ["CPhT I", "CPhT II"]
