@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from lti_tool.extensions import db
+from lti_tool.formatting import us_date
 from lti_tool.models import StoredStatus
 from lti_tool.services import DomainError, Forbidden, NotFound, matrix, status, status_store
 from lti_tool.services import requirement_edits as edits
@@ -251,3 +252,22 @@ def test_home_notices_and_reminders_name_overdue_and_soon_required(world):
     team = notices.team_notices(world.course, status.team_statuses(world.manager, world.course), today,
                                 status.settings.time_zone(world.reg), 60)
     assert [(n.title, n.detail) for n in team] == [(world.tech.person.display_name, "1 required overdue")]
+
+
+def test_the_matrix_csv_and_roster_say_overdue_and_required_by(world):
+    from lti_tool.services import reports, transcript_exports
+
+    today = status.local_today(world.reg)
+    edits.create(world.manager, world.course.id, _form(competency_ids=[world.garb.id], audience="people",
+                                                       person_ids=[world.tech.person.id],
+                                                       due_on=(today - DAY).isoformat()))
+    edits.create(world.manager, world.course.id, _form(competency_ids=[world.cart.id], audience="people",
+                                                       person_ids=[world.tech.person.id], due_on="2099-12-31"))
+    text = transcript_exports.course_matrix_csv(world.manager, world.course.id)
+    due = us_date(today - DAY)
+    assert f"Not started; overdue, required by {due}" in text and "Not started; required by Dec 31, 2099" in text
+    roster = reports.roster(world.manager, world.course.id, f"c:{world.garb.id}")
+    assert roster.counts[reports.OVERDUE] == 1
+    labels = {r.person.id: r.standing_label for r in roster.rows}
+    assert labels[world.tech.person.id] == f"Not qualified; overdue, required by {due}"
+    assert labels[world.tech2.person.id] == "Not qualified"

@@ -15,14 +15,13 @@ from collections import Counter, namedtuple
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from flask_babel import gettext
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Evidence, Membership, Person, SignOff, SignOffRevocation
-from . import DomainError, NotFound, audit_log, localtime, scope, settings, status
+from . import DomainError, NotFound, audit_log, localtime, requirements, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 from .status import add_months
 
@@ -45,7 +44,7 @@ def standing_label(entry: status.CompetencyStatus) -> str:
     if key == NOT_QUALIFIED and entry.status != status.NOT_STARTED:
         label = f"{label} ({entry.label.lower()})"
     if entry.overdue:
-        label += "; " + gettext("overdue, required by %(date)s", date=localtime.us_date(entry.required_by))
+        label += "; " + requirements.note(entry)
     return label
 
 

@@ -12,6 +12,7 @@ Writing requirements and people's attributes is services/requirement_edits.py.
 """
 from datetime import date, datetime, timedelta
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from .. import formatting
@@ -126,3 +127,14 @@ def required_list(statuses: dict, competencies: dict) -> dict:
                            "overdue": entry.overdue, "due_soon": entry.required_due, "status": entry.status})
     open_items.sort(key=lambda item: (not item["overdue"], item["required_by"], item["competency"].code or ""))
     return {"open": open_items, "met": met}
+
+
+def note(entry) -> str:
+    """What a report or export adds to a status about its requirement: "overdue, required by Nov 30, 2026",
+    "required by Dec 31, 2026", or "" (not required, or held)."""
+    if entry.required_by is None or entry.held:
+        return ""
+    day = formatting.us_date(entry.required_by)
+    if entry.overdue:
+        return gettext("overdue, required by %(date)s", date=day)
+    return gettext("required by %(date)s", date=day)
