@@ -243,3 +243,20 @@ def test_the_administrator_sets_the_tenant_job_roles(app, platform, registered, 
         from lti_tool.services import requirements
 
         assert requirements.job_roles(db.session.scalars(select(Registration)).one()) == ["CPhT I", "CPhT II"]
+
+
+def test_a_first_launch_gets_the_requirements_and_custom_parameters_set_the_department(team, app, platform, http):
+    csrf = team.csrf("/team/requirements/new")
+    _create(team, csrf, audience="department", audience_department="iv_room", competency_ids=[str(team.garb)],
+            due_kind="days", due_days="90")
+    custom = {"https://purl.imsglobal.org/spec/lti/claim/custom": {"pharmacy_department": "iv_room",
+                                                                   "pharmacy_job_role": "New hire"}}
+    resp, _, _ = platform.launch(http, team.base, roles=CANVAS_ROLES["student"], sub="new-hire", **custom)
+    assert resp.status_code == 303
+    token = parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
+    with app.app_context():
+        membership = db.session.scalars(select(Membership).join(Person).where(Person.sub == "new-hire")).one()
+        assert (membership.department, membership.job_role) == ("iv_room", "New hire")
+    text = unescape(http.get(f"{team.base}/me/?lt={token}").text)
+    due = (_today(app, team) + timedelta(days=90))
+    assert "Required of you" in text and f"Due {due:%b} {due.day}, {due.year}" in text

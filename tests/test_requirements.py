@@ -271,3 +271,14 @@ def test_the_matrix_csv_and_roster_say_overdue_and_required_by(world):
     labels = {r.person.id: r.standing_label for r in roster.rows}
     assert labels[world.tech.person.id] == f"Not qualified; overdue, required by {due}"
     assert labels[world.tech2.person.id] == "Not qualified"
+
+
+def test_a_technician_joining_later_and_leaving_follows_the_requirements(world, make):
+    req = edits.create(world.manager, world.course.id, _form(competency_ids=[world.cart.id]))
+    newcomer = make.actor(world.course, "technician")
+    assert _stored_required(newcomer.person.id) == {world.cart.id: (date(2030, 1, 31), req.id)}
+    newcomer.membership.active = False
+    db.session.flush()
+    assert _stored_required(newcomer.person.id) == {}
+    manager_side = make.actor(world.course, "manager")
+    assert _stored_required(manager_side.person.id) == {}
