@@ -282,3 +282,17 @@ def test_a_technician_joining_later_and_leaving_follows_the_requirements(world, 
     assert _stored_required(newcomer.person.id) == {}
     manager_side = make.actor(world.course, "manager")
     assert _stored_required(manager_side.person.id) == {}
+
+
+def test_large_rewrites_go_in_batches_with_the_same_result(world, make, monkeypatch):
+    # A requirement for everyone in a large course rewrites tens of thousands of pairs: in batches of whole people
+    # (bench/requirements.py measures 2,000 technicians); here batches of two pairs give the same rows.
+    monkeypatch.setattr(status_store, "_PAIRS_PER_BATCH", 2)
+    people = [world.tech, world.tech2, *(make.actor(world.course, "technician") for _ in range(3))]
+    world.signed(world.cart, actor=world.tech2, now=status.now_utc() - DAY)
+    req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"]))
+    for tech in people:
+        assert _stored_required(tech.person.id) == {c.id: (date(2030, 1, 31), req.id)
+                                                    for c in (world.garb, world.cart, world.audit_comp)}
+    held = db.session.get(StoredStatus, (world.tech2.person.id, world.cart.id), populate_existing=True)
+    assert held.state == status.ACHIEVED and held.required_by == date(2030, 1, 31)

@@ -174,23 +174,46 @@ def row_values(person_id: int, entry: status.CompetencyStatus, now) -> dict:
     return {"person_id": person_id, "competency_id": entry.competency_id, "updated_at": now, **values}
 
 
+# Pairs judged and rewritten per statement group: a requirement for everyone in a large course touches tens of
+# thousands of pairs, more than one (person, competency) IN-list should carry (PostgreSQL's parser recurses on it).
+_PAIRS_PER_BATCH = 1000
+
+
 def _rewrite(session, pairs) -> int:
     """Judge `pairs` again from their history and replace their rows; pairs that say nothing (not started,
-    no sign-off, nothing open or drafted, not required) have no row."""
+    no sign-off, nothing open or drafted, not required) have no row. Large sets go in batches of whole people."""
     by_person: dict = {}
     for person_id, competency_id in pairs:
         by_person.setdefault(person_id, set()).add(competency_id)
     people = sorted(by_person)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Person.id).where(Person.id.in_(people)).order_by(Person.id).with_for_update())
+    written, batch, size = 0, [], 0
+    for person_id in people:
+        batch.append(person_id)
+        size += len(by_person[person_id])
+        if size >= _PAIRS_PER_BATCH:
+            written += _rewrite_batch(session, {p: by_person[p] for p in batch})
+            batch, size = [], 0
+    if batch:
+        written += _rewrite_batch(session, {p: by_person[p] for p in batch})
+    return written
+
+
+def _rewrite_batch(session, by_person: dict) -> int:
+    people = sorted(by_person)
     competency_ids = sorted({c for cs in by_person.values() for c in cs})
     judged = status.history(people, competency_ids, None)
     now = utcnow()
     rows = [row_values(p, judged[p][c], now) for p in people for c in sorted(by_person[p])
             if judged[p][c] != status.CompetencyStatus(c, status.NOT_STARTED)]
-    session.execute(delete(StoredStatus).where(
-        tuple_(StoredStatus.person_id, StoredStatus.competency_id).in_(sorted(pairs)))
-        .execution_options(synchronize_session=False))
+    if len(people) == 1 or len(competency_ids) == 1:
+        # Every pair of the cross product is being rewritten: two short IN-lists instead of one per pair.
+        where = StoredStatus.person_id.in_(people) & StoredStatus.competency_id.in_(competency_ids)
+    else:
+        where = tuple_(StoredStatus.person_id, StoredStatus.competency_id).in_(
+            sorted((p, c) for p in people for c in by_person[p]))
+    session.execute(delete(StoredStatus).where(where).execution_options(synchronize_session=False))
     if rows:
         session.execute(insert(StoredStatus), rows)
     return len(rows)
