@@ -12,7 +12,7 @@ from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, attestation, evidence, matrix, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, requirements, reviews, status
 from ..services.actors import Actor
 from ..services.csv_cells import to_csv
 from ..services.evidence import KIND_LABELS
@@ -104,23 +104,31 @@ def _plain_label(key: str) -> str:
 
 # A matrix page is 50 x 130 cells with the shipped framework: each is a class and a code (the key spells the codes
 # out once), joined here rather than looped over in Jinja, which was most of the page's time. The class is
-# unquoted and </td> left out (both optional in HTML: the next cell or </tr> closes it) so that a page of 50 stays
-# under 200 KB: 15 bytes a cell instead of 22.
-_CELLS = {code: (Markup(f"<td class={abbr.lower()}>{abbr}"),
-                 Markup(f'<td class="{abbr.lower()} hit">{abbr}✱'))
-          for code, abbr in matrix.ABBREVIATIONS.items()}
+# unquoted when it is one word and </td> left out (both optional in HTML: the next cell or </tr> closes it) so that a
+# page of 50 stays under 200 KB. An overdue requirement adds its mark.
+def _cell(abbr: str, hit: bool, overdue: bool) -> Markup:
+    classes = [abbr.lower(), *(["hit"] if hit else []), *(["ovd"] if overdue else [])]
+    text = abbr + (f" {matrix.OVERDUE_MARK}" if overdue else "") + ("✱" if hit else "")
+    attribute = classes[0] if len(classes) == 1 else '"' + " ".join(classes) + '"'
+    return Markup(f"<td class={attribute}>{text}")
+
+
+_CELLS = {(code, hit, overdue): _cell(abbr, hit, overdue) for code, abbr in matrix.ABBREVIATIONS.items()
+          for hit in (False, True) for overdue in (False, True)}
 
 
 def matrix_cells(row) -> Markup:
-    return Markup("".join([_CELLS[cell.status][cell.competency_id in row.matches] for cell in row.cells]))
+    return Markup("".join([_CELLS[cell.status, cell.competency_id in row.matches, cell.overdue]
+                           for cell in row.cells]))
 
 
 @bp.context_processor
 def helpers():
     return {
-        "ago": ago, "when": when, "matrix_cells": matrix_cells, "evidence_fields": evidence_fields,
-        "plain_label": _plain_label,
-        "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "ago": ago, "when": when, "when_day": formatting.us_date, "matrix_cells": matrix_cells,
+        "evidence_fields": evidence_fields, "plain_label": _plain_label,
+        "status_labels": status.FILTER_LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "filter_statuses": status.STATUSES + status.REQUIREMENT_FILTERS, "overdue_mark": matrix.OVERDUE_MARK,
         "method_labels": METHOD_LABELS, "kind_labels": KIND_LABELS, "department_labels": DEPARTMENT_LABELS,
         "request_status_labels": REQUEST_STATUS_LABELS, "evidence_status_labels": EVIDENCE_STATUS_LABELS,
         # Preceptors share the queue and review pages; the team's other pages are for managers.
@@ -302,6 +310,7 @@ def technician(person_id: int):
     # From a matrix cell: that competency's area opens and its row is marked (#competency-<id> scrolls to it).
     focus = id_or_none(request.args.get("competency", ""))
     return render_template("manager/technician.html", d=detail, now=datetime.now(UTC), focus=focus,
+                           job_roles=requirements.job_roles(tool_session.current().course.registration),
                            signed=attestation.evidence_states([item.id for item in detail.evidence]))
 
 

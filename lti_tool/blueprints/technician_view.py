@@ -16,7 +16,7 @@ from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.reviews import OPEN, SIGNED
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
-from ..services import DomainError, attestation, ce, status
+from ..services import DomainError, attestation, ce, requirements, status
 from ..services.placements import DEPARTMENT_LABELS
 from ..web import viewer_zone
 from . import technician_forms as forms
@@ -188,6 +188,7 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
         "ce": ce_report(person, today),
         "pathways": pathway_progress(actor, known),
         "has_frameworks": bool(tree.leaves),
+        "required": requirements.required_list(statuses, tree.by_id),
     }
 
 

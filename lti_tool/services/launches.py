@@ -10,7 +10,7 @@ from ..models import Course, ImportedRecord, Membership, Person, Registration, R
 from ..models.base import utcnow
 from ..models.people import IMPORTED_SUB_PREFIX
 from ..models.upsert import as_loaded, prebuilt, upsert
-from . import audit, grades
+from . import audit, grades, requirement_edits, status_store
 from .actors import Actor
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -92,6 +92,13 @@ def record_launch(registration, deployment, claims: dict):
             "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
             "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
         })
+        if membership.created_at >= now:
+            # New in the course (an upsert, which the status store's mapper events do not see): the course's
+            # requirements now apply to them.
+            status_store.touch_people([person.id])
+        custom = claims.get(CLAIM + "custom") or {}
+        if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
+            requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
 
 

@@ -50,6 +50,8 @@ ABBREVIATIONS = {
     status.DUE_FOR_REVALIDATION: "DUE",
     status.EXPIRED: "EXP",
 }
+# A required competency not held after its date: a mark beside the status code (OVD), spelled out in the legend.
+OVERDUE_MARK = "OVD"
 
 
 def _managed_course(actor, course_id: int):
@@ -200,7 +202,7 @@ def parse_filters(args) -> MatrixFilters:
     )
     if wanted.department and wanted.department not in DEPARTMENT_LABELS:
         errors["department"] = "Not a known department."
-    if wanted.status and wanted.status not in status.STATUSES:
+    if wanted.status and wanted.status not in status.STATUSES + status.REQUIREMENT_FILTERS:
         errors["status"] = "Not a known status."
     if wanted.expiring_days is not None and wanted.expiring_days not in EXPIRING_CHOICES:
         errors["expiring"] = "Choose 30, 60 or 90 days."
@@ -297,7 +299,13 @@ def _candidates(course, include_inactive: bool):
 
 def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     """Does one cell satisfy the status filters (both, when both are given)?"""
-    if filters.status and cell.status != filters.status:
+    if filters.status == status.OVERDUE:
+        if not cell.overdue:
+            return False
+    elif filters.status == status.REQUIRED:
+        if cell.required_by is None:
+            return False
+    elif filters.status and cell.status != filters.status:
         return False
     if filters.expiring_days:
         if not (cell.held and cell.expires_at is not None):
@@ -307,7 +315,7 @@ def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     return True
 
 
-def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: timedelta):
+def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: timedelta, today):
     """Where-clause on Person: a technician with at least one column matching the status filters now."""
     table = StoredStatus
     mine = (table.person_id == Person.id) & table.competency_id.in_(column_ids)
@@ -315,7 +323,7 @@ def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: t
         # Not started is also the absence of a row: fewer started rows than columns.
         started = select(func.count()).where(mine, table.state != status.NOT_STARTED).scalar_subquery()
         return started < len(column_ids)
-    return exists().where(mine, status.current_is(filters.status, now, warning, filters.expiring_days))
+    return exists().where(mine, status.current_is(filters.status, now, warning, filters.expiring_days, today))
 
 
 def _past_filter(course, people, column_ids, filters: MatrixFilters, as_of: datetime):
@@ -341,7 +349,8 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
             people = people.where(false())
         elif as_of is None:
             people = people.where(_stored_filter(column_ids, filters, moment,
-                                                 status.warning_window(course.registration)))
+                                                 status.warning_window(course.registration),
+                                                 status.local_today(course.registration, moment)))
         else:
             people = people.where(_past_filter(course, people, column_ids, filters, moment))
     key = _sort_key()

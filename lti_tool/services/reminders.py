@@ -14,6 +14,7 @@ Only addresses the LMS shared are used; people without one see the same notices 
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
+from flask_babel import gettext
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -145,6 +146,14 @@ def _plan_tenant(planner: Planner, registration: Registration, now: datetime):
                     planner.add(person, f"expiry:{item.ref}:{stage}", REMINDERS, f"{item.title} {verb}",
                                 f"{item.title} {item.detail}. Record new evidence and ask for review in time.",
                                 [item], where)
+            for item in notices.competency_requirements(statuses[person_id], titles, today, horizon):
+                stage = stage_for((item.day - today).days, stages)
+                if stage is not None:
+                    subject = (gettext("%(title)s is overdue", title=item.title) if item.kind == notices.OVERDUE
+                               else gettext("%(title)s is required soon", title=item.title))
+                    planner.add(person, f"{item.ref}:{person_id}:{stage}", REMINDERS, subject,
+                                gettext("%(title)s: %(detail)s. Record evidence and ask for review.",
+                                        title=item.title, detail=item.detail), [item], where)
         _plan_digests(planner, course, members, statuses, prefs, (zone, today, horizon), where)
     _plan_review_updates(planner, registration, prefs, zone, now)
 

@@ -7,7 +7,9 @@ then: one that later expired or was revoked shows as current if it was current o
 
 "Current" means the technician holds the competency (achieved, or due for revalidation within the tenant's
 warning window); "due" is the latter; "expired" held it once and it lapsed; "not qualified" never held it (with
-the finer status: not started, in progress, awaiting review).
+the finer status: not started, in progress, awaiting review). "Overdue" is counted beside the standings: a
+requirement wanted the competency by a date that has passed and it is not held (status.at's flag); its label says
+so after the standing.
 """
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
@@ -19,13 +21,14 @@ from sqlalchemy.orm import joinedload, selectinload
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Evidence, Membership, Person, SignOff, SignOffRevocation
-from . import DomainError, NotFound, audit_log, localtime, scope, settings, status
+from . import DomainError, NotFound, audit_log, localtime, requirements, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 from .status import add_months
 
 CURRENT, DUE, EXPIRED, NOT_QUALIFIED = "current", "due", "expired", "not_qualified"
+OVERDUE = "overdue"  # not a standing: counted beside them (an overdue row is expired or not qualified)
 STANDING_LABELS = {CURRENT: "Current", DUE: "Due for revalidation", EXPIRED: "Expired",
-                   NOT_QUALIFIED: "Not qualified"}
+                   NOT_QUALIFIED: "Not qualified", OVERDUE: "Overdue (required)"}
 _STANDING = {status.ACHIEVED: CURRENT, status.DUE_FOR_REVALIDATION: DUE, status.EXPIRED: EXPIRED}
 TREND_MONTHS = 12
 
@@ -37,9 +40,12 @@ def standing(entry: status.CompetencyStatus) -> str:
 def standing_label(entry: status.CompetencyStatus) -> str:
     """"Current", "Expired", or "Not qualified (awaiting review)"."""
     key = standing(entry)
+    label = STANDING_LABELS[key]
     if key == NOT_QUALIFIED and entry.status != status.NOT_STARTED:
-        return f"{STANDING_LABELS[key]} ({entry.label.lower()})"
-    return STANDING_LABELS[key]
+        label = f"{label} ({entry.label.lower()})"
+    if entry.overdue:
+        label += "; " + requirements.note(entry)
+    return label
 
 
 # --- Scope --------------------------------------------------------------------------------------------------
@@ -191,6 +197,7 @@ def roster(actor, course_id: int, set_key: str | None = None, day: date | None =
             entry = statuses[person.id][comp.id]
             key = standing(entry)
             counts[key] += 1
+            counts[OVERDUE] += entry.overdue
             row = RosterRow(person=person, competency=comp, status=entry, standing=key,
                             standing_label=standing_label(entry), next_due=entry.expires_at,
                             sign_off_id=entry.sign_off_id)

@@ -1,7 +1,7 @@
 """import batches are also the import's background job (checked file, progress, heartbeat, attempts, error)
 
 Revision ID: 0013_import_jobs
-Revises: 0007_task_queue
+Revises: 0011_requirements
 Create Date: 2026-11-30 23:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0013_import_jobs'
-down_revision = '0007_task_queue'
+down_revision = '0011_requirements'
 branch_labels = None
 depends_on = None
 
