@@ -4,7 +4,7 @@ of a form, and an evidence item's reviews, sign-offs and history in plain words.
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from .. import formatting
@@ -152,9 +152,12 @@ def dashboard(actor, today: date | None = None) -> dict:
                  else comp.evidence_kinds[0]}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
-    reassess = needs_reassessment(person, course, statuses, tree)
-    drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
+    # The course's signed-off items (for re-assessment) and drafts (a count), in one query.
+    items = db.session.execute(select(Evidence.id, Evidence.status).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id,
+        Evidence.status.in_((SIGNED_OFF, DRAFT)))).all()
+    reassess = needs_reassessment([i for i, state in items if state == SIGNED_OFF], statuses, tree)
+    drafts = sum(1 for _, state in items if state == DRAFT)
     return {
         "counts": _counts(entries),
         "total": len(entries),
@@ -172,14 +175,12 @@ def dashboard(actor, today: date | None = None) -> dict:
     }
 
 
-def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
+def needs_reassessment(signed_ids: list[int], statuses: dict, tree) -> list[dict]:
     """Competencies whose sign-off was revoked or corrected to "not yet proficient" and that are not held
-    again since: the technician records new evidence for them. Read from attestation.evidence_states, the
-    rule every page and export follows."""
-    signed_ids = db.session.scalars(select(Evidence.id).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == SIGNED_OFF))
+    again since: the technician records new evidence for them. `signed_ids`: the technician's signed-off
+    evidence in the course. Read from attestation.evidence_states, the rule every page and export follows."""
     found: dict = {}
-    for evidence_id, state in attestation.evidence_states(list(signed_ids)).items():
+    for evidence_id, state in attestation.evidence_states(signed_ids).items():
         for entry in state.competencies:
             held = statuses.get(entry.competency_id)
             if (entry.counts or entry.state not in (attestation.REVOKED, attestation.CORRECTED)

@@ -29,7 +29,6 @@ from sqlalchemy.orm import aliased, joinedload
 from ..extensions import db
 from ..models import (
     Competency,
-    Course,
     Evidence,
     Framework,
     Membership,
@@ -519,9 +518,8 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
     courses = select(Membership.course_id).where(Membership.person_id == person.id, Membership.active.is_(True))
     if course_id is not None:
         courses = courses.where(Membership.course_id == course_id)
-    # The frameworks each course uses, by the one rule (frameworks.used_framework_ids: chosen, else the default).
-    framework_ids = {fid for course in db.session.scalars(select(Course).where(Course.id.in_(courses)))
-                     for fid in db.session.scalars(frameworks.used_framework_ids(course))}
+    # The frameworks each course uses, by the one rule (chosen, else the default), inside the same query.
+    framework_ids = frameworks.used_framework_ids_of_courses(courses, person.registration_id)
     competencies = list(db.session.scalars(
         select(Competency)
         .join(Framework, Framework.id == Competency.framework_id)
