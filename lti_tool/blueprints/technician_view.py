@@ -170,7 +170,7 @@ def dashboard(actor, today: date | None = None) -> dict:
         "reassess": reassess,
         "drafts": drafts,
         "ce": ce_report(person, today),
-        "pathways": pathway_progress(actor, known),
+        "pathways": pathway_progress(actor, known, tree.competencies),
         "has_frameworks": bool(tree.leaves),
     }
 
@@ -256,11 +256,11 @@ def _chart(result: dict) -> dict:
     }
 
 
-def pathway_progress(actor, statuses=None) -> list:
+def pathway_progress(actor, statuses=None, loaded=None) -> list:
     if pathways is None:
         return []
     try:
-        return pathways.progress(actor, actor.person.id, statuses=statuses)
+        return pathways.progress(actor, actor.person.id, statuses=statuses, loaded=loaded)
     except (DomainError, getattr(pathways, "DefinitionError", DomainError)):
         return []
 
