@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask_babel import gettext as _
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from .. import formatting
@@ -170,9 +170,12 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
                  "kind": _record_kind(comp)}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
-    reassess = needs_reassessment(person, course, statuses, tree)
-    drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
+    # The course's signed-off items (for re-assessment) and drafts (a count), in one query.
+    items = db.session.execute(select(Evidence.id, Evidence.status).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id,
+        Evidence.status.in_((SIGNED_OFF, DRAFT)))).all()
+    reassess = needs_reassessment([i for i, state in items if state == SIGNED_OFF], statuses, tree)
+    drafts = sum(1 for _, state in items if state == DRAFT)
     return {
         "counts": _counts(entries),
         "total": len(entries),
@@ -186,20 +189,18 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
         "reassess": reassess,
         "drafts": drafts,
         "ce": ce_report(person, today),
-        "pathways": pathway_progress(actor, known),
+        "pathways": pathway_progress(actor, known, tree.competencies),
         "has_frameworks": bool(tree.leaves),
         "required": requirements.required_list(statuses, tree.by_id),
     }
 
 
-def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
+def needs_reassessment(signed_ids: list[int], statuses: dict, tree) -> list[dict]:
     """Competencies whose sign-off was revoked or corrected to "not yet proficient" and that are not held
-    again since: the technician records new evidence for them. Read from attestation.evidence_states, the
-    rule every page and export follows."""
-    signed_ids = db.session.scalars(select(Evidence.id).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == SIGNED_OFF))
+    again since: the technician records new evidence for them. `signed_ids`: the technician's signed-off
+    evidence in the course. Read from attestation.evidence_states, the rule every page and export follows."""
     found: dict = {}
-    for evidence_id, state in attestation.evidence_states(list(signed_ids)).items():
+    for evidence_id, state in attestation.evidence_states(signed_ids).items():
         for entry in state.competencies:
             held = statuses.get(entry.competency_id)
             if (entry.counts or entry.state not in (attestation.REVOKED, attestation.CORRECTED)
@@ -274,11 +275,11 @@ def _chart(result: dict) -> dict:
     }
 
 
-def pathway_progress(actor, statuses=None) -> list:
+def pathway_progress(actor, statuses=None, loaded=None) -> list:
     if pathways is None:
         return []
     try:
-        return pathways.progress(actor, actor.person.id, statuses=statuses)
+        return pathways.progress(actor, actor.person.id, statuses=statuses, loaded=loaded)
     except (DomainError, getattr(pathways, "DefinitionError", DomainError)):
         return []
 

@@ -1,5 +1,5 @@
 """Turn a validated launch into people, courses and memberships."""
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal, select, update
 
 from ..extensions import db
 from ..ids import id_or_none
@@ -49,13 +49,14 @@ def frame_origins(registration: Registration) -> list[str]:
     return sorted({o for o in found if o and origin(o) == o})
 
 
-def record_launch(registration, deployment, claims: dict):
+def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0):
     """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
 
-    A returning person's launch takes three statements: the person and the membership are written with
-    INSERT ... ON CONFLICT (their last launch changes every time), the course and the launched resource link are
-    read in one SELECT and written only when the launch brings something new, so hundreds of launches into one
-    course do not queue on its row. Two first launches at once cannot create a row twice.
+    One SELECT reads the person, the course, the launched resource link and the membership as stored; each is
+    written (INSERT ... ON CONFLICT, so two first launches at once cannot create a row twice) only when the launch
+    brings something new: a name, a role, a course title, an inactive membership made active again, or a last
+    launch older than `touch_seconds`. A technician opening the tool again within that time costs one statement,
+    and hundreds of launches into one course at a shift change do not queue on its row.
 
     Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
     this tool understands, before anything is written.
@@ -68,34 +69,47 @@ def record_launch(registration, deployment, claims: dict):
             "Your role in this course has no place in this tool",
             "The LMS sent roles this tool does not map to technician, manager or administrator: "
             + (", ".join(r.rsplit("#", 1)[-1] for r in roles) or "none") + ".",
-            "Ask your LMS administrator to check your enrolment, or to adjust the tool's role mapping.",
+            "Ask your LMS administrator to check your enrollment, or to adjust the tool's role mapping.",
             status=403, code="no_role",
         )
     now = utcnow()
+    context_id = str(context["id"]) if context.get("id") else None
+    link_claim = claims.get(CLAIM + "resource_link") or {}
+    link_id = str(link_claim["id"]) if link_claim.get("id") else None
+    found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), {
+        "registration_id": registration.id, "sub": claims["sub"], "context_id": context_id,
+        "link_id": link_id}).one()._mapping
+
     # Names and email change in the LMS; the latest launch wins (an absent one keeps what we have).
-    person = upsert(Person, ("registration_id", "sub"), {
-        "registration_id": registration.id, "sub": claims["sub"],
-        "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
-        "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
-        "is_admin": is_admin, "last_launch_at": now, "updated_at": now,
-    }, keep=("name", "given_name", "family_name", "email"))
+    wanted = {"registration_id": registration.id, "sub": claims["sub"],
+              "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
+              "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
+              "is_admin": is_admin}
+    person = _current(Person, _stored(found, "person_", Person), wanted, now, touch_seconds)
     claimed = None
-    if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
-        person, claimed = claim_imported(registration.id, person, now)
+    if person is None:
+        person = upsert(Person, ("registration_id", "sub"), {**wanted, "last_launch_at": now, "updated_at": now},
+                        keep=("name", "given_name", "family_name", "email"))
+        if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
+            person, claimed = claim_imported(registration.id, person, now)
 
     course = membership = None
-    if context.get("id"):
-        course = record_course(registration, deployment, str(context["id"]), context, claims, now)
+    if context_id:
+        course = record_course(registration, deployment, context_id, context, claims, now, found, link_id)
         if claimed is not None:
             _score_claimed(course, person)
-        membership = upsert(Membership, ("person_id", "course_id"), {
-            "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
-            "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
-        })
-        if membership.created_at >= now:
-            # New in the course (an upsert, which the status store's mapper events do not see): the course's
-            # requirements now apply to them.
-            status_store.touch_people([person.id])
+        wanted = {"person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
+                  "lti_roles": roles, "active": True}
+        stored = _stored(found, "member_", Membership)
+        membership = _current(Membership, stored, wanted, now, touch_seconds) \
+            if stored is not None and stored["course_id"] == course.id else None
+        if membership is None:
+            membership = upsert(Membership, ("person_id", "course_id"),
+                                {**wanted, "last_launch_at": now, "updated_at": now})
+            if membership.created_at >= now:
+                # New in the course (an upsert, which the status store's mapper events do not see): the course's
+                # requirements now apply to them.
+                status_store.touch_people([person.id])
         custom = claims.get(CLAIM + "custom") or {}
         if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
             requirement_edits.attributes_from_launch(membership, custom, registration)
@@ -143,14 +157,33 @@ def _score_claimed(course: Course, person: Person) -> None:
     grades.on_imported(course, mine)
 
 
+def _stored(found, prefix: str, model) -> dict | None:
+    """One table's columns out of the launch's SELECT (None when the row does not exist)."""
+    if found[prefix + "id"] is None:
+        return None
+    return {name: found[prefix + name] for name in model.__table__.c.keys()}
+
+
+def _current(model, stored: dict | None, wanted: dict, now, touch_seconds: int):
+    """The stored row as an ORM object when the launch would change nothing in it and its last launch is recent
+    enough; None when it must be written."""
+    if stored is None or _brings_news(stored, wanted) or stored["last_launch_at"] is None:
+        return None
+    if (now - stored["last_launch_at"]).total_seconds() >= touch_seconds:
+        return None
+    return as_loaded(model, stored)
+
+
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 COURSE_KEEP = ("title", "label", "nrps_url", "ags_lineitems_url", "ags_scopes")
 LINK_KEEP = ("title", "target", "lineitem_url")
 
 
-def record_course(registration, deployment, context_id: str, context: dict, claims: dict, now) -> Course:
-    """The course with its Advantage endpoints, and the launched resource link (with its line item) current."""
+def record_course(registration, deployment, context_id: str, context: dict, claims: dict, now, found,
+                  link_id: str | None) -> Course:
+    """The course with its Advantage endpoints, and the launched resource link (with its line item) current.
+    `found`: the launch's SELECT (the course and the link as stored)."""
     nrps = claims.get(NRPS) or {}
     ags = claims.get(AGS) or {}
     wanted = {"registration_id": registration.id, "context_id": context_id, "deployment_id": deployment.id,
@@ -159,33 +192,39 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
               "ags_lineitems_url": ags.get("lineitems") or None,
               "ags_scopes": list(ags["scope"]) if ags.get("scope") else None}
     link_claim = claims.get(CLAIM + "resource_link") or {}
-    link_id = str(link_claim["id"]) if link_claim.get("id") else None
-    found = db.session.execute(prebuilt(("course-and-link",), _course_and_link), {
-        "registration_id": registration.id, "context_id": context_id, "link_id": link_id}).first()
-    course_columns = Course.__table__.c.keys()
-    if found is None or _brings_news(found._mapping, wanted):
+    stored = _stored(found, "course_", Course)
+    if stored is None or _brings_news(stored, wanted):
         course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
     else:
-        course = as_loaded(Course, {k: found._mapping[k] for k in course_columns})
+        course = as_loaded(Course, stored)
     if link_id:
         wanted_link = {"course_id": course.id, "resource_link_id": link_id, "title": link_claim.get("title") or None,
                        "target": parse_target((claims.get(CLAIM + "custom") or {}).get("target")),
                        "lineitem_url": ags.get("lineitem") or None}
-        link = {k: found._mapping["link_" + k] for k in wanted_link} if found is not None else {}
+        link = _stored(found, "link_", ResourceLink) or {}
         if link.get("resource_link_id") is None or _brings_news(link, wanted_link):
             upsert(ResourceLink, ("course_id", "resource_link_id"), {**wanted_link, "updated_at": now},
                    keep=LINK_KEEP)
     return course
 
 
-def _course_and_link(dialect):
-    """The course of a context and, in the same statement, the launched resource link (if the course has it)."""
-    course, link = Course.__table__, ResourceLink.__table__
-    joined = course.outerjoin(link, and_(link.c.course_id == course.c.id,
-                                         link.c.resource_link_id == bindparam("link_id")))
-    return (select(*course.c, *[c.label("link_" + c.name) for c in link.c]).select_from(joined)
-            .where(course.c.registration_id == bindparam("registration_id"),
-                   course.c.context_id == bindparam("context_id")))
+def _launch_rows(dialect):
+    """The person, the course of the context, the launched resource link and the membership as stored, in one
+    row (each part NULL when it does not exist yet)."""
+    person, course = Person.__table__, Course.__table__
+    link, member = ResourceLink.__table__, Membership.__table__
+    one = select(literal(1).label("one")).subquery("one")
+    joined = (
+        one.outerjoin(person, and_(person.c.registration_id == bindparam("registration_id"),
+                                   person.c.sub == bindparam("sub")))
+        .outerjoin(course, and_(course.c.registration_id == bindparam("registration_id"),
+                                course.c.context_id == bindparam("context_id")))
+        .outerjoin(link, and_(link.c.course_id == course.c.id, link.c.resource_link_id == bindparam("link_id")))
+        .outerjoin(member, and_(member.c.person_id == person.c.id, member.c.course_id == course.c.id)))
+    columns = [c.label(prefix + c.name) for prefix, table in (("person_", person), ("course_", course),
+                                                               ("link_", link), ("member_", member))
+               for c in table.c]
+    return select(*columns).select_from(joined)
 
 
 def _brings_news(stored, wanted: dict) -> bool:

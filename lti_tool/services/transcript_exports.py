@@ -155,11 +155,14 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
     return out.getvalue()
 
 
-def pdf_for(actor, person_id: int, base: str, page_size: str = "letter", as_of=None) -> tuple[dict, bytes]:
-    """(transcript, PDF bytes), registering the printed transcript so its verification link answers."""
+def pdf_for(actor, person_id: int, base: str, page_size: str = "letter", as_of=None,
+            out=None) -> tuple[dict, bytes | None]:
+    """(transcript, PDF bytes), registering the printed transcript so its verification link answers. With `out`
+    (a binary file) the PDF is written there and (transcript, None) returned."""
     transcript = transcripts.build(actor, person_id, as_of=as_of)
     row = credentials.register_transcript(transcript, actor.registration_id)
-    return transcript, transcript_pdf.render(transcript, credentials.verify_url(base, row.public_id), page_size)
+    return transcript, transcript_pdf.render(transcript, credentials.verify_url(base, row.public_id), page_size,
+                                             out)
 
 
 def file_name(transcript: dict, extension: str) -> str:
