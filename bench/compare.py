@@ -171,6 +171,9 @@ def main(argv=None):
               f"{medians[name] / plain:>24.2f}")
     print(f"\nSQL statements for a returning technician's login+launch (this tool): {statements}")
     if not args.no_pages:
+        # One database for the whole run unless told otherwise (pages.py empties it too).
+        if not any(a.startswith("--database-url") for a in pages_argv):
+            pages_argv = ["--database-url", url, *pages_argv]
         run_pages(pages_argv)
 
 

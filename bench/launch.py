@@ -22,15 +22,15 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 import config  # noqa: E402
+from bench.seed import ensure_postgres_database  # noqa: E402,F401 - compare.py imports it from here
 from lti_tool import create_app  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
 from tests.support.platform import CANVAS_ROLES, TestPlatform  # noqa: E402
@@ -43,17 +43,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def ensure_postgres_database(url: str) -> None:
-    url = config.normalise_database_url(url)
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
 
 
 def prepare_database(url: str, platform: TestPlatform) -> None:
@@ -105,16 +94,19 @@ class Gunicorn:
                  "--access-logfile", "-", "--access-logformat", "%(U)s %(s)s %(D)s", app],
                 cwd=chdir, env=env, stdout=out, stderr=subprocess.STDOUT)
         self.label = f"gunicorn -w {workers}"
-        deadline = time.monotonic() + 30
+        # Four workers importing the app on a busy 2-CPU machine took more than 30 s.
+        deadline = time.monotonic() + 180
         while True:
             if self.proc.poll() is not None:
                 raise SystemExit("gunicorn exited:\n" + self.log.read_text())
             try:
-                requests.get(self.base + "/", timeout=5)
+                requests.get(self.base + "/", timeout=10)
                 break
             except requests.RequestException:
                 if time.monotonic() > deadline:
-                    raise SystemExit("gunicorn did not start:\n" + self.log.read_text()) from None
+                    log = self.log.read_text()
+                    self.stop()  # not left running behind the benchmark
+                    raise SystemExit("gunicorn did not start:\n" + log) from None
                 time.sleep(0.2)
 
     def mark(self):

@@ -8,8 +8,7 @@ template; no network. "CPU ms" is this process's CPU time (not the database's): 
 work it moves far less than the wall-clock figures. Statements are counted on the engine. The database is
 emptied and recreated: never point --database-url at a database you care about.
 
-    createdb -h 127.0.0.1 -U postgres bench_h2
-    .venv/bin/python bench/pages.py --database-url postgresql://postgres@127.0.0.1:5432/bench_h2
+    .venv/bin/python bench/pages.py --database-url postgresql://postgres@127.0.0.1:5432/bench_pages
     .venv/bin/python bench/pages.py --technicians 60 --pdf-entries 200 --repeat 5
 
 bench/compare.py calls main(argv) and reads the rows it returns.
@@ -28,7 +27,7 @@ from sqlalchemy import event, select  # noqa: E402
 from bench.seed import make_app, reset_schema, seed  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench_h2"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/bench_pages"  # created when missing
 BASE = "https://tool.example.org"
 MATRIX = [
     ("matrix: first page", {}),

@@ -17,6 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
 import config  # noqa: E402
 from lti_tool import create_app  # noqa: E402
 from lti_tool.extensions import db  # noqa: E402
@@ -27,8 +31,23 @@ FAMILY = ["Nguyen", "Garcia", "Smith", "Okafor", "Kowalski", "Haddad", "Ivanova"
           "Mensah", "Rossi", "Khan", "Dubois", "Larsen", "Murphy", "Novak", "Chen", "Lopez", "Ahmed"]
 
 
+def ensure_postgres_database(url: str) -> None:
+    """Create the benchmark's PostgreSQL database when missing (a fresh machine has none)."""
+    url = config.normalise_database_url(url)
+    if not url.startswith("postgresql"):
+        return
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin = create_engine(urlunsplit(parts._replace(path="/postgres")), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+
 def make_app(database_url: str):
     url = config.normalise_database_url(database_url)
+    ensure_postgres_database(url)
     return create_app(dict(config.load({"LTI_TOOL_ENV": "testing", "DATABASE_URL": url}), PROXY_FIX_HOPS=0))
 
 

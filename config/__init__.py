@@ -53,6 +53,9 @@ class Config:
     # Each process caches registrations; changes made through the tool reach every process at their next login or
     # launch (lti/tool_conf.py). This bounds how long a change made behind the tool's back (raw SQL) goes unseen.
     LTI_REGISTRY_CACHE_SECONDS = 300
+    # A returning launch that changes nothing about the person, course or membership writes nothing, unless their
+    # last launch time is older than this (so "last opened the tool" is right to within this many seconds).
+    LTI_LAUNCH_TOUCH_SECONDS = 300
     # A rotated signing key is published at once but signs only after this delay, so platforms that cache the
     # tool's JWKS have fetched it first. To replace a compromised key at once: rotate-key, then retire-key OLD.
     LTI_KEY_ACTIVATION_DELAY = 24 * 3600
@@ -78,7 +81,8 @@ class Config:
     TASK_QUEUE_NAME = "pathways"
     # Where ZIP exports are written (default: next to ATTACHMENT_DIR); web and worker hosts must share it.
     EXPORT_DIR = None
-    # A running ZIP export not heard from for this long died with its worker; the sweep starts it again.
+    # A running ZIP export or prior-records import not heard from for this long died with its worker; the sweep
+    # hands it to another one.
     EXPORT_STALE_SECONDS = 300
     # E-mail. MAIL_BACKEND: smtp (production), console (development: print) or file (append to MAIL_FILE).
     MAIL_BACKEND = "smtp"

@@ -50,6 +50,12 @@ def create_app(config: dict | None = None) -> Flask:
     from .blueprints.manager import bp as manager_bp
 
     app.register_blueprint(manager_bp)
+    from .blueprints.requirements import bp as requirements_bp
+
+    app.register_blueprint(requirements_bp)
+    from .blueprints.calendar import bp as calendar_bp
+
+    app.register_blueprint(calendar_bp)
     from .blueprints.admin import bp as admin_bp
 
     app.register_blueprint(admin_bp)

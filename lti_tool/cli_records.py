@@ -86,8 +86,11 @@ def import_records(file, issuer, client_id, context_id, as_email, kind, technici
             return
         if not plan.ok:
             raise click.ClickException("Nothing was imported: fix the rows above and run again.")
+        # Inline and all or nothing (one transaction), with a progress line on stderr.
         batch = prior_records.run(actor, course.id, file.name, data, options,
-                                  progress=lambda done, total: click.echo(f"{done}/{total}", err=True))
+                                  progress=lambda done, total: click.echo(f"\r{done:,}/{total:,} rows written",
+                                                                          nl=False, err=True))
+        click.echo("", err=True)
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()

@@ -18,14 +18,19 @@ EXTENSIONS = {"application/pdf": (".pdf",), "image/png": (".png",), "image/jpeg"
 ATTACHMENT_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
 
 
-def file_response(body, mimetype: str, filename: str, *, inline: bool = False):
+def file_response(body, mimetype: str, filename: str, *, inline: bool = False, size: int | None = None):
     """A download (or, with inline=True, a file shown in place) that is never cached by shared caches. `body`: text,
-    bytes, a binary stream or a Path."""
+    bytes, a binary stream or a Path. A stream is sent in blocks from its start and closed afterwards; `size`,
+    its length, becomes the Content-Length."""
     if isinstance(body, str):
         body = body.encode("utf-8")
     if isinstance(body, bytes | bytearray):
         body = BytesIO(body)
+    if size is not None:
+        body.seek(0)
     response = send_file(body, mimetype=mimetype, as_attachment=not inline, download_name=filename, max_age=0)
+    if size is not None:
+        response.content_length = size
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

@@ -5,7 +5,6 @@ from flask import abort
 
 from . import tool_session
 from .lti.roles import MANAGER_SIDE, TECHNICIAN
-from .services import preceptors
 
 
 def is_manager_side(session) -> bool:
@@ -22,7 +21,7 @@ def can_review(session) -> bool:
     """The review queue and review pages: the course's managers, and technicians it names preceptors."""
     return is_course_manager(session) or (
         session is not None and session.course is not None and session.membership is not None
-        and session.membership.active and preceptors.precepts_any(session.person.id, session.course.id))
+        and session.membership.active and session.names_preceptor)
 
 
 def is_tool_admin(session) -> bool:

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .models import Course, Membership, Person, Registration
+from .services import preceptors
 from .services.actors import Actor
 from .services.launches import frame_origins
 
@@ -46,6 +48,8 @@ class ToolSession:
     cookie_seen: bool = False
     # A new window's token, good for one address only.
     scoped: bool = False
+    # Named preceptor for some competency of the course (the navigation's review queue), read with the session.
+    names_preceptor: bool = False
 
     @property
     def actor(self) -> Actor:
@@ -160,13 +164,19 @@ def load(token: str) -> ToolSession:
         raise SessionError("invalid")
     _check_lifetime(data, issued_at)
     cookie_seen = _check_browser(data)
-    # Each with what every page reads next (registration, course) in the same query.
-    person = db.session.get(Person, data.get("p"), options=[joinedload(Person.registration)])
-    if person is None or person.registration_id != data.get("r"):
+    # One query: the membership with its person, course and registration (what every page reads next).
+    membership, names_preceptor = None, False
+    if data.get("m"):
+        membership, names_preceptor = db.session.execute(
+            select(Membership, preceptors.named_any_clause(Membership.person_id, Membership.course_id))
+            .where(Membership.id == data["m"])
+            .options(joinedload(Membership.course), joinedload(Membership.person).joinedload(Person.registration))
+        ).first() or (None, False)
+    if membership is not None and membership.person_id != data.get("p"):
         raise SessionError("invalid")
-    membership = db.session.get(Membership, data["m"], options=[joinedload(Membership.course)]) \
-        if data.get("m") else None
-    if membership is not None and membership.person_id != person.id:
+    person = membership.person if membership is not None else \
+        db.session.get(Person, data.get("p"), options=[joinedload(Person.registration)])
+    if person is None or person.registration_id != data.get("r"):
         raise SessionError("invalid")
     return ToolSession(
         person=person,
@@ -178,6 +188,7 @@ def load(token: str) -> ToolSession:
         bound=data.get("b") if isinstance(data.get("b"), str) else None,
         cookie_seen=cookie_seen,
         scoped="e" in data,
+        names_preceptor=bool(names_preceptor),
     )
 
 

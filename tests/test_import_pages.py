@@ -86,17 +86,37 @@ def test_check_import_and_undo(course, app):
     assert "Row 2: Nora New: IV-GARB assessed Jan 15, 2024 by Dana Lee" in checked.page
     assert count(app, SignOff) == 0
     token = checked.page.split('name="token" value="')[1].split('"')[0]
+    # The import runs as a task (in-memory immediate mode here: done before the redirect is followed).
     done = admin.follow(admin.post("/imports/run", {"token": token}))
-    assert "Imported 2 record(s) from old.csv" in done.page and "Undo this import" in done.page
+    assert "The import of old.csv has started." in done.page and 'data-status="applied"' in done.page
+    assert "Imported: 2 sign-offs, 2 records, 1 new people (not launched yet); 0 rows already imported." in done.page
+    assert 'http-equiv="refresh"' not in done.page
+    assert "Undo this import" in admin.get("/imports/").page
     assert count(app, SignOff) == 2
-    # The same checked file cannot be imported twice through its token; checking it again finds nothing new.
+    # The same checked file cannot be imported twice through its token (it shows the finished import);
+    # checking it again finds nothing new.
     again = admin.post("/imports/run", {"token": token})
-    assert again.status_code == 409
+    assert again.status_code == 303 and count(app, SignOff) == 2
     rechecked = admin.post("/imports/check", {"kind": "sign_offs"}, files={"file": ("old.csv", FILE, "text/csv")})
     assert "0</strong> to create" in rechecked.page and "2</strong> already imported" in rechecked.page
     assert 'name="token"' not in rechecked.page
     with app.app_context():
         batch_id = db.session.scalars(select(ImportBatch.id)).one()
+    progress = admin.get(f"/imports/{batch_id}.json").json()
+    assert progress["status"] == "applied" and progress["done"] == progress["total"] == 2 and progress["finished"]
+    assert course["manager"].get(f"/imports/{batch_id}.json").status_code == 403
+    assert admin.get("/imports/999999.json").status_code == 404
+    # While a worker writes it, the page says how far it got and refreshes itself (no JavaScript needed).
+    with app.app_context():
+        row = db.session.get(ImportBatch, batch_id)
+        row.status, row.done_count = "running", 1
+        db.session.commit()
+    running = admin.get(f"/imports/{batch_id}")
+    assert 'http-equiv="refresh"' in running.page and "1 of 2 rows written." in running.page
+    assert "In progress: 1 of 2 rows" in admin.get("/imports/").page
+    with app.app_context():
+        db.session.get(ImportBatch, batch_id).status = "applied"
+        db.session.commit()
     log = admin.get("/reports/audit", action="import.applied")
     assert f"#batch-{batch_id}\"" in log.page and "/imports/?lt=" in log.page and "Imported prior records" in log.page
     imported = admin.get("/reports/audit", action="sign_off.imported")
@@ -144,3 +164,78 @@ def test_cli_dry_run_then_import(course, app, tmp_path):
     assert nobody.exit_code != 0 and "No administrator" in nobody.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Registration)) == 1
+
+
+def _people(app, email):
+    with app.app_context():
+        return [(p.sub, p.last_launch_at is not None, p.registration_id) for p in db.session.scalars(
+            select(Person).where(func.lower(Person.email) == email.lower()).order_by(Person.id))]
+
+
+def test_an_imported_person_is_claimed_at_their_first_launch(course, app, platform, live_server):
+    admin = course["admin"]
+    checked = admin.post("/imports/check", {"kind": "sign_offs"}, files={"file": ("old.csv", FILE, "text/csv")})
+    token = checked.page.split('name="token" value="')[1].split('"')[0]
+    admin.follow(admin.post("/imports/run", {"token": token}))
+    with app.app_context():
+        imported_id, tenant = db.session.execute(select(Person.id, Person.registration_id)
+                                                 .where(Person.email == "nora@example.org")).one()
+    assert _people(app, "nora@example.org") == [("import:nora@example.org", False, tenant)]
+    # Nora opens the tool from the LMS for the first time: her e-mail in the signed id_token matches the one
+    # person the import created, so that row becomes hers (no second Nora), with her imported sign-offs.
+    resp, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub="nora-7",
+                                 email="nora@example.org", name="Nora New")
+    assert resp.status_code == 303, resp.text[:1000]
+    assert _people(app, "nora@example.org") == [("nora-7", True, tenant)]
+    with app.app_context():
+        person = db.session.scalars(select(Person).where(Person.sub == "nora-7")).one()
+        assert person.id == imported_id
+        assert db.session.scalar(select(func.count()).select_from(SignOff).where(SignOff.person_id == person.id)) == 2
+        batch = db.session.scalars(select(ImportBatch)).one()
+        from lti_tool.models import AuditEntry
+        from lti_tool.services import prior_records
+
+        claimed = db.session.scalars(select(AuditEntry).where(AuditEntry.action == "person.claimed")).one()
+        assert claimed.before == {"sub": "import:nora@example.org"} and claimed.after["sub"] == "nora-7"
+        assert claimed.registration_id == person.registration_id and claimed.actor_id == person.id
+        # Her imported history now builds on a launch: the import can no longer be undone as a whole.
+        assert "a person the import added has since opened the tool" in prior_records.blockers(batch)
+    # Her next launch is an ordinary returning launch.
+    again, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub="nora-7",
+                                  email="nora@example.org")
+    assert again.status_code == 303 and _people(app, "nora@example.org") == [("nora-7", True, tenant)]
+
+
+def test_no_claim_across_tenants_with_two_candidates_or_after_a_launch(course, app, platform, live_server):
+    from datetime import UTC, datetime
+
+    from tests.conftest import Factory
+
+    with app.app_context():
+        registration_id = db.session.scalars(select(Course.registration_id)).one()
+        other = Factory().registration()
+        db.session.add_all([
+            Person(registration_id=other.id, sub="import:lee@example.org", email="lee@example.org"),
+            Person(registration_id=registration_id, sub="import:kim@example.org", email="kim@example.org"),
+            Person(registration_id=registration_id, sub="import:KIM@example.org", email="KIM@example.org"),
+            Person(registration_id=registration_id, sub="import:max@example.org", email="max@example.org",
+                   last_launch_at=datetime.now(UTC))])
+        db.session.commit()
+        other_id = other.id
+    for sub, email in (("lee-1", "lee@example.org"), ("kim-1", "kim@example.org"), ("max-1", "max@example.org")):
+        resp, _, _ = platform.launch(requests.Session(), live_server, roles=CANVAS_ROLES["student"], sub=sub,
+                                     email=email)
+        assert resp.status_code == 303, resp.text[:1000]
+    # Another tenant's imported person is never claimed; this tenant's Lee is a new person.
+    assert _people(app, "lee@example.org") == [("import:lee@example.org", False, other_id),
+                                               ("lee-1", True, registration_id)]
+    # Two imported people share Kim's e-mail: nothing is merged, and the administrator is told.
+    assert _people(app, "kim@example.org") == [("import:kim@example.org", False, registration_id),
+                                               ("import:KIM@example.org", False, registration_id),
+                                               ("kim-1", True, registration_id)]
+    # A row that has launched before is never taken over.
+    assert [p[0] for p in _people(app, "max@example.org")] == ["import:max@example.org", "max-1"]
+    page = course["admin"].get("/imports/")
+    assert "Imported people not matched at their first launch" in page.page
+    assert "kim@example.org, not launched yet): 1 launched person(s) share this e-mail." in page.page
+    assert "lee@example.org" not in page.page and "max@example.org" not in page.page

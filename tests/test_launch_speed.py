@@ -7,10 +7,10 @@ import secrets
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import create_engine, update
+from sqlalchemy import create_engine, select, update
 
 from lti_tool.extensions import db
-from lti_tool.models import Deployment, Registration, RegistryVersion
+from lti_tool.models import Deployment, Membership, Person, Registration, RegistryVersion
 from lti_tool.models.upsert import insert
 from tests.conftest import DATABASE_URL
 from tests.support.platform import CANVAS_ROLES
@@ -68,6 +68,61 @@ def test_returning_users_login_and_launch_take_at_most_8_statements(app, engine,
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
     page = http.get(live_server + resp.headers["Location"])
     assert "Tess Nguyen-Ramos" in page.text
+
+
+def _writes(seen) -> list[str]:
+    """The statements that wrote people, courses, resource links or memberships."""
+    return [s for s in (x.lower() for x in seen) if s.startswith(("insert", "update"))
+            and any(f"into {t} " in s or f"update {t} " in s
+                    for t in ("people", "courses", "resource_links", "memberships"))]
+
+
+def test_a_launch_that_changes_nothing_writes_no_person_course_or_membership(app, engine, live_server, platform,
+                                                                             registered, http):
+    for _ in range(2):
+        assert platform.launch(http, live_server, sub="same-again")[0].status_code == 303
+    with recorded_statements(engine) as seen:
+        resp, _, _ = platform.launch(http, live_server, sub="same-again")
+    assert resp.status_code == 303, resp.text
+    # The login's state row, the launch consuming it, and one SELECT of the person, course, link and membership.
+    assert len(seen) == 3, "\n".join(seen)
+    assert _writes(seen) == []
+
+
+def test_a_membership_changed_by_another_process_is_put_right_by_the_next_launch(app, live_server, platform,
+                                                                                 registered, http, elsewhere):
+    assert platform.launch(http, live_server, sub="left-and-back")[0].status_code == 303
+    with elsewhere.begin() as conn:  # the roster sync of another worker: the LMS had dropped the enrolment
+        conn.execute(update(Membership.__table__).values(active=False))
+    resp, _, _ = platform.launch(http, live_server, sub="left-and-back")
+    assert resp.status_code == 303, resp.text
+    with app.app_context():
+        assert db.session.scalars(select(Membership.active)).all() == [True]
+
+
+def test_a_role_change_in_the_lms_lands_at_the_next_launch(app, live_server, platform, registered, http):
+    assert platform.launch(http, live_server, sub="promoted", roles=CANVAS_ROLES["student"])[0].status_code == 303
+    resp, _, _ = platform.launch(http, live_server, sub="promoted", roles=CANVAS_ROLES["teacher"])
+    assert resp.status_code == 303, resp.text
+    with app.app_context():
+        assert db.session.scalars(select(Membership.role)).all() == ["manager"]
+
+
+def test_the_last_launch_is_written_again_once_older_than_the_touch_window(app, live_server, platform, registered,
+                                                                           http, monkeypatch):
+    def last_launches():
+        with app.app_context():
+            return (db.session.scalar(select(Person.last_launch_at)),
+                    db.session.scalar(select(Membership.last_launch_at)))
+
+    assert platform.launch(http, live_server, sub="regular")[0].status_code == 303
+    first = last_launches()
+    assert platform.launch(http, live_server, sub="regular")[0].status_code == 303
+    assert last_launches() == first  # within the window: nothing written
+    monkeypatch.setitem(app.config, "LTI_LAUNCH_TOUCH_SECONDS", 0)
+    assert platform.launch(http, live_server, sub="regular")[0].status_code == 303
+    later = last_launches()
+    assert later[0] > first[0] and later[1] > first[1]
 
 
 def test_a_new_course_and_person_are_created_by_the_launch(live_server, platform, registered, http, count_rows):

@@ -362,8 +362,8 @@ def test_matrix_shows_statuses_with_labels_paginates_and_filters(team, app):
     assert "Not launched yet" in html and "55 of these technicians have not opened the tool yet" in html
     assert "The course roster has not been read from the LMS yet" in html
     # A class and a code per cell; the legend spells each code out once.
-    assert '<td class="exp">EXP</td>' in html and '<td class="due">DUE</td>' in html
-    assert '<td class="ar">AR</td>' in html
+    assert "<td class=exp>EXP<td" in html and "<td class=due>DUE<td" in html
+    assert "<td class=ar>AR" in html
     assert "EXP = Expired" in html and "DUE = Due for revalidation" in html and "RA = Needs re-assessment" in html
     assert "position: sticky" in team.http.get(team.base + "/static/css/manager.css").text
 
@@ -380,14 +380,14 @@ def test_matrix_shows_statuses_with_labels_paginates_and_filters(team, app):
     assert "Technicians 1–1 of 1" in expired and "Tech 000" in expired and "Tech 001" not in expired
     expiring = team.get("/team/", expiring=30).text
     assert "of 1" in expiring and "Tech 001" in expiring and "Tech 000" not in expiring
-    assert '<td class="due hit">DUE✱</td>' in expiring and "matches the filter" in expiring
+    assert '<td class="due hit">DUE✱<td' in expiring and "matches the filter" in expiring
     assert "Tech 001" not in team.get("/team/", expiring=30, department="central").text
     awaiting = team.get("/team/", status="awaiting_review").text
     assert "Tech 002" in awaiting and "of 1" in awaiting
 
-    central = team.get("/team/", department="central").text
+    central = _table(team.get("/team/", department="central").text)  # the filter form lists every competency
     assert "CEN-CART" in central and "IV-GARB" not in central
-    area = team.get("/team/", area=team.iv_area).text
+    area = _table(team.get("/team/", area=team.iv_area).text)
     assert "IV-GARB" in area and "IV-ASEP" in area and "CEN-CART" not in area
     with_leavers = team.get("/team/", inactive=1).text  # "Leaver000" sorts first
     assert "Leaver 000" in with_leavers and "Left the course" in with_leavers

@@ -147,7 +147,9 @@ def test_a_fixed_number_of_queries_whatever_the_team_size(world, make):
     large = counts()
     assert [n for n, _ in small] == [n for n, _ in large]
     assert [rows for _, rows in large] > [rows for _, rows in small]
-    assert max(n for n, _ in large) <= 14
+    # The past is judged twice with a filter (candidates, then the page): four history queries each, the fourth
+    # the requirements in effect then (issue 15).
+    assert max(n for n, _ in large) <= 16
 
 
 def test_technician_detail_groups_statuses_by_area(world, make):

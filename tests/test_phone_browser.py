@@ -89,9 +89,23 @@ class Taps:
         locator.set_input_files(files)
 
 
+# What sticks out past the window, outside any box that scrolls or clips it: the culprits of a failure.
+OVERFLOWING = """(room) => {
+  const boxed = el => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX; if (o !== "visible") return p !== document.body
+      && p !== document.documentElement; } return false; };
+  return [...document.querySelectorAll("body *")].filter(el => el.getBoundingClientRect().right > room + 1
+    && !boxed(el)).slice(0, 6).map(el => el.outerHTML.slice(0, 120));
+}"""
+
+
 def fits(page, name):
-    width, room = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-    assert width <= room, f"{name}: the page is {width} px wide in a {room} px window"
+    # A mobile browser widens its layout viewport (innerWidth) to content that overflows, so the page is
+    # measured against the device's width as well as innerWidth.
+    room = page.viewport_size["width"]
+    width, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+    assert width <= room and inner <= room, (
+        f"{name}: the page is {width} px wide in a {room} px window: {page.evaluate(OVERFLOWING, room)}")
 
 
 def no_violations(page, name):

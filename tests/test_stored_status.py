@@ -9,15 +9,16 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from lti_tool.extensions import db
-from lti_tool.models import Evidence, EvidenceCompetency, ReviewRequest, SignOff, StoredStatus
+from lti_tool.models import Evidence, EvidenceCompetency, Requirement, ReviewRequest, SignOff, StoredStatus
 from lti_tool.models.evidence import DRAFT, RETURNED
 from lti_tool.models.reviews import OPEN
-from lti_tool.services import matrix, reviews, status, status_store
+from lti_tool.services import matrix, requirement_edits, reviews, status, status_store
 from tests.support.competency_world import World, count_queries
 
 DAY = timedelta(days=1)
 FIELDS = ("status", "sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
-          "in_progress", "last_sign_off_id", "revoked", "corrected")
+          "in_progress", "last_sign_off_id", "revoked", "corrected", "required_by", "requirement_id")
+FLAGS = ("overdue", "required_due")  # the clock's part of a requirement, compared beside the stored fields
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def world(make):
 
 
 def _comparable(entry):
-    return tuple(getattr(entry, name) for name in FIELDS)
+    return tuple(getattr(entry, name) for name in FIELDS + FLAGS)
 
 
 def _stored_rows():
@@ -36,7 +37,9 @@ def _stored_rows():
 
 # --- The property: stored == judged from the history, for random histories ----------------------------------
 
-ACTIONS = ("draft", "request", "sign", "sign_low", "return", "withdraw", "revoke", "correct", "relink")
+ACTIONS = ("draft", "request", "sign", "sign_low", "return", "withdraw", "revoke", "correct", "relink", "require",
+           "retire", "department")
+DEPARTMENTS = ("iv_room", "central", "")
 _worlds: dict = {}
 
 
@@ -44,6 +47,28 @@ def _apply(w, tech, action, pick: int, comp_pick: int, at):
     """One workflow step, chosen only where it is allowed (so a refusal would be a bug, not noise)."""
     comps = [w.garb, w.cart, w.audit_comp]
     person = tech.person.id
+    if action == "require":
+        # A requirement due some days before or after `at` (fixed, or counted from the assignment), for
+        # everyone, the person's department, or the person by name.
+        audience = ("everyone", "department", "people")[pick % 3]
+        due = {"due_kind": "date", "due_on": (at.date() + (comp_pick - 2) * 20 * DAY).isoformat()} if pick % 2 \
+            else {"due_kind": "days", "due_days": str(comp_pick * 30)}
+        requirement_edits.create(w.manager, w.course.id, {
+            "name": f"Requirement {pick}", "competency_ids": [comps[comp_pick % 3].id], "audience": audience,
+            "audience_department": DEPARTMENTS[comp_pick % 2], "person_ids": [person], **due})
+        return
+    if action == "retire":
+        active = db.session.scalars(select(Requirement.id).where(Requirement.course_id == w.course.id,
+                                                                 Requirement.active.is_(True))
+                                    .order_by(Requirement.id)).all()
+        if active:
+            requirement_edits.retire(w.manager, active[pick % len(active)])
+        return
+    if action == "department":
+        requirement_edits.set_attributes(w.manager, w.course.id, [person],
+                                         {"department": DEPARTMENTS[pick % 3],
+                                          "assigned_on": (at.date() - comp_pick * DAY).isoformat()})
+        return
     if action == "draft":
         chosen = [comps[comp_pick % 3]] + ([comps[(comp_pick + 1) % 3]] if comp_pick % 2 else [])
         w.evidence(tech, chosen, created_at=at - DAY)

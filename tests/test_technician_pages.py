@@ -187,7 +187,8 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     # Counts per status, each with its words.
     for label in ("Not started", "In progress", "Awaiting review", "Achieved", "Due for revalidation", "Expired"):
         assert label in text
-    tile = re.search(r'tile-achieved">\s*<span class="tile-count">(\d+)</span>', text)
+    tile = re.search(r'tile-achieved" href="[^"]*status=achieved[^"]*#areas">\s*<span class="tile-count">(\d+)<',
+                     text)
     assert tile and tile.group(1) == "3"  # XT-IV-01, CRED-CPHT (the certification), A2-01 (the law CE)
     # What needs attention: due with its date, expired, returned with the manager's words.
     due = re.search(r"<h3>Due for revalidation</h3>(.*?)</ul>", text, re.S).group(1)
@@ -207,10 +208,32 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     assert "2 hours more in drafts or returned items" in text
     assert "100 days left" in text
     # Areas and departments, with text equivalents of the bars.
-    assert "<h3 class=\"progress-title\">USP compounding competency assessments</h3>" in text
+    assert '<span class="area-name">USP compounding competency assessments</span>' in text
     assert "A1 Personal and interpersonal knowledge and skills" in text
     assert re.search(r"IV room / sterile compounding</h3>.*?held", text, re.S)
     assert "Career pathways" in text and "CPhT-Adv" in text
+    # Every competency is listed, inside closed areas whose summaries count them by status.
+    areas = re.findall(r'<details class="area" id="area-\d+"( open)?>', text)
+    assert areas and not any(areas)
+    assert text.count('<li id="competency-') == int(re.search(r"(\d+) competencies in this course", text).group(1))
+    usp = re.search(r'<span class="area-name">USP compounding competency assessments</span>(.*?)</summary>', text,
+                    re.S).group(1)
+    assert "Due for revalidation: 1" in usp and "Expired: 1" in usp
+
+    # A tile lists its status only: the areas that have some, open; the counts stay; "All" undoes it.
+    expired_page = html.unescape(tech.get("/me/", status="expired").text)
+    listed = re.findall(r'<li id="competency-\d+">\s*<span class="competency-name"><span class="code">([^<]+)',
+                        expired_page)
+    assert listed == ["USP797-03"]
+    assert re.findall(r'<details class="area" id="area-\d+"( open)?>', expired_page) == [" open"]
+    assert 'tile-expired" href="' in expired_page and re.search(r'status=expired[^"]*#areas" aria-current="true"',
+                                                                expired_page)
+    assert re.search(r'tile-achieved" href="[^"]*">\s*<span class="tile-count">3</span>', expired_page)
+    assert "Showing the 1 competencies “Expired”." in expired_page and "Show all competencies" in expired_page
+    none_page = html.unescape(tech.get("/me/", status="needs_reassessment").text)
+    assert "None of your competencies is “Needs re-assessment”." in none_page
+    bad = tech.get("/me/", status="sleepy")
+    assert bad.status_code == 400 and "Not a known status: choose one of the tiles" in html.unescape(bad.text)
 
 
 def test_dashboard_without_a_framework_says_so(app, live_server, platform, registered, http):

@@ -4,6 +4,7 @@ import base64
 import io
 import json
 import re
+import tempfile
 import time
 import zipfile
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ import requests
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from lti_tool.blueprints import transcripts as transcripts_blueprint
 from lti_tool.extensions import db
 from lti_tool.lti import keys
 from lti_tool.models import (
@@ -107,6 +109,7 @@ def test_technician_downloads_every_format(site):
     pdf = tech.get(f"/transcripts/people/{tech.person_id}/download/pdf-a4")
     assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
     assert "attachment" in pdf.headers["Content-Disposition"]
+    assert int(pdf.headers["Content-Length"]) == len(pdf.content)  # sent from its spooled file, whole
     text = pdf_text(pdf.content)
     assert "Tess Nguyen" in text and "Mina Manager" in text and "Observed" in text
     verify_url = re.search(r"(http://\S+/verify/[0-9a-f-]{36})", text).group(1)
@@ -150,6 +153,27 @@ def test_someone_elses_transcript_is_not_found(site):
                      {"csrf_token": tech.csrf()}).status_code == 403
     anonymous = requests.get(tech.base + "/transcripts/", timeout=10)
     assert anonymous.status_code == 401
+
+
+def test_a_large_pdf_goes_out_from_a_temporary_file_not_from_memory(site, monkeypatch):
+    spools = []
+
+    class Spy(tempfile.SpooledTemporaryFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            spools.append(self)
+
+    monkeypatch.setattr(transcripts_blueprint, "PDF_SPOOL_BYTES", 1024)
+    monkeypatch.setattr(transcripts_blueprint.tempfile, "SpooledTemporaryFile", Spy)
+    tech = site["tech"]
+    pdf = tech.get(f"/transcripts/people/{tech.person_id}/download/pdf-letter")
+    assert pdf.status_code == 200 and int(pdf.headers["Content-Length"]) == len(pdf.content) > 1024
+    assert "Tess Nguyen" in pdf_text(pdf.content)
+    assert len(spools) == 1 and spools[0]._rolled  # past the limit: on disk, not in a bytes object
+    deadline = time.monotonic() + 5  # the server closes it after the last block, maybe after the client read it
+    while not spools[0].closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert spools[0].closed
 
 
 def test_manager_sees_team_and_exports(site):

@@ -286,7 +286,8 @@ def _render_settings(errors=None, form=None, status=200):
               "time_zone": current["time_zone"], "organization_name": current["organization_name"] or "",
               "lms_name": registration.name, "email_enabled": current["email_enabled"],
               "email_sender_name": current["email_sender_name"],
-              "reminder_days": ", ".join(map(str, current["reminder_days"])), **service.role_choices(registration)}
+              "reminder_days": ", ".join(map(str, current["reminder_days"])), **service.role_choices(registration),
+              "job_roles": "\n".join(current["job_roles"])}
     values.update(form or {})
     return render_template(
         "admin/settings.html", values=values, errors=errors or {}, lti_roles=service.LTI_ROLES,
@@ -364,6 +365,21 @@ def save_email():
     return redirect_with_notice("admin.settings", "E-mail settings saved." if form["email_enabled"] else
                                 "E-mail settings saved. The tool sends no e-mail for this LMS; notices stay in the "
                                 "tool.")
+
+
+@bp.route("/settings/job-roles", methods=["POST"])
+@admin_only
+@once_per_submission
+def save_job_roles():
+    """The job roles managers give technicians and requirements target: one per line."""
+    raw = request.form.get("job_roles", "")
+    try:
+        tenant_settings.update(_actor(), {"job_roles": [line.strip() for line in raw.splitlines() if line.strip()]})
+    except DomainError as exc:
+        status = _failed(exc)
+        return _render_settings({"job_roles": (exc.fields or {}).get("job_roles") or exc.message},
+                                {"job_roles": raw}, status)
+    return redirect_with_notice("admin.settings", _("Job roles saved."))
 
 
 @bp.route("/settings/roles", methods=["POST"])

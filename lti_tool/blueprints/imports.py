@@ -1,22 +1,27 @@
 """The administrator's go-live import of prior records into the course they launched from: upload, dry run (every
-row's problems and what would be created), import, and undo; downloadable templates.
+row's problems and what would be created), import as a background task with a progress page, and undo;
+downloadable templates.
 
-Between the dry run and the import the uploaded file waits in the attachment storage under a random key; the
-import form carries that key in a signed token (so nobody can point the import at another file), and the file is
-deleted once imported. (A checked file that is never imported stays in the storage: a known gap.)
+Between the dry run and the import the uploaded file waits in the attachment storage under a "checked" batch;
+the import form carries that batch in a signed token (so nobody can start an import of another person's check).
+Import queues the batch for a queue worker (services/prior_records/jobs.py); the progress page refreshes itself
+(a meta refresh: no JavaScript needed inside the LMS frame) until the import is applied or has failed. Checked
+files nobody imports are purged after a day (tasks.jobs.purge_storage).
 """
-import io
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from .. import tool_session
 from ..extensions import db
 from ..permissions import is_tool_admin, require
-from ..services import DomainError, attachments, prior_records
+from ..services import DomainError, prior_records
 from ..services.actors import Actor
 from ..services.prior_records import columns, files
+from ..services.prior_records import jobs as import_jobs
+from ..submissions import once_per_submission
+from ..tasks import enqueue_after_commit
 from ..web import redirect_with_notice
 from .reports import helpers as report_helpers
 
@@ -25,7 +30,7 @@ bp.context_processor(report_helpers)
 ADMIN_ONLY = ("Importing prior records is for the LMS administrator (an institution or system Administrator in "
               "Canvas or Moodle), launched from the course the records belong to.")
 only_admins = require(lambda s: is_tool_admin(s) and s.course is not None, ADMIN_ONLY)
-STAGE_SALT = "prior-records-stage-v1"
+STAGE_SALT = "prior-records-stage-v2"
 STAGE_MAX_AGE = 3600
 SHOWN_ROWS = 500
 
@@ -55,7 +60,8 @@ def _render(plan=None, errors=None, form=None, token=None, status=200):
     return render_template("imports/index.html", plan=plan, errors=errors or {}, form=form or {}, token=token,
                            batches=batches, blockers={b.id: prior_records.blockers(b) for b in batches
                                                       if b.status == "applied"},
-                           fields=columns.FIELDS, kinds=columns.KIND_LABELS, shown_rows=SHOWN_ROWS), status
+                           fields=columns.FIELDS, kinds=columns.KIND_LABELS, shown_rows=SHOWN_ROWS,
+                           unmatched=prior_records.unmatched_people(actor)), status
 
 
 @bp.route("/")
@@ -93,39 +99,49 @@ def check():
                                                     if k != "kind"}}, form=form, status=exc.status)
     token = None
     if plan.ok and plan.to_create:
-        key = attachments.storage().save(io.BytesIO(data))
-        token = _serializer().dumps({"k": key, "f": upload.filename[:255], "o": options.__dict__,
-                                     "p": tool_session.current().person.id})
+        batch = import_jobs.stage(_actor(), plan, data, options)
+        token = _serializer().dumps({"b": batch.id, "p": tool_session.current().person.id})
     return _render(plan=plan, form=form, token=token)
 
 
 @bp.route("/run", methods=["POST"])
 @only_admins
+@once_per_submission
 def run():
+    """Queue the checked file; a queue worker imports it once this request is committed (or the sweep, should
+    the queue lose the task)."""
     try:
         staged = _serializer().loads(request.form.get("token", ""), max_age=STAGE_MAX_AGE)
     except BadSignature:
-        return _render(errors={"file": "The checked file has expired; choose it again and check it."}, status=400)
+        return _render(errors={"file": _("The checked file has expired; choose it again and check it.")},
+                       status=400)
     if staged.get("p") != tool_session.current().person.id:
-        return _render(errors={"file": "Check the file again before importing it."}, status=400)
-    store = attachments.storage()
-    if not store.exists(staged["k"]):
-        return _render(errors={"file": "This file was already imported or has expired; check it again."},
-                       status=409)
-    with store.open(staged["k"]) as fh:
-        data = fh.read()
-    options = prior_records.Options(**staged["o"])
+        return _render(errors={"file": _("Check the file again before importing it.")}, status=400)
     try:
-        batch = prior_records.run(_actor(), tool_session.current().course.id, staged["f"], data, options)
+        batch = import_jobs.queue(_actor(), staged["b"])
     except DomainError as exc:
         db.session.rollback()
-        return _render(errors={"file": exc.message}, form={"kind": options.kind}, status=exc.status)
-    attachments.delete_after_commit(staged["k"])
-    created = batch.summary["created"]
-    what = created["sign_offs"] if options.kind == "sign_offs" else created["evidence"]
-    return redirect_with_notice("imports.index", f"Imported {what} record(s) from {batch.filename}; "
-                                f"{batch.summary['skipped']} already imported; {created['people']} new "
-                                "people (not launched yet).")
+        if exc.status == 404:
+            return _render(errors={"file": _("This file has expired; check it again.")}, status=409)
+        return _render(errors={"file": exc.message}, status=exc.status)
+    if batch.status == "queued":
+        enqueue_after_commit("import_records", batch.id)
+    return redirect_with_notice("imports.progress_page", _("The import of %(name)s has started.",
+                                                           name=batch.filename), batch_id=batch.id)
+
+
+@bp.route("/<int:batch_id>")
+@only_admins
+def progress_page(batch_id: int):
+    batch = import_jobs.batch_for(_actor(), batch_id)
+    return render_template("imports/progress.html", batch=batch, progress=import_jobs.progress(batch),
+                           kinds=columns.KIND_LABELS)
+
+
+@bp.route("/<int:batch_id>.json")
+@only_admins
+def progress_json(batch_id: int):
+    return jsonify(import_jobs.progress(import_jobs.batch_for(_actor(), batch_id)))
 
 
 @bp.route("/<int:batch_id>/undo", methods=["POST"])

@@ -93,7 +93,8 @@ def launch_complete():
 
 
 def _finish(registration, deployment, claims, launch_id):
-    person, course, membership = record_launch(registration, deployment, claims)
+    person, course, membership = record_launch(registration, deployment, claims,
+                                               current_app.config["LTI_LAUNCH_TOUCH_SECONDS"])
     remember_origins(registration, claims)
     # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame).
     browser = tool_session.browser_cookie() or secrets.token_urlsafe(24)

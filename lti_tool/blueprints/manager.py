@@ -9,14 +9,15 @@ from flask_babel import ngettext
 from markupsafe import Markup
 
 from .. import formatting, tool_session
-from ..downloads import evidence_file
+from ..downloads import evidence_file, file_response
 from ..extensions import db
 from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, attestation, evidence, matrix, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, requirements, reviews, status
 from ..services.actors import Actor
+from ..services.csv_cells import to_csv
 from ..services.evidence import KIND_LABELS
 from ..services.placements import DEPARTMENT_LABELS
 from ..submissions import once_per_submission
@@ -107,23 +108,33 @@ def _plain_label(key: str) -> str:
     return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
-# A matrix page is 50 x 100+ cells: each is a class and a code (the key spells the codes out once), joined here
-# rather than looped over in Jinja, which was most of the page's time.
-_CELLS = {code: (Markup(f'<td class="{abbr.lower()}">{abbr}</td>'),
-                 Markup(f'<td class="{abbr.lower()} hit">{abbr}✱</td>'))
-          for code, abbr in matrix.ABBREVIATIONS.items()}
+# A matrix page is 50 x 130 cells with the shipped framework: each is a class and a code (the key spells the codes
+# out once), joined here rather than looped over in Jinja, which was most of the page's time. The class is
+# unquoted when it is one word and </td> left out (both optional in HTML: the next cell or </tr> closes it) so that a
+# page of 50 stays under 200 KB. An overdue requirement adds its mark.
+def _cell(abbr: str, hit: bool, overdue: bool) -> Markup:
+    classes = [abbr.lower(), *(["hit"] if hit else []), *(["ovd"] if overdue else [])]
+    text = abbr + (f" {matrix.OVERDUE_MARK}" if overdue else "") + ("✱" if hit else "")
+    attribute = classes[0] if len(classes) == 1 else '"' + " ".join(classes) + '"'
+    return Markup(f"<td class={attribute}>{text}")
+
+
+_CELLS = {(code, hit, overdue): _cell(abbr, hit, overdue) for code, abbr in matrix.ABBREVIATIONS.items()
+          for hit in (False, True) for overdue in (False, True)}
 
 
 def matrix_cells(row) -> Markup:
-    return Markup("".join([_CELLS[cell.status][cell.competency_id in row.matches] for cell in row.cells]))
+    return Markup("".join([_CELLS[cell.status, cell.competency_id in row.matches, cell.overdue]
+                           for cell in row.cells]))
 
 
 @bp.context_processor
 def helpers():
     return {
-        "ago": ago, "when": when, "matrix_cells": matrix_cells, "evidence_fields": evidence_fields,
-        "plain_label": _plain_label,
-        "status_labels": status.LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "ago": ago, "when": when, "when_day": formatting.us_date, "matrix_cells": matrix_cells,
+        "evidence_fields": evidence_fields, "plain_label": _plain_label,
+        "status_labels": status.FILTER_LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
+        "filter_statuses": status.STATUSES + status.REQUIREMENT_FILTERS, "overdue_mark": matrix.OVERDUE_MARK,
         # Kinds and departments are kept in English (stored, exported); pages show them in the viewer's language.
         "method_labels": METHOD_LABELS, "kind_labels": {k: _(v) for k, v in KIND_LABELS.items()},
         "department_labels": {k: _(v) for k, v in DEPARTMENT_LABELS.items()},
@@ -287,7 +298,18 @@ def matrix_page():
         errors, http_status = dict(exc.fields), 400
         page = matrix.team_matrix(actor, course_id, matrix.MatrixFilters())
     return render_template("manager/matrix.html", m=page, errors=errors, args=request.args,
-                           expiring_choices=matrix.EXPIRING_CHOICES), http_status
+                           expiring_choices=matrix.EXPIRING_CHOICES, search_max=matrix.SEARCH_MAX), http_status
+
+
+@bp.route("/matrix.csv")
+@only_managers
+def matrix_csv():
+    """"Export this view": the matrix of the filters on the page, every page of them, as CSV. Filters that are
+    not valid answer 400 with what is wrong (the page shows them; a download has nothing to show them in)."""
+    filters = matrix.parse_filters(request.args)
+    header, rows = matrix.export_view(_actor(), _course_id(), filters)
+    stamp = formatting.us_date(datetime.now(UTC), viewer_zone()).replace(",", "").replace(" ", "-")
+    return file_response(to_csv(header, rows), "text/csv; charset=utf-8", f"team-matrix-{stamp}.csv")
 
 
 # --- A technician -----------------------------------------------------------------------------------------
@@ -296,7 +318,10 @@ def matrix_page():
 @only_managers
 def technician(person_id: int):
     detail = matrix.technician_detail(_actor(), _course_id(), person_id)
-    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC),
+    # From a matrix cell: that competency's area opens and its row is marked (#competency-<id> scrolls to it).
+    focus = id_or_none(request.args.get("competency", ""))
+    return render_template("manager/technician.html", d=detail, now=datetime.now(UTC), focus=focus,
+                           job_roles=requirements.job_roles(tool_session.current().course.registration),
                            signed=attestation.evidence_states([item.id for item in detail.evidence]))
 
 

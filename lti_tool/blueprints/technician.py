@@ -71,7 +71,8 @@ def _upload_limits() -> dict:
 @bp.route("/")
 def dashboard():
     actor = _actor()
-    return render_template("technician/dashboard.html", **view.dashboard(actor, date.today()),
+    return render_template("technician/dashboard.html",
+                           **view.dashboard(actor, date.today(), request.args.get("status") or None),
                            hours_text=view.hours_text)
 
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from .. import formatting
@@ -17,7 +17,7 @@ from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..models.reviews import OPEN, SIGNED
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
-from ..services import DomainError, attestation, ce, status
+from ..services import DomainError, attestation, ce, requirements, status
 from ..services.placements import DEPARTMENT_LABELS
 from ..web import viewer_zone
 from . import technician_forms as forms
@@ -125,7 +125,23 @@ def _progress(label: str, entries: list) -> dict:
 
 # --- Dashboard --------------------------------------------------------------------------------------------
 
-def dashboard(actor, today: date | None = None) -> dict:
+def _competency_item(comp, entry) -> dict:
+    """One competency in the portfolio's list: its status, when it expires, what to record for it."""
+    return {"competency": comp, "status": entry.status, "label": entry.label,
+            "expires": day_text(entry.expires_at) if entry.held and entry.expires_at else None,
+            "kind": _record_kind(comp)}
+
+
+def _record_kind(comp) -> str:
+    return "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds \
+        else comp.evidence_kinds[0]
+
+
+def dashboard(actor, today: date | None = None, shown: str | None = None) -> dict:
+    """The portfolio. `shown`: a status the tiles chose (the list then holds only competencies in it)."""
+    if shown is not None and shown not in status.STATUSES:
+        raise DomainError(_("Not a known status: choose one of the tiles on your portfolio."),
+                          code="invalid_filter")
     person, course = actor.person, actor.course
     today = today or date.today()
     tree = Tree.of(course)
@@ -135,10 +151,12 @@ def dashboard(actor, today: date | None = None) -> dict:
     entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
     areas = []
     for root in tree.roots:
-        under = [statuses[c.id] for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
-        if under:
+        leaves = [c for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
+        if leaves:
             label = root.title if not root.code or root.title.startswith(root.code) else f"{root.code} {root.title}"
-            areas.append({**_progress(label, under), "id": root.id})
+            items = [_competency_item(c, statuses[c.id]) for c in leaves]
+            areas.append({**_progress(label, [statuses[c.id] for c in leaves]), "id": root.id,
+                          "competencies": [i for i in items if shown is None or i["status"] == shown]})
     departments = []
     for code, label in DEPARTMENT_LABELS.items():
         tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
@@ -149,16 +167,19 @@ def dashboard(actor, today: date | None = None) -> dict:
         rows = [(tree.by_id[cid], entry) for cid, entry in statuses.items() if entry.status == state]
         return [{"competency": comp, "expires": day_text(entry.expires_at), "expires_at": entry.expires_at,
                  "days": (entry.expires_at.date() - today).days if entry.expires_at else None,
-                 "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
-                 else comp.evidence_kinds[0]}
+                 "kind": _record_kind(comp)}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
-    reassess = needs_reassessment(person, course, statuses, tree)
-    drafts = db.session.scalar(select(func.count()).select_from(Evidence).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == DRAFT))
+    # The course's signed-off items (for re-assessment) and drafts (a count), in one query.
+    items = db.session.execute(select(Evidence.id, Evidence.status).where(
+        Evidence.person_id == person.id, Evidence.course_id == course.id,
+        Evidence.status.in_((SIGNED_OFF, DRAFT)))).all()
+    reassess = needs_reassessment([i for i, state in items if state == SIGNED_OFF], statuses, tree)
+    drafts = sum(1 for _, state in items if state == DRAFT)
     return {
         "counts": _counts(entries),
         "total": len(entries),
+        "shown": shown,
         "labels": status.LABELS,
         "areas": areas,
         "departments": departments,
@@ -168,19 +189,18 @@ def dashboard(actor, today: date | None = None) -> dict:
         "reassess": reassess,
         "drafts": drafts,
         "ce": ce_report(person, today),
-        "pathways": pathway_progress(actor, known),
+        "pathways": pathway_progress(actor, known, tree.competencies),
         "has_frameworks": bool(tree.leaves),
+        "required": requirements.required_list(statuses, tree.by_id),
     }
 
 
-def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
+def needs_reassessment(signed_ids: list[int], statuses: dict, tree) -> list[dict]:
     """Competencies whose sign-off was revoked or corrected to "not yet proficient" and that are not held
-    again since: the technician records new evidence for them. Read from attestation.evidence_states, the
-    rule every page and export follows."""
-    signed_ids = db.session.scalars(select(Evidence.id).where(
-        Evidence.person_id == person.id, Evidence.course_id == course.id, Evidence.status == SIGNED_OFF))
+    again since: the technician records new evidence for them. `signed_ids`: the technician's signed-off
+    evidence in the course. Read from attestation.evidence_states, the rule every page and export follows."""
     found: dict = {}
-    for evidence_id, state in attestation.evidence_states(list(signed_ids)).items():
+    for evidence_id, state in attestation.evidence_states(signed_ids).items():
         for entry in state.competencies:
             held = statuses.get(entry.competency_id)
             if (entry.counts or entry.state not in (attestation.REVOKED, attestation.CORRECTED)
@@ -193,8 +213,7 @@ def needs_reassessment(person, course, statuses: dict, tree) -> list[dict]:
                 comp = tree.by_id[entry.competency_id]
                 found[entry.competency_id] = {
                     "competency": comp, "label": entry.label, "at": entry.at, "evidence_id": evidence_id,
-                    "kind": "cross_training" if not comp.evidence_kinds or "cross_training" in comp.evidence_kinds
-                    else comp.evidence_kinds[0]}
+                    "kind": _record_kind(comp)}
     return sorted(found.values(), key=lambda item: item["competency"].code)
 
 
@@ -257,11 +276,11 @@ def _chart(result: dict) -> dict:
     }
 
 
-def pathway_progress(actor, statuses=None) -> list:
+def pathway_progress(actor, statuses=None, loaded=None) -> list:
     if pathways is None:
         return []
     try:
-        return pathways.progress(actor, actor.person.id, statuses=statuses)
+        return pathways.progress(actor, actor.person.id, statuses=statuses, loaded=loaded)
     except (DomainError, getattr(pathways, "DefinitionError", DomainError)):
         return []
 

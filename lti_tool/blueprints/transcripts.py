@@ -2,6 +2,7 @@
 CSV, ZIP of PDFs with a progress page), and the public verification page, JSON endpoint, status lists and issuer
 profile. Views are thin: load, check, call one service, respond."""
 import json
+import tempfile
 from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
@@ -24,6 +25,8 @@ from ..tasks import enqueue_after_commit
 from ..web import app_url, redirect_with_notice, viewer_zone
 
 bp = Blueprint("transcripts", __name__)
+# A transcript of a few hundred entries is 50-100 KB: kept in memory; a larger one spills to a temporary file.
+PDF_SPOOL_BYTES = 256 * 1024
 DOWNLOADS = {"pdf-letter": N_("PDF (US Letter)"), "pdf-a4": N_("PDF (A4)"), "csv": "CSV", "json": "JSON",
              "ob3": N_("Open Badges 3.0 credentials"), "clr": N_("Comprehensive Learner Record (CLR 2.0)")}
 
@@ -79,8 +82,17 @@ def download(person_id, fmt):
         abort(404)
     base, title = _base(), current_app.config["TOOL_TITLE"]
     if fmt.startswith("pdf-"):
-        data, pdf = transcript_exports.pdf_for(actor, person_id, base, fmt[4:])
-        return _attachment(pdf, "application/pdf", transcript_exports.file_name(data, "pdf"))
+        # reportlab holds the pages until it numbers them ("page 3 of 12"), so the PDF cannot go out while it is
+        # drawn; it is written to a spooled file (memory up to PDF_SPOOL_BYTES, then a temporary file) and sent
+        # from there in blocks, never copied into one bytes object for the response.
+        spool = tempfile.SpooledTemporaryFile(max_size=PDF_SPOOL_BYTES)
+        try:
+            data, _pdf = transcript_exports.pdf_for(actor, person_id, base, fmt[4:], out=spool)
+        except BaseException:
+            spool.close()
+            raise
+        return file_response(spool, "application/pdf", transcript_exports.file_name(data, "pdf"),
+                             size=spool.tell())
     # Data exchange (CSV, JSON, signed credentials) stays in English whatever the page's language: other systems
     # read it, and a signed credential must not depend on who downloaded it.
     with in_language(language="en"):

@@ -9,6 +9,7 @@ from .lti_store import LtiStoreEntry
 from .notifications import NotificationPreference, SentMessage
 from .people import Course, Membership, Person
 from .registrations import Deployment, Registration, RegistrationLink, RegistryVersion, ToolKey
+from .requirements import Requirement
 from .reviews import Preceptor, ReviewRequest, SignOff, SignOffRevocation
 from .status import StoredStatus
 from .submissions import FormSubmission
@@ -17,7 +18,8 @@ __all__ = [
     "Attachment", "AuditEntry", "Competency", "Course", "CourseFramework", "Deployment", "Evidence",
     "EvidenceCompetency", "ExportJob", "FormSubmission", "Framework", "ImportBatch", "ImportedRecord",
     "IssuedCredential", "LtiStoreEntry", "Membership", "NotificationPreference", "Person", "Preceptor",
-    "Registration", "RegistrationLink", "RegistryVersion", "ResourceLink", "ReviewRequest", "ScoreOutbox",
+    "Registration", "RegistrationLink", "RegistryVersion", "Requirement", "ResourceLink", "ReviewRequest",
+    "ScoreOutbox",
     "SentMessage", "SignOff", "SignOffRevocation", "StoredStatus",
     "ToolKey",
 ]

@@ -1,9 +1,13 @@
 """People, courses and memberships as the LMS describes them at launch."""
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .base import UTCDateTime, utcnow
+
+# The sub of a person a go-live import created from an e-mail address: "not launched yet", until their first
+# launch claims the row (services/launches.claim_imported). Never a sub an LMS sends (theirs are opaque ids).
+IMPORTED_SUB_PREFIX = "import:"
 
 
 def display_name(name, given_name, family_name, email, sub) -> str:
@@ -33,6 +37,9 @@ class Person(db.Model):
     # random, so it says nothing about the LMS account, and stable, so a wallet can tell the holder's credentials
     # belong together. Set at the first issuance.
     credential_subject_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    # The personal calendar feed (/calendar/<token>.ics): only the token's SHA-256 is kept; a new token
+    # revokes the old one, None means no feed.
+    calendar_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     # The language the person picked in the tool ("en", "es"); it wins over the launch's. None: never picked.
     language: Mapped[str | None] = mapped_column(String(8))
     # The tool language matching the latest launch's `locale` claim (None when the LMS sent none the tool ships):
@@ -98,6 +105,12 @@ class Membership(db.Model):
     last_launch_at = mapped_column(UTCDateTime)
     # "launch" (the person opened the tool here) or "roster" (known only from the course roster).
     source: Mapped[str] = mapped_column(String(20), default="launch", server_default="launch")
+    # What requirements target (services/requirements.py): the framework department the person works in, their
+    # job role (the tenant's list), and the hire/assignment date that "N days after assignment" counts from
+    # (None: the day the membership was created).
+    department: Mapped[str | None] = mapped_column(String(30))
+    job_role: Mapped[str | None] = mapped_column(String(60))
+    assigned_on = mapped_column(Date)
 
     person: Mapped[Person] = relationship()
     course: Mapped[Course] = relationship()

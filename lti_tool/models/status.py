@@ -2,7 +2,7 @@
 recorded history, kept in the transaction of every change (services/status_store.py), so pages and filters read
 one row instead of judging the history. The clock's part (due, expired) is a comparison of `expires_at` with now
 at read time. A missing row means "not started"."""
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import Boolean, Date, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -16,6 +16,8 @@ class StoredStatus(db.Model):
         # rows; "awaiting review", "in progress", "needs re-assessment" are equalities on state.
         Index("ix_competency_statuses_state_expires_at", "state", "expires_at"),
         Index("ix_competency_statuses_competency_id_state", "competency_id", "state"),
+        # "Overdue" and "required" filters: a range of required_by.
+        Index("ix_competency_statuses_required_by", "required_by"),
     )
 
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
@@ -34,4 +36,8 @@ class StoredStatus(db.Model):
     last_sign_off_id: Mapped[int | None] = mapped_column(ForeignKey("sign_offs.id"))
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     corrected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The earliest date an active requirement wants the competency by (services/requirements.py), and that
+    # requirement; overdue / required-and-due are decided against today when read, like expiry.
+    required_by = mapped_column(Date)
+    requirement_id: Mapped[int | None] = mapped_column(ForeignKey("requirements.id", ondelete="SET NULL"))
     updated_at = mapped_column(UTCDateTime, default=utcnow, nullable=False)

@@ -169,6 +169,14 @@ def store_upload(stream: BinaryIO) -> StoredFile:
     return StoredFile(key=key, content_type=content_type, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
+def save_in_transaction(data: bytes) -> str:
+    """Store bytes the caller has checked itself (an import file); deleted again if the transaction rolls back."""
+    store = storage()
+    key = store.save(io.BytesIO(data))
+    _pending(current_session(), "created").append((store, key))
+    return key
+
+
 def delete_after_commit(key: str) -> None:
     """Delete a file once the transaction that removed its row commits (never if it rolls back)."""
     _pending(current_session(), "deleted").append((storage(), key))

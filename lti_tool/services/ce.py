@@ -35,6 +35,7 @@ from . import DomainError, NotFound, attestation, scope
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "ce_rules.json"
 KIND = "continuing_education"
+CERTIFICATION = "certification"
 RECORDED = (SUBMITTED, SIGNED_OFF)
 UNSENT = (DRAFT, RETURNED)
 # The rule that applies is the one of the credential the technician holds (verified), CPhT when none is.
@@ -160,16 +161,34 @@ def _verified(evidence_ids, as_of: date) -> set[int]:
     return {i for i in evidence_ids if attestation.is_verified(SIGNED_OFF, states.get(i))}
 
 
-def _items(person, start: date, last: date, as_of: date, course_ids=None) -> tuple[list[dict], set[int], Decimal]:
-    """(CE items sent for review or signed off in the cycle, one per UAN, the ids of the verified ones (judged
-    at `as_of`: CE done in a cycle is often signed off after it), hours of drafts and returned items in the
-    cycle not sent yet)."""
-    query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind == KIND,
+class _Records:
+    """The technician's CE and certification records (not withdrawn, oldest first) and which of them are verified
+    at `as_of`: two queries for a whole report, however many cycles it shows."""
+
+    def __init__(self, rows: list, verified: set[int]):
+        self.rows, self.verified = rows, verified
+
+    def of_kind(self, kind: str) -> list:
+        return [row for row in self.rows if row.kind == kind]
+
+
+def _records(person, as_of: date, course_ids=None, kinds=(KIND, CERTIFICATION)) -> _Records:
+    query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind.in_(kinds),
                                    Evidence.status != WITHDRAWN)
     if course_ids is not None:
         query = query.where(Evidence.course_id.in_(course_ids))
+    rows = list(db.session.scalars(query.order_by(Evidence.id)))
+    return _Records(rows, _verified([ev.id for ev in rows if ev.status == SIGNED_OFF], as_of))
+
+
+def _items(person, start: date, last: date, as_of: date, course_ids=None,
+           records: _Records | None = None) -> tuple[list[dict], set[int], Decimal]:
+    """(CE items sent for review or signed off in the cycle, one per UAN, the ids of the verified ones (judged
+    at `as_of`: CE done in a cycle is often signed off after it), hours of drafts and returned items in the
+    cycle not sent yet)."""
+    loaded = records or _records(person, as_of, course_ids, (KIND,))
     rows = []
-    for evidence in db.session.scalars(query.order_by(Evidence.id)):
+    for evidence in loaded.of_kind(KIND):
         data = evidence.data or {}
         try:
             done = date.fromisoformat(data["completion_date"])
@@ -177,7 +196,7 @@ def _items(person, start: date, last: date, as_of: date, course_ids=None) -> tup
             continue
         if start <= done <= last and "uan_parts" in data:
             rows.append((evidence, data))
-    verified = _verified([ev.id for ev, _ in rows if ev.status == SIGNED_OFF], as_of)
+    verified = loaded.verified
     by_uan: dict[str, dict] = {}
     unsent: dict[str, Decimal] = {}
     for evidence, data in rows:
@@ -197,7 +216,8 @@ def _items(person, start: date, last: date, as_of: date, course_ids=None) -> tup
         (hours for uan, hours in unsent.items() if uan not in sent), Decimal(0))
 
 
-def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = None, *, course_ids=None) -> dict:
+def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = None, *, course_ids=None,
+              records: _Records | None = None) -> dict:
     """Where `person` stands on rule `rule_code` for the cycle starting `cycle_start`, as of `as_of` (today).
 
     Returns the rule, the cycle's dates, days left (0 on the last day; negative once it is over), and a
@@ -209,7 +229,7 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     if not isinstance(cycle_start, date):
         raise DomainError(_("Give the cycle's start date."), code="invalid", fields={"cycle_start": "Not a date."})
     last = cycle_end(rule_data, cycle_start)
-    items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids)
+    items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids, records)
     recorded = evaluate(rule_data, items)
     verified = evaluate(rule_data, [item for item in items if item["id"] in verified_ids])
     return {
@@ -234,17 +254,13 @@ def _day(value) -> date | None:
         return None
 
 
-def certifications(person, as_of: date, course_ids=None) -> list[dict]:
+def certifications(person, as_of: date, course_ids=None, records: _Records | None = None) -> list[dict]:
     """The technician's certification records (not withdrawn), oldest first, each with `verified` (a standing
     sign-off) and its dates."""
-    query = select(Evidence).where(Evidence.person_id == person.id, Evidence.kind == "certification",
-                                   Evidence.status != WITHDRAWN)
-    if course_ids is not None:
-        query = query.where(Evidence.course_id.in_(course_ids))
-    rows = list(db.session.scalars(query.order_by(Evidence.id)))
-    verified = _verified([ev.id for ev in rows if ev.status == SIGNED_OFF], as_of)
+    loaded = records or _records(person, as_of, course_ids, (CERTIFICATION,))
+    verified = loaded.verified
     out = []
-    for ev in rows:
+    for ev in loaded.of_kind(CERTIFICATION):
         data = ev.data or {}
         credential = data.get("credential")
         out.append({"evidence_id": ev.id, "title": ev.title, "credential": credential,
@@ -307,7 +323,8 @@ def report(person, today: date | None = None, *, course_ids=None, rule_code: str
     "pending": [certifications not verified yet], "warnings": [...]}. Each cycle is a ce_status result plus
     "known" (cycle from a verified certification) and "certification"."""
     today = today or date.today()
-    certs = certifications(person, today, course_ids)
+    records = _records(person, today, course_ids)
+    certs = certifications(person, today, course_ids, records)
     held = {c["credential"] for c in certs if c["verified"]}
     by_credential = {r.get("credential"): code for code, r in rules().items()}
     main = rule_code or next((c for c in RULE_PREFERENCE if rule(c).get("credential") in held), DEFAULT_RULE)
@@ -315,7 +332,7 @@ def report(person, today: date | None = None, *, course_ids=None, rule_code: str
     cycles, warnings = [], []
     for code in codes:
         cycle = cycle_for(code, certs, today)
-        result = ce_status(person, code, cycle["start"], today, course_ids=course_ids)
+        result = ce_status(person, code, cycle["start"], today, course_ids=course_ids, records=records)
         result.update(known=cycle["known"], certification=_cert_json(cycle["certification"]),
                       warnings=_warnings(result, cycle, today))
         warnings += result["warnings"]

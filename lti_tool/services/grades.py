@@ -12,9 +12,21 @@ from sqlalchemy.orm import aliased
 
 from ..extensions import db
 from ..lti.advantage import DbServiceConnector, PlatformError, post_score
-from ..models import AuditEntry, Course, Person, Registration, ResourceLink, ScoreOutbox, SignOff, SignOffRevocation
+from ..models import (
+    AuditEntry,
+    Competency,
+    Course,
+    Person,
+    Registration,
+    ResourceLink,
+    ScoreOutbox,
+    SignOff,
+    SignOffRevocation,
+    StoredStatus,
+)
 from ..models.advantage import FAILED, PENDING, SENT
 from ..models.base import utcnow
+from .status import ACHIEVED
 
 log = logging.getLogger(__name__)
 Correction = aliased(SignOff)  # another sign-off: a correction, or a renewal
@@ -23,19 +35,22 @@ BASE_DELAY = timedelta(seconds=30)
 MAX_DELAY = timedelta(hours=6)
 
 
+def course_graded_links(course_id: int) -> list[ResourceLink]:
+    """The course's links with a gradebook column (AGS line item)."""
+    return list(db.session.scalars(select(ResourceLink).where(
+        ResourceLink.course_id == course_id, ResourceLink.lineitem_url.is_not(None)).order_by(ResourceLink.id)))
+
+
+def counts_toward(link: ResourceLink, competency) -> bool:
+    target = link.target or {}
+    kind, value = target.get("type"), target.get("id")
+    return (kind == "competency" and value == competency.id) or (
+        kind == "department" and value in (competency.departments or []))
+
+
 def graded_links(course_id: int, competency) -> list[ResourceLink]:
     """Links with a gradebook column that this competency counts toward."""
-    links = db.session.scalars(select(ResourceLink).where(
-        ResourceLink.course_id == course_id, ResourceLink.lineitem_url.is_not(None))).all()
-    found = []
-    for link in links:
-        target = link.target or {}
-        kind, value = target.get("type"), target.get("id")
-        if kind == "competency" and value == competency.id:
-            found.append(link)
-        elif kind == "department" and value in (competency.departments or []):
-            found.append(link)
-    return found
+    return [link for link in course_graded_links(course_id) if counts_toward(link, competency)]
 
 
 def _timestamp_after(lineitem_url: str, person_id: int, now):
@@ -132,17 +147,98 @@ def on_review_requested(review_request, now=None) -> list[ScoreOutbox]:
 
 def on_signed_off(sign_off, now=None) -> list[ScoreOutbox]:
     """Completed / FullyGraded, the rating's position on the scale as the score, a comment naming the signer."""
-    competency = sign_off.competency
-    given, maximum = _level_score(competency.framework, sign_off.rating_code)
-    comment = f"{sign_off.rating_label}. Signed off by {sign_off.signer_name} ({sign_off.signer_role})"
-    if sign_off.expires_at:
-        comment += f"; due for revalidation by {sign_off.expires_at.date().isoformat()}"
     course = sign_off.review_request.course if sign_off.review_request else None
     course = course or db.session.get(Course, sign_off.course_id)
     person = db.session.get(Person, sign_off.person_id)
-    return [queue_score(course, person, link, activity="Completed", grading="FullyGraded", score_given=given,
-                        score_maximum=maximum, comment=comment + ".", now=now)
-            for link in graded_links(course.id, competency)]
+    return [_completed(course, person, sign_off, link, now) for link in graded_links(course.id, sign_off.competency)]
+
+
+def _completed(course, person, sign_off, link, now=None) -> ScoreOutbox:
+    given, maximum = _level_score(sign_off.competency.framework, sign_off.rating_code)
+    comment = f"{sign_off.rating_label}. Signed off by {sign_off.signer_name} ({sign_off.signer_role})"
+    if sign_off.expires_at:
+        comment += f"; due for revalidation by {sign_off.expires_at.date().isoformat()}"
+    return queue_score(course, person, link, activity="Completed", grading="FullyGraded", score_given=given,
+                       score_maximum=maximum, comment=comment + ".", now=now)
+
+
+def _latest_per_column(course, sign_offs, links) -> dict:
+    """{(person_id, link): the latest of `sign_offs` (rows with id, person_id, competency_id, signed_at) that
+    counts toward the link's column}: what the column would show after signing them off one by one."""
+    competencies = {c.id: c for c in db.session.scalars(select(Competency).where(
+        Competency.id.in_({row.competency_id for row in sign_offs})))}
+    latest: dict = {}
+    for row in sign_offs:
+        for link in links:
+            if counts_toward(link, competencies[row.competency_id]):
+                key = (row.person_id, link)
+                if key not in latest or (row.signed_at, row.id) > (latest[key].signed_at, latest[key].id):
+                    latest[key] = row
+    return latest
+
+
+def on_imported(course, sign_off_ids, now=None) -> list[ScoreOutbox]:
+    """Imported prior sign-offs, scored like any sign-off but once per (person, line item): the latest one that
+    counts toward the column. Only people who have launched the tool are scored (the LMS knows them by that
+    sub; someone imported "not launched yet" is scored when their first launch claims the record, see
+    launches.claim_imported). A latest sign-off that has already expired is left to queue_expiries, which
+    notes it and sends the column back to pending. `sign_off_ids`: ids or a select of them."""
+    links = course_graded_links(course.id)
+    if not links:
+        return []
+    now = now or utcnow()
+    rows = db.session.execute(select(SignOff.id, SignOff.person_id, SignOff.competency_id, SignOff.signed_at)
+                              .join(Person, Person.id == SignOff.person_id)
+                              .where(SignOff.id.in_(sign_off_ids), Person.last_launch_at.is_not(None))).all()
+    queued = []
+    for (person_id, link), row in sorted(_latest_per_column(course, rows, links).items(),
+                                         key=lambda item: (item[0][0], item[0][1].id)):
+        sign_off = db.session.get(SignOff, row.id)
+        if sign_off.expires_at is not None and sign_off.expires_at <= now:
+            continue
+        queued.append(_completed(course, db.session.get(Person, person_id), sign_off, link, now))
+    return queued
+
+
+def on_import_undone(course, pairs, reason: str, now=None) -> list[ScoreOutbox]:
+    """An import was undone: for each (person, line item) its sign-offs counted toward, the column shows what
+    the person still holds (their current sign-off sent again), or goes back to pending with `reason`, as a
+    revocation does. `pairs`: (person_id, competency_id) of the removed sign-offs, read from the stored status
+    once it is settled; people who never launched were never scored and are skipped."""
+    links = course_graded_links(course.id)
+    if not links or not pairs:
+        return []
+    people = {p.id: p for p in db.session.scalars(select(Person).where(
+        Person.id.in_({p for p, _ in pairs}), Person.last_launch_at.is_not(None)))}
+    competencies = {c.id: c for c in db.session.scalars(select(Competency).where(
+        Competency.id.in_({c for _, c in pairs})))}
+    now = now or utcnow()
+    held = {}
+    if people:
+        for person_id, competency_id, sign_off_id in db.session.execute(select(
+                StoredStatus.person_id, StoredStatus.competency_id, StoredStatus.sign_off_id).where(
+                StoredStatus.person_id.in_(list(people)), StoredStatus.competency_id.in_(list(competencies)),
+                StoredStatus.state == ACHIEVED, StoredStatus.sign_off_id.is_not(None),
+                (StoredStatus.expires_at.is_(None)) | (StoredStatus.expires_at > now))):
+            held[(person_id, competency_id)] = sign_off_id
+    columns: dict = {}  # (person_id, link id) -> [link, competency, sign-off still held or None]
+    for person_id, competency_id in sorted(pairs):
+        if person_id not in people:
+            continue
+        for link in links:
+            if counts_toward(link, competencies[competency_id]):
+                column = columns.setdefault((person_id, link.id), [link, competencies[competency_id], None])
+                column[2] = column[2] or held.get((person_id, competency_id))
+    queued = []
+    for (person_id, _), (link, competency, sign_off_id) in sorted(columns.items(), key=lambda item: item[0]):
+        person = people[person_id]
+        if sign_off_id is not None:
+            queued.append(_completed(course, person, db.session.get(SignOff, sign_off_id), link, now))
+        else:
+            queued.append(queue_score(course, person, link, activity="InProgress", grading="Pending", score_given=0,
+                                      score_maximum=_level_score(competency.framework, None)[1], comment=reason,
+                                      now=now))
+    return queued
 
 
 def on_lapsed(sign_off, reason: str, now=None) -> list[ScoreOutbox]:

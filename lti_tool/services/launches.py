@@ -1,6 +1,6 @@
 """Turn a validated launch into people, courses and memberships."""
 from flask_babel import gettext as _
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam, delete, func, literal, select, update
 
 from ..extensions import db
 from ..i18n import supported
@@ -8,9 +8,12 @@ from ..ids import id_or_none
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
 from ..lti.urls import origin
-from ..models import Course, Membership, Person, Registration, ResourceLink
+from ..models import Course, ImportedRecord, Membership, Person, Registration, ResourceLink, SignOff
 from ..models.base import utcnow
+from ..models.people import IMPORTED_SUB_PREFIX
 from ..models.upsert import as_loaded, prebuilt, upsert
+from . import audit, grades, requirement_edits, status_store
+from .actors import Actor
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
@@ -57,13 +60,14 @@ def launch_language(claims: dict) -> str | None:
     return supported(presentation.get("locale")) if isinstance(presentation, dict) else None
 
 
-def record_launch(registration, deployment, claims: dict):
+def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0):
     """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
 
-    A returning person's launch takes three statements: the person and the membership are written with
-    INSERT ... ON CONFLICT (their last launch changes every time), the course and the launched resource link are
-    read in one SELECT and written only when the launch brings something new, so hundreds of launches into one
-    course do not queue on its row. Two first launches at once cannot create a row twice.
+    One SELECT reads the person, the course, the launched resource link and the membership as stored; each is
+    written (INSERT ... ON CONFLICT, so two first launches at once cannot create a row twice) only when the launch
+    brings something new: a name, a role, a course title, an inactive membership made active again, or a last
+    launch older than `touch_seconds`. A technician opening the tool again within that time costs one statement,
+    and hundreds of launches into one course at a shift change do not queue on its row.
 
     Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
     this tool understands, before anything is written.
@@ -76,27 +80,110 @@ def record_launch(registration, deployment, claims: dict):
             _("Your role in this course has no place in this tool"),
             _("The LMS sent roles this tool does not map to technician, manager or administrator: %(roles)s.",
               roles=", ".join(r.rsplit("#", 1)[-1] for r in roles) or _("none")),
-            _("Ask your LMS administrator to check your enrolment, or to adjust the tool's role mapping."),
+            _("Ask your LMS administrator to check your enrollment, or to adjust the tool's role mapping."),
             status=403, code="no_role",
         )
     now = utcnow()
+    context_id = str(context["id"]) if context.get("id") else None
+    link_claim = claims.get(CLAIM + "resource_link") or {}
+    link_id = str(link_claim["id"]) if link_claim.get("id") else None
+    found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), {
+        "registration_id": registration.id, "sub": claims["sub"], "context_id": context_id,
+        "link_id": link_id}).one()._mapping
+
     # Names and email change in the LMS; the latest launch wins (an absent one keeps what we have).
-    person = upsert(Person, ("registration_id", "sub"), {
-        "registration_id": registration.id, "sub": claims["sub"],
-        "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
-        "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
-        "is_admin": is_admin, "last_launch_at": now, "updated_at": now,
-        "launch_language": launch_language(claims),
-    }, keep=("name", "given_name", "family_name", "email", "launch_language"))
+    # An absent or unknown locale keeps the language of the person's last launch (and writes nothing).
+    wanted = {"registration_id": registration.id, "sub": claims["sub"],
+              "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
+              "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
+              "is_admin": is_admin, "launch_language": launch_language(claims)}
+    person = _current(Person, _stored(found, "person_", Person), wanted, now, touch_seconds)
+    claimed = None
+    if person is None:
+        person = upsert(Person, ("registration_id", "sub"), {**wanted, "last_launch_at": now, "updated_at": now},
+                        keep=("name", "given_name", "family_name", "email", "launch_language"))
+        if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
+            person, claimed = claim_imported(registration.id, person, now)
 
     course = membership = None
-    if context.get("id"):
-        course = record_course(registration, deployment, str(context["id"]), context, claims, now)
-        membership = upsert(Membership, ("person_id", "course_id"), {
-            "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
-            "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
-        })
+    if context_id:
+        course = record_course(registration, deployment, context_id, context, claims, now, found, link_id)
+        if claimed is not None:
+            _score_claimed(course, person)
+        wanted = {"person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
+                  "lti_roles": roles, "active": True}
+        stored = _stored(found, "member_", Membership)
+        membership = _current(Membership, stored, wanted, now, touch_seconds) \
+            if stored is not None and stored["course_id"] == course.id else None
+        if membership is None:
+            membership = upsert(Membership, ("person_id", "course_id"),
+                                {**wanted, "last_launch_at": now, "updated_at": now})
+            if membership.created_at >= now:
+                # New in the course (an upsert, which the status store's mapper events do not see): the course's
+                # requirements now apply to them.
+                status_store.touch_people([person.id])
+        custom = claims.get(CLAIM + "custom") or {}
+        if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
+            requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
+
+
+LAUNCH_COLUMNS = ("sub", "name", "given_name", "family_name", "email", "is_admin", "last_launch_at", "updated_at")
+
+
+def claim_imported(registration_id: int, person: Person, now) -> tuple[Person, str | None]:
+    """A first launch whose e-mail (from the platform's signed id_token, this registration only) matches exactly
+    one person a go-live import created "not launched yet": that row becomes the launching person (their sub,
+    names, role), so the imported history is theirs, and the row the launch had just created goes. Never a
+    person who has launched before or who has a real LMS id, never across registrations; with two candidates
+    nothing is merged (the import page lists them for the administrator). Returns (person, the imported sub
+    that was replaced, or None)."""
+    candidates = db.session.execute(select(Person.id, Person.sub).where(
+        Person.registration_id == registration_id, func.lower(Person.email) == person.email.lower(),
+        Person.sub.startswith(IMPORTED_SUB_PREFIX), Person.last_launch_at.is_(None)).limit(2)).all()
+    if len(candidates) != 1:
+        return person, None
+    (candidate_id, imported_sub), = candidates
+    launched = {name: getattr(person, name) for name in LAUNCH_COLUMNS}
+    db.session.execute(delete(Person).where(Person.id == person.id).execution_options(synchronize_session=False))
+    db.session.expunge(person)
+    row = db.session.execute(update(Person).where(
+        Person.id == candidate_id, Person.sub.startswith(IMPORTED_SUB_PREFIX), Person.last_launch_at.is_(None))
+        .values(**launched).returning(*Person.__table__.c).execution_options(synchronize_session=False)).first()
+    if row is None:  # claimed by another launch a moment ago: this launch is a person of its own after all
+        return upsert(Person, ("registration_id", "sub"), {"registration_id": registration_id, **launched},
+                      keep=("name", "given_name", "family_name", "email")), None
+    claimed = as_loaded(Person, row._mapping)
+    audit.record(Actor(person=claimed), "person.claimed", claimed, before={"sub": imported_sub},
+                 after={"sub": claimed.sub, "email": claimed.email})
+    return claimed, imported_sub
+
+
+def _score_claimed(course: Course, person: Person) -> None:
+    """The claimed person's imported sign-offs in this course go to its gradebook, as they would have at the
+    import had the LMS known them then (the sweep delivers them, as it does every sign-off's score)."""
+    imported = select(ImportedRecord.entity_id).where(ImportedRecord.entity_type == "sign_offs",
+                                                      ImportedRecord.registration_id == course.registration_id)
+    mine = select(SignOff.id).where(SignOff.person_id == person.id, SignOff.course_id == course.id,
+                                    SignOff.id.in_(imported))
+    grades.on_imported(course, mine)
+
+
+def _stored(found, prefix: str, model) -> dict | None:
+    """One table's columns out of the launch's SELECT (None when the row does not exist)."""
+    if found[prefix + "id"] is None:
+        return None
+    return {name: found[prefix + name] for name in model.__table__.c.keys()}
+
+
+def _current(model, stored: dict | None, wanted: dict, now, touch_seconds: int):
+    """The stored row as an ORM object when the launch would change nothing in it and its last launch is recent
+    enough; None when it must be written."""
+    if stored is None or _brings_news(stored, wanted) or stored["last_launch_at"] is None:
+        return None
+    if (now - stored["last_launch_at"]).total_seconds() >= touch_seconds:
+        return None
+    return as_loaded(model, stored)
 
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
@@ -105,8 +192,10 @@ COURSE_KEEP = ("title", "label", "nrps_url", "ags_lineitems_url", "ags_scopes")
 LINK_KEEP = ("title", "target", "lineitem_url")
 
 
-def record_course(registration, deployment, context_id: str, context: dict, claims: dict, now) -> Course:
-    """The course with its Advantage endpoints, and the launched resource link (with its line item) current."""
+def record_course(registration, deployment, context_id: str, context: dict, claims: dict, now, found,
+                  link_id: str | None) -> Course:
+    """The course with its Advantage endpoints, and the launched resource link (with its line item) current.
+    `found`: the launch's SELECT (the course and the link as stored)."""
     nrps = claims.get(NRPS) or {}
     ags = claims.get(AGS) or {}
     wanted = {"registration_id": registration.id, "context_id": context_id, "deployment_id": deployment.id,
@@ -115,33 +204,39 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
               "ags_lineitems_url": ags.get("lineitems") or None,
               "ags_scopes": list(ags["scope"]) if ags.get("scope") else None}
     link_claim = claims.get(CLAIM + "resource_link") or {}
-    link_id = str(link_claim["id"]) if link_claim.get("id") else None
-    found = db.session.execute(prebuilt(("course-and-link",), _course_and_link), {
-        "registration_id": registration.id, "context_id": context_id, "link_id": link_id}).first()
-    course_columns = Course.__table__.c.keys()
-    if found is None or _brings_news(found._mapping, wanted):
+    stored = _stored(found, "course_", Course)
+    if stored is None or _brings_news(stored, wanted):
         course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
     else:
-        course = as_loaded(Course, {k: found._mapping[k] for k in course_columns})
+        course = as_loaded(Course, stored)
     if link_id:
         wanted_link = {"course_id": course.id, "resource_link_id": link_id, "title": link_claim.get("title") or None,
                        "target": parse_target((claims.get(CLAIM + "custom") or {}).get("target")),
                        "lineitem_url": ags.get("lineitem") or None}
-        link = {k: found._mapping["link_" + k] for k in wanted_link} if found is not None else {}
+        link = _stored(found, "link_", ResourceLink) or {}
         if link.get("resource_link_id") is None or _brings_news(link, wanted_link):
             upsert(ResourceLink, ("course_id", "resource_link_id"), {**wanted_link, "updated_at": now},
                    keep=LINK_KEEP)
     return course
 
 
-def _course_and_link(dialect):
-    """The course of a context and, in the same statement, the launched resource link (if the course has it)."""
-    course, link = Course.__table__, ResourceLink.__table__
-    joined = course.outerjoin(link, and_(link.c.course_id == course.c.id,
-                                         link.c.resource_link_id == bindparam("link_id")))
-    return (select(*course.c, *[c.label("link_" + c.name) for c in link.c]).select_from(joined)
-            .where(course.c.registration_id == bindparam("registration_id"),
-                   course.c.context_id == bindparam("context_id")))
+def _launch_rows(dialect):
+    """The person, the course of the context, the launched resource link and the membership as stored, in one
+    row (each part NULL when it does not exist yet)."""
+    person, course = Person.__table__, Course.__table__
+    link, member = ResourceLink.__table__, Membership.__table__
+    one = select(literal(1).label("one")).subquery("one")
+    joined = (
+        one.outerjoin(person, and_(person.c.registration_id == bindparam("registration_id"),
+                                   person.c.sub == bindparam("sub")))
+        .outerjoin(course, and_(course.c.registration_id == bindparam("registration_id"),
+                                course.c.context_id == bindparam("context_id")))
+        .outerjoin(link, and_(link.c.course_id == course.c.id, link.c.resource_link_id == bindparam("link_id")))
+        .outerjoin(member, and_(member.c.person_id == person.c.id, member.c.course_id == course.c.id)))
+    columns = [c.label(prefix + c.name) for prefix, table in (("person_", person), ("course_", course),
+                                                               ("link_", link), ("member_", member))
+               for c in table.c]
+    return select(*columns).select_from(joined)
 
 
 def _brings_news(stored, wanted: dict) -> bool:

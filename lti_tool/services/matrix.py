@@ -7,6 +7,8 @@ The matrix is paged in SQL and runs a fixed number of queries whatever the size 
 (status.current_is, the same rule status.at applies to the cells), so filter and cells cannot disagree. The
 matrix of a moment in the past (`as_of`) judges the history of every candidate instead: correct, and slower.
 Pages: `after` (the last person of the previous page) is keyset pagination for "Next"; `page` jumps.
+A name search (`q`) is one more where-clause on the same select, so it pages the same way; chosen competencies
+narrow the columns like an area or a department does.
 """
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -34,7 +36,9 @@ from . import DomainError, Forbidden, NotFound, preceptors, scope, status
 from .placements import DEPARTMENT_LABELS
 
 PER_PAGE = 50
+EXPORT_BATCH = 500  # technicians per query when "Export this view" walks every page of a filter
 EXPIRING_CHOICES = (30, 60, 90)
+SEARCH_MAX = 100  # characters of a name search; longer is refused
 # Short labels for the matrix cells, each also the cell's class (lower case); the legend spells them out once,
 # so colour is never the only signal and a page of 50 x 100+ cells stays small.
 ABBREVIATIONS = {
@@ -46,6 +50,8 @@ ABBREVIATIONS = {
     status.DUE_FOR_REVALIDATION: "DUE",
     status.EXPIRED: "EXP",
 }
+# A required competency not held after its date: a mark beside the status code (OVD), spelled out in the legend.
+OVERDUE_MARK = "OVD"
 
 
 def _managed_course(actor, course_id: int):
@@ -86,6 +92,18 @@ class Tree:
             return False
 
         return [c for c in self.leaves if inside(c)]
+
+    def area_label(self, area) -> str:
+        """An area's full name for a select: the title, led by its code unless the title already says it."""
+        return area.title if not area.code or area.title.startswith(area.code) else f"{area.code} {area.title}"
+
+    def leaves_by_area(self) -> list[tuple]:
+        """[(top-level area or None, [leaf])] in framework order, for the competency chooser and the legend."""
+        groups: dict = {}
+        for leaf in self.leaves:
+            area = self.area_of(leaf)
+            groups.setdefault(area.id if area else None, (area, []))[1].append(leaf)
+        return list(groups.values())
 
     def departments(self) -> list[tuple[str, str]]:
         tags = {d for c in self.leaves for d in (c.departments or [])}
@@ -134,10 +152,18 @@ class MatrixFilters:
     page: int = 1
     after: int | None = None  # keyset: the page after this person (the last row of the previous page)
     per_page: int = PER_PAGE
+    search: str = ""  # part of a technician's name or e-mail, any case
+    competency_ids: tuple = ()  # chosen columns (none chosen: every column of the area and department)
 
     @property
     def by_status(self) -> bool:
         return bool(self.status or self.expiring_days)
+
+    def query(self) -> dict:
+        """The filters as query parameters (without the page), for links and the export of this view."""
+        return {"department": self.department or None, "area": self.area_id, "status": self.status or None,
+                "expiring": self.expiring_days, "inactive": "1" if self.include_inactive else None,
+                "q": self.search or None, "competency": list(self.competency_ids) or None}
 
 
 def parse_filters(args) -> MatrixFilters:
@@ -153,7 +179,19 @@ def parse_filters(args) -> MatrixFilters:
             return default
         return id_or_none(raw)
 
+    search = " ".join((args.get("q") or "").split())
+    if len(search) > SEARCH_MAX:
+        errors["q"] = _("Type at most %(n)d characters of a name.", n=SEARCH_MAX)
+        search = ""
+    chosen = []
+    for raw in args.getlist("competency") if hasattr(args, "getlist") else []:
+        if (raw or "").strip():
+            if id_or_none(raw.strip()) is None:
+                errors["competency"] = _("Not a competency of this course.")
+            else:
+                chosen.append(id_or_none(raw.strip()))
     wanted = MatrixFilters(
+        search=search, competency_ids=tuple(dict.fromkeys(chosen)),
         department=(args.get("department") or None),
         area_id=number("area"),
         status=(args.get("status") or None),
@@ -164,7 +202,7 @@ def parse_filters(args) -> MatrixFilters:
     )
     if wanted.department and wanted.department not in DEPARTMENT_LABELS:
         errors["department"] = "Not a known department."
-    if wanted.status and wanted.status not in status.STATUSES:
+    if wanted.status and wanted.status not in status.STATUSES + status.REQUIREMENT_FILTERS:
         errors["status"] = "Not a known status."
     if wanted.expiring_days is not None and wanted.expiring_days not in EXPIRING_CHOICES:
         errors["expiring"] = "Choose 30, 60 or 90 days."
@@ -215,13 +253,28 @@ class MatrixPage:
 def _columns(tree: Tree, filters: MatrixFilters) -> list:
     columns = tree.leaves
     if filters.area_id is not None:
-        if filters.area_id not in {a.id for a, _ in tree.areas}:
+        if filters.area_id not in {a.id for a, _depth in tree.areas}:
             raise DomainError(_("Some filters are not valid."), code="invalid_filter",
                               fields={"area": "Not an area of this course's frameworks."})
         columns = tree.under(filters.area_id)
     if filters.department:
         columns = [c for c in columns if filters.department in (c.departments or [])]
+    if filters.competency_ids:
+        if not set(filters.competency_ids) <= {c.id for c in tree.leaves}:
+            raise DomainError("Some filters are not valid.", code="invalid_filter",
+                              fields={"competency": _("Not a competency of this course.")})
+        chosen = set(filters.competency_ids)
+        columns = [c for c in columns if c.id in chosen]
     return columns
+
+
+def _name_matches(search: str):
+    """Where-clause on Person: the search is part of the name, given and family name or e-mail, any case (in
+    SQL, so it pages with the rest; % and _ typed are literal)."""
+    text = func.coalesce(Person.name, "")
+    for part in (Person.given_name, Person.family_name, Person.email):
+        text = text + " " + func.coalesce(part, "")
+    return func.lower(text).contains(search.lower(), autoescape=True)
 
 
 def _sort_key():
@@ -246,7 +299,13 @@ def _candidates(course, include_inactive: bool):
 
 def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     """Does one cell satisfy the status filters (both, when both are given)?"""
-    if filters.status and cell.status != filters.status:
+    if filters.status == status.OVERDUE:
+        if not cell.overdue:
+            return False
+    elif filters.status == status.REQUIRED:
+        if cell.required_by is None:
+            return False
+    elif filters.status and cell.status != filters.status:
         return False
     if filters.expiring_days:
         if not (cell.held and cell.expires_at is not None):
@@ -256,7 +315,7 @@ def cell_matches(cell, filters: MatrixFilters, as_of: datetime) -> bool:
     return True
 
 
-def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: timedelta):
+def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: timedelta, today):
     """Where-clause on Person: a technician with at least one column matching the status filters now."""
     table = StoredStatus
     mine = (table.person_id == Person.id) & table.competency_id.in_(column_ids)
@@ -264,7 +323,7 @@ def _stored_filter(column_ids, filters: MatrixFilters, now: datetime, warning: t
         # Not started is also the absence of a row: fewer started rows than columns.
         started = select(func.count()).where(mine, table.state != status.NOT_STARTED).scalar_subquery()
         return started < len(column_ids)
-    return exists().where(mine, status.current_is(filters.status, now, warning, filters.expiring_days))
+    return exists().where(mine, status.current_is(filters.status, now, warning, filters.expiring_days, today))
 
 
 def _past_filter(course, people, column_ids, filters: MatrixFilters, as_of: datetime):
@@ -283,12 +342,15 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     columns = _columns(tree, filters)
     column_ids = [c.id for c in columns]
     people = _candidates(course, filters.include_inactive)
+    if filters.search:
+        people = people.where(_name_matches(filters.search))
     if filters.by_status:
         if not column_ids:
             people = people.where(false())
         elif as_of is None:
             people = people.where(_stored_filter(column_ids, filters, moment,
-                                                 status.warning_window(course.registration)))
+                                                 status.warning_window(course.registration),
+                                                 status.local_today(course.registration, moment)))
         else:
             people = people.where(_past_filter(course, people, column_ids, filters, moment))
     key = _sort_key()
@@ -322,6 +384,35 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     return MatrixPage(course=course, tree=tree, columns=columns, rows=rows, filters=filters, total=total,
                       page=page, pages=pages, not_launched=int(not_launched), as_of=moment,
                       next_after=ids[-1] if ids and page < pages else None)
+
+
+def row_notes(row: MatrixRow) -> list[str]:
+    """The tags a row carries on the page (and in its export)."""
+    notes = []
+    if row.never_launched:
+        notes.append(_("Not launched yet"))
+    if not row.active:
+        notes.append(_("Left the course"))
+    return notes
+
+
+def export_view(actor, course_id: int, filters: MatrixFilters) -> tuple[list, list]:
+    """"Export this view": (header, rows) of every page of the filters shown, the same columns and cells, each
+    status in words. Pages of EXPORT_BATCH technicians follow each other by keyset, so a large team costs a few
+    queries per batch, never one per technician."""
+    batch = replace(filters, page=1, after=None, per_page=EXPORT_BATCH)
+    header, rows = None, []
+    while True:
+        page = team_matrix(actor, course_id, batch)
+        if header is None:
+            header = [_("Technician"), _("Notes"), _("Held")] + [f"{c.code} {c.title}" for c in page.columns]
+        for row in page.rows:
+            rows.append([row.person.display_name, "; ".join(row_notes(row)), f"{row.held}/{len(row.cells)}"]
+                        + [status.LABELS[cell.status] + (" ✱" if cell.competency_id in row.matches else "")
+                           for cell in row.cells])
+        if page.next_after is None:
+            return header, rows
+        batch = replace(batch, after=page.next_after)
 
 
 # --- One technician, for their manager ---------------------------------------------------------------------

@@ -7,8 +7,8 @@ words are written in the current language: the viewer's on a page, the recipient
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from flask_babel import gettext, ngettext
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import select
 
 from ..extensions import db
@@ -20,6 +20,7 @@ from ..models.reviews import RETURNED as REQUEST_RETURNED
 from . import Forbidden, NotFound, reviews, scope, settings, status
 
 EXPIRING, EXPIRED, RETURNED_KIND, WAITING, TEAM = "expiring", "expired", "returned", "waiting", "team"
+OVERDUE, REQUIRED = "overdue", "required"  # requirements (issue 15): past their date / due within the horizon
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,28 @@ def competency_expiries(entries: dict, titles: dict, zone, today: date, horizon:
     return sorted(found, key=lambda n: n.day)
 
 
+def competency_requirements(entries: dict, titles: dict, today: date, horizon: int) -> list[Notice]:
+    """From one person's {competency_id: CompetencyStatus}: required competencies not held whose date has passed
+    (overdue) or comes within `horizon` days. The wording every page and e-mail uses."""
+    found = []
+    for competency_id, entry in entries.items():
+        if entry.required_by is None or entry.held or competency_id not in titles:
+            continue
+        days = (entry.required_by - today).days
+        day = us_date(entry.required_by)
+        ref = f"required:{competency_id}:{entry.required_by.isoformat()}"
+        if days < 0:
+            found.append(Notice(OVERDUE, titles[competency_id], gettext("required by %(date)s: overdue", date=day),
+                                ref, entry.required_by))
+        elif days <= horizon:
+            when = gettext("today") if days == 0 else (gettext("tomorrow") if days == 1 else
+                                                       gettext("in %(days)s days", days=days))
+            found.append(Notice(REQUIRED, titles[competency_id],
+                                gettext("required %(when)s, by %(date)s", when=when, date=day), ref,
+                                entry.required_by))
+    return sorted(found, key=lambda n: (n.kind != OVERDUE, n.day))
+
+
 def certifications_by_person(person_ids) -> dict:
     """{person_id: [(evidence_id, title, expiry date)]}: the latest of each credential (a renewal replaces the
     card it renews), withdrawn and draft records left out."""
@@ -100,7 +123,8 @@ def technician_notices(person, course, now: datetime) -> list[Notice]:
     competencies = status.course_competencies(course)
     titles = {c.id: c.title for c in competencies}
     entries = status.compute(course.registration, [person.id], list(titles), now)[person.id]
-    notices = competency_expiries(entries, titles, zone, today, horizon)
+    notices = competency_requirements(entries, titles, today, horizon)
+    notices += competency_expiries(entries, titles, zone, today, horizon)
     notices += certification_expiries(certifications_by_person([person.id]).get(person.id, []), today, horizon)
     returned = db.session.execute(
         select(Evidence.title, ReviewRequest.return_comment, ReviewRequest.resolved_at)
@@ -157,9 +181,11 @@ def team_notices(course, statuses: dict, today: date, zone, horizon: int, names:
         items = competency_expiries(entries, dict.fromkeys(entries, ""), zone, today, horizon)
         expired = sum(1 for n in items if n.kind == EXPIRED)
         due = [n for n in items if n.kind == EXPIRING]
-        if not expired and not due:
+        overdue = sum(1 for n in competency_requirements(entries, dict.fromkeys(entries, ""), today, horizon)
+                      if n.kind == OVERDUE)
+        if not expired and not due and not overdue:
             continue
-        parts = []
+        parts = [gettext("%(count)s required overdue", count=overdue)] if overdue else []
         if expired:
             parts.append(_("%(n)d expired", n=expired))
         if due:

@@ -31,7 +31,6 @@ from sqlalchemy.orm import aliased, joinedload
 from ..extensions import db
 from ..models import (
     Competency,
-    Course,
     Evidence,
     Framework,
     Membership,
@@ -219,6 +218,8 @@ class _Facts:
         self.attested_evidence = attested_evidence
         parents = {c.parent_id for c in competencies if c.parent_id is not None}
         self.leaves = [c for c in competencies if c.id not in parents]
+        # (code, departments) of each leaf, read once: every requirement's selector scans them all.
+        self.leaf_tags = [(c.code, frozenset(c.departments or ())) for c in self.leaves]
         # Held / expired by code, across frameworks (a code held in any framework version counts).
         self.held_codes, self.expired_codes, self.titles = set(), set(), {}
         for c in self.leaves:
@@ -244,12 +245,13 @@ class _Facts:
         prefixes = tuple(chosen.get("code_prefixes") or [])
         tags = set(chosen.get("tags") or [])
         exclude = set(chosen.get("exclude_codes") or [])
-        picked = []
-        for c in self.leaves:
-            if c.code in exclude or c.code in picked:
+        picked, seen = [], set(exclude)
+        for code, departments in self.leaf_tags:
+            if code in seen:
                 continue
-            if c.code in codes or (prefixes and c.code.startswith(prefixes)) or tags & set(c.departments or []):
-                picked.append(c.code)
+            if code in codes or (prefixes and code.startswith(prefixes)) or not tags.isdisjoint(departments):
+                picked.append(code)
+                seen.add(code)
         return picked
 
 
@@ -509,13 +511,18 @@ def _declarations(raw, defs) -> dict:
     return clean
 
 
+# Made once per process (an alias works out its columns on first use).
+_SIGN_OFF, _CORRECTION = aliased(SignOff), aliased(SignOff)
+
+
 def progress(actor, person_id: int, course_id: int | None = None, as_of: datetime | None = None,
              declarations: dict | None = None, definitions: dict | None = None,
-             pathway_codes=None, statuses: dict | None = None) -> list[PathwayProgress]:
+             pathway_codes=None, statuses: dict | None = None, loaded=None) -> list[PathwayProgress]:
     """Progress of one technician toward each pathway. The technician sees their own; a manager sees the
     technicians of the courses they manage (the given course, or any). Now (`as_of` None) the competencies
     come from the stored status; `statuses` ({competency_id: CompetencyStatus}, now) saves reading it again
-    when the caller has it."""
+    when the caller has it, and `loaded` (every competency of some frameworks, as status.course_competencies
+    gives a course's) saves reading those competencies again."""
     moment = _aware(as_of)
     defs = definitions or default_definitions()
     person = scope.person(actor, person_id)
@@ -530,20 +537,22 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
     courses = select(Membership.course_id).where(Membership.person_id == person.id, Membership.active.is_(True))
     if course_id is not None:
         courses = courses.where(Membership.course_id == course_id)
-    # The frameworks each course uses, by the one rule (frameworks.used_framework_ids: chosen, else the default).
-    framework_ids = {fid for course in db.session.scalars(select(Course).where(Course.id.in_(courses)))
-                     for fid in db.session.scalars(frameworks.used_framework_ids(course))}
-    competencies = list(db.session.scalars(
-        select(Competency)
-        .join(Framework, Framework.id == Competency.framework_id)
-        .where(Competency.framework_id.in_(framework_ids),
-               Framework.registration_id.is_(None) | (Framework.registration_id == person.registration_id))
-        .order_by(Competency.framework_id, Competency.position, Competency.id)))
+    # The frameworks each course uses, by the one rule (chosen, else the default), inside the same query.
+    framework_ids = frameworks.used_framework_ids_of_courses(courses, person.registration_id)
+    query = (select(Competency).join(Framework, Framework.id == Competency.framework_id)
+             .where(Competency.framework_id.in_(framework_ids),
+                    Framework.registration_id.is_(None) | (Framework.registration_id == person.registration_id)))
+    known = {c.framework_id for c in loaded or ()}
+    if known:
+        # Whole frameworks the caller already loaded are not read again (a one-course technician's are all).
+        query = query.where(Competency.framework_id.not_in(known))
+    competencies = sorted([*(loaded or ()), *db.session.scalars(query)],
+                          key=lambda c: (c.framework_id, c.position, c.id))
     if statuses is None or as_of is not None:
         statuses = compute(person.registration, [person.id], [c.id for c in competencies], as_of)[person.id]
     # Evidence, each with whether a proficient sign-off attesting it stood at the moment (not revoked; not
     # corrected, even by a correction later revoked, as in services.status), in one query.
-    sign_off, correction = aliased(SignOff), aliased(SignOff)
+    sign_off, correction = _SIGN_OFF, _CORRECTION
     attested = exists().where(
         sign_off.evidence_id == Evidence.id, sign_off.proficient.is_(True), sign_off.signed_at <= moment,
         ~exists().where(SignOffRevocation.sign_off_id == sign_off.id, SignOffRevocation.revoked_at <= moment),

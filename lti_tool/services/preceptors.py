@@ -35,8 +35,19 @@ def precepted(person_id: int, course_id: int):
 
 def precepts_any(person_id: int, course_id: int) -> bool:
     """An active member of the course named preceptor for at least one of its competencies."""
-    return membership(person_id, course_id) is not None and bool(db.session.scalar(select(exists().where(
-        Preceptor.course_id == course_id, Preceptor.person_id == person_id, Preceptor.active.is_(True)))))
+    return membership(person_id, course_id) is not None and named_any(person_id, course_id)
+
+
+def named_any(person_id: int, course_id: int) -> bool:
+    """Named preceptor for at least one competency of the course (for a caller that knows the membership is
+    active)."""
+    return bool(db.session.scalar(select(named_any_clause(person_id, course_id))))
+
+
+def named_any_clause(person_id, course_id):
+    """named_any as an SQL expression (values or columns): the session reads it with the membership."""
+    return exists().where(Preceptor.course_id == course_id, Preceptor.person_id == person_id,
+                          Preceptor.active.is_(True))
 
 
 def reviewer_scope(actor, course_id: int):

@@ -16,6 +16,7 @@ English): subject, introduction, items and dates.
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
+from flask_babel import gettext
 from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -145,6 +146,15 @@ def _plan_tenant(planner: Planner, registration: Registration, now: datetime):
             with in_language(person):
                 _plan_expiries(planner, person, statuses[person_id], certifications.get(person_id, []), titles,
                                (zone, today, horizon), stages, where)
+                for item in notices.competency_requirements(statuses[person_id], titles, today, horizon):
+                    stage = stage_for((item.day - today).days, stages)
+                    if stage is not None:
+                        subject = (gettext("%(title)s is overdue", title=item.title)
+                                   if item.kind == notices.OVERDUE
+                                   else gettext("%(title)s is required soon", title=item.title))
+                        planner.add(person, f"{item.ref}:{person_id}:{stage}", REMINDERS, subject,
+                                    gettext("%(title)s: %(detail)s. Record evidence and ask for review.",
+                                            title=item.title, detail=item.detail), [item], where)
         _plan_digests(planner, course, members, statuses, prefs, (zone, today, horizon), where)
     _plan_review_updates(planner, registration, prefs, zone, now)
 

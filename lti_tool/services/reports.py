@@ -7,7 +7,9 @@ then: one that later expired or was revoked shows as current if it was current o
 
 "Current" means the technician holds the competency (achieved, or due for revalidation within the tenant's
 warning window); "due" is the latter; "expired" held it once and it lapsed; "not qualified" never held it (with
-the finer status: not started, in progress, awaiting review).
+the finer status: not started, in progress, awaiting review). "Overdue" is counted beside the standings: a
+requirement wanted the competency by a date that has passed and it is not held (status.at's flag); its label says
+so after the standing.
 """
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
@@ -20,13 +22,14 @@ from sqlalchemy.orm import joinedload, selectinload
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Evidence, Membership, Person, SignOff, SignOffRevocation
-from . import DomainError, NotFound, audit_log, localtime, scope, settings, status
+from . import DomainError, NotFound, audit_log, localtime, requirements, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 from .status import add_months
 
 CURRENT, DUE, EXPIRED, NOT_QUALIFIED = "current", "due", "expired", "not_qualified"
+OVERDUE = "overdue"  # not a standing: counted beside them (an overdue row is expired or not qualified)
 STANDING_LABELS = {CURRENT: "Current", DUE: "Due for revalidation", EXPIRED: "Expired",
-                   NOT_QUALIFIED: "Not qualified"}
+                   NOT_QUALIFIED: "Not qualified", OVERDUE: "Overdue (required)"}
 _STANDING = {status.ACHIEVED: CURRENT, status.DUE_FOR_REVALIDATION: DUE, status.EXPIRED: EXPIRED}
 TREND_MONTHS = 12
 
@@ -38,9 +41,12 @@ def standing(entry: status.CompetencyStatus) -> str:
 def standing_label(entry: status.CompetencyStatus) -> str:
     """"Current", "Expired", or "Not qualified (awaiting review)"."""
     key = standing(entry)
+    label = STANDING_LABELS[key]
     if key == NOT_QUALIFIED and entry.status != status.NOT_STARTED:
-        return f"{STANDING_LABELS[key]} ({entry.label.lower()})"
-    return STANDING_LABELS[key]
+        label = f"{label} ({entry.label.lower()})"
+    if entry.overdue:
+        label += "; " + requirements.note(entry)
+    return label
 
 
 # --- Scope --------------------------------------------------------------------------------------------------
@@ -192,6 +198,7 @@ def roster(actor, course_id: int, set_key: str | None = None, day: date | None =
             entry = statuses[person.id][comp.id]
             key = standing(entry)
             counts[key] += 1
+            counts[OVERDUE] += entry.overdue
             row = RosterRow(person=person, competency=comp, status=entry, standing=key,
                             standing_label=standing_label(entry), next_due=entry.expires_at,
                             sign_off_id=entry.sign_off_id)
@@ -290,7 +297,7 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
 
     Held-ness depends on sign-offs only (requests and drafts never make a competency current), so the sign-off
     history is read once and each (technician, competency) pair that has any is judged at each date by
-    status._judge, the rule status.compute applies; pairs without a sign-off are never current."""
+    status.standing and status.at, the rules status.compute applies; pairs without a sign-off are never current."""
     course = report_course(actor, course_id)
     day, moment = as_of_moment(course, day)
     tz = localtime.zone(course.registration)
@@ -309,8 +316,8 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
     moments = [moment if point == day else localtime.end_of(point, tz) for point in days]
     standings = [Counter() for _day in days]  # per date: (competency_id, standing) -> pairs
     for (_person, comp_id), signed in history.items():
-        # _judge compares `at` only with these moments (each as "moment <= at"), so between two of them its
-        # answer cannot change: judge once per stretch between them, not once per date.
+        # status.standing and status.at compare `at` only with these moments (each as "moment <= at"), so
+        # between two of them their answer cannot change: judge once per stretch between them, not per date.
         edges = sorted({t for s, r in signed for t in (s.signed_at, r and r.revoked_at, s.expires_at,
                                                          s.expires_at and s.expires_at - warning) if t})
         passed, judged_at, key = 0, -1, None
@@ -319,7 +326,9 @@ def summary(actor, course_id: int, day: date | None = None) -> Summary:
                 passed += 1
             if passed != judged_at:
                 held = [pair for pair in signed if pair[0].signed_at <= at]  # as status.compute reads them
-                key = standing(status._judge(comp_id, held, (), False, at, warning)) if held else None
+                key = None
+                if held:
+                    key = standing(status.at(status.standing(comp_id, held, (), False, at), at, warning))
                 judged_at = passed
             if key is not None:
                 standings[i][comp_id, key] += 1

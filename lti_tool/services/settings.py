@@ -65,6 +65,18 @@ def _reminder_days(value):
         raise DomainError(_("Up to five whole numbers of days from 0 to 365."), code="invalid_setting")
     return sorted(set(value), reverse=True)
 
+def _job_roles(value):
+    if (not isinstance(value, list) or not 1 <= len(value) <= 40
+            or any(not isinstance(v, str) or not v.strip() or len(v.strip()) > 60 or any(ord(c) < 32 for c in v)
+                   for v in value)):
+        raise DomainError("From 1 to 40 job roles, each at most 60 characters on one line.", code="invalid_setting")
+    return list(dict.fromkeys(v.strip() for v in value))
+
+
+# Job roles that requirements can target (a tenant may replace the list).
+JOB_ROLES = ["Technician I", "Technician II", "Technician III", "Lead technician", "IV room technician",
+             "New hire"]
+
 DEFAULTS = {
     # Days before a sign-off expires when its competency shows as "due for revalidation".
     "revalidation_warning_days": 30,
@@ -78,6 +90,8 @@ DEFAULTS = {
     "email_sender_name": "",
     # Reminders this many days before a competency or certification expires (0 = on the day).
     "reminder_days": [60, 14, 0],
+    # The job roles a manager can give technicians and target with requirements.
+    "job_roles": JOB_ROLES,
 }
 VALIDATORS = {
     "revalidation_warning_days": _int_between(1, 365),
@@ -86,6 +100,7 @@ VALIDATORS = {
     "email_enabled": _bool,
     "email_sender_name": _sender_name,
     "reminder_days": _reminder_days,
+    "job_roles": _job_roles,
 }
 
 

@@ -25,6 +25,12 @@ went back and forth is approximate).
 
 The computation runs a fixed number of queries whatever the number of people and competencies.
 
+Requirements (issue 15): `required_by` is the earliest date an active requirement wants the competency by
+(services/requirements.py, stored on the row). The clock's part adds two flags: "overdue" (required, not held,
+and the date has passed in the tenant's time zone) and "required and due" (required, not held, due within the
+warning window). They are not statuses of their own: an overdue competency is still "in progress" or "expired";
+the matrix filters "overdue" and "required" and the legend's OVD read the flags.
+
 Two sources, one rule: `compute(..., as_of=None)` reads the stored current status (services/status_store.py,
 maintained in the transaction of every change: one query), `compute(..., as_of=<moment>)` judges the history
 (three queries). Both go through `standing()` (what the history says, independent of the clock) and `at()`
@@ -32,11 +38,12 @@ maintained in the transaction of every change: one query), `compute(..., as_of=<
 """
 import calendar
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import load_only
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
@@ -55,7 +62,7 @@ from ..models import (
 )
 from ..models.evidence import DRAFT, RETURNED
 from ..models.reviews import OPEN
-from . import Forbidden, NotFound, frameworks, scope, settings
+from . import Forbidden, NotFound, frameworks, requirements, scope, settings
 
 NOT_STARTED = "not_started"
 IN_PROGRESS = "in_progress"
@@ -78,6 +85,11 @@ LABELS = {
 }
 # Statuses in which the technician currently holds the competency.
 HELD = frozenset({ACHIEVED, DUE_FOR_REVALIDATION})
+# Requirement filters (flags beside the status, see the module's docstring).
+OVERDUE = "overdue"
+REQUIRED = "required"
+REQUIREMENT_FILTERS = (OVERDUE, REQUIRED)
+FILTER_LABELS = {**LABELS, OVERDUE: _l("Overdue (required, not held)"), REQUIRED: _l("Required")}
 
 
 def now_utc() -> datetime:
@@ -125,6 +137,11 @@ class CompetencyStatus:
     last_sign_off_id: int | None = None
     revoked: bool = False
     corrected: bool = False
+    # Requirements: the earliest date required by, the requirement that sets it; the clock's flags (at()).
+    required_by: date | None = None
+    requirement_id: int | None = None
+    overdue: bool = False
+    required_due: bool = False
 
     @property
     def label(self) -> str:
@@ -188,16 +205,24 @@ def standing(competency_id, sign_offs, open_requests, drafting, as_of=None) -> C
     return CompetencyStatus(competency_id, NOT_STARTED, **common)
 
 
-def at(entry: CompetencyStatus, as_of: datetime, warning: timedelta) -> CompetencyStatus:
+def at(entry: CompetencyStatus, as_of: datetime, warning: timedelta, today: date | None = None) -> CompetencyStatus:
     """The clock's part: a held competency is achieved, due for revalidation within `warning` of its
-    expiry, or expired from it. (status_store.current_is() says the same in SQL.)"""
-    if entry.status != ACHIEVED or entry.expires_at is None or as_of < entry.expires_at - warning:
+    expiry, or expired from it; a required one not held is overdue after its date (`today`: the tenant's
+    local date at `as_of`) or due within `warning` of it. (current_is() says the same in SQL.)"""
+    if entry.status == ACHIEVED and entry.expires_at is not None and as_of >= entry.expires_at - warning:
+        entry = replace(entry, status=DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED)
+    if entry.required_by is None or entry.held:
         return entry
-    return replace(entry, status=DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED)
+    today = today or as_of.date()
+    return replace(entry, overdue=entry.required_by < today,
+                   required_due=today <= entry.required_by <= today + warning)
 
 
-def _judge(competency_id, sign_offs, open_requests, drafting, as_of, warning) -> CompetencyStatus:
-    return at(standing(competency_id, sign_offs, open_requests, drafting, as_of), as_of, warning)
+def with_requirement(entry: CompetencyStatus, required) -> CompetencyStatus:
+    """`entry` with its (date, requirement id) from requirements.required_by(), if any."""
+    if required is None:
+        return entry
+    return replace(entry, required_by=required[0], requirement_id=required[1])
 
 
 def open_at(as_of: datetime | None):
@@ -235,13 +260,18 @@ def drafting_at(people, competency_ids, as_of: datetime | None) -> set:
 
 
 def history(person_ids, competency_ids, as_of: datetime | None) -> dict:
-    """{person_id: {competency_id: standing()}} judged from the history in three queries: every sign-off
+    """{person_id: {competency_id: standing()}} judged from the history in four queries: every sign-off
     (and correction) signed by `as_of` with its revocation, the requests open and the evidence being drafted
-    at `as_of`. `as_of` None: everything recorded (what the stored status holds)."""
+    at `as_of`, and the requirements in effect then. `as_of` None: everything recorded (what the stored status
+    holds)."""
     person_ids, competency_ids = list(person_ids), list(competency_ids)
     if not person_ids or not competency_ids:
         return {p: {} for p in person_ids}
+    # Only what standing() reads: a sign-off's evidence snapshot is the largest value in the table and the
+    # stored status judges thousands of sign-offs in one go during an import.
     query = (select(SignOff, SignOffRevocation)
+             .options(load_only(SignOff.person_id, SignOff.competency_id, SignOff.corrects_id, SignOff.proficient,
+                                SignOff.signed_at, SignOff.expires_at, SignOff.signer_name, SignOff.signer_role))
              .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
              .where(SignOff.person_id.in_(person_ids), SignOff.competency_id.in_(competency_ids)))
     if as_of is not None:
@@ -251,8 +281,9 @@ def history(person_ids, competency_ids, as_of: datetime | None) -> dict:
         sign_offs.setdefault((sign_off.person_id, sign_off.competency_id), []).append((sign_off, revocation))
     open_requests = open_requests_at(person_ids, competency_ids, as_of)
     drafting = drafting_at(person_ids, competency_ids, as_of)
-    return {p: {c: standing(c, sign_offs.get((p, c), []), open_requests.get((p, c), []), (p, c) in drafting,
-                            as_of)
+    required = requirements.required_by(person_ids, competency_ids, as_of)
+    return {p: {c: with_requirement(standing(c, sign_offs.get((p, c), []), open_requests.get((p, c), []),
+                                             (p, c) in drafting, as_of), required.get((p, c)))
                 for c in competency_ids}
             for p in person_ids}
 
@@ -265,10 +296,10 @@ def from_row(row) -> CompetencyStatus:
         row.competency_id, row.state, sign_off_id=row.sign_off_id, achieved_at=row.achieved_at,
         expires_at=row.expires_at, signer_name=row.signer_name, signer_role=row.signer_role,
         awaiting_review=row.awaiting_review, in_progress=row.in_progress, last_sign_off_id=row.last_sign_off_id,
-        revoked=row.revoked, corrected=row.corrected)
+        revoked=row.revoked, corrected=row.corrected, required_by=row.required_by, requirement_id=row.requirement_id)
 
 
-def stored(person_ids, competency_ids, now: datetime, warning: timedelta) -> dict:
+def stored(person_ids, competency_ids, now: datetime, warning: timedelta, today: date | None = None) -> dict:
     """{person_id: {competency_id: CompetencyStatus}} from the stored rows, judged at `now` (one query).
     `competency_ids` None: every competency with a row (anything else is not started)."""
     person_ids = list(person_ids)
@@ -281,21 +312,26 @@ def stored(person_ids, competency_ids, now: datetime, warning: timedelta) -> dic
         # Plain rows, not entities: the store rewrites rows with Core statements, which an identity map
         # would not see.
         for row in db.session.execute(query):
-            result[row.person_id][row.competency_id] = at(from_row(row), now, warning)
+            result[row.person_id][row.competency_id] = at(from_row(row), now, warning, today)
     missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids or ()}
     return {p: {**missing, **row} for p, row in result.items()}
 
 
-def current_is(wanted: str, now: datetime, warning: timedelta, expiring_days: int | None = None):
-    """Where-clause on StoredStatus: the row's status at `now` is `wanted` (what at() says, in SQL), and, with
-    `expiring_days`, the competency is held and expires within that many days. NOT_STARTED is the absence of
-    a row too, which a where-clause on rows cannot say: callers handle it (status_store.matching_people)."""
+def current_is(wanted: str, now: datetime, warning: timedelta, expiring_days: int | None = None,
+               today: date | None = None):
+    """Where-clause on StoredStatus: the row's status at `now` is `wanted` (what at() says, in SQL; OVERDUE and
+    REQUIRED are the requirement flags), and, with `expiring_days`, the competency is held and expires within
+    that many days. NOT_STARTED is the absence of a row too, which a where-clause on rows cannot say: callers
+    handle it (matrix._stored_filter). `today`: the tenant's local date at `now`."""
     table = StoredStatus
     held = table.state == ACHIEVED
+    held_now = and_(held, or_(table.expires_at.is_(None), table.expires_at > now))
     by_status = {
         ACHIEVED: and_(held, or_(table.expires_at.is_(None), table.expires_at > now + warning)),
         DUE_FOR_REVALIDATION: and_(held, table.expires_at > now, table.expires_at <= now + warning),
         EXPIRED: and_(held, table.expires_at <= now),
+        OVERDUE: and_(table.required_by < (today or now.date()), ~held_now),
+        REQUIRED: table.required_by.is_not(None),
     }
     clauses = []
     if wanted:
@@ -303,6 +339,11 @@ def current_is(wanted: str, now: datetime, warning: timedelta, expiring_days: in
     if expiring_days:
         clauses.append(and_(held, table.expires_at > now, table.expires_at <= now + timedelta(days=expiring_days)))
     return and_(*clauses)
+
+
+def local_today(registration: Registration, moment: datetime | None = None) -> date:
+    """The tenant's calendar date at `moment` (now): what "overdue" compares required_by with."""
+    return _aware(moment).astimezone(settings.time_zone(registration)).date()
 
 
 def warning_window(registration: Registration) -> timedelta:
@@ -316,12 +357,13 @@ def compute(registration: Registration, person_ids, competency_ids, as_of=None) 
     history, three queries. Callers have already scoped `person_ids` and
     `competency_ids` to the tenant; this function adds no access checks."""
     warning = warning_window(registration)
+    moment = _aware(as_of)
+    today = local_today(registration, moment)
     if as_of is None:
-        return stored(person_ids, competency_ids, now_utc(), warning)
+        return stored(person_ids, competency_ids, moment, warning, today)
     person_ids, competency_ids = list(person_ids), list(competency_ids)
-    as_of = _aware(as_of)
-    judged = history(person_ids, competency_ids, as_of)
-    return {p: {c: at(entry, as_of, warning) for c, entry in row.items()} if row
+    judged = history(person_ids, competency_ids, moment)
+    return {p: {c: at(entry, moment, warning, today) for c, entry in row.items()} if row
             else {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids}
             for p, row in judged.items()}
 
@@ -366,8 +408,10 @@ def team_statuses(actor, course, person_ids=None, competency_ids=None, as_of=Non
 
 
 def summary(statuses: dict) -> dict:
-    """Counts per status for one person's {competency_id: CompetencyStatus}."""
-    counts = dict.fromkeys(STATUSES, 0)
+    """Counts per status for one person's {competency_id: CompetencyStatus}, with the requirement flags."""
+    counts = dict.fromkeys(STATUSES + REQUIREMENT_FILTERS, 0)
     for entry in statuses.values():
         counts[entry.status] += 1
+        counts[OVERDUE] += entry.overdue
+        counts[REQUIRED] += entry.required_by is not None
     return counts

@@ -7,12 +7,18 @@ pairs are judged again from their history (status.history, as_of None) and their
 compare-and-set UPDATEs of the workflow, which bypass the unit of work, note their pair with touch(); the audit
 row every change writes flushes right after. Before a commit anything still noted is settled.
 
+Requirements (issue 15) are part of the row: a requirement written or retired notes its course's technicians, a
+membership whose department, job role, assignment date, role or activity changed notes its person; their pairs
+that were or are now required are judged again (pairs without any history keep a row only while required).
+
 Concurrency: the people whose status is rewritten are locked (FOR UPDATE, in id order) before their history
 is read, so two transactions changing one technician's record run one after the other, and the second reads
 what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per statement; SQLite has one
 writer at a time anyway).
 """
-from sqlalchemy import delete, event, insert, select, tuple_
+from contextlib import contextmanager
+
+from sqlalchemy import delete, event, insert, inspect, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -22,17 +28,23 @@ from ..models import (
     EvidenceCompetency,
     Membership,
     Person,
+    Requirement,
     ReviewRequest,
     SignOff,
     SignOffRevocation,
     StoredStatus,
 )
 from ..models.base import utcnow
-from . import status
+from . import requirements, status
 
 _PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "status_sign_offs", "status_links"
+_DEFERRED = "status_deferred"
+_PEOPLE, _COURSES = "status_people", "status_courses"
+_KEYS = (_PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS, _PEOPLE, _COURSES)
 _COLUMNS = ("state", "sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
-            "in_progress", "last_sign_off_id", "revoked", "corrected")
+            "in_progress", "last_sign_off_id", "revoked", "corrected", "required_by", "requirement_id")
+# Membership attributes that decide which requirements apply (a launch's last_launch_at does not).
+_TARGETED = ("department", "job_role", "assigned_on", "active", "role", "course_id", "person_id")
 
 
 def _noted(session, key) -> set:
@@ -42,6 +54,12 @@ def _noted(session, key) -> set:
 def touch(person_id: int, competency_ids) -> None:
     """Note pairs changed outside the unit of work (a bulk UPDATE); they are settled at the next flush."""
     _noted(db.session, _PAIRS).update((person_id, c) for c in competency_ids)
+
+
+def touch_people(person_ids) -> None:
+    """Note people whose requirements may have changed outside the unit of work (a launch's upsert of their
+    membership); their required pairs are judged again at the next flush."""
+    _noted(db.session, _PEOPLE).update(person_ids)
 
 
 # --- What a flush touched ----------------------------------------------------------------------------------
@@ -71,14 +89,31 @@ def _on_link(mapper, connection, target):
         _noted(session, _LINKS).add((target.evidence_id, target.competency_id))
 
 
-for _model, _listener in ((SignOff, _on_pair), (ReviewRequest, _on_pair), (SignOffRevocation, _on_revocation),
+def _on_requirement(mapper, connection, target):
+    session = Session.object_session(target)
+    if session is not None:
+        _noted(session, _COURSES).add(target.course_id)
+
+
+def _on_membership(mapper, connection, target):
+    session = Session.object_session(target)
+    if session is None:
+        return
+    state = inspect(target)
+    if state.persistent and not any(state.attrs[name].history.has_changes() for name in _TARGETED):
+        return
+    _noted(session, _PEOPLE).add(target.person_id)
+
+
+for _model, _listener in ((Requirement, _on_requirement), (Membership, _on_membership), (SignOff, _on_pair),
+                          (ReviewRequest, _on_pair), (SignOffRevocation, _on_revocation),
                           (Evidence, _on_evidence), (EvidenceCompetency, _on_link)):
     for _name in ("after_insert", "after_update", "after_delete"):
         event.listen(_model, _name, _listener)
 
 
 def _pending(session) -> bool:
-    return any(session.info.get(key) for key in (_PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS))
+    return any(session.info.get(key) for key in _KEYS)
 
 
 def _take(session) -> set:
@@ -99,6 +134,21 @@ def _take(session) -> set:
     if sign_off_ids:
         pairs.update(session.execute(select(SignOff.person_id, SignOff.competency_id).where(
             SignOff.id.in_(sign_off_ids))).all())
+    people = set(session.info.pop(_PEOPLE, ()))
+    courses = session.info.pop(_COURSES, set())
+    if courses:
+        people.update(session.scalars(select(Membership.person_id).where(Membership.course_id.in_(courses))))
+    if people:
+        pairs.update(_required_pairs(session, people))
+    return pairs
+
+
+def _required_pairs(session, people) -> set:
+    """The pairs of `people` that are required now or have a stored requirement (which may no longer hold)."""
+    people = sorted(people)
+    pairs = set(requirements.required_by(people))
+    pairs.update(session.execute(select(StoredStatus.person_id, StoredStatus.competency_id).where(
+        StoredStatus.person_id.in_(people), StoredStatus.required_by.is_not(None))).all())
     return pairs
 
 
@@ -111,6 +161,21 @@ def _settle(session) -> None:
 
 @event.listens_for(Session, "after_flush_postexec")
 def _after_flush(session, flush_context):
+    if not session.info.get(_DEFERRED):
+        _settle(session)
+
+
+@contextmanager
+def deferred():
+    """Within the block, flushes only note the pairs they touch; they are judged once, when the block ends (or
+    at a commit inside it): an import that writes a chunk's evidence, then its sign-offs, judges each pair once
+    instead of after every flush. Reads inside the block may see stored rows that are not yet settled."""
+    session = db.session()
+    session.info[_DEFERRED] = True
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
     _settle(session)
 
 
@@ -127,32 +192,57 @@ def row_values(person_id: int, entry: status.CompetencyStatus, now) -> dict:
     return {"person_id": person_id, "competency_id": entry.competency_id, "updated_at": now, **values}
 
 
+# Pairs judged and rewritten per statement group: a requirement for everyone in a large course touches tens of
+# thousands of pairs, more than one (person, competency) IN-list should carry (PostgreSQL's parser recurses on it).
+_PAIRS_PER_BATCH = 1000
+
+
 def _rewrite(session, pairs) -> int:
     """Judge `pairs` again from their history and replace their rows; pairs that say nothing (not started,
-    no sign-off, nothing open or drafted) have no row."""
+    no sign-off, nothing open or drafted, not required) have no row. Large sets go in batches of whole people."""
     by_person: dict = {}
     for person_id, competency_id in pairs:
         by_person.setdefault(person_id, set()).add(competency_id)
     people = sorted(by_person)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(Person.id).where(Person.id.in_(people)).order_by(Person.id).with_for_update())
+    written, batch, size = 0, [], 0
+    for person_id in people:
+        batch.append(person_id)
+        size += len(by_person[person_id])
+        if size >= _PAIRS_PER_BATCH:
+            written += _rewrite_batch(session, {p: by_person[p] for p in batch})
+            batch, size = [], 0
+    if batch:
+        written += _rewrite_batch(session, {p: by_person[p] for p in batch})
+    return written
+
+
+def _rewrite_batch(session, by_person: dict) -> int:
+    people = sorted(by_person)
     competency_ids = sorted({c for cs in by_person.values() for c in cs})
     judged = status.history(people, competency_ids, None)
     now = utcnow()
     rows = [row_values(p, judged[p][c], now) for p in people for c in sorted(by_person[p])
             if judged[p][c] != status.CompetencyStatus(c, status.NOT_STARTED)]
-    session.execute(delete(StoredStatus).where(
-        tuple_(StoredStatus.person_id, StoredStatus.competency_id).in_(sorted(pairs)))
-        .execution_options(synchronize_session=False))
+    if len(people) == 1 or len(competency_ids) == 1:
+        # Every pair of the cross product is being rewritten: two short IN-lists instead of one per pair.
+        where = StoredStatus.person_id.in_(people) & StoredStatus.competency_id.in_(competency_ids)
+    else:
+        where = tuple_(StoredStatus.person_id, StoredStatus.competency_id).in_(
+            sorted((p, c) for p in people for c in by_person[p]))
+    session.execute(delete(StoredStatus).where(where).execution_options(synchronize_session=False))
     if rows:
         session.execute(insert(StoredStatus), rows)
     return len(rows)
 
 
 def rebuild(course_id: int | None = None, batch: int = 200) -> int:
-    """Judge every (technician, competency) pair with any history again and replace the stored rows (all of
-    them, or those of one course's members). Returns the number of rows written. The CLI's `status rebuild`
-    and the migration that created the table call this."""
+    """Judge every (technician, competency) pair with any history or requirement again and replace the stored
+    rows (all of them, or those of one course's members); requirements are first resolved again against their
+    course's frameworks. Returns the number of rows written. The CLI's `status rebuild` and the migration that
+    created the table call this."""
+    _resolve_requirements(course_id)
     people_query = select(Membership.person_id).distinct()
     if course_id is not None:
         if db.session.get(Course, course_id) is None:
@@ -165,7 +255,7 @@ def rebuild(course_id: int | None = None, batch: int = 200) -> int:
     people = sorted(people)
     for start in range(0, len(people), batch):
         chunk = people[start:start + batch]
-        pairs = _pairs_with_history(chunk)
+        pairs = _pairs_with_history(chunk) | set(requirements.required_by(chunk))
         db.session.execute(delete(StoredStatus).where(StoredStatus.person_id.in_(chunk))
                            .execution_options(synchronize_session=False))
         if pairs:
@@ -185,3 +275,16 @@ def _pairs_with_history(person_ids) -> set:
         .join(EvidenceCompetency, EvidenceCompetency.evidence_id == Evidence.id)
         .where(Evidence.person_id.in_(person_ids)).distinct()).all())
     return pairs
+
+
+def _resolve_requirements(course_id: int | None) -> None:
+    """Resolve each active requirement's competency set again (a course may have changed its frameworks)."""
+    query = select(Requirement).where(Requirement.active.is_(True))
+    if course_id is not None:
+        query = query.where(Requirement.course_id == course_id)
+    for row in db.session.scalars(query):
+        resolved = requirements.resolve(row.course, row.chosen_ids or [], row.area_ids or [],
+                                             row.departments or [])
+        if resolved != list(row.competency_ids or []):
+            row.competency_ids = resolved
+    db.session.flush()

@@ -34,6 +34,7 @@ from . import (
     credentials,
     csv_cells,
     matrix,
+    requirements,
     scope,
     settings,
     status,
@@ -116,15 +117,16 @@ def to_csv(transcript: dict) -> str:
 def _matrix_cell(entry, signers: dict, tz) -> str:
     """"Achieved: signed Nov 30, 2026 by Maria Manager (Manager); expires May 30, 2027" for a held competency
     (and an expired one); the status alone otherwise."""
+    required = requirements.note(entry)
     if entry.sign_off_id is None or entry.sign_off_id not in signers:
-        return entry.label
+        return f"{entry.label}; {required}" if required else entry.label
     name, role = signers[entry.sign_off_id]
     cell = (f"{entry.label}: signed {formatting.us_date(entry.achieved_at, tz)} by {name} "
             f"({SIGNER_ROLE_LABELS.get(role, role)})")
     if entry.expires_at is not None:
         verb = "expired" if entry.status == status.EXPIRED else "expires"
         cell += f"; {verb} {formatting.us_date(entry.expires_at, tz)}"
-    return cell
+    return f"{cell}; {required}" if required else cell
 
 
 def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
@@ -154,11 +156,14 @@ def course_matrix_csv(actor, course_id: int, as_of=None) -> str:
     return out.getvalue()
 
 
-def pdf_for(actor, person_id: int, base: str, page_size: str = "letter", as_of=None) -> tuple[dict, bytes]:
-    """(transcript, PDF bytes), registering the printed transcript so its verification link answers."""
+def pdf_for(actor, person_id: int, base: str, page_size: str = "letter", as_of=None,
+            out=None) -> tuple[dict, bytes | None]:
+    """(transcript, PDF bytes), registering the printed transcript so its verification link answers. With `out`
+    (a binary file) the PDF is written there and (transcript, None) returned."""
     transcript = transcripts.build(actor, person_id, as_of=as_of)
     row = credentials.register_transcript(transcript, actor.registration_id)
-    return transcript, transcript_pdf.render(transcript, credentials.verify_url(base, row.public_id), page_size)
+    return transcript, transcript_pdf.render(transcript, credentials.verify_url(base, row.public_id), page_size,
+                                             out)
 
 
 def file_name(transcript: dict, extension: str) -> str:

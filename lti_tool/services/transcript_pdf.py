@@ -122,7 +122,8 @@ def _numbered_canvas(footer):
 
 def _footer_drawer(transcript, verify_url, page_size):
     width, _height = page_size
-    qr = QrCodeWidget(verify_url, barLevel="M")
+    # Encoded once: the widget's getBounds() and its drawing would each encode the URL again.
+    qr = QrCodeWidget(verify_url, barLevel="M").draw()
     x0, y0, x1, y1 = qr.getBounds()
     side = 24 * mm
     drawing = Drawing(side, side, transform=[side / (x1 - x0), 0, 0, side / (y1 - y0), 0, 0])

@@ -9,6 +9,7 @@ from ..models import Course, ScoreOutbox
 from ..models.advantage import PENDING
 from ..models.base import utcnow
 from ..services import grades, mailer, reminders, roster, transcript_exports
+from ..services.prior_records import jobs as import_jobs
 from . import enqueue, job, periodic
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,16 @@ def deliver_scores():
 def build_export(job_id: int):
     """Build one ZIP export; a second delivery finds the job claimed or finished and does nothing."""
     return transcript_exports.build_zip(job_id)
+
+
+@job("import_records", retries=0)
+def import_records(batch_id: int):
+    """Write one queued prior-records import; a second delivery finds it claimed or finished and does nothing.
+    (No retries here: a failure is reported on the page; a worker that died is the sweep's business.)"""
+    if import_jobs.apply(batch_id):
+        enqueue("deliver_scores")  # the imported sign-offs' gradebook scores, committed with the import
+        return True
+    return False
 
 
 @job("sync_roster")
@@ -48,12 +59,15 @@ def sweep():
     scores = db.session.scalar(select(exists().where(ScoreOutbox.status == PENDING,
                                                      ScoreOutbox.next_attempt_at <= now)))
     exports = transcript_exports.unfinished(now)
+    imports = import_jobs.unfinished(now)
     messages = mailer.due(now)
     db.session.commit()  # what the tasks read is committed before they are queued
     if scores:
         enqueue("deliver_scores")
     for job_id in exports:
         enqueue("build_export", job_id)
+    for batch_id in imports:
+        enqueue("import_records", batch_id)
     for batch in mailer.batches(messages):
         enqueue("send_messages", batch)
 
@@ -86,10 +100,11 @@ def refresh_rosters():
 
 @periodic("purge_storage", minute="41")
 def purge_storage():
-    """Expired LTI launch state (states, nonces, launch data) and day-old form submission keys."""
+    """Expired LTI launch state (states, nonces, launch data), day-old form submission keys, and prior-records
+    files checked a day ago and never imported."""
     from .. import submissions
 
-    return purge_expired() + submissions.purge_old()
+    return purge_expired() + submissions.purge_old() + import_jobs.purge_checked()
 
 
 def run_periodic_once():

@@ -1,7 +1,7 @@
 """people's language: the one chosen in the tool, and the LMS launch's locale
 
 Revision ID: 0012_language
-Revises: 0007_task_queue
+Revises: 0013_import_jobs
 Create Date: 2026-11-30 23:30:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0012_language'
-down_revision = '0007_task_queue'
+down_revision = '0013_import_jobs'
 branch_labels = None
 depends_on = None
 

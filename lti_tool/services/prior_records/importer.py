@@ -13,9 +13,9 @@ certifications and continuing education.
   record; the original assessor's name and role, the source file and row are kept in the evidence they attest,
   so they are part of the hashed snapshot.
 
-`run` is a plain function of (actor, course, file, options, progress) so a background task can call it unchanged;
-today the request runs it inline. 5,000 rows took about a minute on the loaded 2-CPU benchmark machine
-(bench/reports.py): files that large belong in a background task.
+`run` is a plain function of (actor, course, file, options, progress, batch): the CLI runs it inline in one
+transaction; the page's Import queues the batch and a queue worker runs it in committed, idempotent chunks
+(jobs.py). bench/imports.py measures 5,000 rows.
 """
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -36,10 +36,12 @@ from ...models import (
 )
 from ...models.evidence import DRAFT, SIGNED_OFF
 from ...models.imports import APPLIED
-from .. import DomainError, Forbidden, audit, localtime, scope, status
+from ...models.people import IMPORTED_SUB_PREFIX
+from .. import DomainError, Forbidden, audit, grades, localtime, scope, status, status_store
 from ..attestation import evidence_document, evidence_hash, snapshot
 from . import columns, files
 from . import rows as row_checks
+from .batches import record_ids
 
 IMPORTED_ROLE = "imported"
 FLUSH_EVERY = 500
@@ -176,81 +178,102 @@ def preview(actor, course_id: int, filename: str, data: bytes, options: Options)
                 new_people=new_people, missing_required=missing)
 
 
-def run(actor, course_id: int, filename: str, data: bytes, options: Options, progress=None) -> ImportBatch:
-    """Apply a file whose dry run shows no problems, as one batch (all or nothing: the caller commits).
-    `progress(done, total)` is called every FLUSH_EVERY rows, for a background task to report."""
+def run(actor, course_id: int, filename: str, data: bytes, options: Options, progress=None,
+        batch: ImportBatch | None = None) -> ImportBatch:
+    """Apply a file whose dry run shows no problems as one batch. Inline (the CLI, `batch` None) it is all or
+    nothing: the caller commits. A queue worker passes the batch it claimed and commits in `progress`, which is
+    called after every chunk of FLUSH_EVERY rows with (rows done, rows to do): the chunks are idempotent (a row
+    whose natural key exists is skipped), so a worker that dies mid-import leaves a running batch that the next
+    attempt finishes. Either way the batch says "applied" only once every row is written."""
     plan = preview(actor, course_id, filename, data, options)
     if not plan.ok:
-        raise DomainError(f"Nothing was imported: {len(plan.problems)} row(s) have problems"
-                          + (f" and columns are missing ({', '.join(plan.missing_required)})"
-                             if plan.missing_required else "") + ". Fix them and try again.",
+        raise DomainError(_("Nothing was imported: %(n)s row(s) have problems. Fix them and try again.",
+                            n=len(plan.problems)) + (" " + _("Columns are missing: %(names)s.",
+                                                             names=", ".join(plan.missing_required))
+                                                     if plan.missing_required else ""),
                           code="import_refused")
     course = scope.course(actor, course_id)
     # Rows go to the database in INSERTs of 100 rows: every such statement has the same text, which the driver
     # converts once (psycopg re-parses each distinct statement; 1,000-row statements cost more than the rows).
     db.session.connection().execution_options(insertmanyvalues_page_size=100)
-    batch = ImportBatch(registration_id=course.registration_id, course_id=course.id, actor_id=actor.person.id,
-                        kind=plan.kind, filename=(filename or "upload")[:255], status=APPLIED)
-    db.session.add(batch)
-    db.session.flush()
+    if batch is None:
+        batch = ImportBatch(registration_id=course.registration_id, course_id=course.id, actor_id=actor.person.id,
+                            kind=plan.kind, filename=(filename or "upload")[:255], status=APPLIED)
+        db.session.add(batch)
+        db.session.flush()
     tz = localtime.zone(course.registration)
     people = _create_people(actor, batch, course, plan)
     members = set(db.session.scalars(select(Membership.person_id).where(Membership.course_id == course.id)))
-    created = {"people": len(plan.new_people), "memberships": 0, "sign_offs": 0, "evidence": 0}
-    todo = plan.to_create
-    # In chunks, each written in three flushes (memberships and evidence; sign-offs; natural keys and audit
-    # entries), so statements grow with the number of chunks rather than rows.
+    # One person's rows together: a chunk then touches few people, and the stored status of each (person,
+    # competency) is judged once, not again in every chunk that has one of their rows (files often list
+    # competency by competency).
+    todo = sorted(plan.to_create, key=lambda row: (row.person_key, row.number))
     for start in range(0, len(todo), FLUSH_EVERY):
         chunk = todo[start:start + FLUSH_EVERY]
-        written = []  # (row, person, evidence, membership or None)
-        for row in chunk:
-            person = row.values.get("person")
-            if person is None:
-                person = people[row.person_key]
-                row.key = row_checks.natural_key(f"id:{person.id}", *row.values["key_parts"])
-            membership = None
-            if person.id not in members:
-                membership = Membership(person_id=person.id, course_id=course.id, role=TECHNICIAN, lti_roles=[],
-                                        active=True, source="import")
-                db.session.add(membership)
-                members.add(person.id)
-                created["memberships"] += 1
-            written.append((row, person, _new_evidence(batch, course, person, row, tz), membership))
-        db.session.flush()
-        sign_offs = {}
-        if plan.kind == "sign_offs":
-            for row, person, evidence, _extra in written:
-                sign_offs[row.number] = _new_sign_off(actor, course, person, evidence, row)
-            db.session.flush()
-            created["sign_offs"] += len(sign_offs)
-        keys, entries = [], []
-        for row, person, evidence, membership in written:
-            if membership is not None:
-                _remember(batch, row_checks.natural_key("membership", batch.id, person.id, course.id), membership,
-                          row.number, keys)
-            sign_off = sign_offs.get(row.number)
-            if sign_off is not None:
-                _remember(batch, row.key, sign_off, row.number, keys)
-                _remember(batch, row_checks.natural_key("evidence-of", row.key), evidence, row.number, keys)
-                entries.append(audit.values(actor, "sign_off.imported", sign_off,
-                                            after=_sign_off_facts(sign_off, row, batch), course_id=course.id))
-            else:
-                _remember(batch, row.key, evidence, row.number, keys)
-                entries.append(audit.values(actor, "evidence.imported", evidence, after={
-                    "kind": evidence.kind, "title": evidence.title, "person_id": person.id, "batch_id": batch.id,
-                    "row": row.number}, course_id=course.id))
-        db.session.execute(insert(ImportedRecord), keys)
-        audit.record_many(entries)
-        created["evidence"] += len(written)
+        # The chunk's pairs are judged once, after its evidence and its sign-offs are both written.
+        with status_store.deferred():
+            _write_chunk(actor, batch, course, plan.kind, chunk, people, members, tz)
         if progress:
             progress(start + len(chunk), len(todo))
-    batch.summary = {"created": created, "skipped": len(plan.skipped), "rows": len(plan.rows),
+    # What this batch holds (over every attempt): a resumed import finds the rows of its earlier attempts
+    # "already imported" in its own plan.
+    counts = dict(db.session.execute(select(ImportedRecord.entity_type, func.count()).where(
+        ImportedRecord.batch_id == batch.id).group_by(ImportedRecord.entity_type)).all())
+    own_rows = db.session.scalar(select(func.count(func.distinct(ImportedRecord.row_number))).where(
+        ImportedRecord.batch_id == batch.id, ImportedRecord.entity_type.in_(("evidence", "sign_offs"))))
+    created = {name: counts.get(name, 0) for name in ("people", "memberships", "sign_offs", "evidence")}
+    batch.summary = {"created": created, "skipped": len(plan.rows) - own_rows, "rows": len(plan.rows),
                      "mapping": {k: plan.header[i] for k, i in plan.mapping.items()}}
+    batch.status, batch.done_count, batch.total = APPLIED, own_rows, own_rows
     audit.record(actor, "import.applied", batch, after={"kind": plan.kind, "filename": batch.filename,
                                                         **batch.summary}, course_id=course.id)
+    if plan.kind == "sign_offs":
+        grades.on_imported(course, record_ids(batch.id, "sign_offs"))
     if progress and not todo:
         progress(0, 0)
     return batch
+
+
+def _write_chunk(actor, batch, course, kind: str, chunk: list, people: dict, members: set, tz) -> None:
+    """One chunk in three flushes (memberships and evidence; sign-offs; natural keys and audit entries), so
+    statements grow with the number of chunks rather than rows."""
+    written = []  # (row, person, evidence, membership or None)
+    for row in chunk:
+        person = row.values.get("person")
+        if person is None:
+            person = people[row.person_key]
+            row.key = row_checks.natural_key(f"id:{person.id}", *row.values["key_parts"])
+        membership = None
+        if person.id not in members:
+            membership = Membership(person_id=person.id, course_id=course.id, role=TECHNICIAN, lti_roles=[],
+                                    active=True, source="import")
+            db.session.add(membership)
+            members.add(person.id)
+        written.append((row, person, _new_evidence(batch, course, person, row, tz), membership))
+    db.session.flush()
+    sign_offs = {}
+    if kind == "sign_offs":
+        for row, person, evidence, _ in written:
+            sign_offs[row.number] = _new_sign_off(actor, course, person, evidence, row)
+        db.session.flush()
+    keys, entries = [], []
+    for row, person, evidence, membership in written:
+        if membership is not None:
+            _remember(batch, row_checks.natural_key("membership", batch.id, person.id, course.id), membership,
+                      row.number, keys)
+        sign_off = sign_offs.get(row.number)
+        if sign_off is not None:
+            _remember(batch, row.key, sign_off, row.number, keys)
+            _remember(batch, row_checks.natural_key("evidence-of", row.key), evidence, row.number, keys)
+            entries.append(audit.values(actor, "sign_off.imported", sign_off,
+                                        after=_sign_off_facts(sign_off, row, batch), course_id=course.id))
+        else:
+            _remember(batch, row.key, evidence, row.number, keys)
+            entries.append(audit.values(actor, "evidence.imported", evidence, after={
+                "kind": evidence.kind, "title": evidence.title, "person_id": person.id, "batch_id": batch.id,
+                "row": row.number}, course_id=course.id))
+    db.session.execute(insert(ImportedRecord), keys)
+    audit.record_many(entries)
 
 
 def _remember(batch: ImportBatch, key: str, entity, row_number: int | None, into: list):
@@ -262,7 +285,7 @@ def _remember(batch: ImportBatch, key: str, entity, row_number: int | None, into
 def _create_people(actor, batch, course, plan: Plan) -> dict:
     made = {}
     for key, (email, sub, name) in plan.new_people.items():
-        person = Person(registration_id=course.registration_id, sub=sub or f"import:{email}", email=email,
+        person = Person(registration_id=course.registration_id, sub=sub or f"{IMPORTED_SUB_PREFIX}{email}", email=email,
                         name=name, last_launch_at=None)
         db.session.add(person)
         made[key] = person
