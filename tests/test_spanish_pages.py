@@ -22,7 +22,7 @@ from lti_tool.models import (
     ReviewRequest,
     SignOff,
 )
-from lti_tool.services import ce, pathways, preceptors, reviews
+from lti_tool.services import ce, pathways, preceptors, reviews, settings
 from tests.support.i18n_pages import Phrases, data_strings, untranslated, visible_texts
 from tests.support.platform import CANVAS_ROLES
 from tests.test_i18n import PO
@@ -91,6 +91,8 @@ def every_data_string(app) -> list[str]:
         for course in db.session.scalars(select(Course)):
             values += [course.title, course.label, course.context_id]
         values += list(db.session.scalars(select(Registration.name)))
+        # The organization's own job roles (a tenant setting; the shipped list is its default).
+        values += [settings.get(r, "job_roles") for r in db.session.scalars(select(Registration))]
         for framework in db.session.scalars(select(Framework)):
             values += [framework.name, framework.code, [level["label"] for level in framework.scale or []]]
         for c in db.session.scalars(select(Competency)):
