@@ -1,12 +1,14 @@
 """How dates and times read for people in the United States: "Nov 30, 2026" and "Nov 30, 2026, 2:30 PM CST",
 in the viewer's time zone. Every page, PDF and e-mail formats through here, so one style shows everywhere.
 
-Stored times are UTC; a time is shown in the tenant's time zone (the `time_zone` setting, see services.settings),
-else the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
+Stored times are UTC; a time is shown in the viewer's time zone (services.settings.viewer_time_zone: the one the
+LMS sends for the person, else the tenant's `time_zone` setting, else the one the person's browser reported), else
+the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
 it has no time zone.
 """
+import functools
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DEFAULT_TIME_ZONE = "America/New_York"
 
@@ -95,3 +97,15 @@ def until(moment: datetime | None, now: datetime | None = None) -> str:
     seconds = int((moment - (now or datetime.now(UTC))).total_seconds()) if moment else 0
     text = _span(seconds, _UNITS[3:])
     return f"in {text}" if text else "now"
+
+
+@functools.cache
+def _zone_names() -> frozenset:
+    return frozenset(available_timezones())
+
+
+def known_zone(name) -> str | None:
+    """The IANA name when this machine knows it (an LMS or a browser may send anything at all), else None."""
+    if isinstance(name, str) and name.strip() in _zone_names():
+        return name.strip()
+    return None

@@ -1,8 +1,9 @@
 """The landing page, and the page people reach after a launch, which forwards them to a deep-linked item or to
 where they work (technicians to their portfolio, course managers to the review queue)."""
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
-from .. import tool_session
+from .. import formatting, tool_session
+from ..extensions import db
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..models.base import utcnow
@@ -93,3 +94,19 @@ def _notices(session) -> list:
             notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
     return notices.reviewer_notices(actor, utcnow())
 
+
+
+@bp.post("/time-zone")
+def browser_time_zone():
+    """The browser's time zone (js/time_zone.js), kept for a person whose LMS sends none; the LMS's always wins."""
+    session = tool_session.current()
+    if session is None:
+        return jsonify(error="Open the tool from your course to continue."), 401
+    name = formatting.known_zone(request.form.get("time_zone"))
+    if name is None:
+        return jsonify(error="Not a known time zone."), 400
+    person = session.person
+    if person.time_zone_source != "lms" and person.time_zone != name:
+        person.time_zone, person.time_zone_source = name, "browser"
+        db.session.commit()
+    return "", 204

@@ -40,6 +40,11 @@ class Person(db.Model):
     # The personal calendar feed (/calendar/<token>.ics): only the token's SHA-256 is kept; a new token
     # revokes the old one, None means no feed.
     calendar_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # The person's own time zone (IANA name) for times on pages: sent by the LMS at launch (custom parameter
+    # `timezone=$Person.address.timezone`, which Canvas and Moodle substitute), else reported once by the browser
+    # when the tenant has not set one. `time_zone_source` says which ("lms" or "browser"): the LMS's wins.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    time_zone_source: Mapped[str | None] = mapped_column(String(10))
 
     registration = relationship("Registration")
 
