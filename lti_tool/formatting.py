@@ -4,12 +4,14 @@ in the viewer's time zone. Every page, PDF and e-mail formats through here, so o
 In Spanish the same dates read "30 nov 2026" and "30 nov 2026, 2:30 p. m. CST": the month is a word either way,
 so day and month can never be confused (30/11 against 11/30), and the clock stays the US 12-hour one.
 
-Stored times are UTC; a time is shown in the tenant's time zone (the `time_zone` setting, see services.settings),
-else the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
+Stored times are UTC; a time is shown in the viewer's time zone (services.settings.viewer_time_zone: the one the
+LMS sends for the person, else the tenant's `time_zone` setting, else the one the person's browser reported), else
+the tool's default. A calendar date (an expiration date, a CE completion date) is shown as it was entered:
 it has no time zone.
 """
+import functools
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask_babel import gettext as _
 from flask_babel import ngettext
@@ -121,3 +123,15 @@ def until(moment: datetime | None, now: datetime | None = None) -> str:
     seconds = int((moment - (now or datetime.now(UTC))).total_seconds()) if moment else 0
     text = _span(seconds, _UNITS[3:])
     return _("in %(span)s", span=text) if text else _("now")
+
+
+@functools.cache
+def _zone_names() -> frozenset:
+    return frozenset(available_timezones())
+
+
+def known_zone(name) -> str | None:
+    """The IANA name when this machine knows it (an LMS or a browser may send anything at all), else None."""
+    if isinstance(name, str) and name.strip() in _zone_names():
+        return name.strip()
+    return None

@@ -158,6 +158,7 @@ def register(app):
     app.jinja_env.globals["here_without_session"] = here_without_session
     app.jinja_env.globals["app_url"] = app_url
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["browser_zone_wanted"] = browser_zone_wanted
     app.jinja_env.globals["notices"] = notices
     app.jinja_env.globals["nav_items"] = nav_items
     app.jinja_env.globals["current_session"] = tool_session.current
@@ -189,7 +190,7 @@ def register(app):
 
 
 def viewer_zone():
-    """The time zone pages are shown in: the session's tenant setting, else the tool's default."""
+    """The time zone pages are shown in (settings.viewer_time_zone), the tool's default without a session."""
     from . import formatting
     from .services import settings
 
@@ -197,6 +198,14 @@ def viewer_zone():
         return formatting.zone(None)
     if "viewer_zone" not in g:
         session = tool_session.current()
-        name = settings.get(session.registration, "time_zone") if session is not None else None
-        g.viewer_zone = formatting.zone(name)
+        g.viewer_zone = settings.viewer_time_zone(session.person, session.registration) if session is not None \
+            else formatting.zone(None)
     return g.viewer_zone
+
+
+def browser_zone_wanted() -> bool:
+    """Pages ask the browser for its time zone (js/time_zone.js) while nothing better is known."""
+    from .services import settings
+
+    session = tool_session.current()
+    return session is not None and settings.wants_browser_zone(session.person, session.registration)

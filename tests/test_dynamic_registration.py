@@ -80,6 +80,7 @@ def test_post_registers_the_tool_and_a_launch_then_works(live_server, platform, 
     assert set(messages) == {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
     assert messages["LtiResourceLinkRequest"]["target_link_uri"] == live_server + "/lti/launch"
     assert {"sub", "iss", "name", "email"} <= set(lti_conf["claims"])
+    assert lti_conf["custom_parameters"] == {"timezone": "$Person.address.timezone"}, "the person's time zone"
 
     # What the tool stored.
     with app.app_context():

@@ -2,12 +2,13 @@
 where they work (technicians to their portfolio, course managers to the review queue)."""
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import ngettext
 
-from .. import i18n, tool_session
+from .. import formatting, i18n, tool_session
 from ..errors import error_response
+from ..extensions import db
 from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..models.base import utcnow
@@ -125,3 +126,19 @@ def _notices(session) -> list:
             notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
     return notices.reviewer_notices(actor, utcnow())
 
+
+
+@bp.post("/time-zone")
+def browser_time_zone():
+    """The browser's time zone (js/time_zone.js), kept for a person whose LMS sends none; the LMS's always wins."""
+    session = tool_session.current()
+    if session is None:
+        return jsonify(error="Open the tool from your course to continue."), 401
+    name = formatting.known_zone(request.form.get("time_zone"))
+    if name is None:
+        return jsonify(error="Not a known time zone."), 400
+    person = session.person
+    if person.time_zone_source != "lms" and person.time_zone != name:
+        person.time_zone, person.time_zone_source = name, "browser"
+        db.session.commit()
+    return "", 204

@@ -32,5 +32,6 @@ def canvas_configuration() -> dict:
             "privacy_level": "public",
             "settings": {"text": title, "placements": placements},
         }],
-        "custom_fields": {"canvas_course_id": "$Canvas.course.id", "canvas_user_id": "$Canvas.user.id"},
+        "custom_fields": {"canvas_course_id": "$Canvas.course.id", "canvas_user_id": "$Canvas.user.id",
+                          "timezone": "$Person.address.timezone"},
     }

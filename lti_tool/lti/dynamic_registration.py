@@ -13,6 +13,7 @@ from pylti1p3.dynamic_registration import DynamicRegistration
 
 from ..extensions import db
 from ..models import Deployment, Registration
+from ..services.launches import TIME_ZONE_PARAMETER
 from . import registry
 from .http import OutboundError, http_session
 from .urls import SCOPES, tool_urls
@@ -72,6 +73,13 @@ class ToolDynamicRegistration(DynamicRegistration):
             {"type": "LtiDeepLinkingRequest", "target_link_uri": self.urls["deep_linking"],
              "label": f"Add {self.client_name} content"},
         ]
+
+    def lti_registration_data(self):
+        data = super().lti_registration_data()
+        # The person's time zone at every launch (Moodle and Canvas substitute the variable); dates and times on
+        # pages are then shown in it (services.settings.viewer_time_zone).
+        data[TOOL_CONF]["custom_parameters"] = {TIME_ZONE_PARAMETER: "$Person.address.timezone"}
+        return data
 
     def get_openid_configuration_endpoint(self):
         return self.openid_configuration_url

@@ -45,6 +45,11 @@ class Person(db.Model):
     # The tool language matching the latest launch's `locale` claim (None when the LMS sent none the tool ships):
     # pages and e-mails follow it until the person picks one.
     launch_language: Mapped[str | None] = mapped_column(String(8))
+    # The person's own time zone (IANA name) for times on pages: sent by the LMS at launch (custom parameter
+    # `timezone=$Person.address.timezone`, which Canvas and Moodle substitute), else reported once by the browser
+    # when the tenant has not set one. `time_zone_source` says which ("lms" or "browser"): the LMS's wins.
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    time_zone_source: Mapped[str | None] = mapped_column(String(10))
 
     registration = relationship("Registration")
 

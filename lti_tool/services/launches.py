@@ -2,6 +2,7 @@
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, delete, func, literal, select, update
 
+from .. import formatting
 from ..extensions import db
 from ..i18n import supported
 from ..ids import id_or_none
@@ -96,12 +97,12 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     wanted = {"registration_id": registration.id, "sub": claims["sub"],
               "name": claims.get("name") or None, "given_name": claims.get("given_name") or None,
               "family_name": claims.get("family_name") or None, "email": claims.get("email") or None,
-              "is_admin": is_admin, "launch_language": launch_language(claims)}
+              "is_admin": is_admin, "launch_language": launch_language(claims), **launch_time_zone(claims)}
     person = _current(Person, _stored(found, "person_", Person), wanted, now, touch_seconds)
     claimed = None
     if person is None:
         person = upsert(Person, ("registration_id", "sub"), {**wanted, "last_launch_at": now, "updated_at": now},
-                        keep=("name", "given_name", "family_name", "email", "launch_language"))
+                        keep=PERSON_KEEP)
         if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
             person, claimed = claim_imported(registration.id, person, now)
 
@@ -128,7 +129,8 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     return person, course, membership
 
 
-LAUNCH_COLUMNS = ("sub", "name", "given_name", "family_name", "email", "is_admin", "last_launch_at", "updated_at")
+LAUNCH_COLUMNS = ("sub", "name", "given_name", "family_name", "email", "is_admin", "last_launch_at", "updated_at",
+                  "launch_language", "time_zone", "time_zone_source")
 
 
 def claim_imported(registration_id: int, person: Person, now) -> tuple[Person, str | None]:
@@ -152,7 +154,7 @@ def claim_imported(registration_id: int, person: Person, now) -> tuple[Person, s
         .values(**launched).returning(*Person.__table__.c).execution_options(synchronize_session=False)).first()
     if row is None:  # claimed by another launch a moment ago: this launch is a person of its own after all
         return upsert(Person, ("registration_id", "sub"), {"registration_id": registration_id, **launched},
-                      keep=("name", "given_name", "family_name", "email")), None
+                      keep=PERSON_KEEP), None
     claimed = as_loaded(Person, row._mapping)
     audit.record(Actor(person=claimed), "person.claimed", claimed, before={"sub": imported_sub},
                  after={"sub": claimed.sub, "email": claimed.email})
@@ -167,6 +169,19 @@ def _score_claimed(course: Course, person: Person) -> None:
     mine = select(SignOff.id).where(SignOff.person_id == person.id, SignOff.course_id == course.id,
                                     SignOff.id.in_(imported))
     grades.on_imported(course, mine)
+
+
+PERSON_KEEP = ("name", "given_name", "family_name", "email", "launch_language", "time_zone", "time_zone_source")
+# The custom parameter the tool asks for at registration (Canvas and Moodle substitute the user's zone).
+TIME_ZONE_PARAMETER = "timezone"
+
+
+def launch_time_zone(claims: dict) -> dict:
+    """The person's zone when the LMS sent a real one (an unsubstituted "$Person.address.timezone" or anything
+    unknown is ignored); empty values keep what is stored."""
+    custom = claims.get(CLAIM + "custom")
+    name = formatting.known_zone(custom.get(TIME_ZONE_PARAMETER)) if isinstance(custom, dict) else None
+    return {"time_zone": name, "time_zone_source": "lms" if name else None}
 
 
 def _stored(found, prefix: str, model) -> dict | None:

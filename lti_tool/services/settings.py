@@ -109,6 +109,24 @@ def time_zone(registration: Registration | None):
     return formatting.zone(get(registration, "time_zone"))
 
 
+def viewer_time_zone(person, registration: Registration | None):
+    """The zone a person's times are shown in (a ZoneInfo): the one their LMS sends at launch, else the tenant's
+    own setting, else the one their browser reported, else the tool's default."""
+    if person is not None and person.time_zone and person.time_zone_source == "lms":
+        return formatting.zone(person.time_zone)
+    chosen = (registration.settings or {}).get("time_zone") if registration is not None else None
+    if chosen:
+        return formatting.zone(chosen)
+    return formatting.zone(person.time_zone if person is not None else None)
+
+
+def wants_browser_zone(person, registration: Registration | None) -> bool:
+    """Ask the browser for its zone only when neither the LMS nor the tenant says, and it has not answered yet."""
+    if person is None or person.time_zone:
+        return False
+    return not (registration is not None and (registration.settings or {}).get("time_zone"))
+
+
 def organization_name(registration: Registration) -> str:
     """The organization's name as its administrator set it, else the name of its LMS registration."""
     return get(registration, "organization_name") or registration.name
