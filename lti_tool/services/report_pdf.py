@@ -1,5 +1,5 @@
 """Printable reports (US Letter, reportlab platypus): the competency roster, the compliance summary and the
-person file. Black on white, states written out (never colour alone), header rows repeated on every page, and a
+person file. Black on white, states written out (never color alone), header rows repeated on every page, and a
 footer with the course, the as-of date, when it was printed and "Page n of N"."""
 import io
 from datetime import UTC, datetime
@@ -10,10 +10,13 @@ from reportlab.lib.pagesizes import LETTER, landscape
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import inch
 from reportlab.pdfgen import canvas as pdfcanvas
-from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer
 
 from . import audit_log, localtime, report_chart
 from .reports import STANDING_LABELS, PersonFile, Roster, Summary, standing_label
+
+# One table builder for every PDF: plain strings where they fit, shared cell styles.
+from .transcript_pdf import _table
 
 MARGIN = 0.6 * inch
 
@@ -34,19 +37,6 @@ def _styles():
 
 def _p(text, style) -> Paragraph:
     return Paragraph(escape("" if text is None else str(text)), style)
-
-
-def _table(header, rows, widths, st) -> LongTable:
-    data = [[_p(h, st["head"]) for h in header]] + [[_p(c, st["cell"]) for c in row] for row in rows]
-    table = LongTable(data, colWidths=widths, repeatRows=1, splitByRow=1)
-    table.setStyle(TableStyle([
-        ("GRID", (0, 0), (-1, -1), 0.4, colors.HexColor("#777777")),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#e6e6e6")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 3), ("RIGHTPADDING", (0, 0), (-1, -1), 3),
-        ("TOPPADDING", (0, 0), (-1, -1), 2), ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]))
-    return table
 
 
 def _cut(value, limit: int) -> str:
