@@ -88,18 +88,37 @@ def record_launch(registration, deployment, claims: dict):
         course = record_course(registration, deployment, str(context["id"]), context, claims, now)
         if claimed is not None:
             _score_claimed(course, person)
-        membership = upsert(Membership, ("person_id", "course_id"), {
-            "person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
-            "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now,
-        })
-        if membership.created_at >= now:
-            # New in the course (an upsert, which the status store's mapper events do not see): the course's
-            # requirements now apply to them.
+        values = {"person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
+                  "lti_roles": roles, "active": True, "last_launch_at": now, "updated_at": now}
+        membership = _relaunch(values)
+        if membership is None:
+            membership = upsert(Membership, ("person_id", "course_id"), values)
+            # New in the course, back in it, or in another role (Core statements, which the status store's
+            # mapper events do not see): which of the course's requirements apply to them may have changed.
             status_store.touch_people([person.id])
         custom = claims.get(CLAIM + "custom") or {}
         if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
             requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
+
+
+def _relaunch(values: dict) -> Membership | None:
+    """The usual launch: an active membership in the same role is updated in one statement and returned. None
+    (nothing written) when the membership is new, inactive or in another role: the caller upserts it."""
+    table = Membership.__table__
+    wanted = ("person_id", "course_id", "role")
+    changed = ("source", "lti_roles", "last_launch_at", "updated_at")
+
+    def build(dialect):
+        # Bind names differ from the column names, which SQLAlchemy keeps for the SET clause.
+        return (update(table)
+                .where(*(table.c[name] == bindparam("w_" + name) for name in wanted), table.c.active.is_(True))
+                .values({name: bindparam("v_" + name, type_=table.c[name].type) for name in changed})
+                .returning(*table.c))
+
+    params = {"w_" + name: values[name] for name in wanted} | {"v_" + name: values[name] for name in changed}
+    row = db.session.execute(prebuilt(("relaunch", "memberships"), build), params).one_or_none()
+    return None if row is None else as_loaded(Membership, row._mapping)
 
 
 LAUNCH_COLUMNS = ("sub", "name", "given_name", "family_name", "email", "is_admin", "last_launch_at", "updated_at")
