@@ -214,14 +214,21 @@ def test_launch_custom_parameters_set_known_values_only(world):
     assert membership.department == "iv_room" and membership.job_role is None
 
 
-def test_required_by_reads_one_query(world, make):
+def test_required_by_reads_two_queries_whatever_the_number_of_people(world, make):
     from tests.support.competency_world import count_queries
 
     edits.create(world.manager, world.course.id, _form(competency_ids=[world.garb.id, world.cart.id]))
     people = [make.actor(world.course, "technician").person.id for _ in range(6)]
     with count_queries() as n:
         found = rule.required_by(people)
-    assert n[0] == 1 and len(found) == 12
+    assert n[0] == 2 and len(found) == 12
+    people += [make.actor(world.course, "technician").person.id for _ in range(20)]
+    with count_queries() as n:
+        found = rule.required_by(people)
+    assert n[0] == 2 and len(found) == 52
+    with count_queries() as n:
+        assert rule.required_by(people, [world.audit_comp.id]) == {}
+    assert n[0] == 1, "no requirement covers it: the memberships are not read"
 
 
 def test_home_notices_and_reminders_name_overdue_and_soon_required(world):

@@ -19,9 +19,8 @@ what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per s
 writer at a time anyway).
 """
 from contextlib import contextmanager
-from dataclasses import replace
 
-from sqlalchemy import delete, event, insert, inspect, select, tuple_, update
+from sqlalchemy import and_, delete, event, insert, inspect, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -37,7 +36,7 @@ from ..models import (
     SignOffRevocation,
     StoredStatus,
 )
-from ..models.base import utcnow
+from ..models.base import among, utcnow
 from . import requirements, status
 
 _PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "status_sign_offs", "status_links"
@@ -227,12 +226,12 @@ def _lock(session, people) -> None:
     """Lock the people whose rows are rewritten, in id order (see the module's note on concurrency). A
     transaction that already holds the locks takes them again at no cost."""
     if session.get_bind().dialect.name == "postgresql":
-        for chunk in _chunks(sorted(people)):
-            session.execute(select(Person.id).where(Person.id.in_(chunk)).order_by(Person.id).with_for_update())
+        people = sorted(people)
+        session.execute(select(Person.id).where(among(Person.id, people, "postgresql")).order_by(Person.id)
+                        .with_for_update())
 
 
-# People per IN-list: a course of thousands of technicians in one list is fine for PostgreSQL, but SQLite allows
-# 32,766 bound parameters per statement.
+# People per statement: PostgreSQL takes any number as one array; SQLite allows 32,766 bound parameters.
 _PEOPLE_PER_LIST = 5000
 
 
@@ -253,15 +252,20 @@ def _apply_requirements(session, people) -> int:
     change, so a requirement for everyone in a course is a handful of statements whatever the course's size.
     Returns the number of rows changed."""
     people = sorted(people)
+    dialect = session.get_bind().dialect.name
     wanted = requirements.required_by(people)
     competency_ids = sorted({c for _, c in wanted})
     table = StoredStatus.__table__
+    # Only what the difference needs: the stored requirement, and whether the row says anything else.
+    plain = _says_nothing_else().label("plain")
     rows = {}
     for chunk in _chunks(people):
         relevant = table.c.required_by.is_not(None)
         if competency_ids:
             relevant = relevant | table.c.competency_id.in_(competency_ids)
-        for row in session.execute(select(*table.c).where(table.c.person_id.in_(chunk), relevant)):
+        for row in session.execute(select(table.c.person_id, table.c.competency_id, table.c.required_by,
+                                          table.c.requirement_id, plain)
+                                   .where(among(table.c.person_id, chunk, dialect), relevant)).all():
             rows[(row.person_id, row.competency_id)] = row
     # {person: {competency: new (date, requirement) or None}} for the pairs whose stored values are wrong.
     updates: dict = {}
@@ -278,7 +282,7 @@ def _apply_requirements(session, people) -> int:
             continue
         if (row.required_by, row.requirement_id) == (new or (None, None)):
             continue
-        if new is None and _says_nothing_else(row):
+        if new is None and row.plain:
             deletes.setdefault(person_id, set()).add(competency_id)
         else:
             updates.setdefault(person_id, {})[competency_id] = new or (None, None)
@@ -291,13 +295,13 @@ def _apply_requirements(session, people) -> int:
         for (required_by, requirement_id), competencies in by_value.items():
             for chunk in _chunks(group):
                 session.execute(update(StoredStatus).where(
-                    StoredStatus.person_id.in_(chunk), StoredStatus.competency_id.in_(sorted(competencies)))
+                    among(StoredStatus.person_id, chunk, dialect), StoredStatus.competency_id.in_(sorted(competencies)))
                     .values(required_by=required_by, requirement_id=requirement_id, updated_at=now)
                     .execution_options(synchronize_session=False))
     for competencies, group in _grouped({p: dict.fromkeys(cs) for p, cs in deletes.items()}).items():
         for chunk in _chunks(group):
             session.execute(delete(StoredStatus).where(
-                StoredStatus.person_id.in_(chunk),
+                among(StoredStatus.person_id, chunk, dialect),
                 StoredStatus.competency_id.in_(sorted(c for c, _ in competencies)))
                 .execution_options(synchronize_session=False))
     if inserts:
@@ -315,10 +319,18 @@ def _grouped(changes: dict) -> dict:
     return {change: sorted(group) for change, group in groups.items()}
 
 
-def _says_nothing_else(row) -> bool:
-    """Whether a stored row records nothing but its requirement: without it, the pair has no row."""
-    return replace(status.from_row(row), required_by=None, requirement_id=None) == \
-        status.CompetencyStatus(row.competency_id, status.NOT_STARTED)
+def _says_nothing_else():
+    """SQL: the stored row records nothing but its requirement (without it, the pair would have no row): every
+    other column holds what a 'not started' status without history has."""
+    blank = status.CompetencyStatus(0, status.NOT_STARTED)
+    table = StoredStatus.__table__
+    tests = [table.c.state == status.NOT_STARTED]
+    for name in _COLUMNS[1:]:
+        if name in ("required_by", "requirement_id"):
+            continue
+        value = getattr(blank, name)
+        tests.append(table.c[name].is_(None) if value is None else table.c[name] == value)
+    return and_(*tests)
 
 
 def _rewrite_batch(session, by_person: dict) -> int:
