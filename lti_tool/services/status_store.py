@@ -19,8 +19,9 @@ what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per s
 writer at a time anyway).
 """
 from contextlib import contextmanager
+from dataclasses import replace
 
-from sqlalchemy import and_, delete, event, insert, inspect, select, tuple_, update
+from sqlalchemy import and_, delete, event, insert, inspect, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -248,8 +249,8 @@ def _apply_requirements(session, people) -> int:
     every pair again, the new {(person, competency): (date, requirement)} comes from requirements.required_by()
     and is applied as the difference to the stored rows, keeping the table's invariant (a row exists only when it
     says something): a newly required pair without a row gets a plain 'not started' row; a pair no longer
-    required loses its row if the requirement was all it said. Changes are grouped by people with the same
-    change, so a requirement for everyone in a course is a handful of statements whatever the course's size.
+    required loses its row if the requirement was all it said. Changes are grouped by competency and new value,
+    so a requirement for everyone in a course is a few statements per competency whatever the course's size.
     Returns the number of rows changed."""
     people = sorted(people)
     dialect = session.get_bind().dialect.name
@@ -267,56 +268,54 @@ def _apply_requirements(session, people) -> int:
                                           table.c.requirement_id, plain)
                                    .where(among(table.c.person_id, chunk, dialect), relevant)).all():
             rows[(row.person_id, row.competency_id)] = row
-    # {person: {competency: new (date, requirement) or None}} for the pairs whose stored values are wrong.
+    # {(competency, new (date, requirement) or (None, None)): [people]} for each way to fix a stored row: the
+    # people of one group share one statement (a requirement for everyone by one date: one per competency).
     updates: dict = {}
     deletes: dict = {}
-    inserts = []
+    inserts: dict = {}
     for key in set(wanted) | {k for k, row in rows.items() if row.required_by is not None}:
         person_id, competency_id = key
         new = wanted.get(key)
         row = rows.get(key)
         if row is None:
             if new is not None:
-                inserts.append({**row_values(person_id, status.CompetencyStatus(competency_id, status.NOT_STARTED),
-                                             None), "required_by": new[0], "requirement_id": new[1]})
+                inserts.setdefault((competency_id, new), []).append(person_id)
+        elif (row.required_by, row.requirement_id) == (new or (None, None)):
             continue
-        if (row.required_by, row.requirement_id) == (new or (None, None)):
-            continue
-        if new is None and row.plain:
-            deletes.setdefault(person_id, set()).add(competency_id)
+        elif new is None and row.plain:
+            deletes.setdefault(competency_id, []).append(person_id)
         else:
-            updates.setdefault(person_id, {})[competency_id] = new or (None, None)
+            updates.setdefault((competency_id, new or (None, None)), []).append(person_id)
     now = utcnow()
-    # People with the same set of changes share statements: {frozenset of (competency, value)}: [people].
-    for change, group in _grouped(updates).items():
-        by_value: dict = {}
-        for competency_id, value in change:
-            by_value.setdefault(value, []).append(competency_id)
-        for (required_by, requirement_id), competencies in by_value.items():
-            for chunk in _chunks(group):
-                session.execute(update(StoredStatus).where(
-                    among(StoredStatus.person_id, chunk, dialect), StoredStatus.competency_id.in_(sorted(competencies)))
-                    .values(required_by=required_by, requirement_id=requirement_id, updated_at=now)
-                    .execution_options(synchronize_session=False))
-    for competencies, group in _grouped({p: dict.fromkeys(cs) for p, cs in deletes.items()}).items():
-        for chunk in _chunks(group):
-            session.execute(delete(StoredStatus).where(
-                among(StoredStatus.person_id, chunk, dialect),
-                StoredStatus.competency_id.in_(sorted(c for c, _ in competencies)))
+    for (competency_id, (required_by, requirement_id)), group in sorted(updates.items(), key=_order):
+        for chunk in _chunks(sorted(group)):
+            session.execute(update(StoredStatus).where(
+                StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
+                .values(required_by=required_by, requirement_id=requirement_id, updated_at=now)
                 .execution_options(synchronize_session=False))
-    if inserts:
-        for values in inserts:
-            values["updated_at"] = now
-        session.execute(insert(StoredStatus), inserts)
-    return sum(len(v) for v in updates.values()) + sum(len(v) for v in deletes.values()) + len(inserts)
+    for competency_id, group in sorted(deletes.items()):
+        for chunk in _chunks(sorted(group)):
+            session.execute(delete(StoredStatus).where(
+                StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
+                .execution_options(synchronize_session=False))
+    blank = status.CompetencyStatus(0, status.NOT_STARTED)
+    for (competency_id, (required_by, requirement_id)), group in sorted(inserts.items(), key=_order):
+        # A plain 'not started' row per person, required: INSERT ... SELECT from the people table.
+        values = row_values(0, replace(blank, competency_id=competency_id, required_by=required_by,
+                                       requirement_id=requirement_id), now)
+        names = [name for name in values if name != "person_id"]
+        for chunk in _chunks(sorted(group)):
+            session.execute(insert(StoredStatus).from_select(
+                ["person_id", *names],
+                select(Person.id, *(literal(values[name], table.c[name].type) for name in names))
+                .where(among(Person.id, chunk, dialect))))
+    return sum(map(len, updates.values())) + sum(map(len, deletes.values())) + sum(map(len, inserts.values()))
 
 
-def _grouped(changes: dict) -> dict:
-    """{person: {competency: value}} -> {frozenset of (competency, value): sorted people with exactly it}."""
-    groups: dict = {}
-    for person_id, change in changes.items():
-        groups.setdefault(frozenset(change.items()), []).append(person_id)
-    return {change: sorted(group) for change, group in groups.items()}
+def _order(item):
+    """Groups in a fixed order (competency, date, requirement), None dates first: statements are repeatable."""
+    (competency_id, (required_by, requirement_id)), _ = item
+    return competency_id, required_by is not None, required_by or 0, requirement_id or 0
 
 
 def _says_nothing_else():
