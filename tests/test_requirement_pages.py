@@ -3,7 +3,7 @@ and sets technicians' department / job role / assignment date; a bad form is a r
 technicians and managers of other courses are refused; the portfolio leads with "Required of you"; the matrix
 filters overdue; the roster report counts it; the personal calendar feed (parsed with the icalendar library)."""
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
@@ -260,3 +260,30 @@ def test_a_first_launch_gets_the_requirements_and_custom_parameters_set_the_depa
     text = unescape(http.get(f"{team.base}/me/?lt={token}").text)
     due = (_today(app, team) + timedelta(days=90))
     assert "Required of you" in text and f"Due {due:%b} {due.day}, {due.year}" in text
+
+
+def test_a_launch_that_changes_the_role_or_comes_back_follows_the_requirements(team, app, platform, http):
+    csrf = form_fields(team.get("/team/requirements/new").text)["csrf_token"]
+    assert _create(team, csrf, competency_ids=[str(team.garb)]).status_code == 303
+
+    def required():
+        with app.app_context():
+            from lti_tool.models import StoredStatus
+
+            person_id = db.session.scalar(select(Person.id).where(Person.sub == "comes-and-goes"))
+            return db.session.execute(select(StoredStatus.competency_id, StoredStatus.required_by).where(
+                StoredStatus.person_id == person_id, StoredStatus.required_by.is_not(None))).all()
+
+    launch(platform, http, team.base, role="student", sub="comes-and-goes", name="Cam Reyes")
+    assert required() == [(team.garb, date(2030, 1, 31))]
+    launch(platform, http, team.base, role="teacher", sub="comes-and-goes", name="Cam Reyes")
+    assert required() == [], "a manager now: nothing is required of them"
+    launch(platform, http, team.base, role="student", sub="comes-and-goes", name="Cam Reyes")
+    assert required() == [(team.garb, date(2030, 1, 31))], "a technician again"
+    with app.app_context():
+        member = db.session.scalars(select(Membership).join(Person).where(Person.sub == "comes-and-goes")).one()
+        member.active = False  # left the course (a roster sync)
+        db.session.commit()
+    assert required() == []
+    launch(platform, http, team.base, role="student", sub="comes-and-goes", name="Cam Reyes")
+    assert required() == [(team.garb, date(2030, 1, 31))], "back in the course"

@@ -12,7 +12,7 @@ from lti_tool.models import StoredStatus
 from lti_tool.services import DomainError, Forbidden, NotFound, matrix, status, status_store
 from lti_tool.services import requirement_edits as edits
 from lti_tool.services import requirements as rule
-from tests.support.competency_world import World, audit_rows
+from tests.support.competency_world import World, audit_rows, count_queries
 
 DAY = timedelta(days=1)
 
@@ -214,14 +214,21 @@ def test_launch_custom_parameters_set_known_values_only(world):
     assert membership.department == "iv_room" and membership.job_role is None
 
 
-def test_required_by_reads_one_query(world, make):
+def test_required_by_reads_two_queries_whatever_the_number_of_people(world, make):
     from tests.support.competency_world import count_queries
 
     edits.create(world.manager, world.course.id, _form(competency_ids=[world.garb.id, world.cart.id]))
     people = [make.actor(world.course, "technician").person.id for _ in range(6)]
     with count_queries() as n:
         found = rule.required_by(people)
-    assert n[0] == 1 and len(found) == 12
+    assert n[0] == 2 and len(found) == 12
+    people += [make.actor(world.course, "technician").person.id for _ in range(20)]
+    with count_queries() as n:
+        found = rule.required_by(people)
+    assert n[0] == 2 and len(found) == 52
+    with count_queries() as n:
+        assert rule.required_by(people, [world.audit_comp.id]) == {}
+    assert n[0] == 1, "no requirement covers it: the memberships are not read"
 
 
 def test_home_notices_and_reminders_name_overdue_and_soon_required(world):
@@ -288,6 +295,7 @@ def test_large_rewrites_go_in_batches_with_the_same_result(world, make, monkeypa
     # A requirement for everyone in a large course rewrites tens of thousands of pairs: in batches of whole people
     # (bench/requirements.py measures 2,000 technicians); here batches of two pairs give the same rows.
     monkeypatch.setattr(status_store, "_PAIRS_PER_BATCH", 2)
+    monkeypatch.setattr(status_store, "_PEOPLE_PER_LIST", 2)
     people = [world.tech, world.tech2, *(make.actor(world.course, "technician") for _ in range(3))]
     world.signed(world.cart, actor=world.tech2, now=status.now_utc() - DAY)
     req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"]))
@@ -296,3 +304,59 @@ def test_large_rewrites_go_in_batches_with_the_same_result(world, make, monkeypa
                                                     for c in (world.garb, world.cart, world.audit_comp)}
     held = db.session.get(StoredStatus, (world.tech2.person.id, world.cart.id), populate_existing=True)
     assert held.state == status.ACHIEVED and held.required_by == date(2030, 1, 31)
+
+
+def _team_of(world, make, size):
+    """Technicians with a mix of histories: held, awaiting review, drafting, nothing."""
+    now = status.now_utc()
+    for i in range(size):
+        actor = make.actor(world.course, "technician")
+        if i % 4 == 0:
+            world.signed(world.garb, actor=actor, now=now - 30 * DAY)
+        elif i % 4 == 1:
+            world.submitted(actor, [world.cart], now=now - DAY)
+        elif i % 4 == 2:
+            world.evidence(actor, [world.audit_comp])
+
+
+def _requirement_statements(world):
+    """Statements to create, move, retire a requirement for everyone, each in its own flush."""
+    counts = []
+    with count_queries() as n:
+        req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"]))
+        db.session.flush()
+    counts.append(n[0])
+    with count_queries() as n:
+        edits.update(world.manager, req.id, _form(departments=["central", "iv_room"], due_on="2030-03-31"))
+        db.session.flush()
+    counts.append(n[0])
+    with count_queries() as n:
+        edits.retire(world.manager, req.id)
+        db.session.flush()
+    counts.append(n[0])
+    return req, counts
+
+
+def test_a_requirement_for_everyone_takes_the_same_statements_for_20_or_200_technicians(world, make):
+    # A requirement changes no history: the store applies the new required-by dates set-based (bench/requirements
+    # .py: 2,000 technicians x 13 competencies), not by judging every pair again.
+    _team_of(world, make, 18)
+    _, small = _requirement_statements(world)
+    _team_of(world, make, 180)
+    req, large = _requirement_statements(world)
+    assert small == large, (small, large)
+    print("statements to create, move, retire:", large)
+    assert max(large) <= 20, large
+    # And the rows are what judging every pair from the history makes of them.
+    assert _rows() and not any(row[-2:] != (None, None) for row in _rows().values()), "retired: none required"
+    edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"]))
+    db.session.flush()
+    kept = _rows()
+    status_store.rebuild(world.course.id)
+    assert _rows() == kept and len(kept) == 200 * 3
+
+
+def _rows():
+    return {(r.person_id, r.competency_id): (r.state, r.sign_off_id, r.awaiting_review, r.in_progress,
+                                            r.required_by, r.requirement_id)
+            for r in db.session.execute(select(*StoredStatus.__table__.c))}

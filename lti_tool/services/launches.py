@@ -114,14 +114,15 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
         wanted = {"person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
                   "lti_roles": roles, "active": True}
         stored = _stored(found, "member_", Membership)
-        membership = _current(Membership, stored, wanted, now, touch_seconds) \
-            if stored is not None and stored["course_id"] == course.id else None
+        if stored is not None and stored["course_id"] != course.id:
+            stored = None
+        membership = _current(Membership, stored, wanted, now, touch_seconds)
         if membership is None:
             membership = upsert(Membership, ("person_id", "course_id"),
                                 {**wanted, "last_launch_at": now, "updated_at": now})
-            if membership.created_at >= now:
-                # New in the course (an upsert, which the status store's mapper events do not see): the course's
-                # requirements now apply to them.
+            if stored is None or not stored["active"] or stored["role"] != role:
+                # New in the course, back in it, or in another role (an upsert, which the status store's mapper
+                # events do not see): which of the course's requirements apply to them may have changed.
                 status_store.touch_people([person.id])
         custom = claims.get(CLAIM + "custom") or {}
         if "pharmacy_department" in custom or "pharmacy_job_role" in custom:

@@ -19,17 +19,20 @@ from .. import formatting
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Membership, Registration, Requirement
+from ..models.base import among
 from ..models.requirements import DEPARTMENT, EVERYONE, JOB_ROLE
 from . import frameworks, settings
 
 # --- The rule ----------------------------------------------------------------------------------------------
 
-def assigned_on(membership: Membership, tz) -> date:
+def assigned_on(membership, tz) -> date:
     """The day "N days after assignment" counts from: set by a manager, else the membership's first day."""
     return membership.assigned_on or membership.created_at.astimezone(tz).date()
 
 
-def applies_to(requirement: Requirement, membership: Membership) -> bool:
+def applies_to(requirement: Requirement, membership) -> bool:
+    """`membership`: a Membership, or a row of its columns (person_id, department, job_role, assigned_on,
+    created_at), as required_by() reads them."""
     if requirement.audience == EVERYONE:
         return True
     if requirement.audience == DEPARTMENT:
@@ -39,7 +42,7 @@ def applies_to(requirement: Requirement, membership: Membership) -> bool:
     return membership.person_id in (requirement.person_ids or [])
 
 
-def due_date(requirement: Requirement, membership: Membership, tz) -> date:
+def due_date(requirement: Requirement, membership, tz) -> date:
     if requirement.due_on is not None:
         return requirement.due_on
     return assigned_on(membership, tz) + timedelta(days=requirement.due_days or 0)
@@ -54,33 +57,47 @@ def in_effect(as_of: datetime | None):
 
 def required_by(person_ids, competency_ids=None, as_of: datetime | None = None) -> dict:
     """{(person_id, competency_id): (date, requirement_id)}: the earliest due date of the requirements that apply
-    (ties: the older requirement). One query. `competency_ids` None: every competency required of them."""
+    (ties: the older requirement). Two queries: the requirements in effect in the people's courses, then the
+    memberships they may apply to (only the columns the rule reads: a course of thousands of technicians is
+    thousands of rows, and decoding each requirement's lists again on every row of one joined query took longer
+    than the rest of saving it). `competency_ids` None: every competency required of them."""
     person_ids = list(person_ids)
     if not person_ids:
         return {}
     wanted = None if competency_ids is None else set(competency_ids)
-    rows = db.session.execute(
-        select(Requirement, Membership, Registration)
-        .join(Membership, Membership.course_id == Requirement.course_id)
+    technician = (among(Membership.person_id, person_ids, db.engine.dialect.name), Membership.active.is_(True),
+                  Membership.role == TECHNICIAN)
+    found_requirements = db.session.execute(
+        select(Requirement, Registration)
         .join(Registration, Registration.id == Requirement.registration_id)
-        .where(Membership.person_id.in_(person_ids), Membership.active.is_(True),
-               Membership.role == TECHNICIAN, in_effect(as_of))
+        .where(in_effect(as_of), Requirement.course_id.in_(select(Membership.course_id).where(*technician)))
         .order_by(Requirement.id)).all()
-    found: dict = {}
+    if not found_requirements:
+        return {}
+    by_course: dict = {}
     zones: dict = {}
-    for requirement, membership, registration in rows:
-        if not applies_to(requirement, membership):
-            continue
-        tz = zones.get(registration.id)
-        if tz is None:
-            tz = zones[registration.id] = settings.time_zone(registration)
-        due = due_date(requirement, membership, tz)
-        for competency_id in requirement.competency_ids or []:
-            if wanted is not None and competency_id not in wanted:
+    for requirement, registration in found_requirements:
+        if registration.id not in zones:
+            zones[registration.id] = settings.time_zone(registration)
+        covered = [c for c in requirement.competency_ids or [] if wanted is None or c in wanted]
+        if covered:
+            by_course.setdefault(requirement.course_id, []).append((requirement, zones[registration.id], covered))
+    if not by_course:
+        return {}
+    members = db.session.execute(
+        select(Membership.person_id, Membership.course_id, Membership.department, Membership.job_role,
+               Membership.assigned_on, Membership.created_at)
+        .where(*technician, Membership.course_id.in_(by_course))).all()
+    found: dict = {}
+    for membership in members:
+        for requirement, tz, covered in by_course[membership.course_id]:
+            if not applies_to(requirement, membership):
                 continue
-            key = (membership.person_id, competency_id)
-            if key not in found or due < found[key][0]:
-                found[key] = (due, requirement.id)
+            due = due_date(requirement, membership, tz)
+            for competency_id in covered:
+                key = (membership.person_id, competency_id)
+                if key not in found or due < found[key][0]:
+                    found[key] = (due, requirement.id)
     return found
 
 

@@ -8,8 +8,10 @@ compare-and-set UPDATEs of the workflow, which bypass the unit of work, note the
 row every change writes flushes right after. Before a commit anything still noted is settled.
 
 Requirements (issue 15) are part of the row: a requirement written or retired notes its course's technicians, a
-membership whose department, job role, assignment date, role or activity changed notes its person; their pairs
-that were or are now required are judged again (pairs without any history keep a row only while required).
+membership whose department, job role, assignment date, role or activity changed notes its person. Their history
+has not changed, so only the requirement columns of their rows are brought up to date, set-based
+(_apply_requirements; pairs without any history keep a row only while required): a requirement for a course of
+thousands of technicians is a few statements, not a judgement of every pair.
 
 Concurrency: the people whose status is rewritten are locked (FOR UPDATE, in id order) before their history
 is read, so two transactions changing one technician's record run one after the other, and the second reads
@@ -17,8 +19,9 @@ what the first committed (PostgreSQL's READ COMMITTED takes a new snapshot per s
 writer at a time anyway).
 """
 from contextlib import contextmanager
+from dataclasses import replace
 
-from sqlalchemy import delete, event, insert, inspect, select, tuple_
+from sqlalchemy import and_, delete, event, insert, inspect, literal, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -34,7 +37,7 @@ from ..models import (
     SignOffRevocation,
     StoredStatus,
 )
-from ..models.base import utcnow
+from ..models.base import among, utcnow
 from . import requirements, status
 
 _PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "status_sign_offs", "status_links"
@@ -134,29 +137,31 @@ def _take(session) -> set:
     if sign_off_ids:
         pairs.update(session.execute(select(SignOff.person_id, SignOff.competency_id).where(
             SignOff.id.in_(sign_off_ids))).all())
+    return pairs
+
+
+def _take_people(session) -> set:
+    """The people whose requirements may have changed (noted directly, or as members of a course whose
+    requirements were written); the notes are cleared."""
     people = set(session.info.pop(_PEOPLE, ()))
     courses = session.info.pop(_COURSES, set())
     if courses:
         people.update(session.scalars(select(Membership.person_id).where(Membership.course_id.in_(courses))))
-    if people:
-        pairs.update(_required_pairs(session, people))
-    return pairs
-
-
-def _required_pairs(session, people) -> set:
-    """The pairs of `people` that are required now or have a stored requirement (which may no longer hold)."""
-    people = sorted(people)
-    pairs = set(requirements.required_by(people))
-    pairs.update(session.execute(select(StoredStatus.person_id, StoredStatus.competency_id).where(
-        StoredStatus.person_id.in_(people), StoredStatus.required_by.is_not(None))).all())
-    return pairs
+    return people
 
 
 def _settle(session) -> None:
     with session.no_autoflush:
-        pairs = _take(session)
+        # Both lists are taken before anything is written: the writes below flush nothing, but a pair noted for
+        # its history must not be lost if the requirement pass runs first.
+        pairs, people = _take(session), _take_people(session)
+        if pairs or people:
+            # Every person either pass writes, locked once in id order (two lock passes could deadlock).
+            _lock(session, people | {p for p, _ in pairs})
+        if people:
+            _apply_requirements(session, people)
         if pairs:
-            _rewrite(session, pairs)
+            _rewrite(session, pairs, locked=True)
 
 
 @event.listens_for(Session, "after_flush_postexec")
@@ -197,15 +202,15 @@ def row_values(person_id: int, entry: status.CompetencyStatus, now) -> dict:
 _PAIRS_PER_BATCH = 1000
 
 
-def _rewrite(session, pairs) -> int:
+def _rewrite(session, pairs, locked: bool = False) -> int:
     """Judge `pairs` again from their history and replace their rows; pairs that say nothing (not started,
     no sign-off, nothing open or drafted, not required) have no row. Large sets go in batches of whole people."""
     by_person: dict = {}
     for person_id, competency_id in pairs:
         by_person.setdefault(person_id, set()).add(competency_id)
     people = sorted(by_person)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(Person.id).where(Person.id.in_(people)).order_by(Person.id).with_for_update())
+    if not locked:
+        _lock(session, people)
     written, batch, size = 0, [], 0
     for person_id in people:
         batch.append(person_id)
@@ -216,6 +221,115 @@ def _rewrite(session, pairs) -> int:
     if batch:
         written += _rewrite_batch(session, {p: by_person[p] for p in batch})
     return written
+
+
+def _lock(session, people) -> None:
+    """Lock the people whose rows are rewritten, in id order (see the module's note on concurrency). A
+    transaction that already holds the locks takes them again at no cost."""
+    if session.get_bind().dialect.name == "postgresql":
+        people = sorted(people)
+        session.execute(select(Person.id).where(among(Person.id, people, "postgresql")).order_by(Person.id)
+                        .with_for_update())
+
+
+# People per statement: PostgreSQL takes any number as one array; SQLite allows 32,766 bound parameters.
+_PEOPLE_PER_LIST = 5000
+
+
+def _chunks(items: list):
+    for start in range(0, len(items), _PEOPLE_PER_LIST):
+        yield items[start:start + _PEOPLE_PER_LIST]
+
+
+def _apply_requirements(session, people) -> int:
+    """Bring the requirement columns (required_by, requirement_id) of `people`'s rows up to date, set-based.
+
+    A requirement, or a membership attribute it picks people by, changes no history: the state, sign-off and
+    expiry of every pair stay what they are, only which pairs are required by when changes. So instead of judging
+    every pair again, the new {(person, competency): (date, requirement)} comes from requirements.required_by()
+    and is applied as the difference to the stored rows, keeping the table's invariant (a row exists only when it
+    says something): a newly required pair without a row gets a plain 'not started' row; a pair no longer
+    required loses its row if the requirement was all it said. Changes are grouped by competency and new value,
+    so a requirement for everyone in a course is a few statements per competency whatever the course's size.
+    Returns the number of rows changed."""
+    people = sorted(people)
+    dialect = session.get_bind().dialect.name
+    wanted = requirements.required_by(people)
+    competency_ids = sorted({c for _, c in wanted})
+    table = StoredStatus.__table__
+    # Only what the difference needs: the stored requirement, and whether the row says anything else.
+    plain = _says_nothing_else().label("plain")
+    rows = {}
+    for chunk in _chunks(people):
+        relevant = table.c.required_by.is_not(None)
+        if competency_ids:
+            relevant = relevant | table.c.competency_id.in_(competency_ids)
+        for row in session.execute(select(table.c.person_id, table.c.competency_id, table.c.required_by,
+                                          table.c.requirement_id, plain)
+                                   .where(among(table.c.person_id, chunk, dialect), relevant)).all():
+            rows[(row.person_id, row.competency_id)] = row
+    # {(competency, new (date, requirement) or (None, None)): [people]} for each way to fix a stored row: the
+    # people of one group share one statement (a requirement for everyone by one date: one per competency).
+    updates: dict = {}
+    deletes: dict = {}
+    inserts: dict = {}
+    for key in set(wanted) | {k for k, row in rows.items() if row.required_by is not None}:
+        person_id, competency_id = key
+        new = wanted.get(key)
+        row = rows.get(key)
+        if row is None:
+            if new is not None:
+                inserts.setdefault((competency_id, new), []).append(person_id)
+        elif (row.required_by, row.requirement_id) == (new or (None, None)):
+            continue
+        elif new is None and row.plain:
+            deletes.setdefault(competency_id, []).append(person_id)
+        else:
+            updates.setdefault((competency_id, new or (None, None)), []).append(person_id)
+    now = utcnow()
+    for (competency_id, (required_by, requirement_id)), group in sorted(updates.items(), key=_order):
+        for chunk in _chunks(sorted(group)):
+            session.execute(update(StoredStatus).where(
+                StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
+                .values(required_by=required_by, requirement_id=requirement_id, updated_at=now)
+                .execution_options(synchronize_session=False))
+    for competency_id, group in sorted(deletes.items()):
+        for chunk in _chunks(sorted(group)):
+            session.execute(delete(StoredStatus).where(
+                StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
+                .execution_options(synchronize_session=False))
+    blank = status.CompetencyStatus(0, status.NOT_STARTED)
+    for (competency_id, (required_by, requirement_id)), group in sorted(inserts.items(), key=_order):
+        # A plain 'not started' row per person, required: INSERT ... SELECT from the people table.
+        values = row_values(0, replace(blank, competency_id=competency_id, required_by=required_by,
+                                       requirement_id=requirement_id), now)
+        names = [name for name in values if name != "person_id"]
+        for chunk in _chunks(sorted(group)):
+            session.execute(insert(StoredStatus).from_select(
+                ["person_id", *names],
+                select(Person.id, *(literal(values[name], table.c[name].type) for name in names))
+                .where(among(Person.id, chunk, dialect))))
+    return sum(map(len, updates.values())) + sum(map(len, deletes.values())) + sum(map(len, inserts.values()))
+
+
+def _order(item):
+    """Groups in a fixed order (competency, date, requirement), None dates first: statements are repeatable."""
+    (competency_id, (required_by, requirement_id)), _ = item
+    return competency_id, required_by is not None, required_by or 0, requirement_id or 0
+
+
+def _says_nothing_else():
+    """SQL: the stored row records nothing but its requirement (without it, the pair would have no row): every
+    other column holds what a 'not started' status without history has."""
+    blank = status.CompetencyStatus(0, status.NOT_STARTED)
+    table = StoredStatus.__table__
+    tests = [table.c.state == status.NOT_STARTED]
+    for name in _COLUMNS[1:]:
+        if name in ("required_by", "requirement_id"):
+            continue
+        value = getattr(blank, name)
+        tests.append(table.c[name].is_(None) if value is None else table.c[name] == value)
+    return and_(*tests)
 
 
 def _rewrite_batch(session, by_person: dict) -> int:
