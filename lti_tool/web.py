@@ -136,7 +136,9 @@ def choose_language():
     """The language of this request, set before any text is written: the session person's pick, else their
     launch's locale (i18n.select_locale falls back to the browser's). A bad token is left for the view to refuse
     as it always does: the next tool_session.current() loads it again and raises."""
-    if not tool_session.token_from_request():
+    if not tool_session.token_from_request() or request.blueprint == "lti":
+        # The LTI endpoints (login, launch, registration) are not pages of a session, and the login must make
+        # its first statement itself (it runs without a transaction: storage.autocommit).
         return
     try:
         session = tool_session.current()

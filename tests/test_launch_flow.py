@@ -92,3 +92,14 @@ def test_protocol_endpoints_may_be_framed_by_any_platform(live_server, platform,
     resp, _ = platform.login(http, live_server, iss="https://unknown.example")
     assert resp.status_code == 400
     assert _csp(resp)["frame-ancestors"] == "*"
+
+
+def test_a_login_that_carries_a_session_token_still_works(live_server, platform, registered, http):
+    """A page's token on the login URL (the language is chosen before views, from the session): the login still
+    makes its first statement itself, outside a transaction (found by the fuzz test on PostgreSQL)."""
+    resp, _, _ = platform.launch(http, live_server, sub="token-on-login")
+    token = parse_qs(urlsplit(resp.headers["Location"]).query)["lt"][0]
+    login = http.get(live_server + "/lti/login", params={
+        "iss": platform.issuer, "login_hint": "token-on-login", "target_link_uri": live_server + "/lti/launch",
+        "client_id": platform.client_id, "lt": token, "area": "-3.1e16"}, allow_redirects=False)
+    assert login.status_code == 302 and login.headers["Location"].startswith(platform.base + "/auth?")

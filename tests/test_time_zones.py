@@ -90,3 +90,18 @@ def test_the_tenant_setting_beats_the_browser_but_not_the_lms(app, live_server, 
         fresh = Person(registration_id=registration.id, sub="nobody")
         assert not settings.wants_browser_zone(fresh, registration), "the tenant said"
     assert _page_and_script(http, live_server, token) is None
+
+
+def test_a_real_browser_reports_its_zone_once(app, live_server, platform, registered, http):
+    """js/time_zone.js in Debian's chromium, emulating a browser in Denver."""
+    from tests.support.browser import chromium
+
+    token = _launch(platform, http, live_server, "tz-chromium")
+    with chromium() as browser:
+        context = browser.new_context(timezone_id="America/Denver")
+        page = context.new_page()
+        with page.expect_response(lambda r: r.url.startswith(live_server + "/time-zone")) as answer:
+            page.goto(f"{live_server}/me/?lt={token}")
+        assert answer.value.status == 204
+        context.close()
+    assert _person(app, "tz-chromium") == ("America/Denver", "browser")

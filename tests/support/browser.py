@@ -35,6 +35,9 @@ def launch_chromium(playwright, extra_args=(), **kwargs):
         pytest.skip(f"{CHROMIUM} is not installed (make test installs Debian's chromium)")
     # headless=False: the headless mode comes from --headless=new in the arguments, so Playwright does not add
     # its own (old-style) --headless switch on top.
+    # A browser in the tool's default zone, as a US user's would be: pages report the browser's zone once when
+    # neither the LMS nor the tenant names one (js/time_zone.js), and tests compare dates in that default zone.
+    kwargs.setdefault("env", {**os.environ, "TZ": "America/New_York"})
     return playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *extra_args], headless=False,
                                       **kwargs)
 
