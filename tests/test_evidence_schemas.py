@@ -285,8 +285,8 @@ def test_qi_project_bad(changes, expected):
     (dict(number="x" * 101), {"number": ["At most 100 characters."]}),
     (dict(issued_date=DROP), {"issued_date": ["This field is required."]}),
     (dict(issued_date="2025-07-01", expiry_date="2027-07-01"), {"issued_date": ["This date is in the future."]}),
-    (dict(expiry_date="2024-01-31"), {"expiry_date": ["The expiry date must be after the issue date."]}),
-    (dict(expiry_date="2023-12-31"), {"expiry_date": ["The expiry date must be after the issue date."]}),
+    (dict(expiry_date="2024-01-31"), {"expiry_date": ["The expiration date must be after the issue date."]}),
+    (dict(expiry_date="2023-12-31"), {"expiry_date": ["The expiration date must be after the issue date."]}),
 ])
 def test_certification_bad(changes, expected):
     assert errors_of("certification", **changes) == expected

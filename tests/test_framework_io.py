@@ -238,7 +238,7 @@ MALFORMED = {
     "only blank lines": ("\n \n", None, None, "empty"),
     "not JSON": ('{"CFDocument": {"identifier": "x",', "line 1", None, "Not valid JSON"),
     "JSON named file that is not JSON": (("framework.json", "Parent,Id\n"), "line 1", None, "Not valid JSON"),
-    "unrecognised JSON": ({"hello": "world"}, None, None, "Unrecognised JSON"),
+    "unrecognized JSON": ({"hello": "world"}, None, None, "Unrecognized JSON"),
     "missing CFDocument": (_case_without_document(), "CFPackage", "CFDocument", "Missing"),
     "item without identifier": (_case_item(small_package(), 1, identifier=None), "CFItems[1]", "identifier",
                                 "Missing"),

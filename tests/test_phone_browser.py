@@ -174,7 +174,7 @@ def test_deep_linked_cross_training_in_at_most_8_taps(app, browser, live_server,
         no_violations(page, "cross-training form at 390 px")
         screenshot(page, "phone-390-cross-training-form")
 
-        taps.type(page.get_by_label("Skills practised"), "Aseptic technique\nFirst air", "skills")
+        taps.type(page.get_by_label("Skills practiced"), "Aseptic technique\nFirst air", "skills")
         taps.type(page.get_by_label("Trainer’s name"), "Dana Ruiz", "trainer")
         taps.type(page.get_by_label("Hours of training"), "4", "hours")
         taps.type(page.get_by_label("Start date"), start, "start date")
@@ -265,7 +265,7 @@ def test_files_are_checked_before_upload_and_the_good_ones_stay_chosen(app, brow
         screenshot(page, "phone-320-files-refused")
 
         page.get_by_label("Title").fill("Cart fill")
-        page.get_by_label("Skills practised").fill("Cart fill")
+        page.get_by_label("Skills practiced").fill("Cart fill")
         page.get_by_label("Trainer’s name").fill("Dana Ruiz")
         page.get_by_label("Hours of training").fill("2")
         page.get_by_label("Start date").fill((date.today() - timedelta(days=3)).isoformat())

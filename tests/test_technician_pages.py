@@ -284,7 +284,7 @@ BAD = {
     "certification": ({"credential": "state_registration", "expiry_date": days_ago(800)},
                       {"f-issuing-body": "Name the body that issued this credential.",
                        "f-state": "Give the state that issued the registration or license.",
-                       "f-expiry-date": "The expiry date must be after the issue date."}),
+                       "f-expiry-date": "The expiration date must be after the issue date."}),
     "continuing_education": ({"uan": "0197-0000-17-001-B05-T", "hours": "150"},
                              {"f-uan": "must be L (live) or H (home study)", "f-hours": "At most 100 hours."}),
 }

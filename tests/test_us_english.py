@@ -18,3 +18,12 @@ def test_no_british_spelling(path):
     found = [(n, m.group(0)) for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              for m in BRITISH.finditer(line)]
     assert not found, found
+
+
+def test_no_british_spelling_in_the_catalog():
+    """Every string wrapped for translation in Python (labels, hints, errors, e-mails) is a msgid of the English
+    source catalog: the same check for what the code says."""
+    catalog = (ROOT / "translations" / "messages.pot").read_text(encoding="utf-8")
+    found = [m.group(0) for line in catalog.splitlines() if line.startswith(("msgid", '"'))
+             for m in BRITISH.finditer(line)]
+    assert not found, found

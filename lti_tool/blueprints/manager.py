@@ -48,7 +48,7 @@ EVIDENCE_STATUS_LABELS = {"draft": _l("Draft"), "submitted": _l("Submitted for r
 FIELD_LABELS = {
     "department": _l("Department"), "department_other": _l("Department (other)"), "skills": _l("Skills"),
     "trainer_name": _l("Trainer"), "hours": _l("Hours"), "start_date": _l("Start date"), "end_date": _l("End date"),
-    "checklist_steps": _l("Checklist steps practised"), "notes": _l("Notes"), "role": _l("Role"),
+    "checklist_steps": _l("Checklist steps practiced"), "notes": _l("Notes"), "role": _l("Role"),
     "role_other": _l("Role (other)"),
     "scope": _l("Scope"), "supervisor": _l("Supervisor"), "problem": _l("Problem"), "aim": _l("Aim"),
     "measures": _l("Measures"),

@@ -60,7 +60,7 @@ def _options(mapping) -> tuple:
 
 
 TITLE = Field("title", _l("Title"), maxlength=300,
-              hint=_l("A short name you will recognise, e.g. “Cart fill, 3 West”."))
+              hint=_l("A short name you will recognize, e.g. “Cart fill, 3 West”."))
 NOTES = Field("notes", _l("Notes"), "textarea", required=False, maxlength=5000,
               hint=_l("Anything else the reviewer should know (optional)."))
 
@@ -69,7 +69,7 @@ FIELDS = {
         TITLE,
         Field("department", _l("Department"), "select", options=_options(DEPARTMENTS)),
         Field("department_other", _l("Department, if “Other”"), required=False, maxlength=100),
-        Field("skills", _l("Skills practised"), "lines", hint=_l("One skill a line.")),
+        Field("skills", _l("Skills practiced"), "lines", hint=_l("One skill a line.")),
         Field("trainer_name", _l("Trainer’s name"), maxlength=200),
         Field("trainer_person_id", _l("Trainer’s account in this course"), "select", required=False,
               hint=_l("Optional: choose them if they use this tool, so the record is linked to them.")),
@@ -113,7 +113,7 @@ FIELDS = {
         Field("state", _l("State"), "select", required=False, options=tuple((s, s) for s in sorted(US_STATES)),
               hint=_l("Only for a state registration or license.")),
         Field("issued_date", _l("Date issued"), "date", past=True),
-        Field("expiry_date", _l("Expiry date"), "date", required=False,
+        Field("expiry_date", _l("Expiration date"), "date", required=False,
               hint=_l("When it must be renewed, if it expires.")),
         NOTES,
     ),

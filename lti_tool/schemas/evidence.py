@@ -367,7 +367,7 @@ class CertificationSchema(_EvidenceSchema):
             errors.setdefault("state", []).append(_("Only give a state for a state registration or license."))
         issued, expiry = data.get("issued_date"), data.get("expiry_date")
         if issued and expiry and expiry <= issued:
-            errors.setdefault("expiry_date", []).append(_("The expiry date must be after the issue date."))
+            errors.setdefault("expiry_date", []).append(_("The expiration date must be after the issue date."))
         self._raise(errors)
 
 

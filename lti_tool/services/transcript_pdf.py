@@ -1,6 +1,6 @@
 """The printable transcript: a PDF made with reportlab's platypus from services.transcripts data.
 
-Made for paper: 10 pt body text with 13 pt leading, black on white, no colour needed to read a state (it is
+Made for paper: 10 pt body text with 13 pt leading, black on white, no color needed to read a state (it is
 written out), tables that split across pages with their header row repeated, and on every page the technician's
 name, "Page n of N", the verification link and a QR code of it. US Letter (default) or A4.
 """

@@ -27,7 +27,7 @@ def detect(text: str, filename: str | None = None) -> str:
             return "case"
         if native.looks_like(doc):
             return "native"
-        fail(None, None, "Unrecognised JSON: expected a CASE CFPackage (CFDocument, CFItems, CFAssociations) "
+        fail(None, None, "Unrecognized JSON: expected a CASE CFPackage (CFDocument, CFItems, CFAssociations) "
                          f'or a framework file with "format": "{native.FORMAT}".')
     return "moodle-csv"
 

@@ -36,7 +36,7 @@ FIELDS = {
         Field("method", "Method", ("method", "assessmentmethod", "how"),
               hint="observed, demonstrated, verified document or attested"),
         Field("rating", "Rating", ("rating", "result", "level", "score")),
-        Field("expires", "Expiry date", ("expirydate", "expiry", "expires", "expirationdate", "nextdue",
+        Field("expires", "Expiration date", ("expirydate", "expiry", "expires", "expirationdate", "nextdue",
                                          "duedate", "revalidationdue")),
         Field("interval", "Interval (months)", ("intervalmonths", "interval", "revalidationinterval",
                                                 "frequency", "revalidationmonths", "every")),

@@ -108,7 +108,7 @@ def check_sign_off(planned: PlannedRow, v: dict, context):
     elif competency is None:
         planned.problems.append(f"'{code[:60]}' is not a competency of this course's frameworks.")
     assessed = _date(planned, v.get("assessed"), "Date assessed", True, context)
-    expires = _date(planned, v.get("expires"), "Expiry date", False, context, future_ok=True)
+    expires = _date(planned, v.get("expires"), "Expiration date", False, context, future_ok=True)
     interval = None
     raw_interval = (v.get("interval") or "").lower()
     if raw_interval:
