@@ -13,7 +13,25 @@ def test_login_redirects_to_platform_with_state_and_nonce(live_server, platform,
     assert auth["redirect_uri"] == live_server + "/lti/launch"
     assert auth["response_mode"] == "form_post" and auth["prompt"] == "none"
     assert auth["state"] and auth["nonce"]
-    assert http.cookies.get("lti1p3-" + auth["state"]) == auth["state"]
+    # One cookie per browser, no per-login cookie; the state is signed and bound to that cookie.
+    assert [c.name for c in http.cookies] == ["ptp_browser"]
+    assert auth["state"].startswith("s1.") and auth["nonce"] not in auth["state"]
+
+
+def test_a_login_writes_nothing_and_keeps_the_browsers_cookie(live_server, platform, registered, http, app):
+    from sqlalchemy import func, select
+
+    from lti_tool.extensions import db
+    from lti_tool.models import LtiStoreEntry
+
+    platform.login(http, live_server)
+    cookie = http.cookies.get("ptp_browser")
+    for _ in range(3):
+        resp, _ = platform.login(http, live_server)
+        assert resp.status_code == 302
+    assert http.cookies.get("ptp_browser") == cookie  # refreshed, never replaced (a session may be bound to it)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(LtiStoreEntry)) == 0
 
 
 def test_login_accepts_post(live_server, platform, registered, http):

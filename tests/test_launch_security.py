@@ -212,7 +212,7 @@ def test_missing_state(live_server, platform, registered, http, count_rows):
 
 def test_state_cookie_differs(live_server, platform, registered, http, count_rows):
     _, auth = platform.login(http, live_server)
-    http.cookies.set("lti1p3-" + auth["state"], "state-somebody-else", domain="127.0.0.1", path="/")
+    http.cookies.set("ptp_browser", "somebody-elses-browser", domain="127.0.0.1", path="/")
     token = platform.sign(platform.claims(auth["nonce"]))
     resp = http.post(live_server + "/lti/launch", data={"id_token": token, "state": auth["state"]},
                      allow_redirects=False)
@@ -317,7 +317,7 @@ def test_login_from_unknown_issuer(live_server, platform, registered, http, coun
     resp, _ = platform.login(http, live_server, iss="https://unknown-lms.example.org")
     assert_refused(resp, 400, "This LMS is not registered with the tool", count_rows)
     assert "flask --app lti_tool lti add-platform" in resp.text
-    assert not any(c.name.startswith("lti1p3-") for c in http.cookies)
+    assert not list(http.cookies)
 
 
 def test_login_with_unknown_client_id(live_server, platform, registered, http, count_rows):
@@ -393,8 +393,8 @@ def test_state_cookie_over_https_behind_a_proxy(other_app, platform, registered,
     assert resp.status_code == 302, resp.text
     auth = _auth_params(resp)
     assert auth["redirect_uri"] == "https://tool.example.org/lti/launch"
-    cookies = [c for c in resp.headers.getlist("Set-Cookie") if c.startswith("lti1p3-")]
-    assert len(cookies) == 1
+    cookies = resp.headers.getlist("Set-Cookie")
+    assert len(cookies) == 1 and cookies[0].startswith("ptp_browser=")
     attrs = {part.strip().split("=")[0] for part in cookies[0].split(";")}
     assert {"Secure", "HttpOnly", "Partitioned"} <= attrs
     assert "SameSite=None" in cookies[0]
@@ -404,10 +404,8 @@ def test_state_cookie_over_https_behind_a_proxy(other_app, platform, registered,
                                **{CLAIM + "target_link_uri": "https://tool.example.org/lti/launch"}))
     resp = client.post("/lti/launch", data={"id_token": token, "state": auth["state"]}, **via_proxy)
     assert resp.status_code == 303, resp.text
-    # ... and clears it with the same attributes (a Partitioned cookie is only removed by a Partitioned delete).
-    cleared = resp.headers["Set-Cookie"]
-    assert cleared.startswith(f"lti1p3-{auth['state']}=;") and "Max-Age=0" in cleared
-    assert "Partitioned" in cleared and "Secure" in cleared and "SameSite=None" in cleared
+    # ... which stays as the login set it: the session is bound to it, and nothing is left to clear.
+    assert "Set-Cookie" not in resp.headers
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
 
 
@@ -415,7 +413,7 @@ def test_state_cookie_over_plain_http_is_not_marked_secure(other_app, platform, 
     client = other_app(PROXY_FIX_HOPS=1).test_client()
     resp = client.get("/lti/login", query_string=_login_query(platform, "http://localhost/lti/launch"))
     assert resp.status_code == 302
-    cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("lti1p3-"))
+    cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("ptp_browser="))
     assert "Secure" not in cookie and "SameSite=None" not in cookie
 
 
@@ -437,9 +435,9 @@ def test_plain_form_post_flow_needs_no_javascript_and_no_cookie_afterwards(live_
     # ... and so is the launch: 303 to the tool's page, which needs no cookie.
     assert launch.status_code == 303, launch.text
     assert "<script" not in launch.text
-    # The only cookie the launch touches is the login's state cookie, which it clears.
-    assert launch.headers["Set-Cookie"].startswith(f"lti1p3-{auth['state']}=;")
-    assert not [c for c in http.cookies if c.name.startswith("lti1p3-")]
+    # The launch sets no cookie: the login's browser cookie is the only one, and the tool's page needs none.
+    assert "Set-Cookie" not in launch.headers
+    assert [c.name for c in http.cookies] == ["ptp_browser"]
     with requests.Session() as no_cookies:
         page = no_cookies.get(live_server + launch.headers["Location"])
     assert page.status_code == 200 and "Tess Nguyen" in page.text
@@ -462,10 +460,39 @@ def test_a_slow_platform_key_set_times_out_quickly(other_app, platform, register
     assert_refused(resp, 400, "The LMS&#39;s keys could not be read", count_rows)
 
 
-def test_state_cookies_do_not_pile_up_over_many_launches(live_server, platform, registered, http):
-    """Each login sets a state cookie; left to expire they would outgrow the 8 KB header limit of gunicorn and
-    nginx after a few dozen launches in one browser, and every request to the tool would fail."""
+def test_cookies_do_not_pile_up_over_many_launches(live_server, platform, registered, http):
+    """A cookie per login (pylti1p3's lti1p3-<state>) would outgrow the 8 KB header limit of gunicorn and nginx
+    after a few dozen launches in one browser, and every request to the tool would fail: there is one per browser."""
     for _ in range(5):
         resp, _, _ = platform.launch(http, live_server)
         assert resp.status_code == 303
-    assert not [c.name for c in http.cookies if c.name.startswith("lti1p3-")]
+    assert [c.name for c in http.cookies] == ["ptp_browser"]
+
+
+def test_a_state_is_bound_to_the_browser_that_logged_in(live_server, platform, registered, http, count_rows):
+    """Login CSRF: an attacker's state and id_token posted from the victim's browser (which has its own cookie)."""
+    with requests.Session() as attacker:
+        _, auth = platform.login(attacker, live_server)
+    platform.login(http, live_server)  # the victim's browser has a cookie of its own
+    token = platform.sign(dict(platform.claims(auth["nonce"]), **{CLAIM + "target_link_uri": auth["redirect_uri"]}))
+    resp = http.post(auth["redirect_uri"], data={"id_token": token, "state": auth["state"]}, allow_redirects=False)
+    assert_refused(resp, 400, "Your browser did not keep the launch&#39;s cookie", count_rows)
+
+
+def test_a_forged_or_altered_state_is_refused(live_server, platform, registered, http, count_rows):
+    _, auth = platform.login(http, live_server)
+    token = platform.sign(dict(platform.claims(auth["nonce"]), **{CLAIM + "target_link_uri": auth["redirect_uri"]}))
+    head, payload, stamp, signature = auth["state"].split(".")
+    for state in (f"{head}.{payload}.{stamp}.{signature[:-2]}AA", "state-made-up", "s1." + "A" * 2000):
+        resp = http.post(auth["redirect_uri"], data={"id_token": token, "state": state}, allow_redirects=False)
+        assert_refused(resp, 400, "This launch was already used or has expired", count_rows)
+
+
+def test_a_state_older_than_its_lifetime_is_refused(other_app, platform, registered, count_rows):
+    client = other_app(LTI_STATE_TTL=1).test_client()
+    resp = client.get("/lti/login", query_string=_login_query(platform, "http://localhost/lti/launch"))
+    auth = _auth_params(resp)
+    time.sleep(2.1)
+    resp = client.post("/lti/launch", data={"id_token": platform.sign(platform.claims(auth["nonce"])),
+                                            "state": auth["state"]})
+    assert_refused(resp, 400, "This launch was already used or has expired", count_rows)

@@ -58,12 +58,13 @@ def test_returning_users_login_and_launch_take_at_most_8_statements(app, engine,
     assert resp.status_code == 303, resp.text
     assert len(seen) <= MAX_STATEMENTS, "\n".join(seen)
     lowered = [s.lower() for s in seen]
-    # Registration and deployment come from the cache; state and nonce are consumed by one DELETE ... RETURNING.
+    # Registration and deployment come from the cache; the login writes nothing (its state is signed) and only
+    # reads the registry stamp; the launch claims its nonce with one INSERT ... ON CONFLICT DO NOTHING.
     assert not any(s.startswith("select") and "from registrations" in s and "deployments" in s for s in lowered)
     assert not any("from deployments" in s for s in lowered)
+    assert lowered[0].startswith("select registry_version.stamp")
     store = [s for s in lowered if "lti_store" in s]
-    assert len(store) == 2 and store[0].startswith("insert") and store[1].startswith("delete")
-    assert "returning" in store[1]
+    assert len(store) == 1 and store[0].startswith("insert") and "do nothing" in store[0]
     assert platform.jwks_requests == jwks_before  # no outbound call
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
     page = http.get(live_server + resp.headers["Location"])
@@ -84,7 +85,8 @@ def test_a_launch_that_changes_nothing_writes_no_person_course_or_membership(app
     with recorded_statements(engine) as seen:
         resp, _, _ = platform.launch(http, live_server, sub="same-again")
     assert resp.status_code == 303, resp.text
-    # The login's state row, the launch consuming it, and one SELECT of the person, course, link and membership.
+    # The login's read of the registry stamp, the launch's nonce, and one SELECT of the person, course, link and
+    # membership.
     assert len(seen) == 3, "\n".join(seen)
     assert _writes(seen) == []
 

@@ -25,8 +25,6 @@ from ..services.launches import parse_target, record_launch, remember_origins
 from ..tasks import enqueue_after_commit
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
-# pylti1p3's cookie names: "lti1p3-" + the state.
-STATE_COOKIE_PREFIX = "lti1p3-"
 MESSAGE_TYPE = "https://purl.imsglobal.org/spec/lti/claim/message_type"
 CLAIM_CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
@@ -69,19 +67,7 @@ def launch():
             target=request.values.get("lti_storage_target"),
             platform_origin=origin(message.registration_row.auth_login_url) or "*",
         )
-    response = _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
-    _forget_state_cookie(response, message.state)
-    return response
-
-
-def _forget_state_cookie(response, state):
-    """The state cookie has done its job. Left to expire, one more piles up per launch: a few dozen launches
-    within its lifetime make the Cookie header larger than servers accept (gunicorn and nginx stop at 8 KB) and
-    every request to the tool fails. The attributes must match the ones it was set with (a Partitioned cookie
-    is only deleted by a Partitioned Set-Cookie)."""
-    secure = request.is_secure
-    response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/", secure=secure, httponly=True,
-                           samesite="None" if secure else None, partitioned=secure)
+    return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
 
 
 @bp.route("/launch/complete", methods=["POST"])
@@ -96,10 +82,13 @@ def _finish(registration, deployment, claims, launch_id):
     person, course, membership = record_launch(registration, deployment, claims,
                                                current_app.config["LTI_LAUNCH_TOUCH_SECONDS"])
     remember_origins(registration, claims)
-    # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame).
-    browser = tool_session.browser_cookie() or secrets.token_urlsafe(24)
+    # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame). The login set
+    # or refreshed it moments ago; a browser that did not keep it (the platform-storage path) gets a new one.
+    browser = tool_session.browser_cookie()
+    if browser is None:
+        browser = secrets.token_urlsafe(24)
+        after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
     token = tool_session.issue(person, membership, launch_id, bound=tool_session.browser_digest(browser))
-    after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:
             raise LaunchError(_("Only course managers can add this tool's content"),

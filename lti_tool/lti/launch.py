@@ -19,11 +19,12 @@ from pylti1p3.contrib.flask import FlaskCookieService, FlaskMessageLaunch, Flask
 from pylti1p3.exception import LtiException
 from sqlalchemy import select
 
+from .. import tool_session
 from ..extensions import db
 from ..models import Deployment, Registration
 from ..models.base import utcnow
 from ..models.upsert import insert
-from . import storage
+from . import login_state, storage
 from .claims import check_claims
 from .errors import ADMIN_REGISTRATION_ADVICE, LaunchError
 from .http import http_session
@@ -36,6 +37,7 @@ from .tool_conf import (
     find_deployment_row,
     note_registry_change,
     pick,
+    read_stamp,
     registration_info,
     stamp,
 )
@@ -54,19 +56,26 @@ def lti_request(**data) -> FlaskRequest:
     return FlaskRequest(request_data=merged or None)
 
 
-def state_key(state: str) -> str:
-    return f"state-{state}"
+def nonce_key(nonce: str) -> str:
+    return f"nonce-{nonce}"
+
+
+def _browser_digest() -> str | None:
+    cookie = tool_session.browser_cookie()
+    return tool_session.browser_digest(cookie) if cookie else None
 
 
 class ToolOIDCLogin(FlaskOIDCLogin):
-    """Third-party-initiated login: records state and nonce in the shared store, sets the state cookie."""
+    """Third-party-initiated login: a signed state bound to the browser's cookie (login_state.py); writes nothing."""
 
     def __init__(self, lti_req):
         super().__init__(lti_req, DbToolConf(), cookie_service=FlaskCookieService(lti_req))
         self.registration_row = None
+        self.browser = None
 
     def build_redirect(self, launch_url: str):
-        # The state row is the login's only write, and harmless if the login fails after it (it expires unused).
+        # The login writes nothing (its state is signed: login_state.py); its one statement, the registry stamp,
+        # is a read that needs no transaction.
         storage.autocommit()
         issuer = self._get_request_param("iss")
         login_hint = self._get_request_param("login_hint")
@@ -85,22 +94,16 @@ class ToolOIDCLogin(FlaskOIDCLogin):
             raise LaunchError(_("The link points elsewhere"),
                               _("The target_link_uri is not an address of this tool."), status=400,
                               code="foreign_target")
-        state = "state-" + secrets.token_urlsafe(24)
-        nonce = secrets.token_urlsafe(24)
-        ttl = current_app.config["LTI_STATE_TTL"]
-        # One row holds the state and its nonce: consuming the state at launch consumes the nonce with it.
-        entry = {"nonce": nonce, "registration_id": row.id, "target": target}
-        seen = storage.put(state_key(state), entry, ttl, also=stamp(), relaxed_commit=True)
-        if not cache().is_current(issuer, seen):
+        if not cache().is_current(issuer, read_stamp()):
             # A registration changed since this process cached it: read it again before redirecting anywhere.
-            fresh = pick(cache().reload(issuer), client_id)
-            if fresh is None:
+            row = pick(cache().reload(issuer), client_id)
+            if row is None:
                 raise self._unknown(issuer, client_id)
-            if fresh.id != row.id:
-                storage.put(state_key(state), {**entry, "registration_id": fresh.id}, ttl)
-            row = fresh
         self.registration_row = row
-        self._cookie_service.set_cookie(state, state, ttl)
+        # The browser's cookie, kept if it has one (a session token may already be bound to it), refreshed below.
+        self.browser = tool_session.browser_cookie() or secrets.token_urlsafe(24)
+        nonce = secrets.token_urlsafe(24)
+        state = login_state.issue(row.id, nonce, tool_session.browser_digest(self.browser))
         params = {
             "scope": "openid",
             "response_type": "id_token",
@@ -127,12 +130,13 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         )
 
     def apply_cookies(self, response):
-        self._cookie_service.update_response(response)
+        tool_session.set_browser_cookie(response, self.browser)
         return response
 
 
 class ToolMessageLaunch(FlaskMessageLaunch):
-    """Validates an id_token POST completely; sets .browser_bound when the state cookie matched."""
+    """Validates an id_token POST completely; sets .browser_bound when the browser showed the cookie its state
+    is bound to."""
 
     def __init__(self, lti_req):
         session = storage.DbSessionService(lti_req, current_app.config["LTI_LAUNCH_DATA_TTL"])
@@ -141,7 +145,6 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.registration_row = None
         self.deployment_row = None
         self.browser_bound = False
-        self.state_entry = None
         self.state = None
 
     # -- the order matters: nothing is consumed before the signature and claims check out ----------
@@ -308,27 +311,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if not state:
             raise LaunchError(_("The launch is incomplete"), _("The launch has no state parameter."),
                               status=400, code="missing_state")
-        entry, seen = storage.take(state_key(state), also=stamp(), relaxed_commit=True)
-        if entry is not None and not cache().is_current(self.registration_row.issuer, seen):
-            # The registry changed since this process cached it (another worker, the CLI): check the token again
-            # against the registration as it is now, before anything is written.
-            cache().reload(self.registration_row.issuer)
-            self.validate_registration()
-            self.validate_jwt_signature()
-        if entry is None:
-            raise LaunchError(_("This launch was already used or has expired"),
-                              _("The state of this launch is unknown: it was used before, it is more than a few "
-                              "minutes old, or it did not start from this tool's login."),
-                              _("Open the tool again from your course."), status=400, code="unknown_state")
-        if entry.get("registration_id") != self.registration_row.id:
+        data = login_state.read(state)
+        if data is None:
+            raise self._state_unknown()
+        if data["r"] != self.registration_row.id:
             raise LaunchError(_("The launch does not match its login"), _("The state belongs to another registration."),
                               status=400, code="state_mismatch")
-        if self._jwt["body"].get("nonce") != entry.get("nonce"):
+        if self._jwt["body"].get("nonce") != data["n"]:
             raise LaunchError(_("The launch does not match its login"), _("The id_token's nonce is not the one this "
                               "login issued (a replayed or swapped token)."), status=400, code="nonce_mismatch")
-        self.state_entry = entry
-        self.state = state
-        if self._cookie_service.get_cookie(state) == state:
+        if login_state.same_browser(data, _browser_digest()):
             self.browser_bound = True
         elif self._get_request_param("lti_storage_target"):
             # The browser blocked our cookie; the page will check the state against platform storage.
@@ -339,11 +331,34 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               "tied to your browser."),
                               _("Allow cookies for this site, or open the tool in a new window."), status=400,
                               code="state_cookie_mismatch")
+        # The launch's first write, once everything else checked out: the nonce, which a replay finds taken. Kept
+        # a minute longer than a state lives, so no state outlives the record of its use.
+        claimed, seen = storage.claim(nonce_key(data["n"]), current_app.config["LTI_STATE_TTL"] + 60,
+                                      also=stamp(), relaxed_commit=True)
+        if not claimed:
+            raise self._state_unknown()
+        if not cache().is_current(self.registration_row.issuer, seen):
+            # The registry changed since this process cached it (another worker, the CLI): check the token again
+            # against the registration as it is now, before anything else is written.
+            cache().reload(self.registration_row.issuer)
+            self.validate_registration()
+            self.validate_jwt_signature()
+            if data["r"] != self.registration_row.id:
+                raise LaunchError(_("The launch does not match its login"),
+                                  _("The state belongs to another registration."), status=400, code="state_mismatch")
+        self.state = state
         return self
 
+    @staticmethod
+    def _state_unknown():
+        return LaunchError(_("This launch was already used or has expired"),
+                           _("The state of this launch is unknown: it was used before, it is more than a few "
+                           "minutes old, or it did not start from this tool's login."),
+                           _("Open the tool again from your course."), status=400, code="unknown_state")
+
     def validate_nonce(self):
-        """The nonce was issued in the state entry that validate_state consumed (and compared it with): a replayed
-        id_token finds no entry with its nonce, so nothing is left to check or delete here."""
+        """validate_state compared the id_token's nonce with the one its signed state carries and claimed it: a
+        replayed id_token finds its nonce taken, so nothing is left to check here."""
         return self
 
     def validate_deployment(self):

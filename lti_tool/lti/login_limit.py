@@ -1,10 +1,10 @@
-"""How many OIDC logins one client may start: each anonymous GET /lti/login writes a state and a nonce row.
+"""How many OIDC logins one client may start. An anonymous GET /lti/login writes nothing (its state is signed,
+login_state.py) but costs a database read and a signature; this bounds what one client can make the tool do.
 
-Rows expire after LTI_STATE_TTL and the worker purges them, so what one client can pile up is bounded by this
-limit times that lifetime. The count is kept in the memory of each server process (nothing more to write per
-request, no race between workers): with N gunicorn workers one client gets up to N times the limit. A client is
-its address as the proxy reports it (PROXY_FIX_HOPS); a hospital behind one NAT address shares the limit, so it
-is set well above what a shift change of launches needs.
+The count is kept in the memory of each server process (nothing to write per request, no race between
+workers): with N gunicorn workers one client gets up to N times the limit. A client is its address as the proxy
+reports it (PROXY_FIX_HOPS); a hospital behind one NAT address shares the limit, so it is set well above what a
+shift change of launches needs.
 """
 import threading
 import time

@@ -1,7 +1,7 @@
-"""A key/value store in the database for state, nonces and launch data.
+"""A key/value store in the database for used nonces, held launches and launch data.
 
-Every server process sees the same rows, so a login served by one gunicorn worker and the launch
-served by another agree; nothing large goes into a cookie. Each operation is one statement.
+Every server process sees the same rows, so a launch served by one gunicorn worker and the page or check that
+follows it, served by another, agree; nothing large goes into a cookie. Each operation is one statement.
 """
 from datetime import timedelta
 
@@ -16,8 +16,8 @@ from ..models.upsert import insert, prebuilt
 
 
 def autocommit() -> None:
-    """Run this request's statements without a transaction. For the login, whose one write is its state row: one
-    round trip instead of BEGIN, INSERT and COMMIT. Must come before the request's first query."""
+    """Run this request's statements without a transaction. For the login, whose one statement is a read: one
+    round trip instead of BEGIN, SELECT and COMMIT. Must come before the request's first query."""
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
@@ -49,6 +49,21 @@ def put(key: str, value, ttl_seconds: int, *, also=None, relaxed_commit=False):
     cache_key = ("store-put", id(also) if also is not None else None, relaxed_commit)
     result = db.session.execute(prebuilt(cache_key, build), params)
     return None if also is None else result.first()[0]
+
+
+def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False):
+    """Create a key that must be new (a nonce): (True, also's value) for the one call that created it, (False, None)
+    for every other, however many race (INSERT ... ON CONFLICT DO NOTHING RETURNING, one statement). `also` as in
+    put. The row only has to outlive the state that carries the nonce; the worker purges it after that."""
+
+    def build(dialect):
+        stmt = insert(LtiStoreEntry.__table__, dialect).values(
+            key=bindparam("key"), expires_at=bindparam("expires_at"))
+        return stmt.on_conflict_do_nothing(index_elements=["key"]).returning(*_extras(dialect, also, relaxed_commit))
+
+    params = {"key": key, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
+    row = db.session.execute(prebuilt(("store-claim", id(also), relaxed_commit), build), params).first()
+    return (False, None) if row is None else (True, row[0])
 
 
 def get(key: str):

@@ -6,9 +6,9 @@ The cache rule (why a launch needs no query to find its registration, yet never 
 - Any change to a registration or deployment made through the application (admin pages, the `flask lti` CLI,
   dynamic registration, a refreshed platform key set) writes a new stamp in the same transaction, and clears this
   process's cache when it commits.
-- Every login and every launch reads the current stamp inside the statement that stores or consumes its state
-  (`storage.put`/`storage.take` with `also=stamp()`), so other processes' changes are seen at once: when the stamp
-  differs, the registration is loaded again before anything is trusted or written.
+- Every login reads the current stamp (its one statement, `read_stamp`) and every launch reads it inside the
+  statement that consumes its nonce (`storage.claim` with `also=stamp()`), so other processes' changes are seen at
+  once: when the stamp differs, the registration is loaded again before anything is trusted or written.
 - Edits that bypass the application (SQL typed into psql) write no stamp; cached copies older than
   LTI_REGISTRY_CACHE_SECONDS are loaded again, which bounds how long those go unseen.
 """
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from ..extensions import db
 from ..models import Deployment, Registration, RegistryVersion
-from ..models.upsert import insert
+from ..models.upsert import insert, prebuilt
 from . import keys
 from .registry import bound_audience
 
@@ -87,6 +87,13 @@ def stamp():
         table = RegistryVersion.__table__
         _stamp = select(table.c.stamp).where(table.c.id == _STAMP_ROW).scalar_subquery()
     return _stamp
+
+
+def read_stamp() -> str | None:
+    """The current stamp, read on its own: for the login, which writes nothing to carry it (one indexed read)."""
+    table = RegistryVersion.__table__
+    return db.session.execute(prebuilt("registry-stamp", lambda dialect: select(table.c.stamp).where(
+        table.c.id == _STAMP_ROW))).scalar()
 
 
 def note_registry_change(session: Session) -> None:
