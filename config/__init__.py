@@ -53,6 +53,9 @@ class Config:
     # Each process caches registrations; changes made through the tool reach every process at their next login or
     # launch (lti/tool_conf.py). This bounds how long a change made behind the tool's back (raw SQL) goes unseen.
     LTI_REGISTRY_CACHE_SECONDS = 300
+    # A login reads the registry stamp unless a statement showed this process's copy current within this many
+    # seconds (every launch does): a registration changed elsewhere reaches logins within it, launches at once.
+    LTI_LOGIN_STAMP_SECONDS = 2.0
     # A returning launch that changes nothing about the person, course or membership writes nothing, unless their
     # last launch time is older than this (so "last opened the tool" is right to within this many seconds).
     LTI_LAUNCH_TOUCH_SECONDS = 300

@@ -3,6 +3,7 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, g
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings_module
@@ -14,6 +15,9 @@ from .ids import IdConverter
 def create_app(config: dict | None = None) -> Flask:
     """Wire the app. `config` overrides the environment's settings (tests pass one in)."""
     app = Flask(__name__, instance_relative_config=True)
+    # No Flask cookie session: the tool's session is its signed token (tool_session.py), and third-party cookies
+    # are unreliable in the LMS frame anyway. Reading an absent cookie on every request was pure cost.
+    app.session_interface = _NoCookieSession()
     settings = settings_module.load()
     if config:
         settings.update(config)
@@ -99,6 +103,14 @@ def create_app(config: dict | None = None) -> Flask:
         return response
 
     return app
+
+
+class _NoCookieSession(SessionInterface):
+    def open_session(self, app, request):
+        return None  # Flask then hands out a NullSession, which refuses writes
+
+    def save_session(self, app, session, response):
+        pass
 
 
 def _migrations_dir():

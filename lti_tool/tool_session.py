@@ -27,6 +27,7 @@ from .models import Course, Membership, Person, Registration
 from .services import preceptors
 from .services.actors import Actor
 from .services.launches import frame_origins
+from .signing import timed_serializer
 
 PARAM = "lt"
 SALT = "tool-session-v1"
@@ -61,7 +62,7 @@ class ToolSession:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return timed_serializer(SALT)
 
 
 def browser_digest(cookie_value: str) -> str:

@@ -7,11 +7,12 @@ from urllib.parse import urlencode
 from flask import abort, current_app, g, has_request_context, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadSignature
 from sqlalchemy import event
 
 from . import tool_session
 from .models import ScoreOutbox
+from .signing import timed_serializer
 from .tasks import enqueue_after_commit
 from .tool_session import PARAM
 
@@ -55,7 +56,7 @@ def check_csrf():
 
 
 def _notice_serializer():
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="notice-v1")
+    return timed_serializer("notice-v1")
 
 
 def notice_token(message: str, category: str = "success") -> str:

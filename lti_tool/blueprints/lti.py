@@ -67,7 +67,8 @@ def launch():
             target=request.values.get("lti_storage_target"),
             platform_origin=origin(message.registration_row.auth_login_url) or "*",
         )
-    return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id())
+    return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id(),
+                   message.launch_rows)
 
 
 @bp.route("/launch/complete", methods=["POST"])
@@ -78,9 +79,9 @@ def launch_complete():
     return _finish(registration, deployment, claims, entry["launch_id"])
 
 
-def _finish(registration, deployment, claims, launch_id):
+def _finish(registration, deployment, claims, launch_id, launch_rows=None):
     person, course, membership = record_launch(registration, deployment, claims,
-                                               current_app.config["LTI_LAUNCH_TOUCH_SECONDS"])
+                                               current_app.config["LTI_LAUNCH_TOUCH_SECONDS"], launch_rows)
     remember_origins(registration, claims)
     # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame). The login set
     # or refreshed it moments ago; a browser that did not keep it (the platform-storage path) gets a new one.

@@ -24,6 +24,7 @@ from ..extensions import db
 from ..models import Deployment, Registration
 from ..models.base import utcnow
 from ..models.upsert import insert
+from ..services.launches import launch_rows_read
 from . import login_state, storage
 from .claims import check_claims
 from .errors import ADMIN_REGISTRATION_ADVICE, LaunchError
@@ -75,9 +76,12 @@ class ToolOIDCLogin(FlaskOIDCLogin):
 
     def build_redirect(self, launch_url: str):
         # The login writes nothing (its state is signed: login_state.py); its one statement, the registry stamp,
-        # is a read that needs no transaction.
-        storage.autocommit()
+        # is a read that needs no transaction, and is skipped when another statement showed the cached copy
+        # current a moment ago (tool_conf.py).
         issuer = self._get_request_param("iss")
+        window = current_app.config["LTI_LOGIN_STAMP_SECONDS"]
+        if not (issuer and cache().checked_within(issuer, window)):
+            storage.autocommit()
         login_hint = self._get_request_param("login_hint")
         target = self._get_request_param("target_link_uri")
         if not issuer:
@@ -94,7 +98,7 @@ class ToolOIDCLogin(FlaskOIDCLogin):
             raise LaunchError(_("The link points elsewhere"),
                               _("The target_link_uri is not an address of this tool."), status=400,
                               code="foreign_target")
-        if not cache().is_current(issuer, read_stamp()):
+        if not cache().checked_within(issuer, window) and not cache().is_current(issuer, read_stamp()):
             # A registration changed since this process cached it: read it again before redirecting anywhere.
             row = pick(cache().reload(issuer), client_id)
             if row is None:
@@ -146,10 +150,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.deployment_row = None
         self.browser_bound = False
         self.state = None
+        self._state_data = None
+        # The launch's stored rows, read with the nonce (services/launches.record_launch's `found`).
+        self.launch_rows = None
 
     # -- the order matters: nothing is consumed before the signature and claims check out ----------
     def validate(self):
         self._validated = True
+        # One statement for a returning user's launch (consume), committed on its own; a launch that must write
+        # more opens a transaction for that (storage.transaction).
+        storage.autocommit()
         try:
             self.validate_jwt_format()
             self.validate_registration()
@@ -159,6 +169,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self.validate_nonce()
             self.validate_deployment()
             self.validate_message()
+            self.consume()
             self.save_launch_data()
         except LtiException as exc:
             self._validated = False
@@ -331,10 +342,18 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               "tied to your browser."),
                               _("Allow cookies for this site, or open the tool in a new window."), status=400,
                               code="state_cookie_mismatch")
-        # The launch's first write, once everything else checked out: the nonce, which a replay finds taken. Kept
-        # a minute longer than a state lives, so no state outlives the record of its use.
-        claimed, seen = storage.claim(nonce_key(data["n"]), current_app.config["LTI_STATE_TTL"] + 60,
-                                      also=stamp(), relaxed_commit=True)
+        self.state = state
+        self._state_data = data
+        return self
+
+    def consume(self):
+        """The launch's first write, once everything else checked out: its nonce, which a replay finds taken. Kept
+        a minute longer than a state lives, so no state outlives the record of its use. The same statement reads the
+        registry stamp and, on PostgreSQL, the person, course and membership the launch records next."""
+        body = self._jwt["body"]
+        claimed, seen, self.launch_rows = storage.claim(
+            nonce_key(self._state_data["n"]), current_app.config["LTI_STATE_TTL"] + 60, also=stamp(),
+            relaxed_commit=True, read=launch_rows_read(self.registration_row.id, body))
         if not claimed:
             raise self._state_unknown()
         if not cache().is_current(self.registration_row.issuer, seen):
@@ -343,10 +362,11 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             cache().reload(self.registration_row.issuer)
             self.validate_registration()
             self.validate_jwt_signature()
-            if data["r"] != self.registration_row.id:
+            if self._state_data["r"] != self.registration_row.id:
                 raise LaunchError(_("The launch does not match its login"),
                                   _("The state belongs to another registration."), status=400, code="state_mismatch")
-        self.state = state
+            self.validate_deployment()
+            self.launch_rows = None  # read again by record_launch, for the registration as it is now
         return self
 
     @staticmethod

@@ -16,12 +16,14 @@ import hmac
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from ..signing import timed_serializer
+
 SALT = "lti-login-state-v1"
 PREFIX = "s1."  # a version mark, so a later format can tell old states apart
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return timed_serializer(SALT)
 
 
 def issue(registration_id: int, nonce: str, browser: str) -> str:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pylti1p3.launch_data_storage.base import LaunchDataStorage
 from pylti1p3.session import SessionService
-from sqlalchemy import JSON, bindparam, delete, func, select
+from sqlalchemy import JSON, bindparam, delete, func, literal, select
 
 from ..extensions import db
 from ..models import LtiStoreEntry
@@ -16,9 +16,20 @@ from ..models.upsert import insert, prebuilt
 
 
 def autocommit() -> None:
-    """Run this request's statements without a transaction. For the login, whose one statement is a read: one
-    round trip instead of BEGIN, SELECT and COMMIT. Must come before the request's first query."""
+    """Run this request's statements without a transaction, each committed on its own: for the login, whose one
+    statement is a read, and for the launch, whose one statement claims its nonce (and reads its rows). One round
+    trip instead of BEGIN, the statement and COMMIT. Must come before the request's first query; `transaction()`
+    ends it before writes that belong together."""
     db.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    db.session.info["autocommit"] = True
+
+
+def transaction() -> None:
+    """Leave autocommit() before writes that must commit together (a first launch's person, course, membership and
+    the stored status they change): what ran so far stays committed, the next statement opens a transaction that
+    the request's end commits or rolls back as usual. Nothing happens when the request is in a transaction."""
+    if db.session.info.pop("autocommit", False):
+        db.session.commit()  # returns the connection; the pool resets its isolation level
 
 
 def _extras(dialect, also, relaxed_commit):
@@ -51,19 +62,44 @@ def put(key: str, value, ttl_seconds: int, *, also=None, relaxed_commit=False):
     return None if also is None else result.first()[0]
 
 
-def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False):
-    """Create a key that must be new (a nonce): (True, also's value) for the one call that created it, (False, None)
-    for every other, however many race (INSERT ... ON CONFLICT DO NOTHING RETURNING, one statement). `also` as in
-    put. The row only has to outlive the state that carries the nonce; the worker purges it after that."""
+def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False, read=None):
+    """Create a key that must be new (a nonce): (True, also's value, read's row) for the one call that created it,
+    (False, None, None) for every other, however many race (INSERT ... ON CONFLICT DO NOTHING). `also` as in put.
+    The row only has to outlive the state that carries the nonce; the worker purges it after that.
+
+    `read`: (cache key, build(dialect) -> SELECT, params), a read the caller needs next; on PostgreSQL it runs in
+    the same statement (the INSERT as a data-modifying CTE), elsewhere as a second statement."""
+    params = {"key": key, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
+    table = LtiStoreEntry.__table__
+
+    def insert_for(dialect):
+        return (insert(table, dialect).values(key=bindparam("key"), expires_at=bindparam("expires_at"))
+                .on_conflict_do_nothing(index_elements=["key"]))
+
+    if read is not None and db.engine.dialect.name == "postgresql":
+        read_key, build_read, read_params = read
+
+        def build(dialect):
+            claimed = insert_for(dialect).returning(literal(1).label("one")).cte("claimed")
+            extras = _extras(dialect, also, relaxed_commit)
+            return build_read(dialect).add_columns(
+                select(func.count()).select_from(claimed).scalar_subquery().label("claimed_now"),
+                *(e.label(f"extra_{i}") for i, e in enumerate(extras)))
+
+        row = db.session.execute(prebuilt(("store-claim-read", read_key, id(also), relaxed_commit), build),
+                                 {**params, **read_params}).one()
+        return (True, row.extra_0, row) if row.claimed_now else (False, None, None)
 
     def build(dialect):
-        stmt = insert(LtiStoreEntry.__table__, dialect).values(
-            key=bindparam("key"), expires_at=bindparam("expires_at"))
-        return stmt.on_conflict_do_nothing(index_elements=["key"]).returning(*_extras(dialect, also, relaxed_commit))
+        return insert_for(dialect).returning(*_extras(dialect, also, relaxed_commit))
 
-    params = {"key": key, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
     row = db.session.execute(prebuilt(("store-claim", id(also), relaxed_commit), build), params).first()
-    return (False, None) if row is None else (True, row[0])
+    if row is None:
+        return False, None, None
+    if read is None:
+        return True, row[0], None
+    read_key, build_read, read_params = read
+    return True, row[0], db.session.execute(prebuilt(read_key, build_read), read_params).one()
 
 
 def get(key: str):

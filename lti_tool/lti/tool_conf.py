@@ -6,9 +6,11 @@ The cache rule (why a launch needs no query to find its registration, yet never 
 - Any change to a registration or deployment made through the application (admin pages, the `flask lti` CLI,
   dynamic registration, a refreshed platform key set) writes a new stamp in the same transaction, and clears this
   process's cache when it commits.
-- Every login reads the current stamp (its one statement, `read_stamp`) and every launch reads it inside the
-  statement that consumes its nonce (`storage.claim` with `also=stamp()`), so other processes' changes are seen at
-  once: when the stamp differs, the registration is loaded again before anything is trusted or written.
+- Every launch reads the current stamp inside the statement that consumes its nonce (`storage.claim` with
+  `also=stamp()`), so other processes' changes are seen at once: when the stamp differs, the registration is
+  loaded again before anything is trusted or written. A login, which writes nothing and trusts nothing (the launch
+  checks everything again), reads the stamp (`read_stamp`, its one statement) unless a statement showed the copy
+  current within LTI_LOGIN_STAMP_SECONDS; at a shift change's rate of launches most logins make no query.
 - Edits that bypass the application (SQL typed into psql) write no stamp; cached copies older than
   LTI_REGISTRY_CACHE_SECONDS are loaded again, which bounds how long those go unseen.
 """
@@ -135,6 +137,8 @@ class _Entry:
     loaded_at: float
     stamp: str | None
     rows: list[RegistrationInfo]
+    # When a statement last showed this copy current (its load, a launch's nonce, a login's read).
+    checked_at: float = 0.0
 
 
 class RegistryCache:
@@ -159,7 +163,15 @@ class RegistryCache:
     def is_current(self, issuer: str, seen_stamp: str | None) -> bool:
         """False when the stamp read by a statement differs from the one this issuer's copies were loaded at."""
         entry = self._entries.get(issuer)
-        return entry is not None and entry.stamp == seen_stamp
+        if entry is None or entry.stamp != seen_stamp:
+            return False
+        entry.checked_at = time.monotonic()
+        return True
+
+    def checked_within(self, issuer: str, seconds: float) -> bool:
+        """Whether a statement showed this issuer's copies current less than `seconds` ago."""
+        entry = self._entries.get(issuer)
+        return entry is not None and time.monotonic() - entry.checked_at < seconds
 
     def reload(self, issuer: str) -> list[RegistrationInfo]:
         return self._load(issuer).rows
@@ -169,8 +181,8 @@ class RegistryCache:
             select(Registration, stamp()).options(joinedload(Registration.deployments))
             .where(Registration.issuer == issuer).order_by(Registration.id)
         ).unique().all()
-        entry = _Entry(time.monotonic(), result[0][1] if result else None,
-                       [RegistrationInfo.of(row) for row, _ in result])
+        now = time.monotonic()
+        entry = _Entry(now, result[0][1] if result else None, [RegistrationInfo.of(row) for row, _ in result], now)
         if result:  # an unknown issuer is not remembered: registering it elsewhere must take effect at once
             with self._lock:
                 self._entries[issuer] = entry

@@ -6,6 +6,7 @@ from .. import formatting
 from ..extensions import db
 from ..i18n import supported
 from ..ids import id_or_none
+from ..lti import storage
 from ..lti.errors import LaunchError
 from ..lti.roles import map_roles
 from ..lti.urls import origin
@@ -34,6 +35,7 @@ def remember_origins(registration, claims: dict) -> None:
     } - {None}
     if not found - set((registration.settings or {}).get("frame_origins") or []):
         return
+    storage.transaction()  # the read, the new stamp and the update together
     row = db.session.get(Registration, registration.id)
     settings = dict(row.settings or {})
     known = list(settings.get("frame_origins") or [])
@@ -61,7 +63,20 @@ def launch_language(claims: dict) -> str | None:
     return supported(presentation.get("locale")) if isinstance(presentation, dict) else None
 
 
-def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0):
+def launch_rows_read(registration_id: int, claims: dict):
+    """The launch's SELECT (see record_launch) as storage.claim's `read`, so the nonce's statement can run it."""
+    return ("launch-rows",), _launch_rows, _launch_rows_params(registration_id, claims)
+
+
+def _launch_rows_params(registration_id: int, claims: dict) -> dict:
+    context = claims.get(CLAIM + "context") or {}
+    link_claim = claims.get(CLAIM + "resource_link") or {}
+    return {"registration_id": registration_id, "sub": claims.get("sub"),
+            "context_id": str(context["id"]) if isinstance(context, dict) and context.get("id") else None,
+            "link_id": str(link_claim["id"]) if isinstance(link_claim, dict) and link_claim.get("id") else None}
+
+
+def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0, found=None):
     """Upsert the person (by sub), the course (by context id) and the membership with its mapped role.
 
     One SELECT reads the person, the course, the launched resource link and the membership as stored; each is
@@ -69,6 +84,10 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     brings something new: a name, a role, a course title, an inactive membership made active again, or a last
     launch older than `touch_seconds`. A technician opening the tool again within that time costs one statement,
     and hundreds of launches into one course at a shift change do not queue on its row.
+
+    `found`: that SELECT's row when the launch already read it (with its nonce: launch.py). When the request runs
+    without a transaction (storage.autocommit), one is opened before the first write, so a first launch's rows and
+    the stored status they change commit together.
 
     Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
     this tool understands, before anything is written.
@@ -85,12 +104,11 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
             status=403, code="no_role",
         )
     now = utcnow()
-    context_id = str(context["id"]) if context.get("id") else None
-    link_claim = claims.get(CLAIM + "resource_link") or {}
-    link_id = str(link_claim["id"]) if link_claim.get("id") else None
-    found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), {
-        "registration_id": registration.id, "sub": claims["sub"], "context_id": context_id,
-        "link_id": link_id}).one()._mapping
+    params = _launch_rows_params(registration.id, claims)
+    context_id, link_id = params["context_id"], params["link_id"]
+    if found is None:
+        found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), params).one()
+    found = found._mapping
 
     # Names and email change in the LMS; the latest launch wins (an absent one keeps what we have).
     # An absent or unknown locale keeps the language of the person's last launch (and writes nothing).
@@ -101,6 +119,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     person = _current(Person, _stored(found, "person_", Person), wanted, now, touch_seconds)
     claimed = None
     if person is None:
+        storage.transaction()
         person = upsert(Person, ("registration_id", "sub"), {**wanted, "last_launch_at": now, "updated_at": now},
                         keep=PERSON_KEEP)
         if person.email and person.created_at >= now:  # a first launch (a returning person's row is older)
@@ -118,6 +137,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
             stored = None
         membership = _current(Membership, stored, wanted, now, touch_seconds)
         if membership is None:
+            storage.transaction()
             membership = upsert(Membership, ("person_id", "course_id"),
                                 {**wanted, "last_launch_at": now, "updated_at": now})
             if stored is None or not stored["active"] or stored["role"] != role:
@@ -126,6 +146,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
                 status_store.touch_people([person.id])
         custom = claims.get(CLAIM + "custom") or {}
         if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
+            storage.transaction()
             requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
 
@@ -222,6 +243,7 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
     link_claim = claims.get(CLAIM + "resource_link") or {}
     stored = _stored(found, "course_", Course)
     if stored is None or _brings_news(stored, wanted):
+        storage.transaction()
         course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
     else:
         course = as_loaded(Course, stored)
@@ -231,6 +253,7 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
                        "lineitem_url": ags.get("lineitem") or None}
         link = _stored(found, "link_", ResourceLink) or {}
         if link.get("resource_link_id") is None or _brings_news(link, wanted_link):
+            storage.transaction()
             upsert(ResourceLink, ("course_id", "resource_link_id"), {**wanted_link, "updated_at": now},
                    keep=LINK_KEEP)
     return course
