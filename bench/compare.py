@@ -82,6 +82,9 @@ def pairs_per_second(platform, base: str, pairs: int, concurrency: int) -> float
     def task(n):
         if not hasattr(local, "http"):
             local.http = requests.Session()
+            # No proxy or .netrc lookups from the environment on every request: loopback needs none, and the
+            # lookups made the load generator (on the same CPUs as the servers) the busiest process of the run.
+            local.http.trust_env = False
         one_pair(platform, local.http, base, n)
 
     started = time.perf_counter()
