@@ -127,7 +127,8 @@ def queue_page(actor, course_id: int, filters: QueueFilters, after: int | None =
                per_page: int = PER_PAGE) -> QueuePage:
     """One page of the queue with what the page shows around it: the count of every matching request and of
     their technicians, and the competencies with open requests (with counts of the whole queue) to filter by.
-    A fixed number of statements, each reading an index range or the open requests, never the team."""
+    A fixed number of statements, each reading an index range or the open requests, not the team (except a name
+    search, which reads the tenant's people as the matrix's does)."""
     course, precepted = reviewer_scope(actor, course_id)
     tree = course_tree(course)
     tagged = [c.id for c in tree.competencies if filters.department in (c.departments or [])] \
