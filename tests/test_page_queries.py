@@ -1,11 +1,13 @@
 """Pages cost the same number of SQL statements whatever the size of the record: the technician's dashboard
 (career pathways read the stored status instead of judging the history again)."""
+import html
+import re
 from datetime import timedelta
 
 from sqlalchemy import event, select
 
 from lti_tool.extensions import db
-from lti_tool.models import Competency, Evidence, EvidenceCompetency, Membership, Person
+from lti_tool.models import Competency, Evidence, EvidenceCompetency, Membership, Person, ReviewRequest
 from lti_tool.services import evidence, reviews, status
 from lti_tool.services.actors import Actor
 from tests.test_technician_pages import actor_for, tech  # noqa: F401  (fixtures)
@@ -105,3 +107,108 @@ def test_the_dashboard_costs_the_same_statements_for_a_small_and_a_large_record(
     # states: every cycle shown reads them), pathways 2 (competencies of every course's frameworks; evidence
     # with links and attestation): the issue's 10.
     assert large <= 10, large
+
+
+# --- The review queue ---------------------------------------------------------------------------------------
+
+QUEUE_CODES = ("USP797-02", "A3-05", "A1-01")  # three competencies of the shipped framework
+
+
+def _manager_portal(app, tech):  # noqa: F811
+    """The manager's queue pages through a session token issued directly (no launch: see _manager)."""
+    from lti_tool import tool_session
+    from tests.test_technician_pages import Portal
+
+    with app.app_context():
+        person = _manager(actor_for("tech-1")).person
+        membership = db.session.scalar(select(Membership).where(Membership.person_id == person.id))
+        with app.test_request_context("/"):
+            token = tool_session.issue(person, membership, None)
+        db.session.commit()
+    return Portal(app, tech.base, tech.http, token)
+
+
+def _waiting(app, n: int, tag: str, start: int = 0) -> None:
+    """n technicians, each with one open review request on one of QUEUE_CODES. Every four in a row were made at
+    the same minute, so the queue's order has ties, some of them across a page boundary."""
+    with app.app_context():
+        course_id = actor_for("tech-1").course.id
+        registration_id = actor_for("tech-1").person.registration_id
+        codes = {c.code: c.id for c in db.session.scalars(select(Competency).where(Competency.code.in_(QUEUE_CODES)))}
+        base = status.now_utc() - timedelta(days=60)
+        for i in range(start, start + n):
+            person = Person(registration_id=registration_id, sub=f"{tag}-{i}", name=f"{tag.title()} Tech {i:04d}")
+            db.session.add(person)
+            db.session.flush()
+            db.session.add(Membership(person_id=person.id, course_id=course_id, role="technician", lti_roles=[]))
+            competency_id = codes[QUEUE_CODES[i % len(QUEUE_CODES)]]
+            item = Evidence(person_id=person.id, course_id=course_id, kind="cross_training", title=f"{tag} item {i}",
+                            data={"department": "iv_room", "hours": 4, "start_date": "2026-01-05",
+                                  "end_date": "2026-01-06"}, status="submitted", revision=1)
+            item.competency_links = [EvidenceCompetency(competency_id=competency_id)]
+            db.session.add(item)
+            db.session.flush()
+            db.session.add(ReviewRequest(evidence_id=item.id, competency_id=competency_id, course_id=course_id,
+                                         person_id=person.id, status="open", evidence_revision=1,
+                                         requested_at=base + timedelta(minutes=i // 4)))
+        db.session.commit()
+
+
+def _request_ids(html: str) -> list[int]:
+    return [int(i) for i in re.findall(r'name="request" value="(\d+)"', html)]
+
+
+def test_the_queue_costs_the_same_for_a_small_and_a_large_team(app, tech):  # noqa: F811
+    boss = _manager_portal(app, tech)
+    _waiting(app, 6, "few")
+    small, page = _statements(app, lambda: boss.get("/team/queue"))
+    assert page.status_code == 200 and "6 open requests" in page.text
+    small_options = page.text.count("<option")
+    _waiting(app, 150, "many", start=6)
+    large, page = _statements(app, lambda: boss.get("/team/queue"))
+    assert page.status_code == 200 and "156 open requests" in page.text and "from 156 technicians" in page.text
+    assert len(_request_ids(page.text)) == 50  # a page, not the queue
+    assert large == small
+    # Session 1, reviewer scope 1, course tree 1, the page 1, its counts 1, the competencies to filter by 1.
+    assert large <= 6, large
+    # Nothing on the page grows with the team: no option per technician (a name search instead).
+    assert page.text.count("<option") == small_options
+    _waiting(app, 150, "more", start=156)
+    bigger = boss.get("/team/queue")
+    assert "306 open requests" in bigger.text
+    assert abs(len(bigger.text) - len(page.text)) < 0.02 * len(page.text)
+
+
+def test_the_queue_pages_by_keyset_without_losing_or_repeating_a_request(app, tech):  # noqa: F811
+    boss = _manager_portal(app, tech)
+    _waiting(app, 123, "pager")
+    with app.app_context():
+        expected = db.session.scalars(select(ReviewRequest.id).where(ReviewRequest.status == "open")
+                                      .order_by(ReviewRequest.requested_at, ReviewRequest.id)).all()
+        usp = db.session.scalar(select(Competency.id).where(Competency.code == QUEUE_CODES[0]))
+    assert len(expected) == 123
+
+    def walk(**params):
+        seen, pages, page = [], 0, boss.get("/team/queue", **params)
+        while True:
+            assert page.status_code == 200
+            pages += 1
+            seen += _request_ids(page.text)
+            following = re.search(r'href="([^"]+)" rel="next"', page.text)
+            if following is None:
+                return seen, pages, page
+            if pages > 1:  # a later page links back to the first
+                assert "Oldest first" in page.text
+            page = boss.http.get(boss.url(html.unescape(following.group(1))), allow_redirects=False)
+
+    seen, pages, last = walk()
+    assert seen == expected and pages == 3  # 50 + 50 + 23, oldest first, ties in id order
+    assert "Oldest first" in last.text and 'rel="next"' not in last.text
+    # The filters travel with the next link: a competency's requests, then a name search, page by page.
+    with app.app_context():
+        wanted = db.session.scalars(select(ReviewRequest.id).where(ReviewRequest.competency_id == usp)
+                                    .order_by(ReviewRequest.requested_at, ReviewRequest.id)).all()
+    seen, pages, _last = walk(competency=usp)
+    assert seen == wanted and pages == 1 and len(wanted) == 41
+    seen, pages, _last = walk(q="pager tech 00")  # technicians 0000-0099
+    assert seen == expected[:100] and pages == 2

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from lti_tool.extensions import db
 from lti_tool.models import ReviewRequest, SignOff
-from lti_tool.services import DomainError, Forbidden, NotFound, reviews
+from lti_tool.services import DomainError, Forbidden, NotFound, review_queue, reviews
 from tests.support.competency_world import GARB_STEPS, T0, World, audit_rows, count_queries
 
 
@@ -344,6 +344,31 @@ def test_review_queue_oldest_first_with_filters(world, make):
     # A technician who left the course drops out of the queue (they can no longer be signed off here).
     world.tech2.membership.active = False
     assert [r.id for r in reviews.review_queue(world.manager, world.course.id)] == [c.id, a.id]
+
+
+def test_waiting_counts_the_queue_and_names_its_oldest_request(world, make):
+    assert review_queue.waiting(world.manager, world.course.id) == (0, None)
+    later = world.submitted(actor=world.tech, now=T0 + timedelta(hours=5))[0]
+    world.submitted(actor=world.tech2, competencies=[world.cart], now=T0 + timedelta(hours=1))
+    responsibility = world.submitted(actor=world.tech2, competencies=[world.audit_comp], kind="responsibility",
+                                     data={"role": "inventory_lead"}, now=T0)[0]
+    with count_queries() as n:
+        count, oldest = review_queue.waiting(world.manager, world.course.id)
+    assert (count, oldest) == (3, responsibility.requested_at) and n[0] <= 3  # scope (2) + the aggregate
+    assert count == len(reviews.review_queue(world.manager, world.course.id))
+    # A preceptor's count is their own queue's: cross-training of the competencies they precept, not their own.
+    reviews.name_preceptor(world.manager, world.course.id, world.tech2.person.id, [world.garb.id])
+    assert review_queue.waiting(world.tech2, world.course.id) == (1, later.requested_at)
+
+
+def test_review_queue_searches_technician_names(world, make):
+    ana = make.actor(world.course, "technician", person=make.person(world.reg, name="Ana Okafor",
+                                                                   email="ana@example.org"))
+    mine = world.submitted(actor=ana)[0]
+    world.submitted(actor=world.tech2, competencies=[world.cart])
+    for typed in ("okafor", "ANA O", "ana@example"):
+        assert [r.id for r in reviews.review_queue(world.manager, world.course.id, search=typed)] == [mine.id]
+    assert reviews.review_queue(world.manager, world.course.id, search="100%") == []  # % is literal
 
 
 def test_review_queue_access(world, make):

@@ -15,7 +15,7 @@ from ..ids import id_or_none, ids, parse_id
 from ..models.reviews import METHODS
 from ..permissions import can_review, is_course_manager, require
 from ..schemas.evidence import CREDENTIALS, DEPARTMENTS, DERIVED_KEYS, RESPONSIBILITY_ROLES
-from ..services import DomainError, attestation, evidence, matrix, requirements, reviews, status
+from ..services import DomainError, attestation, evidence, matrix, requirements, review_queue, reviews, status
 from ..services.actors import Actor
 from ..services.csv_cells import to_csv
 from ..services.evidence import KIND_LABELS
@@ -160,22 +160,20 @@ def _failed(exc: DomainError) -> int:
 @only_reviewers
 def queue():
     actor, course_id = _actor(), _course_id()
-    chosen = {
-        "competency": _ids([request.args.get("competency", "")]),
-        "person": _ids([request.args.get("technician", "")]),
-        "department": request.args.get("department") or None,
-    }
-    if chosen["department"] not in (None, *DEPARTMENT_LABELS):
+    department = request.args.get("department") or None
+    if department not in (None, *DEPARTMENT_LABELS):
         raise DomainError(_("Not a known department."), fields={"department": _("Not a known department.")})
-    wanted = {"competency_id": (chosen["competency"] or [None])[0], "department": chosen["department"],
-              "person_id": (chosen["person"] or [None])[0]}
+    search = " ".join((request.args.get("q") or "").split())
+    if len(search) > matrix.SEARCH_MAX:
+        message = _("Type at most %(n)d characters of a name.", n=matrix.SEARCH_MAX)
+        raise DomainError(message, fields={"q": message})
+    filters = review_queue.QueueFilters(
+        competency_id=(_ids([request.args.get("competency", "")]) or [None])[0], department=department,
+        person_id=(_ids([request.args.get("technician", "")]) or [None])[0], search=search)
     after = (_ids([request.args.get("after", "")]) or [None])[0]
-    rows = reviews.review_queue(actor, course_id, **wanted, limit=QUEUE_PAGE + 1, after=after)
-    following = rows[QUEUE_PAGE - 1].id if len(rows) > QUEUE_PAGE else None
-    total = reviews.review_queue(actor, course_id, **wanted, count=True)
-    options = matrix.queue_options(actor, course_id)
-    return render_template("manager/queue.html", rows=rows[:QUEUE_PAGE], options=options, chosen=chosen,
-                           now=datetime.now(UTC), total=total, following=following, paged=after is not None)
+    page = review_queue.queue_page(actor, course_id, filters, after=after, per_page=QUEUE_PAGE)
+    return render_template("manager/queue.html", q=page, f=filters, now=datetime.now(UTC),
+                           search_max=matrix.SEARCH_MAX)
 
 
 @bp.route("/bulk", methods=["GET", "POST"])

@@ -1,5 +1,5 @@
 """Review requests, sign-offs (never edited), revocations, corrections and named preceptors."""
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -13,6 +13,12 @@ class ReviewRequest(db.Model):
     """A technician asks for one competency to be signed off on the strength of one evidence item."""
 
     __tablename__ = "review_requests"
+    __table_args__ = (
+        # The review queue: a course's open requests, oldest first (the keyset order). Partial, so it holds only
+        # what waits (closed requests pile up forever) and a page of 50 reads 50 entries whatever the team size.
+        Index("ix_review_requests_open_queue", "course_id", "requested_at", "id",
+              postgresql_where=text("status = 'open'"), sqlite_where=text("status = 'open'")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     evidence_id: Mapped[int] = mapped_column(ForeignKey("evidence.id"), index=True)

@@ -12,7 +12,6 @@ narrow the columns like an area or a department does.
 """
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from flask_babel import gettext as _
 from sqlalchemy import case, exists, false, func, select, tuple_
@@ -30,7 +29,6 @@ from ..models import (
     SignOff,
     StoredStatus,
 )
-from ..models.people import display_name
 from ..models.reviews import OPEN
 from . import DomainError, Forbidden, NotFound, preceptors, scope, status
 from .placements import DEPARTMENT_LABELS
@@ -268,7 +266,7 @@ def _columns(tree: Tree, filters: MatrixFilters) -> list:
     return columns
 
 
-def _name_matches(search: str):
+def name_matches(search: str):
     """Where-clause on Person: the search is part of the name, given and family name or e-mail, any case (in
     SQL, so it pages with the rest; % and _ typed are literal)."""
     text = func.coalesce(Person.name, "")
@@ -343,7 +341,7 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     column_ids = [c.id for c in columns]
     people = _candidates(course, filters.include_inactive)
     if filters.search:
-        people = people.where(_name_matches(filters.search))
+        people = people.where(name_matches(filters.search))
     if filters.by_status:
         if not column_ids:
             people = people.where(false())
@@ -523,43 +521,6 @@ def selected_requests(actor, course_id: int, request_ids) -> list[ReviewRequest]
     if len(rows) != len(ids):
         raise NotFound(_("No such review request."))
     return [rows[i] for i in ids]
-
-
-class CompetencyOption(NamedTuple):
-    id: int
-    code: str
-    title: str
-
-
-class PersonOption(NamedTuple):
-    id: int
-    display_name: str
-
-
-def queue_options(actor, course_id: int) -> dict:
-    """What the queue can be filtered by: competencies and technicians with open requests (with counts)."""
-    course, precepted = preceptors.reviewer_scope(actor, course_id)
-    base = (select(ReviewRequest.competency_id, ReviewRequest.person_id)
-            .join(Membership, (Membership.person_id == ReviewRequest.person_id)
-                  & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
-            .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
-                   ReviewRequest.person_id != actor.person.id))
-    if precepted is not None:
-        base = base.join(Evidence, Evidence.id == ReviewRequest.evidence_id).where(
-            ReviewRequest.competency_id.in_(precepted), Evidence.kind == preceptors.CROSS_TRAINING)
-    base = base.subquery()
-    # Plain columns, not entities: a large course has a technician option for each of hundreds of people.
-    competencies = [(CompetencyOption(row.id, row.code, row.title), row.count) for row in db.session.execute(
-        select(Competency.id, Competency.code, Competency.title, func.count().label("count"))
-        .join(base, base.c.competency_id == Competency.id)
-        .group_by(Competency.id, Competency.code, Competency.title).order_by(Competency.code))]
-    names = (Person.name, Person.given_name, Person.family_name, Person.email, Person.sub)
-    people = [(PersonOption(row.id, display_name(*row[1:6])), row.count) for row in db.session.execute(
-        select(Person.id, *names, func.count().label("count")).join(base, base.c.person_id == Person.id)
-        .group_by(Person.id, *names)
-        .order_by(func.lower(func.coalesce(Person.family_name, Person.name, Person.sub)), Person.id))]
-    tree_departments = course_tree(course).departments()
-    return {"competencies": competencies, "people": people, "departments": tree_departments}
 
 
 def sign_offs_by_id(actor, course_id: int, sign_off_ids) -> list[SignOff]:

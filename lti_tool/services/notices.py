@@ -17,7 +17,7 @@ from ..formatting import zone as zone_named
 from ..models import Evidence, Person, ReviewRequest
 from ..models.evidence import RETURNED, WITHDRAWN
 from ..models.reviews import RETURNED as REQUEST_RETURNED
-from . import Forbidden, NotFound, reviews, scope, settings, status
+from . import Forbidden, NotFound, review_queue, scope, settings, status
 
 EXPIRING, EXPIRED, RETURNED_KIND, WAITING, TEAM = "expiring", "expired", "returned", "waiting", "team"
 OVERDUE, REQUIRED = "overdue", "required"  # requirements (issue 15): past their date / due within the horizon
@@ -159,13 +159,13 @@ def reviewer_notices(actor, now: datetime) -> list[Notice]:
     is due soon or expired."""
     course = actor.course
     try:
-        queue = reviews.review_queue(actor, course.id)
+        count, oldest = review_queue.waiting(actor, course.id)
     except (Forbidden, NotFound):
         return []
     zone, today, horizon = tenant_clock(course.registration, now)
     notices = []
-    if queue:
-        notices.append(waiting(len(queue), us_date(queue[0].requested_at.astimezone(zone).date())))
+    if count:
+        notices.append(waiting(count, us_date(oldest.astimezone(zone).date())))
     if scope.manages(actor.person.id, course.id):
         notices += team_notices(course, status.team_statuses(actor, course, as_of=now), today, zone, horizon)
     return notices

@@ -41,7 +41,7 @@ from ..models import (
 from ..models.base import utcnow
 from ..models.notifications import DIGEST, REMINDERS, REVIEW_UPDATES
 from ..models.reviews import RETURNED
-from . import notices, preferences, reviews, settings, status
+from . import notices, preferences, review_queue, settings, status
 from .actors import Actor
 
 RECENT = timedelta(days=7)
@@ -190,9 +190,9 @@ def _plan_digests(planner, course, members, statuses, prefs, clock, where):
         actor = Actor(person=person, course=course, membership=membership)
         with in_language(person) as language:
             items = []
-            queue = reviews.review_queue(actor, course.id)
-            if queue:
-                items.append(notices.waiting(len(queue), us_date(queue[0].requested_at.astimezone(zone).date())))
+            count, oldest = review_queue.waiting(actor, course.id)
+            if count:
+                items.append(notices.waiting(count, us_date(oldest.astimezone(zone).date())))
             if manager:
                 if language not in teams:
                     teams[language] = notices.team_notices(course, statuses, today, zone, horizon, names)

@@ -23,9 +23,8 @@ from datetime import datetime
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
 
 from ..extensions import db
 from ..lti.roles import MANAGER_SIDE
@@ -33,7 +32,6 @@ from ..models import (
     Competency,
     Course,
     Evidence,
-    Membership,
     ReviewRequest,
     SignOff,
     SignOffRevocation,
@@ -50,8 +48,8 @@ from .preceptors import (
     membership,
     name_preceptor,
     remove_preceptor,
-    reviewer_scope,
 )
+from .review_queue import review_queue
 from .status import _aware, course_competencies, expiry_for
 
 # The workflow's API; naming preceptors lives in services.preceptors and is part of it.
@@ -477,46 +475,3 @@ def _assessed_at(sign_off: SignOff) -> datetime:
     while sign_off.corrects_id is not None:
         sign_off = db.session.get(SignOff, sign_off.corrects_id)
     return sign_off.signed_at
-
-
-# --- Review queue -----------------------------------------------------------------------------------------
-
-def review_queue(actor, course_id: int, competency_id: int | None = None, department: str | None = None,
-                 person_id: int | None = None, limit: int | None = None, after: int | None = None,
-                 count: bool = False):
-    """Open review requests of a course, oldest first, with evidence, technician and competency loaded in the
-    same query (no N+1). Managers see every active technician's; a preceptor sees other technicians'
-    cross-training for their competencies. `department` matches the competency's department tags.
-    Paged by keyset: `after` (a request id) gives the requests after it in that order, `limit` at most that
-    many. `count`: the number of requests matching the filters instead of the rows."""
-    course, precepted = reviewer_scope(actor, course_id)
-    query = (
-        select(ReviewRequest)
-        .join(Evidence, Evidence.id == ReviewRequest.evidence_id)
-        .join(Membership, (Membership.person_id == ReviewRequest.person_id)
-              & (Membership.course_id == ReviewRequest.course_id) & Membership.active.is_(True))
-        .where(ReviewRequest.course_id == course.id, ReviewRequest.status == OPEN,
-               ReviewRequest.person_id != actor.person.id)
-    )
-    if precepted is not None:
-        query = query.where(ReviewRequest.competency_id.in_(precepted), Evidence.kind == CROSS_TRAINING)
-    if competency_id is not None:
-        query = query.where(ReviewRequest.competency_id == competency_id)
-    if person_id is not None:
-        query = query.where(ReviewRequest.person_id == person_id)
-    if department:
-        tagged = [c.id for c in course_competencies(course) if department in (c.departments or [])]
-        query = query.where(ReviewRequest.competency_id.in_(tagged))
-    if count:
-        return db.session.scalar(query.with_only_columns(func.count(ReviewRequest.id), maintain_column_froms=True))
-    if after is not None:
-        mark = db.session.scalar(select(ReviewRequest.requested_at).where(ReviewRequest.id == after,
-                                                                         ReviewRequest.course_id == course.id))
-        if mark is not None:
-            query = query.where((ReviewRequest.requested_at > mark)
-                                | ((ReviewRequest.requested_at == mark) & (ReviewRequest.id > after)))
-    query = query.options(joinedload(ReviewRequest.evidence), joinedload(ReviewRequest.person),
-                          joinedload(ReviewRequest.competency)).order_by(ReviewRequest.requested_at, ReviewRequest.id)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(db.session.scalars(query).unique())
