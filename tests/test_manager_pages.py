@@ -122,7 +122,7 @@ class Team:
             ev = Evidence(person_id=person_id, course_id=self.course_id, kind=kind, title=title, revision=1,
                           status="draft", created_at=(at or NOW) - timedelta(days=1),
                           data={"department": "iv_room", "hours": 8, "trainer_name": "Pat Lee",
-                                "skills": ["Garbing order", "Hand hygiene"]})
+                                "start_date": "2026-11-02", "skills": ["Garbing order", "Hand hygiene"]})
             ev.competency_links = [EvidenceCompetency(competency_id=c) for c in competency_ids]
             db.session.add(ev)
             db.session.flush()
@@ -181,6 +181,7 @@ def test_review_page_shows_the_evidence_and_signs_off(team, app):
     assert page.status_code == 200
     html = page.text
     assert "Garbing observed" in html and "Pat Lee" in html and "IV room / sterile compounding" in html
+    assert "Nov 2, 2026" in html and "2026-11-02" not in html  # the evidence's dates as US dates
     for step in GARB_STEPS:
         assert f'value="{step}"' in html
     assert 'type="radio" name="rating" value="competent"' in html

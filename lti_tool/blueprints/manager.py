@@ -1,5 +1,6 @@
 """The manager's pages: review queue, review page, bulk sign-off, team matrix, a technician's detail, sign-off
 revocation and correction, and named preceptors. Managers only (manager-side members of the course)."""
+import re
 from datetime import UTC, datetime
 
 from flask import Blueprint, render_template, request
@@ -87,6 +88,9 @@ def when(moment: datetime | None, with_time: bool = True) -> str:
     return formatting.us_datetime(moment, viewer_zone()) if with_time else formatting.us_date(moment, viewer_zone())
 
 
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def evidence_fields(item) -> list[tuple[str, object]]:
     """(label, value) pairs of an evidence item's data, in a readable form; derived keys left out."""
     out = []
@@ -100,6 +104,8 @@ def evidence_fields(item) -> list[tuple[str, object]]:
             value = _(VALUE_LABELS[key].get(value, value))  # stored English; shown translated
         if isinstance(value, bool):
             value = _("Yes") if value else _("No")
+        elif isinstance(value, str) and ISO_DATE.fullmatch(value):
+            value = formatting.us_date(value)  # stored as ISO text (JSON); shown as "Nov 30, 2026"
         out.append((label, value))
     return out
 
