@@ -1,7 +1,7 @@
 """Pages and the transcript PDF on PostgreSQL: server time (median of repeated requests), SQL statements and HTML
-size of the technician's dashboard, the review queue, the team matrix's first page and each of its filters, at 60
-and 2,000 technicians (bench/seed.py: ~30 competencies with history each); then the PDF transcript at 50, 200,
-400 and 800 entries (half sign-offs, half evidence items; bench/transcripts.py's data).
+size of the technician's dashboard, the review queue, the manager's home page, the team matrix's first page and
+each of its filters, at 60 and 2,000 technicians (bench/seed.py: ~30 competencies with history each); then the PDF
+transcript at 50, 200, 400 and 800 entries (half sign-offs, half evidence items; bench/transcripts.py's data).
 
 Pages are requested in-process through Flask's test client, so the time is the server's: session, queries,
 template; no network. "CPU ms" is this process's CPU time (not the database's): on a machine shared with other
@@ -10,6 +10,7 @@ emptied and recreated: never point --database-url at a database you care about.
 
     .venv/bin/python bench/pages.py --database-url postgresql://postgres@127.0.0.1:5432/bench_pages
     .venv/bin/python bench/pages.py --technicians 60 --pdf-entries 200 --repeat 5
+    .venv/bin/python bench/pages.py --only "manager home" --pdf-entries ''
 
 bench/compare.py calls main(argv) and reads the rows it returns.
 """
@@ -99,7 +100,7 @@ def measure(app, path: str, params: dict, repeat: int) -> dict | None:
             "queries": max(counts), "kb": len(resp.get_data()) / 1024}
 
 
-def pages(app, technicians: int, repeat: int) -> list[dict]:
+def pages(app, technicians: int, repeat: int, only: str = "") -> list[dict]:
     with app.app_context():
         reset_schema()
         made = seed(technicians)
@@ -107,9 +108,12 @@ def pages(app, technicians: int, repeat: int) -> list[dict]:
     manager = _token(app, made["manager_id"], made["course_id"])
     technician = _token(app, tech, made["course_id"])
     rows = []
-    scenarios = [("dashboard /me/", "/me/", {"lt": technician}), ("review queue", "/team/queue", {"lt": manager})]
+    scenarios = [("dashboard /me/", "/me/", {"lt": technician}), ("review queue", "/team/queue", {"lt": manager}),
+                 ("manager home /app/", "/app/", {"lt": manager})]
     scenarios += [(name, "/team/", {"lt": manager, **params}) for name, params in MATRIX]
     for name, path, params in scenarios:
+        if only and only not in name:
+            continue
         result = measure(app, path, params, repeat)
         rows.append({"what": name, "technicians": technicians, **(result or {"skipped": True})})
     return rows
@@ -162,6 +166,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--pdf-entries", default="50,200,400,800", help="PDF sizes (entries), comma-separated; "
                         "'' for none")
     parser.add_argument("--repeat", type=int, default=7, help="requests per scenario (the median is reported)")
+    parser.add_argument("--only", default="", help="only the pages whose name contains this, e.g. 'manager home'")
     args = parser.parse_args(argv)
     app = make_app(args.database_url)
     rows = []
@@ -170,7 +175,7 @@ def main(argv=None) -> list[dict]:
     for size in _numbers(args.technicians):
         print(header if not rows else "")
         print("-" * len(header))
-        for row in pages(app, size, args.repeat):
+        for row in pages(app, size, args.repeat, args.only):
             rows.append(row)
             if row.get("skipped"):
                 print(f"{row['what']:<36} {size:>6} {'(refused: not in this version)':>47}")

@@ -42,7 +42,7 @@ from lti_tool.models import (  # noqa: E402
     SentMessage,
     SignOff,
 )
-from lti_tool.services import mailer, preferences, reminders  # noqa: E402
+from lti_tool.services import mailer, preferences, reminders, status_store  # noqa: E402
 
 COMPETENCIES = 5
 COURSES = 10
@@ -122,6 +122,9 @@ def seed(technicians: int, now: datetime):
             "method": "observed", "checklist_seen": [], "evidence_revision": 1, "evidence_hash": "0" * 64,
             "evidence_snapshot": {}, "signed_at": expires - timedelta(days=365), "expires_at": expires})
     db.session.execute(SignOff.__table__.insert(), sign_offs)
+    # Bulk INSERTs bypass the workflow that keeps the stored status, which planning reads: judge it once, as
+    # `status rebuild` does.
+    status_store.rebuild()
     # Managers want no digest here: the figure is for the 10,000 reminders.
     for m in managers:
         preferences.update(db.session.get(Person, m), reminders=True, review_updates=True, digest="off")

@@ -1,5 +1,6 @@
 """Pages cost the same number of SQL statements whatever the size of the record: the technician's dashboard
-(career pathways read the stored status instead of judging the history again)."""
+(career pathways read the stored status instead of judging the history again), the review queue and the manager's
+home page (the team's notices read the stored status in one statement)."""
 import html
 import re
 from datetime import timedelta
@@ -212,3 +213,40 @@ def test_the_queue_pages_by_keyset_without_losing_or_repeating_a_request(app, te
     assert seen == wanted and pages == 1 and len(wanted) == 41
     seen, pages, _last = walk(q="pager tech 00")  # technicians 0000-0099
     assert seen == expected[:100] and pages == 2
+
+
+# --- The manager's home page --------------------------------------------------------------------------------
+
+def _lapse(app, tag: str) -> int:
+    """Sign off, 200 days ago, the open requests of the `tag` technicians on the competency revalidated every
+    six months (QUEUE_CODES[0]): each of them now has an expired competency. Returns how many."""
+    with app.app_context():
+        manager = _manager(actor_for("tech-1"))
+        requests = db.session.scalars(
+            select(ReviewRequest).join(Person, Person.id == ReviewRequest.person_id)
+            .join(Competency, Competency.id == ReviewRequest.competency_id)
+            .where(Person.sub.like(f"{tag}-%"), Competency.code == QUEUE_CODES[0])).all()
+        for request in requests:
+            reviews.sign_off(manager, request.id, "competent", "observed",
+                             now=status.now_utc() - timedelta(days=200))
+        db.session.commit()
+        return len(requests)
+
+
+def test_the_manager_home_costs_the_same_for_a_small_and_a_large_team(app, tech):  # noqa: F811
+    boss = _manager_portal(app, tech)
+    _waiting(app, 6, "few")
+    lapsed = _lapse(app, "few")
+    small, page = _statements(app, lambda: boss.get("/app/"))
+    assert page.status_code == 200 and "4 review requests waiting" in page.text
+    assert page.text.count('class="notice-team"') == lapsed == 2
+    _waiting(app, 150, "many", start=6)
+    lapsed += _lapse(app, "many")
+    large, page = _statements(app, lambda: boss.get("/app/"))
+    assert page.status_code == 200 and "104 review requests waiting" in page.text
+    # One line per technician with something expired (what the page said before, from the stored status now).
+    assert page.text.count('class="notice-team"') == lapsed == 52
+    assert "1 expired" in page.text
+    assert large == small
+    # Session 1, reviewer scope 1, the queue's count (the sentence and the notice) 1, the team's notices 1.
+    assert large <= 4, large

@@ -256,8 +256,7 @@ def test_home_notices_and_reminders_name_overdue_and_soon_required(world):
     assert rows[overdue_key].subject == f"{world.garb.title} is overdue"
     assert rows[soon_key].subject == f"{world.cart.title} is required soon"
     assert not any(r.person_id == world.tech2.person.id for r in rows.values())
-    team = notices.team_notices(world.course, status.team_statuses(world.manager, world.course), today,
-                                status.settings.time_zone(world.reg), 60)
+    team = notices.team_notices(world.course, now)
     assert [(n.title, n.detail) for n in team] == [(world.tech.person.display_name, "1 required overdue")]
 
 

@@ -13,7 +13,7 @@ from ..lti.roles import ROLE_LABELS, TECHNICIAN
 from ..lti.urls import tool_urls
 from ..models.base import utcnow
 from ..permissions import is_manager_side, login_required, workplace
-from ..services import notices, reviews, status
+from ..services import notices, status
 from ..services.actors import Actor
 from ..services.launches import parse_target
 from ..web import NOTICE_PARAM, app_url, notice_token
@@ -67,8 +67,9 @@ def index():
     if forward:
         return redirect(forward, code=303)
     role_label = _(ROLE_LABELS[session.role]) if session.role in ROLE_LABELS else "—"
-    return render_template("home.html", session=session, role_label=role_label,
-                           glance=_at_a_glance(session), attention=_notices(session))
+    glance, attention = _overview(session)
+    return render_template("home.html", session=session, role_label=role_label, glance=glance,
+                           attention=attention)
 
 
 @bp.route("/app/language", methods=["POST"])
@@ -94,38 +95,31 @@ def language():
     return redirect(f"{path}?{query}", code=303)
 
 
-def _at_a_glance(session) -> list[str]:
-    """One or two plain sentences on the home page: what is waiting for this person."""
+def _overview(session) -> tuple[list[str], list]:
+    """(one or two plain sentences on what is waiting for this person, the notices the reminder e-mails would
+    say to them: the same service writes both)."""
     if session.course is None or session.membership is None:
-        return []
+        return [], []
     actor = Actor.from_session(session)
+    now = utcnow()
     if is_manager_side(session):
-        waiting = reviews.review_queue(actor, session.course.id, count=True)
+        # One reading of the reviewer's scope and queue for the sentence and the notices.
+        waiting, attention = notices.reviewer_overview(actor, now)
         return [ngettext("%(num)d review request waiting in this course.",
-                         "%(num)d review requests waiting in this course.", waiting)]
-    if session.role == TECHNICIAN:
-        counts = status.summary(status.statuses_for(session.person, session.course))
-        lines = [_("%(held)d competencies held, %(waiting)d awaiting review.",
-                   held=counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION],
-                   waiting=counts[status.AWAITING_REVIEW])]
-        attention = counts[status.DUE_FOR_REVALIDATION] + counts[status.EXPIRED]
-        if attention:
-            lines.append(ngettext("%(num)d needs revalidation soon or now.",
-                                  "%(num)d need revalidation soon or now.", attention))
-        return lines
-    return []
-
-
-def _notices(session) -> list:
-    """What the reminder e-mails would say to this person (the same service writes both)."""
-    if session.course is None or session.membership is None:
-        return []
-    actor = Actor.from_session(session)
-    if session.role == TECHNICIAN:
-        return notices.technician_notices(session.person, session.course, utcnow()) + \
-            notices.reviewer_notices(actor, utcnow())  # a technician named preceptor also reviews
-    return notices.reviewer_notices(actor, utcnow())
-
+                         "%(num)d review requests waiting in this course.", waiting)], attention
+    # A technician named preceptor also reviews; anyone else has only the reviewer's notices, if any.
+    attention = notices.reviewer_notices(actor, now)
+    if session.role != TECHNICIAN:
+        return [], attention
+    counts = status.summary(status.statuses_for(session.person, session.course))
+    lines = [_("%(held)d competencies held, %(waiting)d awaiting review.",
+               held=counts[status.ACHIEVED] + counts[status.DUE_FOR_REVALIDATION],
+               waiting=counts[status.AWAITING_REVIEW])]
+    attention_due = counts[status.DUE_FOR_REVALIDATION] + counts[status.EXPIRED]
+    if attention_due:
+        lines.append(ngettext("%(num)d needs revalidation soon or now.",
+                              "%(num)d need revalidation soon or now.", attention_due))
+    return lines, notices.technician_notices(session.person, session.course, now) + attention
 
 
 @bp.post("/time-zone")

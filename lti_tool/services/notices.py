@@ -1,23 +1,27 @@
 """What is waiting for a person: the notices on each role's home page, and what the reminder e-mails say.
 
-The same functions feed both, so the home page and an e-mail never disagree. Expiry is read through the status
-service; "due soon" means within the tenant's first reminder (60 days by default), dates are the tenant's. The
-words are written in the current language: the viewer's on a page, the recipient's in an e-mail.
+The same functions feed both, so the home page and an e-mail never disagree. Statuses are the stored status
+(status.current, judged by the clock at the moment given), never the history judged again; "due soon" means within
+the tenant's first reminder (60 days by default), dates are the tenant's. The words are written in the current
+language: the viewer's on a page, the recipient's in an e-mail.
 """
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from flask_babel import gettext, ngettext
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import case, func, or_, select
 
 from ..extensions import db
 from ..formatting import us_date
 from ..formatting import zone as zone_named
-from ..models import Evidence, Person, ReviewRequest
+from ..lti.roles import TECHNICIAN
+from ..models import Evidence, Membership, Person, ReviewRequest, StoredStatus
 from ..models.evidence import RETURNED, WITHDRAWN
+from ..models.people import display_name
 from ..models.reviews import RETURNED as REQUEST_RETURNED
-from . import Forbidden, NotFound, review_queue, scope, settings, status
+from . import Forbidden, NotFound, review_queue, settings, status
+from .preceptors import reviewer_scope
 
 EXPIRING, EXPIRED, RETURNED_KIND, WAITING, TEAM = "expiring", "expired", "returned", "waiting", "team"
 OVERDUE, REQUIRED = "overdue", "required"  # requirements (issue 15): past their date / due within the horizon
@@ -55,7 +59,8 @@ def _expiry(kind_ref: str, title: str, expires: date, today: date, horizon: int)
 
 
 def competency_expiries(entries: dict, titles: dict, zone, today: date, horizon: int) -> list[Notice]:
-    """From one person's {competency_id: CompetencyStatus}: held competencies due soon and expired ones."""
+    """From one person's {competency_id: CompetencyStatus}: held competencies due soon and expired ones, by the
+    day of expiry in the tenant's calendar (_team_counts says the same in SQL)."""
     found = []
     for competency_id, entry in entries.items():
         if entry.expires_at is None or entry.status not in (status.ACHIEVED, status.DUE_FOR_REVALIDATION,
@@ -122,7 +127,7 @@ def technician_notices(person, course, now: datetime) -> list[Notice]:
     zone, today, horizon = tenant_clock(course.registration, now)
     competencies = status.course_competencies(course)
     titles = {c.id: c.title for c in competencies}
-    entries = status.compute(course.registration, [person.id], list(titles), now)[person.id]
+    entries = status.current(course.registration, [person.id], list(titles), now)[person.id]
     notices = competency_requirements(entries, titles, today, horizon)
     notices += competency_expiries(entries, titles, zone, today, horizon)
     notices += certification_expiries(certifications_by_person([person.id]).get(person.id, []), today, horizon)
@@ -155,41 +160,80 @@ def waiting(count: int, oldest: str) -> Notice:
 
 
 def reviewer_notices(actor, now: datetime) -> list[Notice]:
-    """A manager's or preceptor's home page: what waits for their review; for managers also who in the course
-    is due soon or expired."""
-    course = actor.course
+    """A manager's or preceptor's notices (reviewer_overview's), none for anyone else."""
     try:
-        count, oldest = review_queue.waiting(actor, course.id)
+        return reviewer_overview(actor, now)[1]
     except (Forbidden, NotFound):
         return []
+
+
+def reviewer_overview(actor, now: datetime) -> tuple[int, list[Notice]]:
+    """(open review requests the actor reviews in their course, the notices of their home page): what waits for
+    their review; for managers also who in the course is due soon or expired. Forbidden or NotFound for someone
+    who reviews nothing there. The reviewer's scope is read once, for the count and for "is a manager"."""
+    course, precepted = reviewer_scope(actor, actor.course.id)
+    count, oldest = review_queue.waiting(actor, course.id, (course, precepted))
+    zone, _today, _horizon = tenant_clock(course.registration, now)
+    notices = [waiting(count, us_date(oldest.astimezone(zone).date()))] if count else []
+    if precepted is None:  # reviewer_scope's word for a manager of the course
+        notices += team_notices(course, now)
+    return count, notices
+
+
+def team_notices(course, now: datetime) -> list[Notice]:
+    """One notice per active technician of the course with a required competency overdue, a competency expired
+    or one expiring within the horizon, by name: the manager's home page and digest. One statement on the stored
+    status whatever the size of the team; only the technicians with something to say come back."""
     zone, today, horizon = tenant_clock(course.registration, now)
-    notices = []
-    if count:
-        notices.append(waiting(count, us_date(oldest.astimezone(zone).date())))
-    if scope.manages(actor.person.id, course.id):
-        notices += team_notices(course, status.team_statuses(actor, course, as_of=now), today, zone, horizon)
-    return notices
-
-
-def team_notices(course, statuses: dict, today: date, zone, horizon: int, names: dict | None = None) -> list:
-    """One notice per technician with something expired or due soon (names: {person_id: name})."""
-    if names is None:
-        names = {p.id: p.display_name for p in db.session.scalars(select(Person).where(
-            Person.id.in_(list(statuses))))}
+    # Each wording translated once (gettext(text, **values) is gettext(text) % values), each day written once: a
+    # team of 2,000 has hundreds of lines, and looking up the translation per line cost more than the query.
+    overdue_text, expired_text, due_text = (gettext("%(count)s required overdue"), _("%(n)d expired"),
+                                            _("%(n)d due by %(date)s"))
+    days: dict = {}
     found = []
-    for person_id, entries in statuses.items():
-        items = competency_expiries(entries, dict.fromkeys(entries, ""), zone, today, horizon)
-        expired = sum(1 for n in items if n.kind == EXPIRED)
-        due = [n for n in items if n.kind == EXPIRING]
-        overdue = sum(1 for n in competency_requirements(entries, dict.fromkeys(entries, ""), today, horizon)
-                      if n.kind == OVERDUE)
-        if not expired and not due and not overdue:
-            continue
-        parts = [gettext("%(count)s required overdue", count=overdue)] if overdue else []
-        if expired:
-            parts.append(_("%(n)d expired", n=expired))
-        if due:
-            parts.append(_("%(n)d due by %(date)s", n=len(due), date=us_date(due[-1].day)))
-        found.append(Notice(TEAM, names.get(person_id, _("A technician")), ", ".join(parts)))
-    return sorted(found, key=lambda n: n.title.lower())
+    for row in db.session.execute(_team_counts(course, now, zone, today, horizon)):
+        parts = [overdue_text % {"count": row.overdue}] if row.overdue else []
+        if row.expired:
+            parts.append(expired_text % {"n": row.expired})
+        if row.due:
+            day = row.last_due.astimezone(zone).date()
+            if day not in days:
+                days[day] = us_date(day)
+            parts.append(due_text % {"n": row.due, "date": days[day]})
+        name = display_name(row.name, row.given_name, row.family_name, row.email, row.sub)
+        found.append(Notice(TEAM, name, ", ".join(parts)))
+    return sorted(found, key=lambda n: n.title.lower())  # stable: namesakes stay in id order
 
+
+def _start_of(day: date, zone) -> datetime:
+    """The first moment of `day` in `zone`, in UTC: an expiry before it falls on an earlier day there."""
+    return datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+
+
+def _team_counts(course, now: datetime, zone, today: date, horizon: int):
+    """The select behind team_notices: per active technician with anything to say, their name's columns and how
+    many of the course's competencies are overdue (status.current_is, the rule of the matrix's filter and of
+    competency_requirements), expired and due within `horizon` days (competency_expiries: days are counted in
+    the tenant's calendar, so the bounds are the tenant's midnights), with the latest such expiry."""
+    table = StoredStatus
+    dated = (table.state == status.ACHIEVED) & table.expires_at.is_not(None)
+    expired = dated & (table.expires_at < _start_of(today, zone))
+    due = dated & (table.expires_at >= _start_of(today, zone)) \
+        & (table.expires_at < _start_of(today + timedelta(days=horizon + 1), zone))
+    overdue = status.current_is(status.OVERDUE, now, status.warning_window(course.registration), today=today)
+
+    def how_many(condition):
+        return func.sum(case((condition, 1), else_=0))
+
+    counted = (
+        select(table.person_id, how_many(overdue).label("overdue"), how_many(expired).label("expired"),
+               how_many(due).label("due"), func.max(case((due, table.expires_at))).label("last_due"))
+        .join(Membership, (Membership.person_id == table.person_id) & (Membership.course_id == course.id)
+              & Membership.active.is_(True) & (Membership.role == TECHNICIAN))
+        .where(table.competency_id.in_(status.course_competency_ids(course)), or_(overdue, expired, due))
+        .group_by(table.person_id)
+        .subquery()
+    )
+    return (select(Person.name, Person.given_name, Person.family_name, Person.email, Person.sub, counted.c.overdue,
+                   counted.c.expired, counted.c.due, counted.c.last_due)
+            .join(counted, counted.c.person_id == Person.id).order_by(Person.id))

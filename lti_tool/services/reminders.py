@@ -9,6 +9,7 @@ workers at once and as often as wanted):
   (both for a week after the event);
 - a manager's or preceptor's digest: `digest:<person>:<course>:<day or ISO week>`, from 7 a.m. in the tenant's
   time zone, only when something waits.
+Statuses are the stored status judged at the planning moment (status.current), what the home page reads too.
 Only addresses the LMS shared are used; people without one see the same notices on their home page only.
 Each message is written in its recipient's language (the one they picked in the tool, else their LMS's, else
 English): subject, introduction, items and dates.
@@ -137,7 +138,7 @@ def _plan_tenant(planner: Planner, registration: Registration, now: datetime):
         where = where_to_open(course)
         technicians = {p.id: p for m, p in members if m.role == TECHNICIAN}
         titles = {c.id: c.title for c in status.course_competencies(course)}
-        statuses = status.compute(registration, list(technicians), list(titles), now)
+        statuses = status.current(registration, list(technicians), list(titles), now)
         certifications = notices.certifications_by_person(list(technicians))
         for person_id, person in technicians.items():
             if person_id in reminded or not person.email or not preferences.wants(prefs.get(person_id), REMINDERS):
@@ -155,7 +156,7 @@ def _plan_tenant(planner: Planner, registration: Registration, now: datetime):
                         planner.add(person, f"{item.ref}:{person_id}:{stage}", REMINDERS, subject,
                                     gettext("%(title)s: %(detail)s. Record evidence and ask for review.",
                                             title=item.title, detail=item.detail), [item], where)
-        _plan_digests(planner, course, members, statuses, prefs, (zone, today, horizon), where)
+        _plan_digests(planner, course, members, prefs, (zone, today, horizon), where)
     _plan_review_updates(planner, registration, prefs, zone, now)
 
 
@@ -173,14 +174,13 @@ def _plan_expiries(planner, person, entries, certifications, titles, clock, stag
                           detail=item.detail), [item], where)
 
 
-def _plan_digests(planner, course, members, statuses, prefs, clock, where):
-    zone, today, horizon = clock
+def _plan_digests(planner, course, members, prefs, clock, where):
+    zone, today, _horizon = clock
     local = planner.now.astimezone(zone)
     if local.hour < DIGEST_HOUR:
         return
     preceptor_ids = set(db.session.scalars(select(Preceptor.person_id).where(
         Preceptor.course_id == course.id, Preceptor.active.is_(True))))
-    names = {p.id: p.display_name for m, p in members}
     teams: dict = {}  # the team's notices, written once per language
     for membership, person in members:
         manager = membership.role in MANAGER_SIDE
@@ -195,7 +195,7 @@ def _plan_digests(planner, course, members, statuses, prefs, clock, where):
                 items.append(notices.waiting(count, us_date(oldest.astimezone(zone).date())))
             if manager:
                 if language not in teams:
-                    teams[language] = notices.team_notices(course, statuses, today, zone, horizon, names)
+                    teams[language] = notices.team_notices(course, planner.now)
                 items += teams[language]
             if not items:
                 continue

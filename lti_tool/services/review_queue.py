@@ -113,10 +113,11 @@ def review_queue(actor, course_id: int, competency_id: int | None = None, depart
     return _rows(course, query, limit, after)
 
 
-def waiting(actor, course_id: int) -> tuple[int, datetime | None]:
+def waiting(actor, course_id: int, reviewer: tuple | None = None) -> tuple[int, datetime | None]:
     """(open requests the actor reviews, when the oldest was made): the home page's and digest's notice, in one
-    statement instead of loading the whole queue to count it."""
-    course, precepted = reviewer_scope(actor, course_id)
+    statement instead of loading the whole queue to count it. `reviewer`: the actor's reviewer_scope() in the
+    course, when the caller has it already."""
+    course, precepted = reviewer or reviewer_scope(actor, course_id)
     query = _open_requests(actor, course, precepted, QueueFilters())
     count, oldest = db.session.execute(query.with_only_columns(
         func.count(ReviewRequest.id), func.min(ReviewRequest.requested_at), maintain_column_froms=True)).one()

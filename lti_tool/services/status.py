@@ -152,21 +152,26 @@ class CompetencyStatus:
         return self.status in HELD
 
 
+def _of_course(query, course: Course):
+    return query.join(Framework, Framework.id == Competency.framework_id).where(
+        Competency.framework_id.in_(frameworks.used_framework_ids(course)),
+        # A course can only use frameworks its tenant can see; belt and braces against a bad link row.
+        (Framework.registration_id.is_(None)) | (Framework.registration_id == course.registration_id),
+    )
+
+
 def course_competencies(course: Course, competency_ids=None) -> list[Competency]:
     """The competencies of the frameworks a course uses (one query), in framework order."""
-    query = (
-        select(Competency)
-        .join(Framework, Framework.id == Competency.framework_id)
-        .where(
-            Competency.framework_id.in_(frameworks.used_framework_ids(course)),
-            # A course can only use frameworks its tenant can see; belt and braces against a bad link row.
-            (Framework.registration_id.is_(None)) | (Framework.registration_id == course.registration_id),
-        )
-        .order_by(Competency.framework_id, Competency.position, Competency.id)
-    )
+    query = _of_course(select(Competency), course).order_by(Competency.framework_id, Competency.position,
+                                                            Competency.id)
     if competency_ids is not None:
         query = query.where(Competency.id.in_(list(competency_ids)))
     return list(db.session.scalars(query))
+
+
+def course_competency_ids(course: Course):
+    """A select of the ids of course_competencies(course): a where-clause's subquery, no round trip of its own."""
+    return _of_course(select(Competency.id), course)
 
 
 def standing(competency_id, sign_offs, open_requests, drafting, as_of=None) -> CompetencyStatus:
@@ -351,16 +356,25 @@ def warning_window(registration: Registration) -> timedelta:
     return timedelta(days=settings.get(registration, "revalidation_warning_days"))
 
 
+def current(registration: Registration, person_ids, competency_ids, now: datetime | None = None) -> dict:
+    """{person_id: {competency_id: CompetencyStatus}} from the stored status (one query), its clock's part judged
+    at `now` (default the present): what pages show, and what reminders planned at `now` say. Only the clock
+    moves: the standing is everything recorded (compute(as_of=...) judges the history of a past moment)."""
+    moment = _aware(now)
+    return stored(person_ids, competency_ids, moment, warning_window(registration),
+                  local_today(registration, moment))
+
+
 def compute(registration: Registration, person_ids, competency_ids, as_of=None) -> dict:
     """{person_id: {competency_id: CompetencyStatus}}. Now (`as_of` None): from the stored status, one query
     (`competency_ids` None: every competency the person has a row for). At a moment in the past: from the
     history, three queries. Callers have already scoped `person_ids` and
     `competency_ids` to the tenant; this function adds no access checks."""
+    if as_of is None:
+        return current(registration, person_ids, competency_ids)
     warning = warning_window(registration)
     moment = _aware(as_of)
     today = local_today(registration, moment)
-    if as_of is None:
-        return stored(person_ids, competency_ids, moment, warning, today)
     person_ids, competency_ids = list(person_ids), list(competency_ids)
     judged = history(person_ids, competency_ids, moment)
     return {p: {c: at(entry, moment, warning, today) for c, entry in row.items()} if row
