@@ -96,13 +96,26 @@ def create_app(config: dict | None = None) -> Flask:
     @app.after_request
     def commit_or_rollback(response):
         # One commit per request: services only flush, so a refused request writes nothing.
+        session = db.session()
+        if _nothing_to_commit(session):
+            return response  # the teardown closes the session
         if response.status_code < 400 and not getattr(g, "rollback_only", False):
-            db.session.commit()
+            session.commit()
         else:
-            db.session.rollback()
+            session.rollback()
         return response
 
     return app
+
+
+def _nothing_to_commit(session) -> bool:
+    """No transaction was begun (a login within its registry window), or the request ran without one
+    (lti/storage.autocommit: each statement committed itself) and left no ORM change and no after-commit work in
+    session.info (the stored status's pending pairs, files to delete, a registry change to announce)."""
+    if not session.in_transaction():
+        return True
+    return (bool(session.info.get("autocommit")) and not (session.new or session.dirty or session.deleted)
+            and not any(value for key, value in session.info.items() if key != "autocommit"))
 
 
 class _NoCookieSession(SessionInterface):
