@@ -7,7 +7,9 @@ the view runs; e-mails and worker jobs use `in_language(person)`."""
 from contextlib import contextmanager
 
 from flask import g, request
-from flask_babel import Babel, force_locale, get_locale
+from flask_babel import Babel, force_locale, get_locale, get_translations
+from jinja2 import pass_context
+from markupsafe import Markup
 
 LANGUAGES = ("en", "es")
 DEFAULT = "en"
@@ -55,6 +57,29 @@ def init_app(app) -> None:
     babel.init_app(app, locale_selector=select_locale)
     app.jinja_env.globals["current_language"] = current
     app.jinja_env.globals["language_names"] = NAMES
+    app.context_processor(_catalog_of_this_render)
+
+
+def _catalog_of_this_render() -> dict:
+    """The page's gettext bound to the catalog of the language it is rendered in. Flask-Babel's template
+    callables look the catalog up again for every string (six lookups through `g` each), a quarter of the
+    dashboard's render time; the language cannot change in the middle of a render, so it is looked up once here.
+    Templates and macros imported without context keep Flask-Babel's callables, which give the same text."""
+    translations = get_translations()
+
+    @pass_context
+    def gettext(context, string, **variables):
+        # As Jinja's newstyle gettext: escaped when autoescaping, and always a format string.
+        text = translations.ugettext(string)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+
+    @pass_context
+    def ngettext(context, singular, plural, num, **variables):
+        variables.setdefault("num", num)
+        text = translations.ungettext(singular, plural, num)
+        return (Markup(text) if context.eval_ctx.autoescape else text) % variables
+
+    return {"gettext": gettext, "_": gettext, "ngettext": ngettext}
 
 
 def N_(text: str) -> str:  # noqa: N802  (the gettext convention's name)
