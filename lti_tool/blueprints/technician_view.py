@@ -19,7 +19,7 @@ from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
 from ..services import DomainError, attestation, ce, requirements, status
 from ..services.placements import DEPARTMENT_LABELS
-from ..web import viewer_zone
+from ..web import app_urls_by_id, viewer_zone
 from . import technician_forms as forms
 
 try:  # career pathways arrived in their own change; the dashboard works without them
@@ -125,11 +125,24 @@ def _progress(label: str, entries: list) -> dict:
 
 # --- Dashboard --------------------------------------------------------------------------------------------
 
-def _competency_item(comp, entry) -> dict:
+def _competency_item(comp, entry, labels: dict) -> dict:
     """One competency in the portfolio's list: its status, when it expires, what to record for it."""
-    return {"competency": comp, "status": entry.status, "label": entry.label,
+    return {"competency": comp, "status": entry.status, "label": labels[entry.status],
             "expires": day_text(entry.expires_at) if entry.held and entry.expires_at else None,
             "kind": _record_kind(comp)}
+
+
+def record_links():
+    """(kind, competency id) -> the link that records that kind of evidence for the competency; one url_for
+    per kind, however many competencies the page lists."""
+    by_kind: dict = {}
+
+    def link(kind: str, competency_id: int) -> str:
+        if kind not in by_kind:
+            by_kind[kind] = app_urls_by_id("technician.record", "competency", kind=kind)
+        return by_kind[kind](competency_id)
+
+    return link
 
 
 def _record_kind(comp) -> str:
@@ -149,17 +162,26 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
     known = status.compute(course.registration, [person.id], None)[person.id]
     statuses = {c.id: known.get(c.id) or status.CompetencyStatus(c.id, status.NOT_STARTED) for c in tree.leaves}
     entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
+    # Each status's name read in the viewer's language once, not once per competency.
+    labels = {code: str(label) for code, label in status.LABELS.items()}
+    in_area: dict = {}
+    for c in tree.leaves:
+        in_area.setdefault(tree.area_of[c.id].id, []).append(c)
     areas = []
     for root in tree.roots:
-        leaves = [c for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
+        leaves = in_area.get(root.id, [])
         if leaves:
             label = root.title if not root.code or root.title.startswith(root.code) else f"{root.code} {root.title}"
-            items = [_competency_item(c, statuses[c.id]) for c in leaves]
+            items = [_competency_item(c, statuses[c.id], labels) for c in leaves]
             areas.append({**_progress(label, [statuses[c.id] for c in leaves]), "id": root.id,
                           "competencies": [i for i in items if shown is None or i["status"] == shown]})
+    by_department: dict = {}
+    for c in tree.leaves:
+        for code in dict.fromkeys(c.departments or ()):
+            by_department.setdefault(code, []).append(statuses[c.id])
     departments = []
     for code, label in DEPARTMENT_LABELS.items():
-        tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
+        tagged = by_department.get(code)
         if tagged:
             departments.append({**_progress(_(label), tagged), "code": code})
 
@@ -180,7 +202,7 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
         "counts": _counts(entries),
         "total": len(entries),
         "shown": shown,
-        "labels": status.LABELS,
+        "labels": labels,
         "areas": areas,
         "departments": departments,
         "due": attention(status.DUE_FOR_REVALIDATION),
