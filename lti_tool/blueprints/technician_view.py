@@ -4,13 +4,13 @@ of a form, and an evidence item's reviews, sign-offs and history in plain words.
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from .. import formatting
 from ..extensions import db
+from ..i18n import gettext as _
 from ..lti.roles import ROLE_LABELS
 from ..models import AuditEntry, Evidence, Membership, Person, ReviewRequest, SignOff
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN

@@ -9,12 +9,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import formatting
 from ..extensions import db
 from ..i18n import N_
+from ..i18n import gettext as _
 from ..models import Evidence, Person, SignOff, SignOffRevocation
 from . import settings
 

@@ -23,12 +23,12 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
-from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import exists, select
 from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
+from ..i18n import gettext as _
+from ..i18n import ngettext
 from ..models import (
     Competency,
     Evidence,
