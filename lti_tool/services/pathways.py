@@ -230,6 +230,10 @@ class _Facts:
             elif entry is not None and entry.status == "expired":
                 self.expired_codes.add(c.code)
         self.expired_codes -= self.held_codes
+        # Certification evidence, and each credential's standing once worked out: pathways and certificate
+        # sets name the same credentials again and again.
+        self.certifications = [ev for ev in evidence if ev.kind == "certification"]
+        self.credentials = {}
         self.pathways = {}
         self.evaluating = set()
 
@@ -257,13 +261,17 @@ class _Facts:
 
 def _credential(facts: _Facts, key: str) -> dict:
     """How a credential stands: {"held": bool, "how": str, "expired": str | None}."""
+    if key not in facts.credentials:
+        facts.credentials[key] = _credential_state(facts, key)
+    return facts.credentials[key]
+
+
+def _credential_state(facts: _Facts, key: str) -> dict:
     spec = facts.defs["credentials"][key]
     wanted = set(spec.get("evidence") or [])
     matches = [m.casefold() for m in spec.get("other_matches") or []]
     expired = None
-    for ev in facts.evidence:
-        if ev.kind != "certification":
-            continue
+    for ev in facts.certifications:
         code = facts.field(ev, "credential")
         other = str(facts.field(ev, "credential_other") or "").casefold()
         if code not in wanted and not (code == "other" and any(m in other for m in matches)):
