@@ -192,12 +192,15 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
                  "kind": _record_kind(comp)}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
-    # The course's signed-off items (for re-assessment) and drafts (a count), in one query.
+    # The course's signed-off items (for re-assessment), drafts (a count) and whether any item is returned for
+    # revision, in one query: the returned items' comments are read only when there are some (a review request
+    # is in its evidence's course).
     items = db.session.execute(select(Evidence.id, Evidence.status).where(
         Evidence.person_id == person.id, Evidence.course_id == course.id,
-        Evidence.status.in_((SIGNED_OFF, DRAFT)))).all()
+        Evidence.status.in_((SIGNED_OFF, DRAFT, RETURNED)))).all()
     reassess = needs_reassessment([i for i, state in items if state == SIGNED_OFF], statuses, tree)
     drafts = sum(1 for _, state in items if state == DRAFT)
+    returned = returned_evidence(person, course) if any(state == RETURNED for _, state in items) else []
     return {
         "counts": _counts(entries),
         "total": len(entries),
@@ -207,7 +210,7 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
         "departments": departments,
         "due": attention(status.DUE_FOR_REVALIDATION),
         "expired": attention(status.EXPIRED),
-        "returned": returned_evidence(person, course),
+        "returned": returned,
         "reassess": reassess,
         "drafts": drafts,
         "ce": ce_report(person, today),
