@@ -3,7 +3,9 @@
 English is the source language; Spanish is shipped (lti_tool/translations/es). The choice, in order: the language
 the person picked in the tool (people.language), the LMS launch's `locale` claim (people.launch_language, kept at
 every launch), the browser's Accept-Language, English. web.choose_language puts the person's into g.locale before
-the view runs; e-mails and worker jobs use `in_language(person)`."""
+the view runs; e-mails and worker jobs use `in_language(person)`. Code that says many strings a request (the
+dashboard's services) uses this module's gettext/ngettext, and templates a catalog read once per render: the same
+text as Flask-Babel's, without finding the catalog again for every string."""
 from contextlib import contextmanager
 
 from flask import g, has_app_context, request
