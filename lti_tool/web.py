@@ -30,6 +30,21 @@ def app_url(endpoint: str, **values) -> str:
     return url_for(endpoint, **values)
 
 
+# Not in a session token (base64url and dots) nor changed by URL quoting.
+_ID_MARKER = "~id~"
+
+
+def app_urls_by_id(endpoint: str, key: str, **values):
+    """For many links that differ only in one id (`key`, a query value): id -> app_url(endpoint, key=id,
+    **values), built once around a marker. A url_for per link was a twentieth of the technician dashboard's
+    server time (130 "Record evidence" links)."""
+    url = app_url(endpoint, **{**values, key: _ID_MARKER})
+    if url.count(_ID_MARKER) != 1:  # never seen; then each link is built in full
+        return lambda ident: app_url(endpoint, **{**values, key: ident})
+    head, tail = url.split(_ID_MARKER)
+    return lambda ident: f"{head}{int(ident)}{tail}"
+
+
 def csrf_token() -> str:
     """Bound to the person, membership and launch of the session; the session token itself never sits in a
     cookie, so a cross-site form cannot know either."""

@@ -119,6 +119,38 @@ def test_dates_and_spans_in_spanish(app):
         assert formatting.ago(moment - timedelta(days=3), now=moment) == "3 days ago"
 
 
+def test_kept_catalog_gives_flask_babels_text_and_follows_a_forced_locale(app):
+    """i18n.gettext keeps the catalog in g: inside one request a forced locale (an e-mail in the recipient's
+    language) and the way back must each give Flask-Babel's own text."""
+    import flask_babel
+
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        spanish = i18n.gettext("Achieved")
+        assert spanish == flask_babel.gettext("Achieved") == "Obtenida"
+        assert i18n.gettext("for %(code)s", code="<b>") == flask_babel.gettext("for %(code)s", code="<b>")
+        assert i18n.ngettext("%(num)d draft", "%(num)d drafts", 2) == flask_babel.ngettext(
+            "%(num)d draft", "%(num)d drafts", 2)
+        with force_locale("en"):
+            assert i18n.gettext("Achieved") == flask_babel.gettext("Achieved") == "Achieved"
+        assert i18n.gettext("Achieved") == "Obtenida"
+    with app.app_context():  # no request: Flask-Babel's default language
+        assert i18n.gettext("Achieved") == flask_babel.gettext("Achieved") == "Achieved"
+
+
+def test_a_template_rendered_in_a_forced_locale_uses_that_catalog(app):
+    """Templates translate through the catalog of the render (i18n's context processor), escaping as Jinja's
+    newstyle gettext does."""
+    from flask import render_template_string
+
+    page = '{{ _("Achieved") }}|{{ _("for %(code)s", code=code) }}|{{ ngettext("%(num)d draft", "%(num)d drafts", 1) }}'
+    with app.test_request_context("/", headers={"Accept-Language": "es"}):
+        spanish = render_template_string(page, code="<b>")
+        with force_locale("en"):
+            english = render_template_string(page, code="<b>")
+    assert spanish.startswith("Obtenida|") and "&lt;b&gt;" in spanish and "<b>" not in spanish
+    assert english == "Achieved|for &lt;b&gt;|1 draft"
+
+
 # --- the language of a session ----------------------------------------------------------------------------
 
 def launch(app, platform, http, base, locale=None, sub="tech-1", roles=None):

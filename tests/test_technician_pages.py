@@ -236,6 +236,24 @@ def test_dashboard_shows_where_the_technician_stands(app, tech, manager):
     assert bad.status_code == 400 and "Not a known status: choose one of the tiles" in html.unescape(bad.text)
 
 
+def test_links_built_around_a_marker_are_app_urls(app):
+    """The dashboard's "Record evidence" links (web.app_urls_by_id) are the URLs app_url would build, session
+    token and all; a marker that would appear twice falls back to app_url for each link."""
+    from flask import g
+
+    from lti_tool.web import app_url, app_urls_by_id
+
+    with app.test_request_context("/"):
+        g.session_token = "eyJwIjo1fQ.aw4zww.rV--abY0x_TZ"
+        link = app_urls_by_id("technician.record", "competency", kind="cross_training")
+        for ident in (1, 42, 2_000_000_000):
+            assert link(ident) == app_url("technician.record", kind="cross_training", competency=ident)
+        assert link(7) == "/me/evidence/new/cross_training?competency=7&lt=eyJwIjo1fQ.aw4zww.rV--abY0x_TZ"
+        twice = app_urls_by_id("technician.new_evidence", "competency", note="~id~")
+        assert twice(7) == app_url("technician.new_evidence", note="~id~", competency=7)
+        assert "competency=7" in twice(7) and "note=~id~" in twice(7)
+
+
 def test_dashboard_without_a_framework_says_so(app, live_server, platform, registered, http):
     portal = launch(app, live_server, platform, http, "tech-lonely")
     page = portal.get("/me/")

@@ -73,7 +73,7 @@ def dashboard():
     actor = _actor()
     return render_template("technician/dashboard.html",
                            **view.dashboard(actor, date.today(), request.args.get("status") or None),
-                           hours_text=view.hours_text)
+                           hours_text=view.hours_text, record_url=view.record_links())
 
 
 @bp.route("/evidence")

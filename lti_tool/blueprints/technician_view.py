@@ -4,13 +4,13 @@ of a form, and an evidence item's reviews, sign-offs and history in plain words.
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 from sqlalchemy.orm import joinedload
 
 from .. import formatting
 from ..extensions import db
+from ..i18n import gettext as _
 from ..lti.roles import ROLE_LABELS
 from ..models import AuditEntry, Evidence, Membership, Person, ReviewRequest, SignOff
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
@@ -19,7 +19,7 @@ from ..models.reviews import RETURNED as REQUEST_RETURNED
 from ..models.reviews import WITHDRAWN as REQUEST_WITHDRAWN
 from ..services import DomainError, attestation, ce, requirements, status
 from ..services.placements import DEPARTMENT_LABELS
-from ..web import viewer_zone
+from ..web import app_urls_by_id, viewer_zone
 from . import technician_forms as forms
 
 try:  # career pathways arrived in their own change; the dashboard works without them
@@ -125,11 +125,24 @@ def _progress(label: str, entries: list) -> dict:
 
 # --- Dashboard --------------------------------------------------------------------------------------------
 
-def _competency_item(comp, entry) -> dict:
+def _competency_item(comp, entry, labels: dict) -> dict:
     """One competency in the portfolio's list: its status, when it expires, what to record for it."""
-    return {"competency": comp, "status": entry.status, "label": entry.label,
+    return {"competency": comp, "status": entry.status, "label": labels[entry.status],
             "expires": day_text(entry.expires_at) if entry.held and entry.expires_at else None,
             "kind": _record_kind(comp)}
+
+
+def record_links():
+    """(kind, competency id) -> the link that records that kind of evidence for the competency; one url_for
+    per kind, however many competencies the page lists."""
+    by_kind: dict = {}
+
+    def link(kind: str, competency_id: int) -> str:
+        if kind not in by_kind:
+            by_kind[kind] = app_urls_by_id("technician.record", "competency", kind=kind)
+        return by_kind[kind](competency_id)
+
+    return link
 
 
 def _record_kind(comp) -> str:
@@ -149,17 +162,26 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
     known = status.compute(course.registration, [person.id], None)[person.id]
     statuses = {c.id: known.get(c.id) or status.CompetencyStatus(c.id, status.NOT_STARTED) for c in tree.leaves}
     entries = [statuses[c.id] for c in tree.leaves if c.id in statuses]
+    # Each status's name read in the viewer's language once, not once per competency.
+    labels = {code: str(label) for code, label in status.LABELS.items()}
+    in_area: dict = {}
+    for c in tree.leaves:
+        in_area.setdefault(tree.area_of[c.id].id, []).append(c)
     areas = []
     for root in tree.roots:
-        leaves = [c for c in tree.leaves if tree.area_of[c.id].id == root.id and c.id in statuses]
+        leaves = in_area.get(root.id, [])
         if leaves:
             label = root.title if not root.code or root.title.startswith(root.code) else f"{root.code} {root.title}"
-            items = [_competency_item(c, statuses[c.id]) for c in leaves]
+            items = [_competency_item(c, statuses[c.id], labels) for c in leaves]
             areas.append({**_progress(label, [statuses[c.id] for c in leaves]), "id": root.id,
                           "competencies": [i for i in items if shown is None or i["status"] == shown]})
+    by_department: dict = {}
+    for c in tree.leaves:
+        for code in dict.fromkeys(c.departments or ()):
+            by_department.setdefault(code, []).append(statuses[c.id])
     departments = []
     for code, label in DEPARTMENT_LABELS.items():
-        tagged = [statuses[c.id] for c in tree.leaves if code in (c.departments or []) and c.id in statuses]
+        tagged = by_department.get(code)
         if tagged:
             departments.append({**_progress(_(label), tagged), "code": code})
 
@@ -170,22 +192,25 @@ def dashboard(actor, today: date | None = None, shown: str | None = None) -> dic
                  "kind": _record_kind(comp)}
                 for comp, entry in sorted(rows, key=lambda r: (r[1].expires_at or datetime.max, r[0].code))]
 
-    # The course's signed-off items (for re-assessment) and drafts (a count), in one query.
+    # The course's signed-off items (for re-assessment), drafts (a count) and whether any item is returned for
+    # revision, in one query: the returned items' comments are read only when there are some (a review request
+    # is in its evidence's course).
     items = db.session.execute(select(Evidence.id, Evidence.status).where(
         Evidence.person_id == person.id, Evidence.course_id == course.id,
-        Evidence.status.in_((SIGNED_OFF, DRAFT)))).all()
+        Evidence.status.in_((SIGNED_OFF, DRAFT, RETURNED)))).all()
     reassess = needs_reassessment([i for i, state in items if state == SIGNED_OFF], statuses, tree)
     drafts = sum(1 for _, state in items if state == DRAFT)
+    returned = returned_evidence(person, course) if any(state == RETURNED for _, state in items) else []
     return {
         "counts": _counts(entries),
         "total": len(entries),
         "shown": shown,
-        "labels": status.LABELS,
+        "labels": labels,
         "areas": areas,
         "departments": departments,
         "due": attention(status.DUE_FOR_REVALIDATION),
         "expired": attention(status.EXPIRED),
-        "returned": returned_evidence(person, course),
+        "returned": returned,
         "reassess": reassess,
         "drafts": drafts,
         "ce": ce_report(person, today),

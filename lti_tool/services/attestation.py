@@ -9,12 +9,12 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from .. import formatting
 from ..extensions import db
 from ..i18n import N_
+from ..i18n import gettext as _
 from ..models import Evidence, Person, SignOff, SignOffRevocation
 from . import settings
 
@@ -153,6 +153,16 @@ def _head_state(head: SignOff, revocation, revoker: str | None, as_of: datetime,
     return CompetencySignOff(head.competency_id, state, head, at, by, head.rating_label, tz)
 
 
+# Built once (bound parameters): building it and working out its cache key cost as much as running it, and the
+# dashboard asks twice.
+_SIGN_OFFS_OF_EVIDENCE = (
+    select(SignOff, SignOffRevocation, Person)
+    .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
+    .outerjoin(Person, Person.id == SignOffRevocation.revoked_by_id)
+    .where(SignOff.evidence_id.in_(bindparam("ids", expanding=True)), SignOff.signed_at <= bindparam("as_of"))
+    .order_by(SignOff.signed_at, SignOff.id))
+
+
 def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
     """{evidence_id: EvidenceSignOff} for the items among `evidence_ids` that were ever signed off (by `as_of`),
     in one query. Items never signed off are absent: their workflow status (draft, submitted...) says it all.
@@ -162,12 +172,7 @@ def evidence_states(evidence_ids, as_of: datetime | None = None) -> dict:
     if not ids:
         return {}
     as_of = as_of or datetime.now(UTC)
-    rows = db.session.execute(
-        select(SignOff, SignOffRevocation, Person)
-        .outerjoin(SignOffRevocation, SignOffRevocation.sign_off_id == SignOff.id)
-        .outerjoin(Person, Person.id == SignOffRevocation.revoked_by_id)
-        .where(SignOff.evidence_id.in_(ids), SignOff.signed_at <= as_of)
-        .order_by(SignOff.signed_at, SignOff.id)).all()
+    rows = db.session.execute(_SIGN_OFFS_OF_EVIDENCE, {"ids": ids, "as_of": as_of}).all()
     if not rows:
         return {}
     tz = settings.time_zone(db.session.get(Person, rows[0][0].person_id).registration)

@@ -21,13 +21,12 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-from flask_babel import gettext as _
-from flask_babel import ngettext
 from sqlalchemy import select
 
 from .. import formatting
 from ..extensions import db
-from ..i18n import N_
+from ..i18n import N_, ngettext
+from ..i18n import gettext as _
 from ..models import Evidence
 from ..models.evidence import DRAFT, RETURNED, SIGNED_OFF, SUBMITTED, WITHDRAWN
 from ..schemas.evidence import CREDENTIALS

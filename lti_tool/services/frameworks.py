@@ -104,12 +104,18 @@ def used_framework_ids(course):
     tenant's own frameworks, or, when the tenant has none, the shipped framework (the latest installed version
     of each shipped code: a new version of the file installs alongside the old one). A course is usable from
     its first launch. THE rule: status, forms, placements (deep linking), the matrix and exports all ask it."""
-    chosen = select(CourseFramework.framework_id).where(CourseFramework.course_id == course.id)
-    own, shipped = _default_framework_ids(course.registration_id)
+    return used_framework_ids_of_course(course.id, course.registration_id)
+
+
+def used_framework_ids_of_course(course_id, registration_id):
+    """used_framework_ids by the course's id and tenant, values or bound parameters (a statement built once per
+    process: status.course_competencies)."""
+    chosen = select(CourseFramework.framework_id).where(CourseFramework.course_id == course_id)
+    own, shipped = _default_framework_ids(registration_id)
     return union(chosen, own.where(~chosen.exists()), shipped.where(~chosen.exists(), ~own.exists()))
 
 
-def used_framework_ids_of_courses(course_ids, registration_id: int):
+def used_framework_ids_of_courses(course_ids, registration_id):
     """used_framework_ids's rule for several courses of one tenant at once (`course_ids`: a select of ids): what
     any of them uses, in one query where a loop over the courses took one per course."""
     chosen = select(CourseFramework.framework_id).where(CourseFramework.course_id.in_(course_ids))
@@ -127,7 +133,7 @@ _OWN, _SHIPPED, _NEWER = aliased(Framework), aliased(Framework), aliased(Framewo
 _LISTED = aliased(CourseFramework)
 
 
-def _default_framework_ids(registration_id: int):
+def _default_framework_ids(registration_id):
     """(the tenant's own frameworks, the latest version of each shipped one): selects of ids."""
     own_fw, shipped_fw, newer = _OWN, _SHIPPED, _NEWER
     own = select(own_fw.id).where(own_fw.registration_id == registration_id)

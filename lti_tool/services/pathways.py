@@ -20,15 +20,15 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
-from flask_babel import gettext as _
-from flask_babel import ngettext
-from sqlalchemy import exists, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import aliased, joinedload
 
 from ..extensions import db
+from ..i18n import gettext as _
+from ..i18n import ngettext
 from ..models import (
     Competency,
     Evidence,
@@ -230,6 +230,10 @@ class _Facts:
             elif entry is not None and entry.status == "expired":
                 self.expired_codes.add(c.code)
         self.expired_codes -= self.held_codes
+        # Certification evidence, and each credential's standing once worked out: pathways and certificate
+        # sets name the same credentials again and again.
+        self.certifications = [ev for ev in evidence if ev.kind == "certification"]
+        self.credentials = {}
         self.pathways = {}
         self.evaluating = set()
 
@@ -257,13 +261,17 @@ class _Facts:
 
 def _credential(facts: _Facts, key: str) -> dict:
     """How a credential stands: {"held": bool, "how": str, "expired": str | None}."""
+    if key not in facts.credentials:
+        facts.credentials[key] = _credential_state(facts, key)
+    return facts.credentials[key]
+
+
+def _credential_state(facts: _Facts, key: str) -> dict:
     spec = facts.defs["credentials"][key]
     wanted = set(spec.get("evidence") or [])
     matches = [m.casefold() for m in spec.get("other_matches") or []]
     expired = None
-    for ev in facts.evidence:
-        if ev.kind != "certification":
-            continue
+    for ev in facts.certifications:
         code = facts.field(ev, "credential")
         other = str(facts.field(ev, "credential_other") or "").casefold()
         if code not in wanted and not (code == "other" and any(m in other for m in matches)):
@@ -515,6 +523,46 @@ def _declarations(raw, defs) -> dict:
 _SIGN_OFF, _CORRECTION = aliased(SignOff), aliased(SignOff)
 
 
+# The two statements of progress() are built once per process, with the technician and the moment as bound
+# parameters: building them and working out their cache keys (the framework rule's union, the aliases) took
+# about a millisecond of every dashboard.
+
+@cache
+def _competencies_statement(one_course: bool, skip_known: bool):
+    """Competencies of the frameworks of the technician's active courses (or of one course), by the one rule
+    (chosen, else the default) inside the same query; `skip_known`: not those of the frameworks in "known"."""
+    registration_id = bindparam("registration_id")
+    courses = select(Membership.course_id).where(Membership.person_id == bindparam("person_id"),
+                                                 Membership.active.is_(True))
+    if one_course:
+        courses = courses.where(Membership.course_id == bindparam("course_id"))
+    framework_ids = frameworks.used_framework_ids_of_courses(courses, registration_id)
+    query = (select(Competency).join(Framework, Framework.id == Competency.framework_id)
+             .where(Competency.framework_id.in_(framework_ids),
+                    Framework.registration_id.is_(None) | (Framework.registration_id == registration_id)))
+    if skip_known:
+        # Whole frameworks the caller already loaded are not read again (a one-course technician's are all).
+        query = query.where(Competency.framework_id.not_in(bindparam("known", expanding=True)))
+    return query
+
+
+@cache
+def _evidence_statement():
+    """The technician's evidence, each with whether a proficient sign-off attesting it stood at the moment (not
+    revoked; not corrected, even by a correction later revoked, as in services.status), in one query."""
+    sign_off, correction, moment = _SIGN_OFF, _CORRECTION, bindparam("moment")
+    attested = exists().where(
+        sign_off.evidence_id == Evidence.id, sign_off.proficient.is_(True), sign_off.signed_at <= moment,
+        ~exists().where(SignOffRevocation.sign_off_id == sign_off.id, SignOffRevocation.revoked_at <= moment),
+        ~exists().where(correction.corrects_id == sign_off.id, correction.signed_at <= moment))
+    return (select(Evidence, attested.label("attested"))
+            .where(Evidence.person_id == bindparam("person_id"), Evidence.status != WITHDRAWN,
+                   Evidence.created_at <= moment)
+            # Links in the same query; their competencies are the ones loaded before (the identity map has them).
+            .options(joinedload(Evidence.competency_links))
+            .order_by(Evidence.id))
+
+
 def progress(actor, person_id: int, course_id: int | None = None, as_of: datetime | None = None,
              declarations: dict | None = None, definitions: dict | None = None,
              pathway_codes=None, statuses: dict | None = None, loaded=None) -> list[PathwayProgress]:
@@ -534,35 +582,18 @@ def progress(actor, person_id: int, course_id: int | None = None, as_of: datetim
         raise NotFound(_("No such person."))
     declared = _declarations(declarations, defs)
 
-    courses = select(Membership.course_id).where(Membership.person_id == person.id, Membership.active.is_(True))
+    known = sorted({c.framework_id for c in loaded or ()})
+    values = {"person_id": person.id, "registration_id": person.registration_id}
     if course_id is not None:
-        courses = courses.where(Membership.course_id == course_id)
-    # The frameworks each course uses, by the one rule (chosen, else the default), inside the same query.
-    framework_ids = frameworks.used_framework_ids_of_courses(courses, person.registration_id)
-    query = (select(Competency).join(Framework, Framework.id == Competency.framework_id)
-             .where(Competency.framework_id.in_(framework_ids),
-                    Framework.registration_id.is_(None) | (Framework.registration_id == person.registration_id)))
-    known = {c.framework_id for c in loaded or ()}
+        values["course_id"] = course_id
     if known:
-        # Whole frameworks the caller already loaded are not read again (a one-course technician's are all).
-        query = query.where(Competency.framework_id.not_in(known))
-    competencies = sorted([*(loaded or ()), *db.session.scalars(query)],
-                          key=lambda c: (c.framework_id, c.position, c.id))
+        values["known"] = known
+    competencies = sorted([*(loaded or ()), *db.session.scalars(
+        _competencies_statement(course_id is not None, bool(known)), values)],
+        key=lambda c: (c.framework_id, c.position, c.id))
     if statuses is None or as_of is not None:
         statuses = compute(person.registration, [person.id], [c.id for c in competencies], as_of)[person.id]
-    # Evidence, each with whether a proficient sign-off attesting it stood at the moment (not revoked; not
-    # corrected, even by a correction later revoked, as in services.status), in one query.
-    sign_off, correction = _SIGN_OFF, _CORRECTION
-    attested = exists().where(
-        sign_off.evidence_id == Evidence.id, sign_off.proficient.is_(True), sign_off.signed_at <= moment,
-        ~exists().where(SignOffRevocation.sign_off_id == sign_off.id, SignOffRevocation.revoked_at <= moment),
-        ~exists().where(correction.corrects_id == sign_off.id, correction.signed_at <= moment))
-    rows = db.session.execute(
-        select(Evidence, attested.label("attested"))
-        .where(Evidence.person_id == person.id, Evidence.status != WITHDRAWN, Evidence.created_at <= moment)
-        # Links in the same query; their competencies are the ones loaded above (the identity map has them).
-        .options(joinedload(Evidence.competency_links))
-        .order_by(Evidence.id)).unique().all()
+    rows = db.session.execute(_evidence_statement(), {"person_id": person.id, "moment": moment}).unique().all()
     evidence = [row.Evidence for row in rows]
     facts = _Facts(person, competencies, statuses, evidence, {row.Evidence.id for row in rows if row.attested},
                    declared, moment, defs)

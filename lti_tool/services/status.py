@@ -37,12 +37,13 @@ maintained in the transaction of every change: one query), `compute(..., as_of=<
 (the clock's part: held, due or expired), so they cannot disagree.
 """
 import calendar
+import functools
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.orm import load_only
 
 from ..extensions import db
@@ -162,11 +163,32 @@ def _of_course(query, course: Course):
 
 def course_competencies(course: Course, competency_ids=None) -> list[Competency]:
     """The competencies of the frameworks a course uses (one query), in framework order."""
-    query = _of_course(select(Competency), course).order_by(Competency.framework_id, Competency.position,
-                                                            Competency.id)
+    values = {"course_id": course.id, "registration_id": course.registration_id}
     if competency_ids is not None:
-        query = query.where(Competency.id.in_(list(competency_ids)))
-    return list(db.session.scalars(query))
+        values["competency_ids"] = list(competency_ids)
+    return list(db.session.scalars(_course_competencies_statement(competency_ids is not None), values))
+
+
+@functools.cache
+def _course_competencies_statement(some: bool):
+    """Built once per process, with the course as bound parameters: building it and working out its cache key
+    (the framework rule's union and aliases) took as long as running it, on every page that reads a course's
+    competencies."""
+    registration_id = bindparam("registration_id")
+    query = (
+        select(Competency)
+        .join(Framework, Framework.id == Competency.framework_id)
+        .where(
+            Competency.framework_id.in_(frameworks.used_framework_ids_of_course(bindparam("course_id"),
+                                                                               registration_id)),
+            # A course can only use frameworks its tenant can see; belt and braces against a bad link row.
+            (Framework.registration_id.is_(None)) | (Framework.registration_id == registration_id),
+        )
+        .order_by(Competency.framework_id, Competency.position, Competency.id)
+    )
+    if some:
+        query = query.where(Competency.id.in_(bindparam("competency_ids", expanding=True)))
+    return query
 
 
 def course_competency_ids(course: Course):
