@@ -358,3 +358,11 @@ def test_a_first_launch_that_fails_half_way_leaves_nothing_behind(app, live_serv
     resp, _, _ = platform.launch(http, live_server, sub="half-way", context_id="course-half-way")
     assert resp.status_code == 303, resp.text
     assert count_rows() == {"people": 1, "courses": 1, "memberships": 1}
+
+
+@pytest.mark.postgres_only
+def test_postgresql_connections_run_without_jit(app_ctx):
+    """JIT compiling costs more than the tool's queries take to run (see create_app)."""
+    from sqlalchemy import text
+
+    assert db.session.scalar(text("SHOW jit")) == "off"
