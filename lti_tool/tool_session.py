@@ -12,6 +12,7 @@ another browser gets the "open the tool from your course" page. Where no cookie 
 apps), the token alone still works, within the limits above. A link that opens in a new window (where the frame's
 partitioned cookie is not sent) carries a token scoped to that one address (`scoped_url`), not the session's.
 """
+import functools
 import hashlib
 import hmac
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from flask import current_app, g, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from .extensions import db
@@ -169,10 +170,7 @@ def load(token: str) -> ToolSession:
     membership, names_preceptor = None, False
     if data.get("m"):
         membership, names_preceptor = db.session.execute(
-            select(Membership, preceptors.named_any_clause(Membership.person_id, Membership.course_id))
-            .where(Membership.id == data["m"])
-            .options(joinedload(Membership.course), joinedload(Membership.person).joinedload(Person.registration))
-        ).first() or (None, False)
+            _session_statement(), {"membership_id": data["m"]}).first() or (None, False)
     if membership is not None and membership.person_id != data.get("p"):
         raise SessionError("invalid")
     person = membership.person if membership is not None else \
@@ -191,6 +189,15 @@ def load(token: str) -> ToolSession:
         scoped="e" in data,
         names_preceptor=bool(names_preceptor),
     )
+
+
+@functools.cache
+def _session_statement():
+    """Every page's first query, built once per process (building it and working out its cache key cost about as
+    much as running it)."""
+    return (select(Membership, preceptors.named_any_clause(Membership.person_id, Membership.course_id))
+            .where(Membership.id == bindparam("membership_id"))
+            .options(joinedload(Membership.course), joinedload(Membership.person).joinedload(Person.registration)))
 
 
 def current() -> ToolSession | None:
