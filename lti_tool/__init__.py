@@ -4,6 +4,7 @@ from pathlib import Path
 
 from flask import Flask, g
 from flask.sessions import SessionInterface
+from sqlalchemy.engine import make_url
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings_module
@@ -28,8 +29,12 @@ def create_app(config: dict | None = None) -> Flask:
         # it); the reports ran as fast or faster without it (bench/reports.py). An operator's own setting wins.
         options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
         connect_args = dict(options.get("connect_args") or {})
-        connect_args.setdefault("options", "-c jit=off")
-        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "connect_args": connect_args}
+        # Added to the URL's own `options` (a search_path, say), which connect_args would otherwise replace.
+        given = connect_args.get("options") or make_url(app.config["SQLALCHEMY_DATABASE_URI"]).query.get("options")
+        given = given if isinstance(given, str) else ""
+        if "jit" not in given:
+            connect_args["options"] = f"{given} -c jit=off".strip()
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "connect_args": connect_args}
 
     if app.config.get("PROXY_FIX_HOPS"):
         hops = app.config["PROXY_FIX_HOPS"]
