@@ -81,7 +81,7 @@ def world(make):
 def test_transcript_lists_attestations_sections_and_ce(world):
     data = transcripts.build(world.tech, world.tech.person.id, as_of=AS_OF)
 
-    assert data["person"]["name"] == "Tess Nguyen" and data["organisation"] == world.reg.name
+    assert data["person"]["name"] == "Tess Nguyen" and data["organization"] == world.reg.name
     by_code = {c["code"]: c for c in data["competencies"]}
     assert set(by_code) == {"IV-GARB", "CEN-CART", "REG-AUDIT"}
     garb = by_code["IV-GARB"]

@@ -1,5 +1,6 @@
-"""Everything a person reads is US English: templates, scripts and the shipped data (framework, pathways, CE
-rules). Data keys kept for compatibility (a transcript's `organisation` field) are attribute access, not words."""
+"""Everything a person reads is US English: templates, scripts, the shipped data (framework, pathways, CE rules)
+and the Python source, whose keys end up in JSON answers and whose comments and names are read by the people who
+maintain it."""
 import re
 from pathlib import Path
 
@@ -7,10 +8,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "lti_tool"
 BRITISH = re.compile(
-    r"(?<![.\w])(organis\w*|colour\w*|licence\w*|behaviour\w*|programme\w*|practis\w*|recognis\w*|authoris\w*|"
+    r"(?<!\w)(organis\w*|colour\w*|licence\w*|behaviour\w*|programme\w*|practis\w*|recognis\w*|authoris\w*|"
     r"immunis\w*|jewellery|catalogue\w*|centre\w*|labour\w*|favour\w*|honour\w*|analys(e|ed|es|ing)|"
     r"expiry date)\b", re.IGNORECASE)
-FILES = sorted([*ROOT.glob("templates/**/*.html"), *ROOT.glob("static/js/*.js"), *ROOT.glob("data/*.json")])
+FILES = sorted([*ROOT.glob("templates/**/*.html"), *ROOT.glob("static/js/*.js"), *ROOT.glob("data/*.json"),
+                *ROOT.glob("**/*.py")])
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))

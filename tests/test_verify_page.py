@@ -44,7 +44,7 @@ def test_verify_shows_what_a_transcript_certifies_and_the_pharmacys_name(site, a
     assert "Organization Riverside Health Pharmacy" in text and "Holder Tess Nguyen" in text
     assert f"IV-GARB Garbing and gloved-fingertip testing Competent {today} Mina Manager Manager" in text
     data = requests.get(link + ".json", timeout=10).json()
-    assert data["credential"]["organisation"] == "Riverside Health Pharmacy"
+    assert data["credential"]["organization"] == "Riverside Health Pharmacy"
     assert [(c["code"], c["signer"], c["role"], c["signed"]) for c in data["certifies"]] == [
         ("IV-GARB", "Mina Manager", "Manager", today)]
 

@@ -4,7 +4,7 @@
 - A client id at a token endpoint belongs to one registration: the tool signs client assertions with iss = sub =
   client id, so a second registration claiming the same client id at the same token endpoint's origin (under
   another issuer) could obtain the first one's access tokens.
-- The token audience (`authorization_server`) is honoured only on the token URL's own origin, so an assertion is
+- The token audience (`authorization_server`) is honored only on the token URL's own origin, so an assertion is
   never addressed to a server other than the one it is posted to.
 - URLs change only by the operator's hand (CLI), and each change is in the audit log.
 """

@@ -9,7 +9,7 @@ Choices (see also the report for issue 5):
 - Subject: credentialSubject.id is `urn:uuid:<Person.credential_subject_id>`, random and stable per technician
   (pairwise: it means nothing outside this tool), with the hashed e-mail as an IdentityObject beside it.
 - Issuer: the tool (one Profile for the whole tool); the tenant (the pharmacy or health system) is named as the
-  subject's `source`, the organisation that assessed the achievement on the issuer's behalf.
+  subject's `source`, the organization that assessed the achievement on the issuer's behalf.
 - Status: W3C Bitstring Status List v1.0, purpose "revocation". Each IssuedCredential row draws a random unused
   index (status_index; rows issued before that use their id), so a list reveals neither order nor volume; lists of
   131,072 entries (the minimum size, 16 KiB before compression) live at /credentials/status/<n> as
@@ -105,8 +105,8 @@ def organization_url(base: str, registration_id: int) -> str:
     return f"{base}/credentials/organizations/{organization_public_id(registration)}"
 
 
-def _source(base: str, registration_id: int, organisation: str) -> dict:
-    return {"id": organization_url(base, registration_id), "type": ["Profile"], "name": organisation}
+def _source(base: str, registration_id: int, organization: str) -> dict:
+    return {"id": organization_url(base, registration_id), "type": ["Profile"], "name": organization}
 
 
 def jwk_url(base: str, kid: str) -> str:
@@ -291,7 +291,7 @@ def _competency_body(base, tool_title, transcript, entry, row) -> dict:
             "achievement": achievement_for(base, entry),
             "result": [{"type": ["Result"], "resultDescription": rd_id,
                         "achievedLevel": f"{rd_id}#{att['rating_code']}", "status": "Completed"}],
-            "source": _source(base, row.registration_id, transcript["organisation"]),
+            "source": _source(base, row.registration_id, transcript["organization"]),
         },
         "evidence": [{"id": f"{verify_url(base, row.public_id)}#evidence-{att['evidence_id']}",
                       "type": ["Evidence"], "name": att["evidence_title"], "narrative": _narrative(att),
@@ -322,7 +322,7 @@ def _certification_body(base, tool_title, transcript, cert, row) -> dict:
     achievement = certification_achievement(base, cert)
     subject = {"id": transcript["person"]["subject_id"], "type": ["AchievementSubject"],
                "identifier": _identity(transcript["person"], row.public_id),
-               "achievement": achievement, "source": _source(base, row.registration_id, transcript["organisation"])}
+               "achievement": achievement, "source": _source(base, row.registration_id, transcript["organization"])}
     if cert.get("number"):
         subject["licenseNumber"] = cert["number"]
     body = {
@@ -432,7 +432,7 @@ def clr_credential(actor, person_id: int, base: str, tool_title: str, *, as_of=N
         "type": ["VerifiableCredential", "ClrCredential"],
         "name": f"Competency transcript of {transcript['person']['name']}",
         "description": f"Competencies, certifications and sign-offs recorded for {transcript['person']['name']} "
-                       f"at {transcript['organisation']}, as of {transcript['as_of'][:10]}.",
+                       f"at {transcript['organization']}, as of {transcript['as_of'][:10]}.",
         "issuer": _issuer(base, tool_title),
         "validFrom": _iso(row.issued_at),
         "credentialSubject": {
@@ -504,7 +504,7 @@ def describe(row: IssuedCredential) -> dict:
     person = db.session.get(Person, row.person_id)
     return {"id": row.public_id, "kind": row.kind, "name": row.name,
             "holder": person.display_name if person else None,
-            "organisation": settings.organization_name(row.registration),
+            "organization": settings.organization_name(row.registration),
             "issued_at": _iso(row.issued_at), "valid_until": _iso(row.valid_until) if row.valid_until else None}
 
 

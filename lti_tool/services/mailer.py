@@ -4,7 +4,7 @@ development).
 Once only: a worker first claims rows (pending -> sending, one conditional UPDATE ... RETURNING, so two workers
 never claim the same row), sends, and marks each row sent in its own commit. A worker that dies between claiming
 and sending leaves rows "sending"; the sweep hands them out again after CLAIM_TIMEOUT. The Message-ID is derived
-from the event key, so even that rare resend is recognisably the same message.
+from the event key, so even that rare resend is recognizably the same message.
 """
 import hashlib
 import logging

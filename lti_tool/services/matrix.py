@@ -38,7 +38,7 @@ EXPORT_BATCH = 500  # technicians per query when "Export this view" walks every 
 EXPIRING_CHOICES = (30, 60, 90)
 SEARCH_MAX = 100  # characters of a name search; longer is refused
 # Short labels for the matrix cells, each also the cell's class (lower case); the legend spells them out once,
-# so colour is never the only signal and a page of 50 x 100+ cells stays small.
+# so color is never the only signal and a page of 50 x 100+ cells stays small.
 ABBREVIATIONS = {
     status.NOT_STARTED: "NS",
     status.IN_PROGRESS: "IP",

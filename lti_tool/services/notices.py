@@ -96,7 +96,7 @@ def competency_requirements(entries: dict, titles: dict, today: date, horizon: i
 
 
 def certifications_by_person(person_ids) -> dict:
-    """{person_id: [(evidence_id, title, expiry date)]}: the latest of each credential (a renewal replaces the
+    """{person_id: [(evidence_id, title, expiration date)]}: the latest of each credential (a renewal replaces the
     card it renews), withdrawn and draft records left out."""
     latest: dict = {}
     rows = db.session.execute(select(Evidence.id, Evidence.person_id, Evidence.title, Evidence.data).where(

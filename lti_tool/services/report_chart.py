@@ -1,8 +1,8 @@
 """The compliance trend as a chart: server-rendered SVG for the page (no script, no CDN) and a reportlab
 Drawing for the PDF, from the same points, so the page and the paper show the same thing.
 
-Lines are told apart by dash pattern as well as colour, and each point carries its value as text (SVG <title>),
-so nothing depends on seeing colour.
+Lines are told apart by dash pattern as well as color, and each point carries its value as text (SVG <title>),
+so nothing depends on seeing color.
 """
 from xml.sax.saxutils import escape
 
@@ -51,16 +51,16 @@ def svg(series: list[tuple[str, list]], title: str) -> str:
             parts.append(f'<text x="{x}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle" font-size="10" '
                          f'fill="#333333">{escape(f"{day:%b} {day:%y}")}</text>')
     for k, (label, points) in enumerate(series):
-        colour, dash = PALETTE[k % len(PALETTE)], DASHES[k % len(DASHES)]
+        color, dash = PALETTE[k % len(PALETTE)], DASHES[k % len(DASHES)]
         coords = [(_xy(i, n, v), v, d) for i, (d, v) in enumerate(points) if v is not None]
         if not coords:
             continue
         path = " ".join(f"{x},{y}" for (x, y), _, _ in coords)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2"{dash_attr} points="{path}">'
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2"{dash_attr} points="{path}">'
                      f"<title>{escape(label)}</title></polyline>")
         for (x, y), v, d in coords:
-            parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"><title>{escape(label)}, '
+            parts.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{color}"><title>{escape(label)}, '
                          f"{escape(localtime.us_date(d))}: {v}%</title></circle>")
     parts.append("</svg>")
     return "".join(parts)
@@ -87,14 +87,14 @@ def drawing(series: list[tuple[str, list]], width: float = 500, height: float = 
             x, _ = xy(i, 0)
             d.add(String(x, bottom - 12, f"{day:%b} {day:%y}", fontSize=7, textAnchor="middle"))
     for k, (label, points) in enumerate(series):
-        colour = colors.HexColor(PALETTE[k % len(PALETTE)])
+        color = colors.HexColor(PALETTE[k % len(PALETTE)])
         dash = [float(v) for v in DASHES[k % len(DASHES)].split()] or None
         coords = [xy(i, v) for i, (_, v) in enumerate(points) if v is not None]
         if len(coords) > 1:
-            d.add(PolyLine([c for pt in coords for c in pt], strokeColor=colour, strokeWidth=1.5,
+            d.add(PolyLine([c for pt in coords for c in pt], strokeColor=color, strokeWidth=1.5,
                            strokeDashArray=dash))
         y = 4 + 14 * (len(series) - 1 - k)
-        d.add(Line(left, y + 3, left + 24, y + 3, strokeColor=colour, strokeWidth=1.5, strokeDashArray=dash))
+        d.add(Line(left, y + 3, left + 24, y + 3, strokeColor=color, strokeWidth=1.5, strokeDashArray=dash))
         last = next((v for _, v in reversed(points) if v is not None), None)
         d.add(String(left + 30, y, f"{label}: {'' if last is None else f'{last}%'}", fontSize=8))
     return d

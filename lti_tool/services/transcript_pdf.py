@@ -176,7 +176,7 @@ def _summary(transcript, styles):
     lines = [
         f"<b>{_('Technician:')}</b> {escape(person['name'])}" + (f" ({escape(person['email'])})"
                                                                  if person.get("email") else ""),
-        f"<b>{_('Organization:')}</b> {escape(transcript['organisation'])}",
+        f"<b>{_('Organization:')}</b> {escape(transcript['organization'])}",
         f"<b>{_('As of:')}</b> {fmt_date(transcript['as_of'])} &nbsp; <b>{_('Records from:')}</b> "
         f"{escape(transcript['scope'])}",
         f"<b>{_('Competencies held:')}</b> "
@@ -288,7 +288,7 @@ def render(transcript: dict, verify_url: str, page_size: str = "letter", out=Non
     doc = SimpleDocTemplate(target, pagesize=size, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                             bottomMargin=FOOTER_HEIGHT + 6 * mm,
                             title=_("Transcript of %(name)s", name=transcript["person"]["name"]),
-                            author=transcript["organisation"], subject=_("Pharmacy technician competency transcript"),
+                            author=transcript["organization"], subject=_("Pharmacy technician competency transcript"),
                             creator="Pharmacy Tech Pathways")
     story = [Paragraph(_("Competency transcript"), styles["title"]), *_summary(transcript, styles)]
     story += _competency_section(transcript, styles, usable)

@@ -240,7 +240,7 @@ def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str 
 
     return {
         "person": {"id": person.id, "name": person.display_name, "email": person.email},
-        "organisation": settings.organization_name(person.registration),
+        "organization": settings.organization_name(person.registration),
         "as_of": _iso(as_of),
         "scope": N_("all courses") if course_ids is None else N_("courses managed by the requester"),
         "competencies": competencies,

@@ -102,7 +102,7 @@ def _with_details(result: dict) -> Checked:
     row = _row((result.get("credential") or {}).get("id"))
     if row is None or result["status"] == credentials.INVALID:
         return Checked(result)
-    result["credential"]["organisation"] = settings.organization_name(row.registration)
+    result["credential"]["organization"] = settings.organization_name(row.registration)
     return Checked(result, certifies(row), _certification(row))
 
 

@@ -135,7 +135,7 @@ def check_sign_off(planned: PlannedRow, v: dict, context):
         if len(v.get(key) or "") > limit:
             planned.problems.append(f"{key.replace('_', ' ').capitalize()} is longer than {limit} characters.")
     if expires and assessed and expires <= assessed:
-        planned.problems.append("The expiry date is not after the date assessed.")
+        planned.problems.append("The expiration date is not after the date assessed.")
     if planned.problems or competency is None or assessed is None:
         return
     _keyed(planned, "sign_off", context["course"].registration_id, competency.code, assessed.isoformat())
