@@ -67,35 +67,21 @@ def touch_people(person_ids) -> None:
 
 # --- What a flush touched ----------------------------------------------------------------------------------
 
-def _on_pair(mapper, connection, target):
-    session = Session.object_session(target)
-    if session is not None:
-        _noted(session, _PAIRS).add((target.person_id, target.competency_id))
+def _noting(key: str, value_of):
+    """A mapper listener that notes `value_of(row)` under `key` in the row's session (judged again at the flush)."""
+    def listener(mapper, connection, target):
+        session = Session.object_session(target)
+        if session is not None:
+            _noted(session, key).add(value_of(target))
+    return listener
 
 
-def _on_revocation(mapper, connection, target):
-    session = Session.object_session(target)
-    if session is not None:
-        _noted(session, _SIGN_OFFS).add(target.sign_off_id)
-
-
-def _on_evidence(mapper, connection, target):
-    session = Session.object_session(target)
-    if session is not None:
-        _noted(session, _EVIDENCE).add(target.id)
-
-
-def _on_link(mapper, connection, target):
-    # A link removed from an evidence item is deleted as an orphan: the pair is known only from the row.
-    session = Session.object_session(target)
-    if session is not None:
-        _noted(session, _LINKS).add((target.evidence_id, target.competency_id))
-
-
-def _on_requirement(mapper, connection, target):
-    session = Session.object_session(target)
-    if session is not None:
-        _noted(session, _COURSES).add(target.course_id)
+_on_pair = _noting(_PAIRS, lambda row: (row.person_id, row.competency_id))
+_on_revocation = _noting(_SIGN_OFFS, lambda row: row.sign_off_id)
+_on_evidence = _noting(_EVIDENCE, lambda row: row.id)
+# A link removed from an evidence item is deleted as an orphan: the pair is known only from the row.
+_on_link = _noting(_LINKS, lambda row: (row.evidence_id, row.competency_id))
+_on_requirement = _noting(_COURSES, lambda row: row.course_id)
 
 
 def _on_membership(mapper, connection, target):
