@@ -2,13 +2,20 @@
 
 All three are served by gunicorn with the same settings (-w 4, sync workers) and driven by the same load generator:
 the test platform (tests/support/platform.py) logs in (GET /lti/login, 302), signs an RS256 id_token and posts it
-(POST /lti/launch), with 4 login+launch pairs in flight. Each server gets --runs runs of --pairs pairs, interleaved
-(tool, plain, bare, tool, plain, ...) so that a busy moment of the machine hits all three alike; the table shows the
-medians and the ratios. Statements per login+launch are counted on the engine for a returning user's pair, served
-in-process. Then, when bench/pages.py exists, its main() runs with the arguments given after `--`.
+(POST /lti/launch), with 4 login+launch pairs in flight. The servers take turns in rounds: each round runs --pairs
+pairs on every server, one after the other (the order alternates between rounds), so that a busy moment of the
+machine hits all of them alike. The table shows each server's median pairs/s and the median of the per-round
+ratios to plain pylti1p3 with their interquartile range: on a shared virtual machine throughput drifts by 20 % within
+a minute, and a ratio taken within one round cancels that drift where a ratio of two medians does not. Statements per
+login+launch are counted on the engine for a returning user's pair, served in-process. Then, when bench/pages.py
+exists, its main() runs with the arguments given after `--`.
+
+The load generator follows no redirect, and does not let requests prepare the request a redirect leads to either
+(requests does that even with allow_redirects=False, for Response.next): that cost ~0.2 ms of the shared CPUs per
+302/303, which charged a server for answering with a redirect. `--prepare-redirects` measures the old way.
 
     make bench                                   # = .venv/bin/python bench/compare.py
-    .venv/bin/python bench/compare.py --pairs 300 --runs 3 --postgres-url postgresql://postgres@127.0.0.1/bench_me
+    .venv/bin/python bench/compare.py --pairs 150 --rounds 15 --postgres-url postgresql://postgres@127.0.0.1/bench_me
     .venv/bin/python bench/compare.py -- --help  # arguments for bench/pages.py
 
 The plain pylti1p3 tool (bench/plain_pylti1p3.py) keeps state, nonces and the platform's keys in Redis
@@ -66,6 +73,23 @@ def plain_tool_env(platform: TestPlatform, cache_url: str) -> dict:
             "PLAIN_CACHE_URL": cache_url, "BARE_AUTH_URL": platform.base + "/auth"}
 
 
+class LoadSession(requests.Session):
+    """The load generator's HTTP session: no proxy or .netrc lookups from the environment on every request
+    (loopback needs none, and they made the generator, on the same CPUs as the servers, the busiest process of
+    the run), and no preparation of the request a redirect leads to, which the generator never sends."""
+
+    prepare_redirects = False
+
+    def __init__(self):
+        super().__init__()
+        self.trust_env = False
+
+    def resolve_redirects(self, resp, req, *args, yield_requests=False, **kwargs):
+        if yield_requests and not self.prepare_redirects:
+            return iter(())  # Session.send asks only for Response.next, and takes "none" for an answer
+        return super().resolve_redirects(resp, req, *args, yield_requests=yield_requests, **kwargs)
+
+
 def one_pair(platform: TestPlatform, http: requests.Session, base: str, n: int) -> None:
     # A fresh cookie jar per pair, for every server alike: pylti1p3 never deletes its state cookies, and a jar
     # kept across hundreds of launches would outgrow the 8 KB header limit.
@@ -81,10 +105,7 @@ def pairs_per_second(platform, base: str, pairs: int, concurrency: int) -> float
 
     def task(n):
         if not hasattr(local, "http"):
-            local.http = requests.Session()
-            # No proxy or .netrc lookups from the environment on every request: loopback needs none, and the
-            # lookups made the load generator (on the same CPUs as the servers) the busiest process of the run.
-            local.http.trust_env = False
+            local.http = LoadSession()
         one_pair(platform, local.http, base, n)
 
     started = time.perf_counter()
@@ -125,15 +146,18 @@ def main(argv=None):
     pages_argv = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=300, help="login+launch pairs per run (default 300)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per server; the median is shown (default 3)")
+    parser.add_argument("--pairs", type=int, default=150, help="login+launch pairs per server and round (default 150)")
+    parser.add_argument("--rounds", type=int, default=15, help="rounds; medians are shown (default 15)")
     parser.add_argument("--concurrency", type=int, default=4, help="pairs in flight (default 4)")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers for every server (default 4)")
     parser.add_argument("--postgres-url", default=DEFAULT_PG, help=f"emptied and recreated (default {DEFAULT_PG})")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4"),
                         help="the plain pylti1p3 tool's cache (default redis://127.0.0.1:6379/4)")
     parser.add_argument("--no-pages", action="store_true", help="skip bench/pages.py")
+    parser.add_argument("--prepare-redirects", action="store_true",
+                        help="let requests prepare each redirect's request, as before (see above)")
     args = parser.parse_args(argv)
+    LoadSession.prepare_redirects = args.prepare_redirects
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     url = config.normalise_database_url(args.postgres_url)
@@ -150,8 +174,9 @@ def main(argv=None):
         for server in servers.values():  # warm up: every user once, JWKS caches, imports in every worker
             pairs_per_second(platform, server.base, USERS, args.concurrency)
         results = {name: [] for name in servers}
-        for _ in range(args.runs):
-            for name, server in servers.items():
+        for round_number in range(args.rounds):
+            order = list(servers.items())
+            for name, server in order if round_number % 2 == 0 else order[::-1]:
                 results[name].append(pairs_per_second(platform, server.base, args.pairs, args.concurrency))
     finally:
         for server in servers.values():
@@ -161,17 +186,21 @@ def main(argv=None):
     finally:
         platform.close()
 
-    medians = {name: statistics.median(r) for name, r in results.items()}
-    plain = medians["plain pylti1p3"]
     print(f"\nLTI 1.3 login+launch pairs per second: PostgreSQL, gunicorn -w {args.workers} (sync) for each server, "
-          f"{args.concurrency} pairs in flight, {args.pairs} pairs x {args.runs} runs, {os.cpu_count()} CPU(s).")
-    print(f"Plain pylti1p3 cache: {cache_label}.\n")
-    header = f"{'server':<16} {'pairs/s (median)':>16} {'runs':<22} {'ratio to plain pylti1p3':>24}"
+          f"{args.concurrency} pairs in flight, {args.rounds} rounds of {args.pairs} pairs per server, "
+          f"{os.cpu_count()} CPU(s).")
+    print(f"Plain pylti1p3 cache: {cache_label}. Redirects prepared by the generator: "
+          f"{'yes' if args.prepare_redirects else 'no'}.\n")
+    header = (f"{'server':<16} {'pairs/s (median)':>16} {'range':>13}   "
+              f"{'ratio to plain pylti1p3: median of rounds':>41} {'(quartiles)':>13}")
     print(header)
     print("-" * len(header))
+    plain = results["plain pylti1p3"]
     for name, runs in results.items():
-        print(f"{name:<16} {medians[name]:>16.1f} {', '.join(f'{r:.1f}' for r in runs):<22} "
-              f"{medians[name] / plain:>24.2f}")
+        ratios = [mine / theirs for mine, theirs in zip(runs, plain, strict=True)]
+        low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
+        print(f"{name:<16} {statistics.median(runs):>16.1f} {min(runs):>6.1f}-{max(runs):<6.1f}   "
+              f"{statistics.median(ratios):>41.2f} {f'({low:.2f}-{high:.2f})':>13}")
     print(f"\nSQL statements for a returning technician's login+launch (this tool): {statements}")
     if not args.no_pages:
         # One database for the whole run unless told otherwise (pages.py empties it too).

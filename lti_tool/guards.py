@@ -7,6 +7,7 @@ Query strings, form fields (names and values) and JSON bodies are checked; the L
 checked by the launch (lti/claims.py), since they arrive inside a signed token.
 """
 import re
+from itertools import chain
 
 from flask import abort, request
 
@@ -27,7 +28,9 @@ def unstorable(value) -> bool:
 
 
 def _multidict_unstorable(data) -> bool:
-    return any(unstorable(key) or unstorable(data.getlist(key)) for key in data.keys())
+    # Every key and value (all strings) in one search: a launch's form and a login's query string are checked in
+    # a few microseconds instead of a Python call per item. "\x01" keeps neighbours apart and is storable.
+    return UNSTORABLE.search("\x01".join(chain.from_iterable(data.items(multi=True)))) is not None
 
 
 def refuse_unstorable_input():

@@ -366,3 +366,42 @@ def test_postgresql_connections_run_without_jit(app_ctx):
     from sqlalchemy import text
 
     assert db.session.scalar(text("SHOW jit")) == "off"
+
+
+@pytest.mark.postgres_only
+def test_the_launch_statement_run_on_the_driver_reads_what_the_session_reads(app_ctx, make):
+    """models/driver.py: the launch's one statement, run straight on psycopg, gives the values and types the ORM
+    loads (aware datetimes, JSON lists), claims its nonce once, and hands its connection back to the pool as the
+    pool hands connections out (in a transaction by default, synchronous_commit on)."""
+    from lti_tool.lti import storage, tool_conf
+    from lti_tool.models import driver
+    from lti_tool.services.launches import CLAIM, launch_rows_read
+
+    member = make.member(make.course())
+    member.lti_roles = ["Learner"]
+    db.session.commit()
+    course, person = member.course, member.person
+    read = launch_rows_read(course.registration_id, {"sub": person.sub, CLAIM + "context": {"id": course.context_id}})
+
+    def claim(nonce):
+        return storage.claim(nonce, 60, also=tool_conf.stamp(), relaxed_commit=True, read=read)
+
+    assert driver.usable()
+    claimed, stamp, row = claim("nonce-driver-1")
+    assert claimed and stamp == tool_conf.read_stamp()
+    assert claim("nonce-driver-1") == (False, None, None), "a nonce is claimed once"
+    assert (row["person_id"], row["course_id"], row["member_id"]) == (person.id, course.id, member.id)
+    assert row["member_lti_roles"] == ["Learner"] and row["person_created_at"].tzinfo is not None
+    with recorded_statements(db.engine) as seen:  # counted: the same statement through the session
+        assert not driver.usable()
+        claimed, _, counted = claim("nonce-driver-2")
+    assert claimed and len(seen) == 1
+    assert dict(counted) == row
+    pooled = db.engine.raw_connection()
+    try:
+        assert pooled.driver_connection.autocommit is False
+        with pooled.driver_connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == "on"
+    finally:
+        pooled.close()

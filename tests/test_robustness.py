@@ -118,6 +118,20 @@ def test_nul_in_lti_parameters(live_server, http, registered, platform, count_ro
     assert count_rows() == {"people": 0, "courses": 0, "memberships": 0}
 
 
+@pytest.mark.parametrize("pairs, refused", [
+    ([("a", "1"), ("a", "2"), ("b", "x y")], False),
+    ([("a", "1"), ("a", "2\x00")], True),  # the second of a repeated field
+    ([("a\x00", "1")], True),  # a field name
+    ([("a", "\ud800")], True),
+])
+def test_every_key_and_value_of_a_form_is_checked(pairs, refused):
+    from werkzeug.datastructures import MultiDict
+
+    from lti_tool.guards import _multidict_unstorable
+
+    assert _multidict_unstorable(MultiDict(pairs)) is refused
+
+
 # --- hours ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("hours, message", [("1e308", "At most 2080 hours."), ("1" * 40, "At most 2080 hours."),

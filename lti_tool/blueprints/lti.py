@@ -52,7 +52,7 @@ def login():
             platform_origin=origin(oidc.registration_row.auth_login_url) or "*",
         ))
     else:
-        response = redirect(auth_url, code=302)
+        response = bare_redirect(auth_url, 302)
     return oidc.apply_cookies(response)
 
 
@@ -106,7 +106,13 @@ def _finish(registration, deployment, claims, launch_id, launch_rows=None):
         if course.nrps_url and roster.is_stale(course):
             enqueue_after_commit("sync_roster", course.id)
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
-    return redirect(url_for("home.index", **values), code=303)
+    return bare_redirect(url_for("home.index", **values), 303)
+
+
+def bare_redirect(location: str, code: int):
+    """A redirect without werkzeug's "Redirecting..." HTML page, which no browser shows: the login and the launch
+    answer every launch with one, and a response without a document needs no Content-Security-Policy."""
+    return current_app.response_class(status=code, headers={"Location": location}, content_type="text/plain")
 
 
 @bp.route("/jwks")

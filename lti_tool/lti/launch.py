@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from .. import tool_session
 from ..extensions import db
-from ..models import Deployment, Registration
+from ..models import Deployment, Registration, driver
 from ..models.base import utcnow
 from ..models.upsert import insert
 from ..services.launches import launch_rows_read
@@ -66,6 +66,16 @@ def _browser_digest() -> str | None:
     return tool_session.browser_digest(cookie) if cookie else None
 
 
+@lru_cache(maxsize=256)
+def _auth_request(auth_login_url: str, client_id: str, launch_url: str) -> str:
+    """The authentication request's fixed part (OIDC implicit flow, as LTI 1.3 asks), the same for every login of
+    a registration: built once; each login appends its state, nonce and hints."""
+    sep = "&" if "?" in auth_login_url else "?"
+    return auth_login_url + sep + urlencode({
+        "scope": "openid", "response_type": "id_token", "response_mode": "form_post", "prompt": "none",
+        "client_id": client_id, "redirect_uri": launch_url}) + "&"
+
+
 class ToolOIDCLogin(FlaskOIDCLogin):
     """Third-party-initiated login: a signed state bound to the browser's cookie (login_state.py); writes nothing."""
 
@@ -108,22 +118,11 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         self.browser = tool_session.browser_cookie() or secrets.token_urlsafe(24)
         nonce = secrets.token_urlsafe(24)
         state = login_state.issue(row.id, nonce, tool_session.browser_digest(self.browser))
-        params = {
-            "scope": "openid",
-            "response_type": "id_token",
-            "response_mode": "form_post",
-            "prompt": "none",
-            "client_id": row.client_id,
-            "redirect_uri": launch_url,
-            "state": state,
-            "nonce": nonce,
-            "login_hint": login_hint,
-        }
+        params = {"state": state, "nonce": nonce, "login_hint": login_hint}
         hint = self._get_request_param("lti_message_hint")
         if hint:
             params["lti_message_hint"] = hint
-        sep = "&" if "?" in row.auth_login_url else "?"
-        return row.auth_login_url + sep + urlencode(params), state, nonce
+        return _auth_request(row.auth_login_url, row.client_id, launch_url) + urlencode(params), state, nonce
 
     @staticmethod
     def _unknown(issuer, client_id):
@@ -158,8 +157,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
     def validate(self):
         self._validated = True
         # One statement for a returning user's launch (consume), committed on its own; a launch that must write
-        # more opens a transaction for that (storage.transaction).
-        storage.autocommit()
+        # more opens a transaction for that (storage.transaction). On PostgreSQL that statement runs on a
+        # connection of its own (models/driver.py) and the session, if anything uses it, is an ordinary one.
+        if not driver.usable():
+            storage.autocommit()
         try:
             self.validate_jwt_format()
             self.validate_registration()

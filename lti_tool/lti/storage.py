@@ -10,7 +10,7 @@ from pylti1p3.session import SessionService
 from sqlalchemy import JSON, bindparam, delete, func, literal, select
 
 from ..extensions import db
-from ..models import LtiStoreEntry
+from ..models import LtiStoreEntry, driver
 from ..models.base import utcnow
 from ..models.upsert import insert, prebuilt
 
@@ -63,12 +63,14 @@ def put(key: str, value, ttl_seconds: int, *, also=None, relaxed_commit=False):
 
 
 def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False, read=None):
-    """Create a key that must be new (a nonce): (True, also's value, read's row) for the one call that created it,
-    (False, None, None) for every other, however many race (INSERT ... ON CONFLICT DO NOTHING). `also` as in put.
-    The row only has to outlive the state that carries the nonce; the worker purges it after that.
+    """Create a key that must be new (a nonce): (True, also's value, read's row as a mapping) for the one call that
+    created it, (False, None, None) for every other, however many race (INSERT ... ON CONFLICT DO NOTHING). `also`
+    as in put. The row only has to outlive the state that carries the nonce; the worker purges it after that.
+    Run it in autocommit() (or, on PostgreSQL, where driver.usable(), it commits at once on its own connection).
 
     `read`: (cache key, build(dialect) -> SELECT, params), a read the caller needs next; on PostgreSQL it runs in
-    the same statement (the INSERT as a data-modifying CTE), elsewhere as a second statement."""
+    the same statement (the INSERT as a data-modifying CTE, straight on the driver: models/driver.py), elsewhere
+    as a second statement."""
     params = {"key": key, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
     table = LtiStoreEntry.__table__
 
@@ -86,9 +88,12 @@ def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False, read=None):
                 select(func.count()).select_from(claimed).scalar_subquery().label("claimed_now"),
                 *(e.label(f"extra_{i}") for i, e in enumerate(extras)))
 
-        row = db.session.execute(prebuilt(("store-claim-read", read_key, id(also), relaxed_commit), build),
-                                 {**params, **read_params}).one()
-        return (True, row.extra_0, row) if row.claimed_now else (False, None, None)
+        stmt_key, values = ("store-claim-read", read_key, id(also), relaxed_commit), {**params, **read_params}
+        if driver.usable():  # on a connection of its own, committed at once
+            row = driver.run_one(stmt_key, build, values)
+        else:
+            row = db.session.execute(prebuilt(stmt_key, build), values).one()._mapping
+        return (True, row["extra_0"], row) if row["claimed_now"] else (False, None, None)
 
     def build(dialect):
         return insert_for(dialect).returning(*_extras(dialect, also, relaxed_commit))
@@ -99,7 +104,7 @@ def claim(key: str, ttl_seconds: int, *, also, relaxed_commit=False, read=None):
     if read is None:
         return True, row[0], None
     read_key, build_read, read_params = read
-    return True, row[0], db.session.execute(prebuilt(read_key, build_read), read_params).one()
+    return True, row[0], db.session.execute(prebuilt(read_key, build_read), read_params).one()._mapping
 
 
 def get(key: str):

@@ -85,9 +85,9 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     launch older than `touch_seconds`. A technician opening the tool again within that time costs one statement,
     and hundreds of launches into one course at a shift change do not queue on its row.
 
-    `found`: that SELECT's row when the launch already read it (with its nonce: launch.py). When the request runs
-    without a transaction (storage.autocommit), one is opened before the first write, so a first launch's rows and
-    the stored status they change commit together.
+    `found`: that SELECT's row (a mapping) when the launch already read it (with its nonce: launch.py). When the
+    request runs without a transaction (storage.autocommit), one is opened before the first write, so a first
+    launch's rows and the stored status they change commit together.
 
     Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
     this tool understands, before anything is written.
@@ -107,8 +107,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     params = _launch_rows_params(registration.id, claims)
     context_id, link_id = params["context_id"], params["link_id"]
     if found is None:
-        found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), params).one()
-    found = found._mapping
+        found = db.session.execute(prebuilt(("launch-rows",), _launch_rows), params).one()._mapping
 
     # Names and email change in the LMS; the latest launch wins (an absent one keeps what we have).
     # An absent or unknown locale keeps the language of the person's last launch (and writes nothing).
