@@ -109,6 +109,8 @@ def create_app(config: dict | None = None) -> Flask:
     @app.after_request
     def commit_or_rollback(response):
         # One commit per request: services only flush, so a refused request writes nothing.
+        if not db.session.registry.has():
+            return response  # nothing used the database session (a login, a returning launch on PostgreSQL)
         session = db.session()
         if _nothing_to_commit(session):
             return response  # the teardown closes the session

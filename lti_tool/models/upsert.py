@@ -52,15 +52,17 @@ def upsert(model, keys: tuple[str, ...], values: dict, keep: tuple[str, ...] = (
 
 def as_loaded(model, data):
     """An ORM object for a row a Core statement returned, in the session as if a query had loaded it."""
-    existing = db.session.identity_map.get(db.session.identity_key(model, data["id"]))
+    session = db.session()  # once: each attribute of the scoped session looks the session up again
+    manager = manager_of_class(model)
+    existing = session.identity_map.get(manager.mapper.identity_key_from_primary_key((data["id"],)))
     if existing is not None:
         for name, value in data.items():
             set_committed_value(existing, name, value)
         return existing
     # As a query's loader does it: an instance without __init__ (which sets each column through the attribute
     # events), its values in the instance dict as loaded. A third of the cost, for the launch's three rows.
-    obj = manager_of_class(model).new_instance()
+    obj = manager.new_instance()
     obj.__dict__.update(data)
     make_transient_to_detached(obj)
-    db.session.add(obj)
+    session.add(obj)
     return obj
