@@ -405,3 +405,35 @@ def test_the_launch_statement_run_on_the_driver_reads_what_the_session_reads(app
             assert cursor.fetchone()[0] == "on"
     finally:
         pooled.close()
+
+
+@pytest.mark.postgres_only
+def test_a_connection_that_broke_under_the_launch_statement_is_not_handed_out_again(app, elsewhere, monkeypatch):
+    """The driver path (models/driver.py) bypasses SQLAlchemy's disconnect handling, so it does the same: a
+    connection the server dropped while it counted as busy (no ping before use) fails that one launch and is
+    thrown away with the pool's other connections (the server dropped them too), so the next launch works."""
+    import psycopg
+    from sqlalchemy import text
+
+    from lti_tool import extensions
+    from lti_tool.lti import storage, tool_conf
+    from lti_tool.services.launches import launch_rows_read
+
+    monkeypatch.setattr(extensions, "IDLE_PING_SECONDS", 3600)  # busy: handed out without a ping
+    with app.app_context():
+        db.session.scalar(text("SELECT 1"))  # one pooled connection, returned at remove()
+        db.session.remove()
+    with elsewhere.begin() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"))
+    read = launch_rows_read(1, {"sub": "nobody"})
+    with app.app_context():
+        try:
+            with pytest.raises(psycopg.OperationalError):
+                storage.claim("nonce-broken-1", 60, also=tool_conf.stamp(), relaxed_commit=True, read=read)
+            claimed, _, row = storage.claim("nonce-broken-2", 60, also=tool_conf.stamp(), relaxed_commit=True,
+                                            read=read)
+            assert claimed and row["person_id"] is None
+        finally:
+            db.session.remove()
+            db.engine.dispose()

@@ -65,7 +65,10 @@ def run_one(key, build, params: dict) -> dict:
             row = cursor.fetchone()
     except BaseException:
         if connection.broken:
-            pooled.invalidate()  # the pool replaces it instead of handing it out again
+            # As SQLAlchemy does on a disconnect: this connection is thrown away, and so are the pool's others
+            # (the server that dropped one, restarting or failing over, dropped them all).
+            pooled.invalidate()
+            db.engine.dispose()
         raise
     finally:
         if not connection.broken:
