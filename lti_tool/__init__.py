@@ -124,12 +124,16 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _nothing_to_commit(session) -> bool:
-    """No transaction was begun (a login within its registry window), or the request ran without one
-    (lti/storage.autocommit: each statement committed itself) and left no ORM change and no after-commit work in
-    session.info (the stored status's pending pairs, files to delete, a registry change to announce)."""
+    """No ORM change waits for a flush, and: no transaction was begun (a login within its registry window), or
+    the request ran without one (lti/storage.autocommit: each statement committed itself) and left no after-commit
+    work in session.info (the stored status's pending pairs, files to delete, a registry change to announce).
+    Pending ORM changes are checked first: whether an unflushed change has begun a transaction depends on how it
+    was made, and it must be committed either way."""
+    if session.new or session.dirty or session.deleted:
+        return False
     if not session.in_transaction():
         return True
-    return (bool(session.info.get("autocommit")) and not (session.new or session.dirty or session.deleted)
+    return (bool(session.info.get("autocommit"))
             and not any(value for key, value in session.info.items() if key != "autocommit"))
 
 

@@ -262,6 +262,20 @@ def test_a_first_launch_gets_the_requirements_and_custom_parameters_set_the_depa
     assert "Required of you" in text and f"Due {due:%b} {due.day}, {due.year}" in text
 
 
+def test_a_returning_launch_with_another_department_stores_it(team, app, platform, http):
+    """A returning technician's membership comes back from the launch detached from the session (nothing else
+    changed): the department sent the next time is still written, and kept after the request."""
+    def launch(department):
+        custom = {"https://purl.imsglobal.org/spec/lti/claim/custom": {"pharmacy_department": department}}
+        resp, _, _ = platform.launch(http, team.base, roles=CANVAS_ROLES["student"], sub="mover", **custom)
+        assert resp.status_code == 303
+        with app.app_context():
+            return db.session.scalars(select(Membership.department).join(Person).where(Person.sub == "mover")).one()
+
+    assert launch("iv_room") == "iv_room"
+    assert launch("central") == "central"
+
+
 def test_a_launch_that_changes_the_role_or_comes_back_follows_the_requirements(team, app, platform, http):
     csrf = form_fields(team.get("/team/requirements/new").text)["csrf_token"]
     assert _create(team, csrf, competency_ids=[str(team.garb)]).status_code == 303

@@ -66,3 +66,21 @@ def as_loaded(model, data):
     make_transient_to_detached(obj)
     session.add(obj)
     return obj
+
+
+def as_detached(model, data):
+    """An ORM object for a stored row that the request only reads, outside the session: every column readable,
+    no session work (the launch of a returning technician). attach() it before writing to it or following one
+    of its relationships."""
+    obj = manager_of_class(model).new_instance()
+    obj.__dict__.update(data)
+    make_transient_to_detached(obj)
+    return obj
+
+
+def attach(obj):
+    """The session's object for `obj`: itself when it is already in the session, else the session's copy of it,
+    taken without a query (merge with load=False: as_detached's values are the stored row's)."""
+    if obj in db.session:
+        return obj
+    return db.session.merge(obj, load=False)

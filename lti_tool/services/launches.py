@@ -13,7 +13,7 @@ from ..lti.urls import origin
 from ..models import Course, ImportedRecord, Membership, Person, Registration, ResourceLink, SignOff
 from ..models.base import utcnow
 from ..models.people import IMPORTED_SUB_PREFIX
-from ..models.upsert import as_loaded, prebuilt, upsert
+from ..models.upsert import as_detached, as_loaded, attach, prebuilt, upsert
 from . import audit, grades, requirement_edits, status_store
 from .actors import Actor
 
@@ -89,8 +89,9 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     request runs without a transaction (storage.autocommit), one is opened before the first write, so a first
     launch's rows and the stored status they change commit together.
 
-    Returns (person, course or None, membership or None). Raises LaunchError when the person has no role
-    this tool understands, before anything is written.
+    Returns (person, course or None, membership or None); the ones this launch did not write are detached from
+    the session (models/upsert.as_detached: readable, attach() them to write). Raises LaunchError when the
+    person has no role this tool understands, before anything is written.
     """
     roles = list(claims.get(CLAIM + "roles") or [])
     role, is_admin = map_roles(roles, registration.role_mapping)
@@ -128,6 +129,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
     if context_id:
         course = record_course(registration, deployment, context_id, context, claims, now, found, link_id)
         if claimed is not None:
+            course = attach(course)
             _score_claimed(course, person)
         wanted = {"person_id": person.id, "course_id": course.id, "role": role, "source": "launch",
                   "lti_roles": roles, "active": True}
@@ -146,6 +148,7 @@ def record_launch(registration, deployment, claims: dict, touch_seconds: int = 0
         custom = claims.get(CLAIM + "custom") or {}
         if "pharmacy_department" in custom or "pharmacy_job_role" in custom:
             storage.transaction()
+            membership = attach(membership)
             requirement_edits.attributes_from_launch(membership, custom, registration)
     return person, course, membership
 
@@ -213,13 +216,13 @@ def _stored(found, prefix: str, model) -> dict | None:
 
 
 def _current(model, stored: dict | None, wanted: dict, now, touch_seconds: int):
-    """The stored row as an ORM object when the launch would change nothing in it and its last launch is recent
-    enough; None when it must be written."""
+    """The stored row as a detached ORM object (the launch only reads it: no session work) when the launch would
+    change nothing in it and its last launch is recent enough; None when it must be written."""
     if stored is None or _brings_news(stored, wanted) or stored["last_launch_at"] is None:
         return None
     if (now - stored["last_launch_at"]).total_seconds() >= touch_seconds:
         return None
-    return as_loaded(model, stored)
+    return as_detached(model, stored)
 
 
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
@@ -245,7 +248,7 @@ def record_course(registration, deployment, context_id: str, context: dict, clai
         storage.transaction()
         course = upsert(Course, ("registration_id", "context_id"), {**wanted, "updated_at": now}, keep=COURSE_KEEP)
     else:
-        course = as_loaded(Course, stored)
+        course = as_detached(Course, stored)
     if link_id:
         wanted_link = {"course_id": course.id, "resource_link_id": link_id, "title": link_claim.get("title") or None,
                        "target": parse_target((claims.get(CLAIM + "custom") or {}).get("target")),
