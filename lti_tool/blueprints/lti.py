@@ -1,5 +1,6 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
 import secrets
+from urllib.parse import urlencode
 
 from flask import Blueprint, after_this_request, current_app, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -106,7 +107,19 @@ def _finish(registration, deployment, claims, launch_id, launch_rows=None):
         if course.nrps_url and roster.is_stale(course):
             enqueue_after_commit("sync_roster", course.id)
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
-    return bare_redirect(url_for("home.index", **values), 303)
+    return bare_redirect(_home_path() + "?" + urlencode(values), 303)
+
+
+def _home_path() -> str:
+    """url_for("home.index"), built once per script root: url_for builds a URL adapter on every call."""
+    root = request.script_root
+    path = _home_paths.get(root)
+    if path is None:
+        path = _home_paths[root] = url_for("home.index")
+    return path
+
+
+_home_paths: dict = {}
 
 
 def bare_redirect(location: str, code: int):
