@@ -148,7 +148,11 @@ def test_matrix_filtering_and_sticky_headers_in_the_browser(team, page):
     page.wait_for_load_state("load")
     rows = page.locator("table.matrix tbody tr")
     assert rows.count() == 1 and "Tech 004" in rows.first.inner_text()
-    assert page.locator("td.hit").count() == 1
+    # One status: the table marks that status's cells (data-hit), outlined with a ✱ after the code.
+    marked = page.locator('table.matrix[data-hit="exp"] td.exp')
+    assert marked.count() == 1 and page.locator("td.hit").count() == 0
+    assert marked.evaluate("el => getComputedStyle(el, '::after').content") == '"✱"'
+    assert marked.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
     axe_clean(page, "matrix filtered")
     screenshot(page, "manager-matrix-expired")
 

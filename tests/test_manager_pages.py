@@ -379,6 +379,8 @@ def test_matrix_shows_statuses_with_labels_paginates_and_filters(team, app):
 
     expired = team.get("/team/", status="expired").text
     assert "Technicians 1–1 of 1" in expired and "Tech 000" in expired and "Tech 001" not in expired
+    # One status: the table marks the matches (its expired cells), not each cell's markup (page size).
+    assert 'data-hit="exp"' in expired and "<td class=exp>EXP" in expired and " hit" not in _table(expired)
     expiring = team.get("/team/", expiring=30).text
     assert "of 1" in expiring and "Tech 001" in expiring and "Tech 000" not in expiring
     assert '<td class="due hit">DUE✱<td' in expiring and "matches the filter" in expiring

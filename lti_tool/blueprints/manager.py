@@ -129,15 +129,29 @@ _CELLS = {(code, hit, overdue): _cell(abbr, hit, overdue) for code, abbr in matr
           for hit in (False, True) for overdue in (False, True)}
 
 
-def matrix_cells(row) -> Markup:
+def matrix_cells(row, marked_by_table: bool = False) -> Markup:
+    """`marked_by_table`: the filter is one status, so its matches are exactly the cells of that status and the
+    table marks them (data-hit, manager.css) instead of each cell: with "not started" that was most of 5,000
+    cells, 38 KB of a page that must stay under 200 KB."""
+    if marked_by_table:
+        return Markup("".join([_CELLS[cell.status, False, cell.overdue] for cell in row.cells]))
     return Markup("".join([_CELLS[cell.status, cell.competency_id in row.matches, cell.overdue]
                            for cell in row.cells]))
+
+
+def table_marked_status(filters) -> str | None:
+    """The status code (lower-case abbreviation) whose cells are the matches, when the filter is exactly one
+    status; None when matches need marking cell by cell (expiring windows, overdue and required)."""
+    if filters.status in matrix.ABBREVIATIONS and not filters.expiring_days:
+        return matrix.ABBREVIATIONS[filters.status].lower()
+    return None
 
 
 @bp.context_processor
 def helpers():
     return {
         "ago": ago, "when": when, "when_day": formatting.us_date, "matrix_cells": matrix_cells,
+        "table_marked_status": table_marked_status,
         "evidence_fields": evidence_fields, "plain_label": _plain_label,
         "status_labels": status.FILTER_LABELS, "status_abbr": matrix.ABBREVIATIONS, "statuses": status.STATUSES,
         "filter_statuses": status.STATUSES + status.REQUIREMENT_FILTERS, "overdue_mark": matrix.OVERDUE_MARK,

@@ -65,7 +65,8 @@
       var head = heads[td.cellIndex], row = td.parentElement.querySelector("th a");
       var code = td.textContent.replace("✱", "").trim();
       return row.textContent.trim() + ", " + head.getAttribute("title") + ": " + (labels[code] || code) +
-        (td.classList.contains("hit") ? " (" + (grid.getAttribute("data-hit-label") || "✱") + ")" : "");
+        (td.classList.contains("hit") || td.classList.contains(grid.getAttribute("data-hit") || "hit")
+          ? " (" + (grid.getAttribute("data-hit-label") || "✱") + ")" : "");
     };
     var isCell = function (td) { return td && td.tagName === "TD" && !td.classList.contains("held-col"); };
     var linkOf = function (td) {
