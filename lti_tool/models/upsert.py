@@ -59,11 +59,7 @@ def as_loaded(model, data):
         for name, value in data.items():
             set_committed_value(existing, name, value)
         return existing
-    # As a query's loader does it: an instance without __init__ (which sets each column through the attribute
-    # events), its values in the instance dict as loaded. A third of the cost, for the launch's three rows.
-    obj = manager.new_instance()
-    obj.__dict__.update(data)
-    make_transient_to_detached(obj)
+    obj = as_detached(model, data)
     session.add(obj)
     return obj
 
@@ -72,6 +68,8 @@ def as_detached(model, data):
     """An ORM object for a stored row that the request only reads, outside the session: every column readable,
     no session work (the launch of a returning technician). attach() it before writing to it or following one
     of its relationships."""
+    # As a query's loader does it: an instance without __init__ (which sets each column through the attribute
+    # events), its values in the instance dict as loaded. A third of the cost, for the launch's three rows.
     obj = manager_of_class(model).new_instance()
     obj.__dict__.update(data)
     make_transient_to_detached(obj)
