@@ -39,7 +39,10 @@
   });
 
   function capabilities() {
-    return send(home, "lti.capabilities", {}, "*", 1000).then(function (caps) {
+    // Only platforms that sent lti_storage_target get here, so an answer is expected: the waits are generous
+    // (a busy LMS page or a slow phone answers late; failing early cost the launch), and cost nothing when the
+    // platform answers at once.
+    return send(home, "lti.capabilities", {}, "*", 3000).then(function (caps) {
       var list = (caps && caps.supported_messages) || [];
       var put = list.filter(function (m) { return m.subject === "lti.put_data"; })[0];
       if (!put) return false;
@@ -57,8 +60,8 @@
     capabilities().then(function (supported) {
       if (!supported) return next();
       return Promise.all([
-        store("lti.put_data", { key: "lti_state_" + box.dataset.state, value: box.dataset.state }, 2000),
-        store("lti.put_data", { key: "lti_nonce_" + box.dataset.nonce, value: box.dataset.nonce }, 2000)
+        store("lti.put_data", { key: "lti_state_" + box.dataset.state, value: box.dataset.state }, 5000),
+        store("lti.put_data", { key: "lti_nonce_" + box.dataset.nonce, value: box.dataset.nonce }, 5000)
       ]).then(next, next);
     }, next);
   } else {
@@ -66,7 +69,7 @@
       document.getElementById("storage-status").hidden = true;
       document.getElementById("storage-failed").hidden = false;
     };
-    store("lti.get_data", { key: "lti_state_" + box.dataset.state }, 3000).then(function (reply) {
+    store("lti.get_data", { key: "lti_state_" + box.dataset.state }, 5000).then(function (reply) {
       if (!reply || reply.value !== box.dataset.state) return fail();
       var form = document.getElementById("complete-form");
       form.elements.state.value = reply.value;
