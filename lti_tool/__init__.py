@@ -1,5 +1,4 @@
 """Pharmacy Tech Pathways: an LTI 1.3 tool for pharmacy technicians' competency evidence and sign-off."""
-import secrets
 from pathlib import Path
 
 from flask import Flask, g
@@ -107,10 +106,6 @@ def create_app(config: dict | None = None) -> Flask:
     submissions.register(app)
     cli.register(app)
     tasks.init_app(app)
-
-    @app.before_request
-    def csp_nonce():
-        g.csp_nonce = secrets.token_urlsafe(16)
 
     @app.after_request
     def commit_or_rollback(response):

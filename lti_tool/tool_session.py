@@ -68,8 +68,16 @@ def _serializer() -> URLSafeTimedSerializer:
 
 def browser_digest(cookie_value: str) -> str:
     """What a token keeps of the browser cookie: a keyed digest, so a token seen in a log reveals no cookie."""
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, b"browser:" + cookie_value.encode(), hashlib.sha256).hexdigest()[:32]
+    digest = _keyed_sha256(current_app.config["SECRET_KEY"]).copy()
+    digest.update(b"browser:" + cookie_value.encode())
+    return digest.hexdigest()[:32]
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed_sha256(secret: str):
+    """HMAC-SHA256 keyed with the secret, before any message: copied per digest (the key is prepared once; every
+    login and launch makes one or two)."""
+    return hmac.new(secret.encode(), digestmod=hashlib.sha256)
 
 
 def issue(person: Person, membership: Membership | None, launch_id: str | None = None, *,

@@ -315,6 +315,8 @@ def test_csp_lists_only_the_sessions_own_registration(app, live_server, platform
     anonymous = csp(requests.get(live_server + "/", timeout=5))
     assert anonymous["frame-ancestors"] == "'self'" and anonymous["form-action"] == "'self'"
     assert len(a_page.headers["Content-Security-Policy"]) < 1000
+    # Scripts are the tool's own files only: no inline script is allowed, with or without a nonce.
+    assert a["script-src"] == "'self'" and anonymous["script-src"] == "'self'"
 
 
 def test_headers_need_no_database_after_the_commit(app, live_server, platform, registered, http):

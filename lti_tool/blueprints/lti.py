@@ -31,7 +31,7 @@ CLAIM_CUSTOM = "https://purl.imsglobal.org/spec/lti/claim/custom"
 
 
 def launch_url() -> str:
-    return url_for("lti.launch", _external=True)
+    return _url("lti.launch", external=True)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -69,7 +69,7 @@ def launch():
             platform_origin=origin(message.registration_row.auth_login_url) or "*",
         )
     return _finish(message.registration_row, message.deployment_row, message.claims, message.get_launch_id(),
-                   message.launch_rows)
+                   message.launch_rows, message.browser_digest)
 
 
 @bp.route("/launch/complete", methods=["POST"])
@@ -80,17 +80,20 @@ def launch_complete():
     return _finish(registration, deployment, claims, entry["launch_id"])
 
 
-def _finish(registration, deployment, claims, launch_id, launch_rows=None):
+def _finish(registration, deployment, claims, launch_id, launch_rows=None, bound=None):
     person, course, membership = record_launch(registration, deployment, claims,
                                                current_app.config["LTI_LAUNCH_TOUCH_SECONDS"], launch_rows)
     remember_origins(registration, claims)
     # The token is bound to a browser cookie (kept where the browser allows it in the LMS frame). The login set
     # or refreshed it moments ago; a browser that did not keep it (the platform-storage path) gets a new one.
-    browser = tool_session.browser_cookie()
-    if browser is None:
-        browser = secrets.token_urlsafe(24)
-        after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
-    token = tool_session.issue(person, membership, launch_id, bound=tool_session.browser_digest(browser))
+    # `bound`: the digest of that cookie, when the launch already computed it.
+    if bound is None:
+        browser = tool_session.browser_cookie()
+        if browser is None:
+            browser = secrets.token_urlsafe(24)
+            after_this_request(lambda response: tool_session.set_browser_cookie(response, browser) or response)
+        bound = tool_session.browser_digest(browser)
+    token = tool_session.issue(person, membership, launch_id, bound=bound)
     if claims.get(MESSAGE_TYPE) == "LtiDeepLinkingRequest":
         if membership is None or membership.role not in MANAGER_SIDE:
             raise LaunchError(_("Only course managers can add this tool's content"),
@@ -107,19 +110,23 @@ def _finish(registration, deployment, claims, launch_id, launch_rows=None):
         if course.nrps_url and roster.is_stale(course):
             enqueue_after_commit("sync_roster", course.id)
     # 303: the browser follows with GET, so a refresh never re-posts the id_token.
-    return bare_redirect(_home_path() + "?" + urlencode(values), 303)
+    return bare_redirect(_url("home.index") + "?" + urlencode(values), 303)
 
 
-def _home_path() -> str:
-    """url_for("home.index"), built once per script root: url_for builds a URL adapter on every call."""
-    root = request.script_root
-    path = _home_paths.get(root)
-    if path is None:
-        path = _home_paths[root] = url_for("home.index")
-    return path
+def _url(endpoint: str, external: bool = False) -> str:
+    """url_for(endpoint) without arguments, built once per address the tool is reached at (url_for builds a URL
+    adapter on every call; the login and the launch ask for one each). Host names come from the request, so
+    the cache is kept small."""
+    key = (endpoint, external, request.scheme, request.host, request.script_root)
+    url = _urls.get(key)
+    if url is None:
+        if len(_urls) >= 64:
+            _urls.clear()
+        url = _urls[key] = url_for(endpoint, _external=external)
+    return url
 
 
-_home_paths: dict = {}
+_urls: dict = {}
 
 
 def bare_redirect(location: str, code: int):

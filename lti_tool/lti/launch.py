@@ -48,12 +48,11 @@ ALLOWED_ALGS = ("RS256", "RS384", "RS512")
 SUPPORTED_MESSAGES = ("LtiResourceLinkRequest", "LtiDeepLinkingRequest")
 
 
-def lti_request(**data) -> FlaskRequest:
-    merged = request.form.to_dict() if request.method == "POST" else {}
-    merged.update(request.args.to_dict())
+def lti_request() -> FlaskRequest:
+    """The request's parameters for pylti1p3: the query string's, and a POST's form fields over them."""
+    merged = request.args.to_dict()
     if request.method == "POST":
         merged.update(request.form.to_dict())
-    merged.update(data)
     return FlaskRequest(request_data=merged or None)
 
 
@@ -150,6 +149,8 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.browser_bound = False
         self.state = None
         self._state_data = None
+        # browser_digest() of the cookie the browser showed, when it is the one the state is bound to.
+        self.browser_digest = None
         # The launch's stored rows, read with the nonce (services/launches.record_launch's `found`).
         self.launch_rows = None
 
@@ -272,7 +273,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                               f"The platform's key set has no key {kid!r} for {alg}.",
                               "If the LMS rotated its keys recently, an administrator should check its JWKS URL.",
                               status=401, code="unknown_kid")
-        return _public_key(json.dumps(key, sort_keys=True)), alg
+        return _public_key(key), alg
 
     def validate_jwt_signature(self):
         public_key, alg = self.get_public_key()
@@ -332,8 +333,10 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if self._jwt["body"].get("nonce") != data["n"]:
             raise LaunchError(_("The launch does not match its login"), _("The id_token's nonce is not the one this "
                               "login issued (a replayed or swapped token)."), status=400, code="nonce_mismatch")
-        if login_state.same_browser(data, _browser_digest()):
+        digest = _browser_digest()
+        if login_state.same_browser(data, digest):
             self.browser_bound = True
+            self.browser_digest = digest
         elif self._get_request_param("lti_storage_target"):
             # The browser blocked our cookie; the page will check the state against platform storage.
             self.browser_bound = False
@@ -461,10 +464,19 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self._jwt["body"]
 
 
-@lru_cache(maxsize=64)
-def _public_key(jwk_json: str):
-    """The platform's key, parsed once per process (parsing it took longer than checking the signature)."""
-    return RSAAlgorithm.from_jwk(jwk_json)
+_public_keys: dict = {}
+
+
+def _public_key(jwk: dict):
+    """The platform's key, parsed once per process (parsing it took longer than checking the signature). An RSA
+    public key is its modulus and exponent; _find_key took only RSA keys."""
+    ident = (jwk.get("n"), jwk.get("e"))
+    key = _public_keys.get(ident)
+    if key is None:
+        if len(_public_keys) >= 64:
+            _public_keys.clear()
+        key = _public_keys[ident] = RSAAlgorithm.from_jwk(json.dumps(jwk))
+    return key
 
 
 class _HttpOnDemand:

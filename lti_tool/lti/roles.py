@@ -5,6 +5,8 @@ every launch; a person who teaches elsewhere in the institution must still be a 
 they are a Learner, and the other way round. Only institution/system Administrator is read, as the tool-admin
 flag.
 """
+from functools import lru_cache
+
 from ..i18n import N_
 
 TECHNICIAN = "technician"
@@ -67,8 +69,18 @@ def context_role_name(uri: str) -> str | None:
 def map_roles(lti_roles: list[str], overrides: dict | None = None) -> tuple[str | None, bool]:
     """Return (course role or None, is_admin). Overrides may be keyed by full URI or context role name; a
     sub-role's override may also use its short name ('TeachingAssistant')."""
-    overrides = overrides or {}
-    roles = [uri for uri in lti_roles or [] if isinstance(uri, str)]
+    roles = tuple(uri for uri in lti_roles or () if isinstance(uri, str))
+    if not overrides:
+        return _map_default(roles)  # most registrations: every launch brings one of a few role lists
+    return _map(roles, overrides)
+
+
+@lru_cache(maxsize=256)
+def _map_default(roles: tuple[str, ...]) -> tuple[str | None, bool]:
+    return _map(roles, {})
+
+
+def _map(roles: tuple[str, ...], overrides: dict) -> tuple[str | None, bool]:
     names = {uri: context_role_name(uri) for uri in roles}
     # A sub-role implies its parent, and Canvas sends the parent too (a TA arrives as
     # membership/Instructor#TeachingAssistant plus membership#Instructor). The sub-role is the more specific

@@ -1,4 +1,6 @@
 """Turn a validated launch into people, courses and memberships."""
+from functools import cache
+
 from flask_babel import gettext as _
 from sqlalchemy import and_, bindparam, delete, func, literal, select, update
 
@@ -212,7 +214,13 @@ def _stored(found, prefix: str, model) -> dict | None:
     """One table's columns out of the launch's SELECT (None when the row does not exist)."""
     if found[prefix + "id"] is None:
         return None
-    return {name: found[prefix + name] for name in model.__table__.c.keys()}
+    return {name: found[label] for name, label in _labels(prefix, model)}
+
+
+@cache
+def _labels(prefix: str, model) -> tuple:
+    """(column, its label in the launch's SELECT) for one table."""
+    return tuple((name, prefix + name) for name in model.__table__.c.keys())
 
 
 def _current(model, stored: dict | None, wanted: dict, now, touch_seconds: int):
