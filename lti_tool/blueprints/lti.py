@@ -1,5 +1,6 @@
 """The fixed LTI endpoints: login, launch, JWKS, Canvas JSON configuration, dynamic registration."""
 import secrets
+from functools import lru_cache
 from urllib.parse import urlencode
 
 from flask import Blueprint, after_this_request, current_app, jsonify, redirect, render_template, request, url_for
@@ -115,18 +116,13 @@ def _finish(registration, deployment, claims, launch_id, launch_rows=None, bound
 
 def _url(endpoint: str, external: bool = False) -> str:
     """url_for(endpoint) without arguments, built once per address the tool is reached at (url_for builds a URL
-    adapter on every call; the login and the launch ask for one each). Host names come from the request, so
-    the cache is kept small."""
-    key = (endpoint, external, request.scheme, request.host, request.script_root)
-    url = _urls.get(key)
-    if url is None:
-        if len(_urls) >= 64:
-            _urls.clear()
-        url = _urls[key] = url_for(endpoint, _external=external)
-    return url
+    adapter on every call; the login and the launch ask for one each)."""
+    return _url_at(endpoint, external, request.scheme, request.host, request.script_root)
 
 
-_urls: dict = {}
+@lru_cache(maxsize=64)  # host names come from the request: the cache stays small
+def _url_at(endpoint: str, external: bool, scheme: str, host: str, script_root: str) -> str:
+    return url_for(endpoint, _external=external)
 
 
 def bare_redirect(location: str, code: int):

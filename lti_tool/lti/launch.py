@@ -5,7 +5,6 @@ re-fetch on an unknown kid, aud/azp/iss not checked, nonces never consumed, stat
 subclasses below close them and turn every refusal into a LaunchError a person can read.
 """
 import dataclasses
-import json
 import secrets
 from datetime import timedelta
 from functools import lru_cache
@@ -464,19 +463,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return self._jwt["body"]
 
 
-_public_keys: dict = {}
-
-
 def _public_key(jwk: dict):
     """The platform's key, parsed once per process (parsing it took longer than checking the signature). An RSA
-    public key is its modulus and exponent; _find_key took only RSA keys."""
-    ident = (jwk.get("n"), jwk.get("e"))
-    key = _public_keys.get(ident)
-    if key is None:
-        if len(_public_keys) >= 64:
-            _public_keys.clear()
-        key = _public_keys[ident] = RSAAlgorithm.from_jwk(json.dumps(jwk))
-    return key
+    public key is its modulus and exponent (_find_key took only RSA keys): they key the cache, not a JSON dump of
+    the whole JWK per launch."""
+    return _parsed_rsa_key(jwk.get("n"), jwk.get("e"))
+
+
+@lru_cache(maxsize=64)
+def _parsed_rsa_key(n: str, e: str):
+    return RSAAlgorithm.from_jwk({"kty": "RSA", "n": n, "e": e})
 
 
 class _HttpOnDemand:
