@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from lti_tool.extensions import db
 from lti_tool.formatting import us_date
-from lti_tool.models import StoredStatus
+from lti_tool.models import Membership, StoredStatus
 from lti_tool.services import DomainError, Forbidden, NotFound, matrix, status, status_store
 from lti_tool.services import requirement_edits as edits
 from lti_tool.services import requirements as rule
@@ -318,15 +318,17 @@ def _team_of(world, make, size):
             world.evidence(actor, [world.audit_comp])
 
 
-def _requirement_statements(world):
+def _requirement_statements(world, due=None, moved=None):
     """Statements to create, move, retire a requirement for everyone, each in its own flush."""
+    due = due or {"due_on": "2030-01-31"}
+    moved = moved or {"due_on": "2030-03-31"}
     counts = []
     with count_queries() as n:
-        req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"]))
+        req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"], **due))
         db.session.flush()
     counts.append(n[0])
     with count_queries() as n:
-        edits.update(world.manager, req.id, _form(departments=["central", "iv_room"], due_on="2030-03-31"))
+        edits.update(world.manager, req.id, _form(departments=["central", "iv_room"], **moved))
         db.session.flush()
     counts.append(n[0])
     with count_queries() as n:
@@ -359,3 +361,36 @@ def _rows():
     return {(r.person_id, r.competency_id): (r.state, r.sign_off_id, r.awaiting_review, r.in_progress,
                                             r.required_by, r.requirement_id)
             for r in db.session.execute(select(*StoredStatus.__table__.c))}
+
+
+def test_a_window_after_assignment_takes_the_same_statements_however_many_assignment_days(world, make):
+    # "90 days after assignment" gives every technician assigned on another day another date: the store writes
+    # each person's own date in one statement per competency, not one per competency and date.
+    days = {"due_kind": "days", "due_days": "90"}
+    moved = {"due_kind": "days", "due_days": "120"}
+
+    def team(size):
+        _team_of(world, make, size)
+        techs = sorted(db.session.scalars(select(Membership.person_id).where(
+            Membership.course_id == world.course.id, Membership.role == "technician")))
+        for offset, person_id in enumerate(techs):
+            edits.set_attributes(world.manager, world.course.id, [person_id],
+                                 {"assigned_on": (date(2026, 1, 1) + offset * DAY).isoformat()})
+        db.session.flush()
+        return techs
+
+    team(18)
+    _, small = _requirement_statements(world, days, moved)
+    techs = team(180)
+    _, large = _requirement_statements(world, days, moved)
+    assert small == large, (small, large)
+    assert max(large) <= 20, large
+    req = edits.create(world.manager, world.course.id, _form(departments=["central", "iv_room"], **days))
+    db.session.flush()
+    edits.update(world.manager, req.id, _form(departments=["central", "iv_room"], **moved))
+    db.session.flush()
+    kept = _rows()
+    dates = {kept[(p, world.cart.id)][-2] for p in techs}
+    assert len(dates) == len(techs) == 200, "a date per assignment day"
+    status_store.rebuild(world.course.id)
+    assert _rows() == kept

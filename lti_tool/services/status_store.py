@@ -21,7 +21,23 @@ writer at a time anyway).
 from contextlib import contextmanager
 from dataclasses import replace
 
-from sqlalchemy import and_, delete, event, insert, inspect, literal, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    and_,
+    column,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from ..extensions import db
@@ -235,8 +251,9 @@ def _apply_requirements(session, people) -> int:
     every pair again, the new {(person, competency): (date, requirement)} comes from requirements.required_by()
     and is applied as the difference to the stored rows, keeping the table's invariant (a row exists only when it
     says something): a newly required pair without a row gets a plain 'not started' row; a pair no longer
-    required loses its row if the requirement was all it said. Changes are grouped by competency and new value,
-    so a requirement for everyone in a course is a few statements per competency whatever the course's size.
+    required loses its row if the requirement was all it said. Changes are grouped by competency and requirement,
+    each person with their own date, so a requirement for everyone in a course is a few statements per competency
+    whatever the course's size and however many due dates it makes.
     Returns the number of rows changed."""
     people = sorted(people)
     dialect = session.get_bind().dialect.name
@@ -254,54 +271,79 @@ def _apply_requirements(session, people) -> int:
                                           table.c.requirement_id, plain)
                                    .where(among(table.c.person_id, chunk, dialect), relevant)).all():
             rows[(row.person_id, row.competency_id)] = row
-    # {(competency, new (date, requirement) or (None, None)): [people]} for each way to fix a stored row: the
-    # people of one group share one statement (a requirement for everyone by one date: one per competency).
+    # {(competency, requirement or None): [(person, date or None)]} for each way to fix a stored row: the people of
+    # one group share one statement, each with their own date (a requirement due N days after each technician's
+    # assignment has as many dates as assignment days; one statement per date was thousands of statements).
     updates: dict = {}
     deletes: dict = {}
     inserts: dict = {}
     for key in set(wanted) | {k for k, row in rows.items() if row.required_by is not None}:
         person_id, competency_id = key
-        new = wanted.get(key)
+        required_by, requirement_id = wanted.get(key) or (None, None)
         row = rows.get(key)
         if row is None:
-            if new is not None:
-                inserts.setdefault((competency_id, new), []).append(person_id)
-        elif (row.required_by, row.requirement_id) == (new or (None, None)):
+            if requirement_id is not None:
+                inserts.setdefault((competency_id, requirement_id), []).append((person_id, required_by))
+        elif (row.required_by, row.requirement_id) == (required_by, requirement_id):
             continue
-        elif new is None and row.plain:
+        elif requirement_id is None and row.plain:
             deletes.setdefault(competency_id, []).append(person_id)
         else:
-            updates.setdefault((competency_id, new or (None, None)), []).append(person_id)
+            updates.setdefault((competency_id, requirement_id), []).append((person_id, required_by))
     now = utcnow()
-    for (competency_id, (required_by, requirement_id)), group in sorted(updates.items(), key=_order):
+    for (competency_id, requirement_id), group in sorted(updates.items(), key=_order):
         for chunk in _chunks(sorted(group)):
-            session.execute(update(StoredStatus).where(
-                StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
-                .values(required_by=required_by, requirement_id=requirement_id, updated_at=now)
-                .execution_options(synchronize_session=False))
+            dates = _dates_of(chunk, dialect)
+            statement = update(StoredStatus).where(StoredStatus.competency_id == competency_id)
+            if isinstance(dates, tuple):  # one date for all of them
+                statement = statement.where(among(StoredStatus.person_id, dates[0], dialect)).values(
+                    required_by=dates[1])
+            else:
+                statement = statement.where(StoredStatus.person_id == dates.c.person_id).values(
+                    required_by=dates.c.required_by)
+            session.execute(statement.values(requirement_id=requirement_id, updated_at=now)
+                            .execution_options(synchronize_session=False))
     for competency_id, group in sorted(deletes.items()):
         for chunk in _chunks(sorted(group)):
             session.execute(delete(StoredStatus).where(
                 StoredStatus.competency_id == competency_id, among(StoredStatus.person_id, chunk, dialect))
                 .execution_options(synchronize_session=False))
     blank = status.CompetencyStatus(0, status.NOT_STARTED)
-    for (competency_id, (required_by, requirement_id)), group in sorted(inserts.items(), key=_order):
-        # A plain 'not started' row per person, required: INSERT ... SELECT from the people table.
-        values = row_values(0, replace(blank, competency_id=competency_id, required_by=required_by,
-                                       requirement_id=requirement_id), now)
-        names = [name for name in values if name != "person_id"]
+    for (competency_id, requirement_id), group in sorted(inserts.items(), key=_order):
+        # A plain 'not started' row per person, required: INSERT ... SELECT.
+        values = row_values(0, replace(blank, competency_id=competency_id, requirement_id=requirement_id), now)
+        names = [name for name in values if name not in ("person_id", "required_by")]
+        constants = [literal(values[name], table.c[name].type) for name in names]
         for chunk in _chunks(sorted(group)):
-            session.execute(insert(StoredStatus).from_select(
-                ["person_id", *names],
-                select(Person.id, *(literal(values[name], table.c[name].type) for name in names))
-                .where(among(Person.id, chunk, dialect))))
+            dates = _dates_of(chunk, dialect)
+            if isinstance(dates, tuple):
+                rows_from = select(Person.id, literal(dates[1], table.c.required_by.type), *constants).where(
+                    among(Person.id, dates[0], dialect))
+            else:
+                rows_from = select(dates.c.person_id, dates.c.required_by, *constants)
+            session.execute(insert(StoredStatus).from_select(["person_id", "required_by", *names], rows_from))
     return sum(map(len, updates.values())) + sum(map(len, deletes.values())) + sum(map(len, inserts.values()))
 
 
+def _dates_of(pairs: list, dialect: str):
+    """[(person, date)] as SQL: (people, date) when they share one date (an IN-list and a constant), else a table
+    of (person_id, required_by) to join: on PostgreSQL two arrays unnested side by side (two parameters however
+    many people), elsewhere a VALUES list (SQLite does not take column names in an alias, hence the CTE)."""
+    people = [person_id for person_id, _ in pairs]
+    dates = {required_by for _, required_by in pairs}
+    if len(dates) == 1:
+        return people, dates.pop()
+    if dialect == "postgresql":
+        return func.unnest(literal(people, ARRAY(BigInteger)), literal([d for _, d in pairs], ARRAY(Date))) \
+            .table_valued("person_id", "required_by").render_derived()
+    return values(column("person_id", BigInteger), column("required_by", Date), name="required_dates") \
+        .data(pairs).cte()
+
+
 def _order(item):
-    """Groups in a fixed order (competency, date, requirement), None dates first: statements are repeatable."""
-    (competency_id, (required_by, requirement_id)), _ = item
-    return competency_id, required_by is not None, required_by or 0, requirement_id or 0
+    """Groups in a fixed order (competency, requirement), clearing first: statements are repeatable."""
+    (competency_id, requirement_id), _ = item
+    return competency_id, requirement_id is not None, requirement_id or 0
 
 
 def _says_nothing_else():
