@@ -257,3 +257,21 @@ def test_frameworks_of_other_tenants_are_never_counted(world, make):
     db.session.add(CourseFramework(course_id=world.course.id, framework_id=framework.id))
     db.session.flush()
     assert foreign.id not in status.statuses_for(world.tech.person, world.course)
+
+
+def test_statuses_made_without_the_constructor_equal_the_constructors():
+    # status._made skips the frozen dataclass's __init__ (pages build thousands): the object must be the same,
+    # with every default, and replacing fields must leave the original untouched.
+    signed = datetime(2026, 3, 1, tzinfo=UTC)
+    values = {"competency_id": 7, "status": status.ACHIEVED, "sign_off_id": 3, "achieved_at": signed,
+              "expires_at": signed + 180 * DAY, "signer_name": "Pat", "signer_role": "Pharmacist"}
+    built, made = status.CompetencyStatus(**values), status._made(values)
+    assert made == built and hash(made) == hash(built) and vars(made) == vars(built)
+    assert made.open_request_ids == () and made.overdue is False and made.label == built.label
+    later = status._made({"status": status.EXPIRED, "overdue": True}, made)
+    assert later == status.CompetencyStatus(**{**values, "status": status.EXPIRED, "overdue": True})
+    assert made.status == status.ACHIEVED and not made.overdue
+    with pytest.raises(AttributeError):
+        made.status = status.EXPIRED  # still frozen
+    moved = status.at(made, signed + 179 * DAY, timedelta(days=30))
+    assert moved.status == status.DUE_FOR_REVALIDATION and vars(moved).keys() == vars(built).keys()

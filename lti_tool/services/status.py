@@ -38,7 +38,7 @@ maintained in the transaction of every change: one query), `compute(..., as_of=<
 """
 import calendar
 import functools
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
@@ -153,6 +153,23 @@ class CompetencyStatus:
         return self.status in HELD
 
 
+# Field values of a CompetencyStatus nobody set: its defaults.
+_DEFAULTS = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(CompetencyStatus)
+             if f.default is not MISSING or f.default_factory is not MISSING}
+
+
+def _made(values, base: CompetencyStatus | None = None) -> CompetencyStatus:
+    """CompetencyStatus(**values), or replace(base, **values), without the dataclass's __init__ (`values`: a
+    dict or (name, value) pairs): a frozen dataclass sets each of its 19 fields through object.__setattr__
+    (5.6 us, replace() 10.6 us) and a matrix page of 50 people makes 2,000 from stored rows. The same object,
+    field for field, in under 1 us (test_status checks it equals the constructor's)."""
+    entry = object.__new__(CompetencyStatus)
+    attributes = entry.__dict__
+    attributes.update(_DEFAULTS if base is None else base.__dict__)
+    attributes.update(values)
+    return entry
+
+
 def _of_course(query, course: Course):
     return query.join(Framework, Framework.id == Competency.framework_id).where(
         Competency.framework_id.in_(frameworks.used_framework_ids(course)),
@@ -237,19 +254,19 @@ def at(entry: CompetencyStatus, as_of: datetime, warning: timedelta, today: date
     expiry, or expired from it; a required one not held is overdue after its date (`today`: the tenant's
     local date at `as_of`) or due within `warning` of it. (current_is() says the same in SQL.)"""
     if entry.status == ACHIEVED and entry.expires_at is not None and as_of >= entry.expires_at - warning:
-        entry = replace(entry, status=DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED)
+        entry = _made({"status": DUE_FOR_REVALIDATION if as_of < entry.expires_at else EXPIRED}, entry)
     if entry.required_by is None or entry.held:
         return entry
     today = today or as_of.date()
-    return replace(entry, overdue=entry.required_by < today,
-                   required_due=today <= entry.required_by <= today + warning)
+    return _made({"overdue": entry.required_by < today, "required_due": today <= entry.required_by <= today + warning},
+                 entry)
 
 
 def with_requirement(entry: CompetencyStatus, required) -> CompetencyStatus:
     """`entry` with its (date, requirement id) from requirements.required_by(), if any."""
     if required is None:
         return entry
-    return replace(entry, required_by=required[0], requirement_id=required[1])
+    return _made({"required_by": required[0], "requirement_id": required[1]}, entry)
 
 
 def open_at(as_of: datetime | None):
@@ -317,13 +334,26 @@ def history(person_ids, competency_ids, as_of: datetime | None) -> dict:
 
 # --- The stored status (kept by services/status_store.py) ---------------------------------------------------
 
+# The CompetencyStatus fields a stored row keeps in columns of the same name (besides the pair; `state` holds the
+# status; the clock's flags and open requests are not stored).
+STORED_FIELDS = ("sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
+                 "in_progress", "last_sign_off_id", "revoked", "corrected", "required_by", "requirement_id")
+
+
+_FROM_ROW = ("competency_id", "status", *STORED_FIELDS)
+
+
+def stored_columns() -> list:
+    """The stored table's columns in the order from_row() reads them: the pair's competency, its state, the
+    STORED_FIELDS, then the person."""
+    table = StoredStatus.__table__
+    return [table.c.competency_id, table.c.state, *(table.c[name] for name in STORED_FIELDS), table.c.person_id]
+
+
 def from_row(row) -> CompetencyStatus:
-    """A stored row (or any row with its columns) as the standing it records."""
-    return CompetencyStatus(
-        row.competency_id, row.state, sign_off_id=row.sign_off_id, achieved_at=row.achieved_at,
-        expires_at=row.expires_at, signer_name=row.signer_name, signer_role=row.signer_role,
-        awaiting_review=row.awaiting_review, in_progress=row.in_progress, last_sign_off_id=row.last_sign_off_id,
-        revoked=row.revoked, corrected=row.corrected, required_by=row.required_by, requirement_id=row.requirement_id)
+    """A row of stored_columns() as the standing it records. By position: a Row's attributes by name cost 0.5 us
+    each, and a matrix page reads 2,000 rows of 14."""
+    return _made(zip(_FROM_ROW, row, strict=False))  # stops before the person
 
 
 def stored(person_ids, competency_ids, now: datetime, warning: timedelta, today: date | None = None) -> dict:
@@ -331,7 +361,7 @@ def stored(person_ids, competency_ids, now: datetime, warning: timedelta, today:
     `competency_ids` None: every competency with a row (anything else is not started)."""
     person_ids = list(person_ids)
     result = {p: {} for p in person_ids}
-    query = select(*StoredStatus.__table__.c).where(StoredStatus.person_id.in_(person_ids))
+    query = select(*stored_columns()).where(StoredStatus.person_id.in_(person_ids))
     if competency_ids is not None:
         competency_ids = list(competency_ids)
         query = query.where(StoredStatus.competency_id.in_(competency_ids))
@@ -339,7 +369,7 @@ def stored(person_ids, competency_ids, now: datetime, warning: timedelta, today:
         # Plain rows, not entities: the store rewrites rows with Core statements, which an identity map
         # would not see.
         for row in db.session.execute(query):
-            result[row.person_id][row.competency_id] = at(from_row(row), now, warning, today)
+            result[row[-1]][row[0]] = at(from_row(row), now, warning, today)
     missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids or ()}
     return {p: {**missing, **row} for p, row in result.items()}
 

@@ -60,8 +60,7 @@ _PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS = "status_pairs", "status_evidence", "stat
 _DEFERRED = "status_deferred"
 _PEOPLE, _COURSES = "status_people", "status_courses"
 _KEYS = (_PAIRS, _EVIDENCE, _SIGN_OFFS, _LINKS, _PEOPLE, _COURSES)
-_COLUMNS = ("state", "sign_off_id", "achieved_at", "expires_at", "signer_name", "signer_role", "awaiting_review",
-            "in_progress", "last_sign_off_id", "revoked", "corrected", "required_by", "requirement_id")
+_COLUMNS = ("state", *status.STORED_FIELDS)
 # Membership attributes that decide which requirements apply (a launch's last_launch_at does not).
 _TARGETED = ("department", "job_role", "assigned_on", "active", "role", "course_id", "person_id")
 
