@@ -375,7 +375,8 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
     computed = status.compute(course.registration, ids, column_ids, as_of) if ids else {}
     rows = []
     for row in chosen:
-        cells = [computed[row.id][c] for c in column_ids]
+        standing = computed[row.id]  # once per row: a Row's attribute by name costs 0.5 us, 127 times a row
+        cells = [standing[c] for c in column_ids]
         hits = {cell.competency_id for cell in cells if cell_matches(cell, filters, moment)} \
             if filters.by_status else set()
         rows.append(MatrixRow(person=row.Person, active=bool(row.active), cells=cells, matches=hits))
