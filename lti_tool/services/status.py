@@ -156,6 +156,11 @@ class CompetencyStatus:
 # Field values of a CompetencyStatus nobody set: its defaults.
 _DEFAULTS = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(CompetencyStatus)
              if f.default is not MISSING or f.default_factory is not MISSING}
+# _made() shares these values between objects and skips __init__: both are safe only while every default is
+# immutable and nothing runs in __post_init__. Fail at import, not with statuses sharing a list.
+if hasattr(CompetencyStatus, "__post_init__") or not all(
+        isinstance(value, (type(None), bool, int, str, tuple)) for value in _DEFAULTS.values()):
+    raise TypeError("CompetencyStatus: _made() needs immutable defaults and no __post_init__")
 
 
 def _made(values, base: CompetencyStatus | None = None) -> CompetencyStatus:
