@@ -147,6 +147,24 @@ def test_transcript_query_count_is_fixed(make):
     assert many[0] == few[0] <= 13  # 13: the history's requirements in effect at as_of (issue 15)
 
 
+def test_transcript_of_now_reads_the_stored_status(world):
+    """Without as_of the competencies' statuses are the stored ones (one statement, not the history's three),
+    and they read as a judgment of the whole history at the same moment does."""
+    def statuses(data):
+        return {c["code"]: (c["status"], c["held"], c["sign_off_id"], c["achieved_at"], c["expires_at"])
+                for c in data["competencies"]}
+
+    db.session.expire_all()
+    with count_queries() as stored:
+        now = transcripts.build(world.tech, world.tech.person.id)
+    db.session.expire_all()
+    with count_queries() as judged:
+        then = transcripts.build(world.tech, world.tech.person.id, as_of=datetime.now(UTC))
+    assert statuses(now) == statuses(then)
+    assert statuses(now)["REG-AUDIT"][0] == "needs_reassessment" and statuses(now)["IV-GARB"][0] == "expired"
+    assert stored[0] < judged[0]
+
+
 def test_scope_someone_else_and_managers(world, make):
     with pytest.raises(NotFound):
         transcripts.build(world.tech2, world.tech.person.id)

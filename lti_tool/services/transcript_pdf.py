@@ -7,7 +7,6 @@ name, "Page n of N", the verification link and a QR code of it. US Letter (defau
 import io
 from xml.sax.saxutils import escape
 
-from flask_babel import gettext as _
 from reportlab.graphics import renderPDF
 from reportlab.graphics.barcode.qr import QrCodeWidget
 from reportlab.graphics.shapes import Drawing
@@ -22,6 +21,7 @@ from reportlab.platypus import KeepTogether, LongTable, Paragraph, SimpleDocTemp
 from reportlab.platypus.tables import CellStyle
 
 from ..formatting import us_date
+from ..i18n import gettext as _
 
 PAGE_SIZES = {"a4": A4, "letter": LETTER}
 MARGIN = 18 * mm

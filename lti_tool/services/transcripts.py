@@ -113,7 +113,9 @@ def _attestation(sign_off: SignOff, revocation, corrected_by: SignOff | None, ev
     }
 
 
-def _competencies(person, course_ids, as_of) -> tuple[list[dict], list[int]]:
+def _competencies(person, course_ids, as_of, now: bool = False) -> tuple[list[dict], list[int]]:
+    """`now`: the transcript is of the present, so each competency's status is the stored one (services.status),
+    not judged again from the whole history (a quarter of a long transcript's time)."""
     query = (
         select(SignOff, SignOffRevocation, Competency, Framework, Course.title, Course.label, Course.context_id,
                Evidence.kind, Evidence.title)
@@ -152,7 +154,8 @@ def _competencies(person, course_ids, as_of) -> tuple[list[dict], list[int]]:
                                                   ev_title, c_title or c_label or c_context, as_of))
     sign_off_ids = [row[0].id for row in rows]
 
-    computed = status.compute(person.registration, [person.id], list(entries), as_of)[person.id] if entries else {}
+    computed = status.compute(person.registration, [person.id], list(entries), None if now else as_of)[person.id] \
+        if entries else {}
     for competency_id, entry in entries.items():
         judged = computed[competency_id]
         entry.update({"status": judged.status, "status_label": judged.label, "held": judged.held,
@@ -207,9 +210,10 @@ def _evidence_item(ev: Evidence, course_titles: dict, signed) -> dict:
 
 def build(actor, person_id: int, *, as_of: datetime | None = None, ce_rule: str | None = None) -> dict:
     """The transcript of one technician, as JSON-ready data (dates and times as ISO 8601 strings)."""
+    now = as_of is None
     as_of = _as_of(as_of)
     person, course_ids = record_scope(actor, person_id)
-    competencies, sign_off_ids = _competencies(person, course_ids, as_of)
+    competencies, sign_off_ids = _competencies(person, course_ids, as_of, now)
 
     query = (select(Evidence, Course.title, Course.label, Course.context_id)
              .join(Course, Course.id == Evidence.course_id)
