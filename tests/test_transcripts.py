@@ -2,11 +2,14 @@
 import csv
 import io
 import json
+import re
 import tracemalloc
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import zxingcpp
+from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -216,6 +219,33 @@ def test_pdf_contains_the_entries_and_a_verification_link_on_every_page(world, s
     assert (round(float(width)), round(float(height))) == ((595, 842) if size == "a4" else (612, 792))
     for n, page in enumerate(pages, start=1):
         assert f"{BASE}/verify/abc" in page and f"Page {n} of {len(pages)}" in page
+
+
+def printed_qr(pdf: bytes, page_number: int = 0) -> str:
+    """What a phone reads from the QR code of one page: the page's QR form drawn again from its rectangles,
+    8 pixels per point, and read by ZXing."""
+    page = PdfReader(io.BytesIO(pdf)).pages[page_number]
+    assert b"/FormXob.verify-qr Do" in page.get_contents().get_data()
+    [form] = [ref.get_object() for name, ref in page["/Resources"]["/XObject"].items() if "verify-qr" in name]
+    side, scale = float(form["/BBox"][2]), 8
+    image = Image.new("L", (round(side * scale),) * 2, 255)
+    draw = ImageDraw.Draw(image)
+    rectangles = re.findall(r"([-\d.]+) ([-\d.]+) ([-\d.]+) ([-\d.]+) re", form.get_data().decode())
+    assert len(rectangles) > 100
+    for x, y, w, h in ((float(v) for v in rect) for rect in rectangles):
+        draw.rectangle([x * scale, (side - y - h) * scale, (x + w) * scale - 1, (side - y) * scale - 1], fill=0)
+    [code] = zxingcpp.read_barcodes(image)
+    return code.text
+
+
+def test_pdf_qr_code_reads_as_the_verification_link_on_every_page(world):
+    link = f"{BASE}/verify/0b6f3c9e-2d4a-4e1b-9f7c-5a8d2e6b1c3f"
+    for n in range(60):
+        add_evidence(world, world.tech, "qi_project", overrides={"title": f"Project number {n:03d}"})
+    pdf = transcript_pdf.render(transcripts.build(world.tech, world.tech.person.id, as_of=AS_OF), link)
+    pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    assert pages > 2
+    assert {printed_qr(pdf, n) for n in range(pages)} == {link}
 
 
 def test_pdf_is_us_letter_unless_a4_is_asked_for(world):
