@@ -10,6 +10,7 @@ import config as settings_module
 
 from .extensions import db, migrate
 from .ids import IdConverter
+from .models.base import json_loads
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -40,6 +41,9 @@ def create_app(config: dict | None = None) -> Flask:
         # good, is prepared explicitly (models/driver.py).
         connect_args.setdefault("prepare_threshold", None)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {**options, "connect_args": connect_args}
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"json_deserializer": json_loads,
+                                              **(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})}
 
     if app.config.get("PROXY_FIX_HOPS"):
         hops = app.config["PROXY_FIX_HOPS"]

@@ -43,3 +43,24 @@ def test_remembered_frame_origins_are_origins_only_and_capped(make):
     allowed = frame_origins(reg)
     assert {"https://lms.example.edu", "https://sso.example.edu"} <= set(allowed)
     assert len(allowed) == MAX_FRAME_ORIGINS + 2
+
+
+def test_json_columns_read_back_what_python_wrote_beyond_orjson(make):
+    """JSON columns are read with orjson; what it refuses (NaN, integers beyond 64 bits) but Python's json
+    writes is still read back, never an error on a page (PostgreSQL itself refuses NaN in JSON)."""
+    import math
+
+    from lti_tool.models.base import json_loads
+
+    assert db.engine.dialect._json_deserializer is json_loads
+    scale = [{"n": 10**30}] + ([{"x": float("nan")}] if db.engine.dialect.name == "sqlite" else [])
+    framework = Framework(code="BIG", name="Big numbers", version="1", scale=scale)
+    db.session.add(framework)
+    db.session.flush()
+    framework_id = framework.id
+    db.session.expunge_all()
+    read = db.session.get(Framework, framework_id).scale
+    assert read[0] == {"n": 10**30} and len(read) == len(scale)
+    assert all(math.isnan(item["x"]) for item in read[1:])
+    assert json_loads(b'{"a": [1, 2.5, "\\u00e9"]}') == {"a": [1, 2.5, "é"]}
+    assert json_loads('[-18446744073709551617, 1e400]') == [-18446744073709551617, float("inf")]
