@@ -375,7 +375,7 @@ def stored(person_ids, competency_ids, now: datetime, warning: timedelta, today:
         # would not see.
         for row in db.session.execute(query):
             result[row[-1]][row[0]] = at(from_row(row), now, warning, today)
-    missing = {c: CompetencyStatus(c, NOT_STARTED) for c in competency_ids or ()}
+    missing = {c: _made({"competency_id": c, "status": NOT_STARTED}) for c in competency_ids or ()}
     return {p: {**missing, **row} for p, row in result.items()}
 
 
