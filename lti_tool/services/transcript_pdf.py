@@ -5,6 +5,7 @@ written out), tables that split across pages with their header row repeated, and
 name, "Page n of N", the verification link and a QR code of it. US Letter (default) or A4.
 """
 import io
+from itertools import groupby
 from xml.sax.saxutils import escape
 
 import segno
@@ -143,14 +144,11 @@ def _qr_runs(url: str) -> tuple[int, list[tuple[int, int, int]]]:
     runs = []
     for y, row in enumerate(matrix):
         x = 0
-        while x < len(row):
-            if row[x]:
-                start = x
-                while x < len(row) and row[x]:
-                    x += 1
-                runs.append((y + QR_BORDER, start + QR_BORDER, x - start))
-            else:
-                x += 1
+        for dark, modules in groupby(row):
+            length = len(list(modules))
+            if dark:
+                runs.append((y + QR_BORDER, x + QR_BORDER, length))
+            x += length
     return len(matrix) + 2 * QR_BORDER, runs
 
 

@@ -154,8 +154,8 @@ def _competencies(person, course_ids, as_of, now: bool = False) -> tuple[list[di
                                                   ev_title, c_title or c_label or c_context, as_of))
     sign_off_ids = [row[0].id for row in rows]
 
-    computed = status.compute(person.registration, [person.id], list(entries), None if now else as_of)[person.id] \
-        if entries else {}
+    judge = status.current if now else status.compute  # current(): the stored status, its clock at as_of
+    computed = judge(person.registration, [person.id], list(entries), as_of)[person.id] if entries else {}
     for competency_id, entry in entries.items():
         judged = computed[competency_id]
         entry.update({"status": judged.status, "status_label": judged.label, "held": judged.held,
