@@ -7,8 +7,9 @@ pairs on every server, one after the other (the order alternates between rounds)
 machine hits all of them alike. The table shows each server's median pairs/s and the median of the per-round
 ratios to plain pylti1p3 with their interquartile range: on a shared virtual machine throughput drifts by 20 % within
 a minute, and a ratio taken within one round cancels that drift where a ratio of two medians does not. Statements per
-login+launch are counted on the engine for a returning user's pair, served in-process. Then, when bench/pages.py
-exists, its main() runs with the arguments given after `--`.
+login+launch are counted on the engine for a returning user's pair, served in-process. Under the table, each
+server's CPU per pair by process (its gunicorn workers, PostgreSQL, Redis, the generator: bench/cpu.py) shows
+where a ratio comes from. Then, when bench/pages.py exists, its main() runs with the arguments given after `--`.
 
 The load generator follows no redirect, and does not let requests prepare the request a redirect leads to either
 (requests does that even with allow_redirects=False, for Response.next): that cost ~0.2 ms of the shared CPUs per
@@ -39,6 +40,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+import cpu  # noqa: E402
 import requests  # noqa: E402
 from launch import DEFAULT_PG, Gunicorn, Werkzeug, ensure_postgres_database, prepare_database  # noqa: E402
 
@@ -129,6 +131,24 @@ def statements_per_pair(platform, url: str) -> int:
         server.stop()
 
 
+def print_cpu(used: dict) -> None:
+    """Where each server's CPU went (bench/cpu.py): medians over the rounds of CPU ms per login+launch pair."""
+    if not all(used.values()):
+        return  # no /proc: nothing was measured
+    groups = ("server", "database", "cache", "generator")
+    print("\nCPU ms per login+launch pair, by process (median of rounds): the servers share the machine's CPUs with "
+          "PostgreSQL, Redis and the load generator")
+    header = (f"{'server':<16} {'gunicorn workers':>17} {'PostgreSQL':>11} {'Redis':>7} {'generator':>10} "
+              f"{'all':>7}")
+    print(header)
+    print("-" * len(header))
+    for name, rounds in used.items():
+        medians = [statistics.median(r[group] for r in rounds) for group in groups]
+        total = statistics.median(sum(r.values()) for r in rounds)
+        print(f"{name:<16} {medians[0]:>17.2f} {medians[1]:>11.2f} {medians[2]:>7.2f} {medians[3]:>10.2f} "
+              f"{total:>7.2f}")
+
+
 def run_pages(argv: list[str]) -> None:
     path = BENCH / "pages.py"
     if not path.exists():
@@ -174,10 +194,16 @@ def main(argv=None):
         for server in servers.values():  # warm up: every user once, JWKS caches, imports in every worker
             pairs_per_second(platform, server.base, USERS, args.concurrency)
         results = {name: [] for name in servers}
+        used = {name: [] for name in servers}  # per round: CPU ms per pair by process group
         for round_number in range(args.rounds):
             order = list(servers.items())
             for name, server in order if round_number % 2 == 0 else order[::-1]:
+                meter = cpu.Meter(server.proc.pid) if cpu.available() else None
+                if meter:
+                    meter.start()
                 results[name].append(pairs_per_second(platform, server.base, args.pairs, args.concurrency))
+                if meter:
+                    used[name].append({group: 1000 * spent / args.pairs for group, spent in meter.stop().items()})
     finally:
         for server in servers.values():
             server.stop()
@@ -201,6 +227,7 @@ def main(argv=None):
         low, _, high = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
         print(f"{name:<16} {statistics.median(runs):>16.1f} {min(runs):>6.1f}-{max(runs):<6.1f}   "
               f"{statistics.median(ratios):>41.2f} {f'({low:.2f}-{high:.2f})':>13}")
+    print_cpu(used)
     print(f"\nSQL statements for a returning technician's login+launch (this tool): {statements}")
     if not args.no_pages:
         # One database for the whole run unless told otherwise (pages.py empties it too).
