@@ -169,6 +169,18 @@ def test_cycle_arithmetic():
     assert ce.hours_text(ce.Decimal("1.50")) == "1.5 hours" and ce.hours_text(ce.Decimal(1)) == "1 hour"
 
 
+def test_a_cycle_ends_on_the_certification_expiry_even_after_a_february_29():
+    """Two years back from an expiry of Feb 28, 2028 is Feb 28, 2026 (no Feb 29 that year), and that start plus
+    the rule's 24 months, less a day, is Feb 27: the cycle must still end on the expiry date itself."""
+    cert = {"verified": True, "credential": "ptcb_cpht", "issued": date(2026, 2, 28), "expires": date(2028, 2, 28),
+            "evidence_id": 1}
+    cycle = ce.cycle_for("ptcb_cpht", [cert], date(2026, 12, 2))
+    assert (cycle["start"], cycle["end"]) == (date(2026, 2, 28), date(2028, 2, 28))
+    cert["expires"] = date(2028, 2, 29)
+    cycle = ce.cycle_for("ptcb_cpht", [cert], date(2026, 12, 2))
+    assert (cycle["start"], cycle["end"]) == (date(2026, 3, 1), date(2028, 2, 29))
+
+
 def test_rules_are_data():
     codes = set(ce.rules())
     assert codes == {"ptcb_cpht", "ptcb_cpht_adv", "nha_excpt", "ptcb_cspt"}

@@ -216,8 +216,10 @@ def _items(person, start: date, last: date, as_of: date, course_ids=None,
 
 
 def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = None, *, course_ids=None,
-              records: _Records | None = None) -> dict:
+              records: _Records | None = None, last_day: date | None = None) -> dict:
     """Where `person` stands on rule `rule_code` for the cycle starting `cycle_start`, as of `as_of` (today).
+    `last_day`: the cycle's last day when it is known (a certification's expiry: cycle_for), else the rule's
+    length from the start.
 
     Returns the rule, the cycle's dates, days left (0 on the last day; negative once it is over), and a
     "recorded" and a "verified" result, each with hours counted, requirements met or missing, and what is
@@ -227,7 +229,7 @@ def ce_status(person, rule_code: str, cycle_start: date, as_of: date | None = No
     as_of = as_of or date.today()
     if not isinstance(cycle_start, date):
         raise DomainError(_("Give the cycle's start date."), code="invalid", fields={"cycle_start": "Not a date."})
-    last = cycle_end(rule_data, cycle_start)
+    last = last_day or cycle_end(rule_data, cycle_start)
     items, verified_ids, unsent = _items(person, cycle_start, min(last, as_of), as_of, course_ids, records)
     recorded = evaluate(rule_data, items)
     verified = evaluate(rule_data, [item for item in items if item["id"] in verified_ids])
@@ -280,11 +282,14 @@ def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
     if mine:
         cert = mine[-1]
         if cert["expires"]:
+            # The cycle ends on the expiry date itself. Computed from the start it would not always: a
+            # certification expiring Feb 28, 2028 (a leap year) has its cycle start on Feb 28, 2026 (no Feb 29
+            # that year), and start + 24 months - 1 day is Feb 27.
             start = add_months(cert["expires"] + timedelta(days=1), -months)
-        else:
-            start = cert["issued"]
-            while cycle_end(rule_data, start) < today:
-                start = add_months(start, months)
+            return {"start": start, "end": cert["expires"], "known": True, "certification": cert}
+        start = cert["issued"]
+        while cycle_end(rule_data, start) < today:
+            start = add_months(start, months)
         return {"start": start, "end": cycle_end(rule_data, start), "known": True, "certification": cert}
     start = add_months(today, -months) + timedelta(days=1)
     return {"start": start, "end": cycle_end(rule_data, start), "known": False, "certification": None}
@@ -331,7 +336,8 @@ def report(person, today: date | None = None, *, course_ids=None, rule_code: str
     cycles, warnings = [], []
     for code in codes:
         cycle = cycle_for(code, certs, today)
-        result = ce_status(person, code, cycle["start"], today, course_ids=course_ids, records=records)
+        result = ce_status(person, code, cycle["start"], today, course_ids=course_ids, records=records,
+                           last_day=cycle["end"])
         result.update(known=cycle["known"], certification=_cert_json(cycle["certification"]),
                       warnings=_warnings(result, cycle, today))
         warnings += result["warnings"]
