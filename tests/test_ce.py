@@ -169,9 +169,9 @@ def test_cycle_arithmetic():
     assert ce.hours_text(ce.Decimal("1.50")) == "1.5 hours" and ce.hours_text(ce.Decimal(1)) == "1 hour"
 
 
-def test_a_cycle_ends_on_the_certification_expiry_even_after_a_february_29():
+def test_a_cycle_ends_on_the_certification_expiration_even_after_a_february_29():
     """Two years back from an expiry of Feb 28, 2028 is Feb 28, 2026 (no Feb 29 that year), and that start plus
-    the rule's 24 months, less a day, is Feb 27: the cycle must still end on the expiry date itself."""
+    the rule's 24 months, less a day, is Feb 27: the cycle must still end on the expiration date itself."""
     cert = {"verified": True, "credential": "ptcb_cpht", "issued": date(2026, 2, 28), "expires": date(2028, 2, 28),
             "evidence_id": 1}
     cycle = ce.cycle_for("ptcb_cpht", [cert], date(2026, 12, 2))

@@ -282,7 +282,7 @@ def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
     if mine:
         cert = mine[-1]
         if cert["expires"]:
-            # The cycle ends on the expiry date itself. Computed from the start it would not always: a
+            # The cycle ends on the expiration date itself. Computed from the start it would not always: a
             # certification expiring Feb 28, 2028 (a leap year) has its cycle start on Feb 28, 2026 (no Feb 29
             # that year), and start + 24 months - 1 day is Feb 27.
             start = add_months(cert["expires"] + timedelta(days=1), -months)
