@@ -9,7 +9,7 @@ from sqlalchemy import event, select
 
 from lti_tool.extensions import db
 from lti_tool.models import Competency, Evidence, EvidenceCompetency, Membership, Person, ReviewRequest
-from lti_tool.services import evidence, reviews, status
+from lti_tool.services import evidence, notices, reviews, status
 from lti_tool.services.actors import Actor
 from tests.test_technician_pages import actor_for, tech  # noqa: F401  (fixtures)
 
@@ -264,9 +264,17 @@ def test_the_manager_home_costs_the_same_for_a_small_and_a_large_team(app, tech)
     lapsed += _lapse(app, "many")
     large, page = _statements(app, lambda: boss.get("/app/"))
     assert page.status_code == 200 and "104 review requests waiting" in page.text
-    # One line per technician with something expired (what the page said before, from the stored status now).
-    assert page.text.count('class="notice-team"') == lapsed == 52
+    # The page names the most urgent twenty (of 52 with something expired) and counts everyone, with the team
+    # matrix's filters a click away: its size no longer grows with the team.
+    assert lapsed == 52
+    assert page.text.count('class="notice-team"') == notices.TEAM_LINES == 20
     assert "1 expired" in page.text
+    assert "52 technicians need attention" in page.text and "52 with a competency expired" in page.text
+    span = re.search(r'data-testid="team-summary-links">(.*?)</span>', page.text, re.S).group(1)
+    links = [(label, html.unescape(href)) for href, label in re.findall(r'<a href="([^"]+)">([^<]+)</a>', span)]
+    assert [label for label, _href in links] == ["Required overdue", "Expired", "Expiring within 60 days"]
+    expired = boss.http.get(boss.url(links[1][1]), allow_redirects=False)
+    assert "status=expired" in links[1][1] and expired.status_code == 200
     assert large == small
     # Session 1, reviewer scope 1, the queue's count (the sentence and the notice) 1, the team's notices 1.
     assert large <= 4, large

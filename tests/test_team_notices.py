@@ -3,7 +3,7 @@ team with something of every kind (expired, expiring today and on the horizon's 
 and overdue, required but held, awaiting review, left the course, a manager, namesakes), they say exactly what
 the history judged at the same moment said, the way the home page computed them before
 (status.team_statuses(as_of=now) and the per-technician rules), at several moments."""
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -105,8 +105,9 @@ def _old_team_notices(world, now):
             parts.append(f"{expired} expired")
         if due:
             parts.append(f"{len(due)} due by {us_date(due[-1].day)}")
-        found.append(notices.Notice(notices.TEAM, names[person_id], ", ".join(parts)))
-    return sorted(found, key=lambda n: n.title.lower())
+        urgency = (not overdue, not expired, due[0].day if due else date.max, names[person_id].lower())
+        found.append((urgency, notices.Notice(notices.TEAM, names[person_id], ", ".join(parts))))
+    return [notice for _urgency, notice in sorted(found, key=lambda item: item[0])]
 
 
 def _old_own_notices(world, person, now):
@@ -138,13 +139,14 @@ def test_the_seeded_team_has_every_kind_of_notice(team):
     zone, today, horizon = notices.tenant_clock(team.reg, status.now_utc())
     last_day = us_date(today + horizon * DAY)
     found = [(n.title, n.detail) for n in notices.team_notices(team.course, status.now_utc())]
+    # The most urgent first: a requirement overdue, then expired, then the soonest due; by name within each.
     assert found == [
-        ("dana Due", f"2 due by {last_day}"),
-        ("Erin Expired", "1 expired"),
         ("Max Mixed", f"1 required overdue, 1 expired, 1 due by {us_date(today + 20 * DAY)}"),
         ("Olu Overdue", "1 required overdue"),
+        ("Erin Expired", "1 expired"),
         ("Sam Same", "1 expired"),
         ("Sam Same", "1 expired"),
+        ("dana Due", f"2 due by {last_day}"),
     ]
     waiting = notices.reviewer_notices(team.manager, status.now_utc())[0]
     assert (waiting.kind, waiting.title) == (notices.WAITING, "1 review request waiting")
@@ -164,3 +166,21 @@ def test_team_notices_are_one_statement_whatever_the_team(team, make):
         large = notices.team_notices(team.course, status.now_utc())
     assert len(large) == len(small) + 12
     assert n[0] == m[0] == 1
+
+
+def test_a_long_list_names_the_most_urgent_and_counts_everyone(team):
+    """More technicians than the home page names: a summary of how many of each kind comes first, then only the
+    most urgent, in the same order as the whole list."""
+    now = status.now_utc()
+    everyone = notices.team_notices(team.course, now, limit=None)
+    assert len(everyone) == 6 and all(n.kind == notices.TEAM for n in everyone)
+    assert notices.team_notices(team.course, now, limit=6) == everyone  # all fit: no summary
+    cut = notices.team_notices(team.course, now, limit=3)
+    summary, *named = cut
+    assert named == everyone[:3]
+    zone, today, horizon = notices.tenant_clock(team.reg, now)
+    assert (summary.kind, summary.title) == (notices.TEAM_SUMMARY, "6 technicians need attention")
+    # Max is overdue, expired and due at once: counted under each kind, once in the six.
+    assert summary.detail == (
+        "2 with a required competency overdue, 4 with a competency expired, 2 with one due by "
+        f"{us_date(today + horizon * DAY)}; the 3 most urgent are listed, the team matrix has everyone")

@@ -16,6 +16,7 @@ from ..permissions import is_manager_side, login_required, workplace
 from ..services import notices, status
 from ..services.actors import Actor
 from ..services.launches import parse_target
+from ..services.matrix import EXPIRING_CHOICES
 from ..web import NOTICE_PARAM, app_url, notice_token
 
 bp = Blueprint("home", __name__)
@@ -68,8 +69,21 @@ def index():
         return redirect(forward, code=303)
     role_label = _(ROLE_LABELS[session.role]) if session.role in ROLE_LABELS else "—"
     glance, attention = _overview(session)
+    links = _matrix_links(session) if any(n.kind == notices.TEAM_SUMMARY for n in attention) else []
     return render_template("home.html", session=session, role_label=role_label, glance=glance,
-                           attention=attention)
+                           attention=attention, matrix_links=links)
+
+
+def _matrix_links(session) -> list[tuple[str, str]]:
+    """Where the team summary's counts lead: the team matrix filtered by each kind (for the due ones, the
+    matrix's shortest "expiring within" choice that covers the horizon, when one does)."""
+    _zone, _today, horizon = notices.tenant_clock(session.registration, utcnow())
+    links = [(_("Required overdue"), app_url("manager.matrix", status=status.OVERDUE)),
+             (_("Expired"), app_url("manager.matrix", status=status.EXPIRED))]
+    days = next((choice for choice in EXPIRING_CHOICES if choice >= horizon), None)
+    if days:
+        links.append((_("Expiring within %(num)d days", num=days), app_url("manager.matrix", expiring=days)))
+    return links
 
 
 @bp.route("/app/language", methods=["POST"])

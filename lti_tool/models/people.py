@@ -1,5 +1,5 @@
 """People, courses and memberships as the LMS describes them at launch."""
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -61,6 +61,13 @@ class Person(db.Model):
     def preferred_language(self) -> str | None:
         """What the person reads the tool and its e-mails in: their pick, else their LMS's; None: not known."""
         return self.language or self.launch_language
+
+
+def name_order() -> tuple:
+    """How lists of people are ordered everywhere (matrix, pickers, roster, reports, notices): family name (or
+    name, e-mail, LMS id), given name, id. Never NULL, so it can also be a keyset (the matrix's pages)."""
+    return (func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub)),
+            func.lower(func.coalesce(Person.given_name, "")), Person.id)
 
 
 class Course(db.Model):

@@ -29,6 +29,7 @@ from ..models import (
     SignOff,
     StoredStatus,
 )
+from ..models.people import name_order
 from ..models.reviews import OPEN
 from . import DomainError, Forbidden, NotFound, preceptors, scope, status
 from .placements import DEPARTMENT_LABELS
@@ -275,13 +276,6 @@ def name_matches(search: str):
     return func.lower(text).contains(search.lower(), autoescape=True)
 
 
-def _sort_key():
-    """The matrix's order: family name (or name, e-mail, LMS id), given name, id; never NULL, so it can be a
-    keyset."""
-    return (func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub)),
-            func.lower(func.coalesce(Person.given_name, "")), Person.id)
-
-
 def _candidates(course, include_inactive: bool):
     """A select of the course's technicians: (Person.id, Membership.active), unordered."""
     query = (
@@ -351,7 +345,7 @@ def team_matrix(actor, course_id: int, filters: MatrixFilters | None = None, as_
                                                  status.local_today(course.registration, moment)))
         else:
             people = people.where(_past_filter(course, people, column_ids, filters, moment))
-    key = _sort_key()
+    key = name_order()  # a keyset: never NULL, ends with the id
 
     def only(*columns):
         return people.with_only_columns(*columns, maintain_column_froms=True)
@@ -468,11 +462,10 @@ def technician_detail(actor, course_id: int, person_id: int, as_of=None) -> Tech
 def course_technicians(actor, course_id: int) -> list[Person]:
     """Active technicians of the course by name (for pickers)."""
     course = _managed_course(actor, course_id)
-    sort_name = func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub))
     return list(db.session.scalars(
         select(Person).join(Membership, Membership.person_id == Person.id)
         .where(Membership.course_id == course.id, Membership.role == TECHNICIAN, Membership.active.is_(True))
-        .order_by(sort_name, Person.id)))
+        .order_by(*name_order())))
 
 
 # --- Review requests ---------------------------------------------------------------------------------------

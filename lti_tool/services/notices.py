@@ -18,12 +18,17 @@ from ..formatting import zone as zone_named
 from ..lti.roles import TECHNICIAN
 from ..models import Evidence, Membership, Person, ReviewRequest, StoredStatus
 from ..models.evidence import RETURNED, WITHDRAWN
-from ..models.people import display_name
+from ..models.people import display_name, name_order
 from ..models.reviews import RETURNED as REQUEST_RETURNED
 from . import Forbidden, NotFound, review_queue, settings, status
 from .preceptors import reviewer_scope
 
 EXPIRING, EXPIRED, RETURNED_KIND, WAITING, TEAM = "expiring", "expired", "returned", "waiting", "team"
+TEAM_SUMMARY = "team_summary"  # how many technicians need attention, of each kind, when not all are named
+# The home page and the digest name this many technicians, the most urgent first; the team matrix lists everyone.
+# A health system's course of 2,000 has hundreds with something due: a page or an e-mail of hundreds of names
+# helps nobody, and cost grew with the team.
+TEAM_LINES = 20
 OVERDUE, REQUIRED = "overdue", "required"  # requirements (issue 15): past their date / due within the horizon
 
 
@@ -180,18 +185,22 @@ def reviewer_overview(actor, now: datetime) -> tuple[int, list[Notice]]:
     return count, notices
 
 
-def team_notices(course, now: datetime) -> list[Notice]:
+def team_notices(course, now: datetime, limit: int | None = TEAM_LINES) -> list[Notice]:
     """One notice per active technician of the course with a required competency overdue, a competency expired
-    or one expiring within the horizon, by name: the manager's home page and digest. One statement on the stored
-    status whatever the size of the team; only the technicians with something to say come back."""
+    or one expiring within the horizon, the most urgent first (_team_counts): the manager's home page and
+    digest. When more than `limit` have something to say, the first notice (TEAM_SUMMARY) says how many in all
+    and of each kind, and only the `limit` most urgent follow. One statement on the stored status, which
+    returns only the lines shown: the cost hardly grows with the team."""
     zone, today, horizon = tenant_clock(course.registration, now)
-    # Each wording translated once (gettext(text, **values) is gettext(text) % values), each day written once: a
-    # team of 2,000 has hundreds of lines, and looking up the translation per line cost more than the query.
+    query = _team_counts(course, now, zone, today, horizon)
+    rows = db.session.execute(query if limit is None else query.limit(limit)).all()
+    # Each wording translated once (gettext(text, **values) is gettext(text) % values), each day written once.
     overdue_text, expired_text, due_text = (gettext("%(count)s required overdue"), _("%(n)d expired"),
                                             _("%(n)d due by %(date)s"))
     days: dict = {}
-    found = []
-    for row in db.session.execute(_team_counts(course, now, zone, today, horizon)):
+    found = [_team_summary(rows[0], len(rows), us_date(today + timedelta(days=horizon)))] \
+        if rows and rows[0].people > len(rows) else []
+    for row in rows:
         parts = [overdue_text % {"count": row.overdue}] if row.overdue else []
         if row.expired:
             parts.append(expired_text % {"n": row.expired})
@@ -202,7 +211,17 @@ def team_notices(course, now: datetime) -> list[Notice]:
             parts.append(due_text % {"n": row.due, "date": days[day]})
         name = display_name(row.name, row.given_name, row.family_name, row.email, row.sub)
         found.append(Notice(TEAM, name, ", ".join(parts)))
-    return sorted(found, key=lambda n: n.title.lower())  # stable: namesakes stay in id order
+    return found
+
+
+def _team_summary(row, shown: int, horizon_day: str) -> Notice:
+    """How many technicians need attention in all and of each kind (the window counts every row carries)."""
+    title = ngettext("%(num)d technician needs attention", "%(num)d technicians need attention", row.people)
+    detail = _("%(overdue)d with a required competency overdue, %(expired)d with a competency expired, "
+               "%(due)d with one due by %(date)s; the %(shown)d most urgent are listed, the team matrix has "
+               "everyone", overdue=row.people_overdue, expired=row.people_expired, due=row.people_due,
+               date=horizon_day, shown=shown)
+    return Notice(TEAM_SUMMARY, title, detail)
 
 
 def _start_of(day: date, zone) -> datetime:
@@ -214,7 +233,8 @@ def _team_counts(course, now: datetime, zone, today: date, horizon: int):
     """The select behind team_notices: per active technician with anything to say, their name's columns and how
     many of the course's competencies are overdue (status.current_is, the rule of the matrix's filter and of
     competency_requirements), expired and due within `horizon` days (competency_expiries: days are counted in
-    the tenant's calendar, so the bounds are the tenant's midnights), with the latest such expiry."""
+    the tenant's calendar, so the bounds are the tenant's midnights), with the latest such expiry, the most
+    urgent first; each row also carries how many technicians are listed in all, and with each kind."""
     table = StoredStatus
     dated = (table.state == status.ACHIEVED) & table.expires_at.is_not(None)
     expired = dated & (table.expires_at < _start_of(today, zone))
@@ -227,13 +247,23 @@ def _team_counts(course, now: datetime, zone, today: date, horizon: int):
 
     counted = (
         select(table.person_id, how_many(overdue).label("overdue"), how_many(expired).label("expired"),
-               how_many(due).label("due"), func.max(case((due, table.expires_at))).label("last_due"))
+               how_many(due).label("due"), func.min(case((due, table.expires_at))).label("first_due"),
+               func.max(case((due, table.expires_at))).label("last_due"))
         .join(Membership, (Membership.person_id == table.person_id) & (Membership.course_id == course.id)
               & Membership.active.is_(True) & (Membership.role == TECHNICIAN))
         .where(table.competency_id.in_(status.course_competency_ids(course)), or_(overdue, expired, due))
         .group_by(table.person_id)
         .subquery()
     )
+    def people_with(column):
+        return func.sum(case((column > 0, 1), else_=0)).over()
+
+    # Who comes first: a required competency overdue (a training deadline missed), then one expired (working
+    # without a current sign-off), then the soonest to expire; then by name (the order of every list of people).
+    urgency = (case((counted.c.overdue > 0, 0), (counted.c.expired > 0, 1), else_=2), counted.c.first_due.nulls_last())
     return (select(Person.name, Person.given_name, Person.family_name, Person.email, Person.sub, counted.c.overdue,
-                   counted.c.expired, counted.c.due, counted.c.last_due)
-            .join(counted, counted.c.person_id == Person.id).order_by(Person.id))
+                   counted.c.expired, counted.c.due, counted.c.last_due, func.count().over().label("people"),
+                   people_with(counted.c.overdue).label("people_overdue"),
+                   people_with(counted.c.expired).label("people_expired"),
+                   people_with(counted.c.due).label("people_due"))
+            .join(counted, counted.c.person_id == Person.id).order_by(*urgency, *name_order()))

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Competency, Course, Evidence, Membership, Person, SignOff, SignOffRevocation
+from ..models.people import name_order
 from . import DomainError, NotFound, audit_log, localtime, requirements, scope, settings, status
 from .placements import DEPARTMENT_LABELS
 from .status import add_months
@@ -84,11 +85,10 @@ def parse_as_of(raw: str | None) -> date | None:
 
 
 def technicians(course: Course) -> list[Person]:
-    sort_name = func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub))
     return list(db.session.scalars(
         select(Person).join(Membership, Membership.person_id == Person.id)
         .where(Membership.course_id == course.id, Membership.role == TECHNICIAN, Membership.active.is_(True))
-        .order_by(sort_name, Person.id)))
+        .order_by(*name_order())))
 
 
 # --- Competency sets ----------------------------------------------------------------------------------------

@@ -5,13 +5,14 @@ transaction (status_store listens to requirements and memberships). The rule its
 from datetime import date
 
 from flask_babel import gettext as _
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import contains_eager
 
 from ..extensions import db
 from ..lti.roles import TECHNICIAN
 from ..models import Course, Membership, Person, Requirement
 from ..models.base import utcnow
+from ..models.people import name_order
 from ..models.requirements import AUDIENCES, DEPARTMENT, EVERYONE, JOB_ROLE, PEOPLE
 from . import DomainError, Forbidden, NotFound, audit, requirements, scope, status
 from .placements import DEPARTMENT_LABELS
@@ -53,13 +54,12 @@ def get(actor, requirement_id: int) -> Requirement:
 def technicians(course: Course) -> list[Membership]:
     """The course's technician memberships with their people (active first, then by name), in one query: the
     audience pickers and the roster."""
-    sort_name = func.lower(func.coalesce(Person.family_name, Person.name, Person.email, Person.sub))
     return list(db.session.scalars(
         select(Membership).join(Person, Person.id == Membership.person_id)
         .where(Membership.course_id == course.id, Membership.role == TECHNICIAN,
                Person.registration_id == course.registration_id)
         .options(contains_eager(Membership.person))
-        .order_by(Membership.active.desc(), sort_name, Person.id)))
+        .order_by(Membership.active.desc(), *name_order())))
 
 
 # --- Writing requirements ---------------------------------------------------------------------------------
