@@ -1,7 +1,8 @@
 """Pages and the transcript PDF on PostgreSQL: server time (median of repeated requests), SQL statements and HTML
 size of the technician's dashboard, the review queue, the manager's home page, the team matrix's first page and
-each of its filters, at 60 and 2,000 technicians (bench/seed.py: ~30 competencies with history each); then the PDF
-transcript at 50, 200, 400 and 800 entries (half sign-offs, half evidence items; bench/transcripts.py's data).
+each of its filters, at 60 and 2,000 technicians (bench/seed.py: ~30 competencies with history each, five
+required of everyone and past their date); then the PDF transcript at 50, 200, 400 and 800 entries (half
+sign-offs, half evidence items; bench/transcripts.py's data).
 
 Pages are requested in-process through Flask's test client, so the time is the server's: session, queries,
 template; no network. "CPU ms" is this process's CPU time (not the database's): on a machine shared with other
@@ -45,6 +46,8 @@ MATRIX = [
     ("matrix: achieved (held)", {"status": "achieved"}),
     ("matrix: needs re-assessment", {"status": "needs_reassessment"}),
     ("matrix: expired + IV room", {"status": "expired", "department": "iv_room"}),
+    ("matrix: required", {"status": "required"}),
+    ("matrix: required overdue", {"status": "overdue"}),
 ]
 
 

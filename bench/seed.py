@@ -189,6 +189,17 @@ def seed(technicians: int = 2000, *, rng_seed: int = 7, now: datetime | None = N
         {"sign_off_id": sid, "revoked_by_id": manager.id, "reason": "Assessed on the wrong equipment",
          "revoked_at": now - timedelta(days=1)}
         for sid, revoked in zip(sign_off_ids, revoke_after, strict=True) if revoked], returning=False)
+    # A requirement for everyone, past its date: the USP <797> annual set a survey asks about first (the stored
+    # status's "required" and "overdue", the matrix's filters and the manager's notices read it).
+    try:
+        from lti_tool.models import Requirement
+    except ImportError:  # an older tree without requirements
+        Requirement = None
+    if Requirement is not None:
+        required = [leaf.id for leaf in leaves[:5]]
+        db.session.add(Requirement(registration_id=registration.id, course_id=course.id, name="Annual sterile set",
+                                   competency_ids=required, chosen_ids=required, audience="everyone",
+                                   due_on=(now - timedelta(days=30)).date(), created_by_id=manager.id))
     db.session.commit()
     try:  # bulk INSERTs bypass the workflow that keeps the stored status: judge it once, as `status rebuild` does
         from lti_tool.services import status_store
