@@ -255,12 +255,14 @@ def _team_counts(course, now: datetime, zone, today: date, horizon: int):
         .group_by(table.person_id)
         .subquery()
     )
+
     def people_with(column):
         return func.sum(case((column > 0, 1), else_=0)).over()
 
     # Who comes first: a required competency overdue (a training deadline missed), then one expired (working
     # without a current sign-off), then the soonest to expire; then by name (the order of every list of people).
-    urgency = (case((counted.c.overdue > 0, 0), (counted.c.expired > 0, 1), else_=2), counted.c.first_due.nulls_last())
+    urgency = (case((counted.c.overdue > 0, 0), (counted.c.expired > 0, 1), else_=2),
+               counted.c.first_due.nulls_last())
     return (select(Person.name, Person.given_name, Person.family_name, Person.email, Person.sub, counted.c.overdue,
                    counted.c.expired, counted.c.due, counted.c.last_due, func.count().over().label("people"),
                    people_with(counted.c.overdue).label("people_overdue"),
