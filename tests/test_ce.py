@@ -1,5 +1,5 @@
 """CE compliance on worked examples; every expected number below was worked out by hand."""
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -179,6 +179,28 @@ def test_a_cycle_ends_on_the_certification_expiration_even_after_a_february_29()
     cert["expires"] = date(2028, 2, 29)
     cycle = ce.cycle_for("ptcb_cpht", [cert], date(2026, 12, 2))
     assert (cycle["start"], cycle["end"]) == (date(2026, 3, 1), date(2028, 2, 29))
+
+
+
+def test_without_a_certification_the_cycle_ends_today():
+    for today in (date(2026, 2, 28), date(2026, 12, 2), date(2028, 2, 29)):
+        cycle = ce.cycle_for("ptcb_cpht", [], today)
+        assert cycle["end"] == today and cycle["start"] == ce.add_months(today, -24) + timedelta(days=1)
+    assert ce.cycle_for("ptcb_cpht", [], date(2026, 2, 28))["start"] == date(2024, 2, 29)
+
+
+def test_cycles_without_an_expiration_are_counted_from_the_issue_date():
+    cert = {"verified": True, "credential": "ptcb_cpht", "issued": date(2024, 2, 29), "expires": None,
+            "evidence_id": 1}
+    cycles = [ce.cycle_for("ptcb_cpht", [cert], today) for today in
+              (date(2025, 6, 1), date(2026, 2, 27), date(2026, 2, 28), date(2028, 2, 28), date(2028, 2, 29))]
+    assert [(c["start"], c["end"]) for c in cycles] == [
+        (date(2024, 2, 29), date(2026, 2, 27)),
+        (date(2024, 2, 29), date(2026, 2, 27)),  # the last day of the first cycle
+        (date(2026, 2, 28), date(2028, 2, 28)),  # no Feb 29 in 2026; the cycle still ends the day before Feb 29
+        (date(2026, 2, 28), date(2028, 2, 28)),
+        (date(2028, 2, 29), date(2030, 2, 27)),  # back on the issue date's day
+    ]
 
 
 def test_rules_are_data():

@@ -287,12 +287,18 @@ def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
             # that year), and start + 24 months - 1 day is Feb 27.
             start = add_months(cert["expires"] + timedelta(days=1), -months)
             return {"start": start, "end": cert["expires"], "known": True, "certification": cert}
-        start = cert["issued"]
-        while cycle_end(rule_data, start) < today:
-            start = add_months(start, months)
-        return {"start": start, "end": cycle_end(rule_data, start), "known": True, "certification": cert}
-    start = add_months(today, -months) + timedelta(days=1)
-    return {"start": start, "end": cycle_end(rule_data, start), "known": False, "certification": None}
+        # Cycles are counted from the issue date each time, not from the cycle before: from Feb 29, 2024 the
+        # third starts Feb 29, 2028, where stepping from the clamped Feb 28, 2026 would give Feb 28.
+        issued, passed = cert["issued"], 0
+        while add_months(issued, (passed + 1) * months) - timedelta(days=1) < today:
+            passed += 1
+        return {"start": add_months(issued, passed * months),
+                "end": add_months(issued, (passed + 1) * months) - timedelta(days=1), "known": True,
+                "certification": cert}
+    # No certification to count from: the cycle is the one ending today (on Feb 28, 2026 it starts Feb 29, 2024,
+    # whose cycle_end would be Feb 27).
+    return {"start": add_months(today, -months) + timedelta(days=1), "end": today, "known": False,
+            "certification": None}
 
 
 def _warnings(result: dict, cycle: dict, today: date) -> list[str]:
