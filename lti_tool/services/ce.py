@@ -290,11 +290,11 @@ def cycle_for(rule_code: str, certs: list[dict], today: date) -> dict:
         # Cycles are counted from the issue date each time, not from the cycle before: from Feb 29, 2024 the
         # third starts Feb 29, 2028, where stepping from the clamped Feb 28, 2026 would give Feb 28.
         issued, passed = cert["issued"], 0
-        while add_months(issued, (passed + 1) * months) - timedelta(days=1) < today:
+        while add_months(issued, (passed + 1) * months) <= today:  # that cycle's last day is before today
             passed += 1
-        return {"start": add_months(issued, passed * months),
-                "end": add_months(issued, (passed + 1) * months) - timedelta(days=1), "known": True,
-                "certification": cert}
+        next_start = add_months(issued, (passed + 1) * months)
+        return {"start": add_months(issued, passed * months), "end": next_start - timedelta(days=1),
+                "known": True, "certification": cert}
     # No certification to count from: the cycle is the one ending today (on Feb 28, 2026 it starts Feb 29, 2024,
     # whose cycle_end would be Feb 27).
     return {"start": add_months(today, -months) + timedelta(days=1), "end": today, "known": False,
